@@ -1,0 +1,14 @@
+//! floatip: keeps a service IP on exactly one healthy host of a LAN.
+//!
+//! Module map (who owns what):
+//! - [`config`]: the TOML file, validated into typed config with file:line errors.
+//! - [`net`]: the kernel edges: netlink addresses and link events, VRRP raw sockets, GARP/NA, ARP probes.
+//! - [`daemon`]: one loop driving every instance's `vrrp::Instance`, executing its actions.
+//! - [`cli`]: the command line.
+//! - [`demo`]: `floatip demo`, a live failover in network namespaces.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod net;
