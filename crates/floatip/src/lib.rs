@@ -6,9 +6,16 @@
 //! - [`daemon`]: one loop driving every instance's `vrrp::Instance`, executing its actions.
 //! - [`cli`]: the command line.
 //! - [`demo`]: `floatip demo`, a live failover in network namespaces.
+//! - [`control`]: the control socket protocol (one definition for daemon and CLI), server and client.
+//! - [`checks`], [`witness`]: health checks and the witness, run off the protocol loop.
+//! - [`hooks`]: notify scripts, run in order, one at a time per instance.
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod net;
+pub mod checks;
+pub mod control;
+pub mod hooks;
+pub mod witness;
