@@ -1,0 +1,61 @@
+//! The only unsafe code in the lab: thin wrappers over libc calls that std does not offer.
+#![allow(unsafe_code)]
+
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// The signal number that interrupted the run, or 0.
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+
+/// Effective user id of this process.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
+
+/// Sends `sig` to `pid`. Callers make sure `pid` is a child of ours that has not been reaped, so
+/// the pid cannot have been reused by an unrelated process.
+pub fn kill(pid: u32, sig: i32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        // Never a process group or "every process": only one positive pid.
+        return false;
+    }
+    // SAFETY: kill(2) with a positive pid and any signal number has no memory-safety effect.
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Async-signal-safe: one atomic store, nothing else (no allocation, no locks, no cleanup).
+    INTERRUPTED.store(sig, Ordering::SeqCst);
+}
+
+/// Installs `on_signal` for SIGINT and SIGTERM, one-shot (SA_RESETHAND): a second Ctrl-C gets the
+/// default action and kills the process at once.
+pub fn install_handlers() -> std::io::Result<()> {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `sa` is fully initialised (zeroed, then handler, mask and flags set) before it
+        // is passed to sigaction; the handler only performs an atomic store, which is
+        // async-signal-safe; the old-action pointer is null, which sigaction allows.
+        let rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = libc::SA_RESETHAND | libc::SA_RESTART;
+            libc::sigaction(sig, &sa, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The signal recorded by the handler, if any.
+pub fn interrupted_signal() -> Option<i32> {
+    match INTERRUPTED.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
