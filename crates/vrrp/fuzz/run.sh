@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Run the vrrp fuzz targets with cargo-fuzz (libFuzzer).
+#
+#   crates/vrrp/fuzz/run.sh decode [SECONDS] [extra libFuzzer args...]   # default 600 s
+#   crates/vrrp/fuzz/run.sh machine [SECONDS]
+#   crates/vrrp/fuzz/run.sh all [SECONDS]                                 # both, one after the other
+#
+# Targets:
+#   decode   decode()/validate()/peek_vrid() on arbitrary bytes, addresses, TTL and checksum modes
+#            (optionally with the checksum fixed up so the fuzzer gets past it). Must never panic; an
+#            accepted advert must re-encode to bytes of the same length that decode equal.
+#   machine  the election state machine (a placeholder until crates/vrrp/src/machine.rs is done).
+#
+# Setup, once: `cargo install cargo-fuzz`. Only a stable toolchain is installed here, so the nightly
+# flags cargo-fuzz passes (-Zsanitizer=address, ...) are unlocked with RUSTC_BOOTSTRAP=1. If the
+# sanitizer runtime is unavailable, add `--sanitizer none` (FUZZ_SANITIZER=none below); the targets
+# are safe Rust, so the sanitizer mainly catches panics/aborts, which libFuzzer reports anyway.
+#
+# The corpus lives in fuzz/corpus/<target>, crashes in fuzz/artifacts/<target> (both git-ignored).
+# Reproduce a crash: RUSTC_BOOTSTRAP=1 cargo fuzz run decode fuzz/artifacts/decode/crash-...
+# The run is niced: the build machine is shared.
+set -euo pipefail
+cd "$(dirname "$0")/.."   # crates/vrrp: cargo-fuzz finds ./fuzz
+
+target=${1:-decode}
+secs=${2:-600}
+shift $(( $# > 2 ? 2 : $# ))
+sanitizer=${FUZZ_SANITIZER:-address}
+export RUSTC_BOOTSTRAP=1
+
+run() {
+  mkdir -p "fuzz/corpus/$1"
+  nice -n 19 cargo fuzz run --sanitizer "$sanitizer" "$1" "fuzz/corpus/$1" -- \
+    -max_total_time="$secs" -print_final_stats=1 "${@:2}"
+}
+
+case $target in
+  decode | machine) run "$target" "$@" ;;
+  all) for t in decode machine; do run "$t" "$@"; done ;;
+  *) echo "usage: $0 decode|machine|all [SECONDS] [libFuzzer args...]" >&2; exit 2 ;;
+esac
