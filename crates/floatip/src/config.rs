@@ -899,6 +899,12 @@ fn unknown_key_hint(name: &str, schema: Schema) -> String {
 
 /// The valid key nearest to a misspelt one, if it is near enough to be what was meant.
 fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    // A prefix ("prio", "advert") is what someone remembering half the name writes.
+    if name.len() >= 3 {
+        if let Some(c) = candidates.iter().find(|c| c.starts_with(name)) {
+            return Some(c);
+        }
+    }
     let best = candidates
         .iter()
         .map(|c| (edit_distance(name, c), *c))
@@ -1001,7 +1007,17 @@ impl Cx<'_> {
         } else {
             "fix the TOML syntax here: strings need double quotes, lists use [ ], each table header is on its own line".into()
         };
-        self.at(span, first_line(&message).to_string(), hint);
+        // serde's type names mean nothing to a config author.
+        let what = message
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+            .replace("expected i64", "expected a number")
+            .replace("expected a sequence", "expected a list [ ... ]")
+            .replace("expected a boolean", "expected true or false");
+        self.at(span, what, hint);
     }
 
     fn missing(&mut self, span: Range<usize>, key: &str, table: &str, example: &str) {
@@ -1142,10 +1158,6 @@ fn line_at(text: &str, offset: usize) -> &str {
     let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
     &text[start..end]
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
 }
 
 fn key_on_line(line: &str) -> Option<String> {
@@ -1310,14 +1322,6 @@ fn check_log_filter(filter: &str) -> Result<(), String> {
             }
         }
         if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
-            if target.is_none()
-                && level
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_:-".contains(c))
-            {
-                // A bare module name enables everything in it, as in RUST_LOG.
-                continue;
-            }
             return Err(format!("\"{level}\" is not a level"));
         }
     }
