@@ -388,6 +388,17 @@ mod tests {
     }
 
     #[test]
+    fn permission_errors_say_what_to_do() {
+        let e = permission_hint(io::Error::from_raw_os_error(libc::EPERM), "x").to_string();
+        assert!(
+            e.contains("needs CAP_NET_RAW (run as root or grant the capability)"),
+            "{e}"
+        );
+        let e = permission_hint(io::Error::from_raw_os_error(libc::EINVAL), "x").to_string();
+        assert!(!e.contains("CAP_NET_RAW"), "{e}");
+    }
+
+    #[test]
     fn scope_needed_for_link_local_only() {
         assert!(needs_scope(&VRRP_GROUP_V6));
         assert!(needs_scope(&"fe80::1".parse().unwrap()));
