@@ -658,10 +658,6 @@ impl Host {
         self.output(&["ping", "-n", "-q", "-c", "1", "-W", "1", target])
             .is_ok_and(|o| o.status.success())
     }
-
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
 }
 
 impl std::fmt::Debug for Host {

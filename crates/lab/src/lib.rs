@@ -107,7 +107,11 @@ pub fn require_root(test_name: &str) -> bool {
             "{test_name}: {why}; a skipped lab test fails when CI or FLOATIP_LAB_REQUIRED is set"
         );
     }
-    eprintln!(
+    // Written to the real stderr, not through eprintln!, which the test harness captures and hides
+    // for passing tests.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "\n\
          ************************************************************************\n\
          *** SKIPPED {test_name}: {why}\n\

@@ -1,8 +1,7 @@
-//! The client that measures what a user feels: a fast ping, every reply time recorded.
+//! The client that measures what a user feels: echo requests every 1-2 ms, every reply recorded.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -10,24 +9,24 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::addr::parse_lab_ip;
-use crate::proc::{lock, ChildSlot, SharedChild};
-use crate::{unix_now, Host};
+use crate::{sys, unix_now, Host};
 
-/// How many times a ping that died on its own is restarted before the pinger gives up.
-const MAX_RESTARTS: u32 = 1000;
-/// Consecutive runs that die at once without a reply before the pinger gives up.
-const MAX_FAST_FAILURES: u32 = 5;
+/// Marks our echo payloads (so other ICMP traffic in the namespace is ignored).
+const MAGIC: &[u8; 8] = b"fiplabpg";
+/// How long the receiver keeps listening for late replies after the last request.
+const LINGER: Duration = Duration::from_millis(50);
+static NEXT_ID: AtomicU16 = AtomicU16::new(0);
 
-/// One reply line of ping.
+/// One echo reply.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Reply {
-    /// When ping received it (ping's `-D` timestamp), unix seconds with microseconds.
+    /// When it was received, unix seconds.
     pub at: f64,
-    /// ICMP sequence number (restarts from 1 when ping is restarted).
-    pub seq: u32,
+    /// Sequence number of the request it answers (0, 1, 2, ...; never wraps).
+    pub seq: u64,
     /// Round-trip time in milliseconds.
     pub rtt_ms: f64,
-    /// A duplicate reply: two hosts answered the same echo request.
+    /// A second (third...) reply to the same request: more than one host answered it.
     pub duplicate: bool,
 }
 
@@ -50,16 +49,12 @@ impl Gap {
 #[derive(Default)]
 struct State {
     replies: Vec<Reply>,
-    /// Packets transmitted by runs that have finished (from ping's summary, or the highest
-    /// sequence number seen when it printed none).
-    sent_done: u64,
-    /// Highest sequence number seen in the current run.
-    run_max_seq: u64,
-    errors: u64,
-    outstanding_reports: u64,
-    restarts: u32,
+    /// Per sequence number: how many replies came.
+    answered: Vec<u8>,
+    sent: u64,
+    send_errors: u64,
+    icmp_errors: u64,
     messages: Vec<String>,
-    gave_up: Option<String>,
 }
 
 impl State {
@@ -73,26 +68,38 @@ impl State {
 struct Inner {
     state: Mutex<State>,
     stopping: AtomicBool,
-    current: Mutex<Option<SharedChild>>,
 }
 
 impl Inner {
     fn st(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Non-duplicate reply times, in order.
+    fn times(&self) -> Vec<f64> {
+        self.st()
+            .replies
+            .iter()
+            .filter(|r| !r.duplicate)
+            .map(|r| r.at)
+            .collect()
+    }
 }
 
-/// Pings a target every `interval` from a host's namespace and records every reply time
-/// (iputils `ping -D -n -O -i <interval>`, parsed on a thread).
+/// Sends an ICMP echo request to a target every `interval` from a host's namespace and records
+/// every reply: the client whose longest gap between replies is the failover time a user feels.
 ///
-/// If ping exits on its own (some send errors end it) it is restarted, at most 1000 times, so
-/// replies keep being recorded across a failover, whoever answers. Stop it with
-/// [`stop`](Self::stop); dropping it stops it too, and its lab stops the ping if it outlives it.
+/// It uses its own raw ICMP socket opened inside the host's namespace, not iputils ping: ping
+/// sends only every 10 ms (1000/HZ) while a request is unanswered, which would blur every outage
+/// by up to 10 ms, and busy-waits at intervals under 10 ms. Here one thread sends on a fixed
+/// schedule (requests are not delayed by missing replies) and another timestamps replies as they
+/// arrive. Duplicate replies (two hosts answering) are counted. It keeps going whoever answers:
+/// a failover only changes which MAC the client's neighbour entry points to.
 pub struct Pinger {
     target: String,
     started: f64,
     inner: Arc<Inner>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
 }
 
 /// What a pinger saw, from [`Pinger::stop`].
@@ -102,23 +109,23 @@ pub struct PingReport {
     pub target: String,
     /// Echo requests sent.
     pub sent: u64,
-    /// Replies received (duplicates not counted).
+    /// Requests answered (duplicates not counted).
     pub received: u64,
     /// Duplicate replies: more than one host answered (two owners, or a make-before-break
     /// overlap).
     pub duplicates: u64,
-    /// Error lines (e.g. "Destination Host Unreachable", send errors).
+    /// Requests the kernel refused to send (e.g. no route) plus ICMP errors about our requests
+    /// (e.g. destination unreachable).
     pub errors: u64,
-    /// Times ping died on its own and was restarted.
-    pub restarts: u32,
-    /// Unix time the pinger started and stopped.
+    /// Unix time the pinger started.
     pub started: f64,
+    /// Unix time the pinger stopped.
     pub stopped: f64,
-    /// Every reply, in order received.
+    /// Every reply, duplicates included, in order received.
     pub replies: Vec<Reply>,
     /// Longest period without a reply from the first reply to the stop (`None` without replies).
     pub longest_gap: Option<Duration>,
-    /// ping's stderr and error lines (the first 200), for diagnosis.
+    /// The first 200 error messages, for diagnosis.
     pub messages: Vec<String>,
 }
 
@@ -129,103 +136,131 @@ impl PingReport {
     }
 }
 
-fn parse_num<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
-    let i = line.find(key)? + key.len();
-    let rest = &line[i..];
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
+fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    for c in data.chunks(2) {
+        let w = u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]);
+        sum += u32::from(w);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
 }
 
-/// What one line of `ping -D -n -O` output says.
+/// An echo request: type, code, checksum, id, seq16, then MAGIC, seq64, send offset in ns.
+fn echo_request(v6: bool, id: u16, seq: u64, sent_ns: u64) -> Vec<u8> {
+    let mut p = Vec::with_capacity(32);
+    p.push(if v6 { 128 } else { 8 });
+    p.push(0);
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(&id.to_be_bytes());
+    p.extend_from_slice(&(seq as u16).to_be_bytes());
+    p.extend_from_slice(MAGIC);
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&sent_ns.to_be_bytes());
+    if !v6 {
+        // The kernel fills in ICMPv6 checksums on raw sockets; ICMPv4 is ours to compute.
+        let c = checksum(&p);
+        p[2..4].copy_from_slice(&c.to_be_bytes());
+    }
+    p
+}
+
+/// What a received ICMP message means to us.
 #[derive(Debug, PartialEq)]
-enum Line {
-    Reply(Reply),
-    NoAnswer,
-    Error(String),
-    Summary { transmitted: u64 },
+enum Incoming {
+    /// An echo reply to one of our requests: (seq, send offset in ns).
+    Reply(u64, u64),
+    /// An ICMP error about one of our requests.
+    Error(u8, u8),
     Other,
 }
 
-fn parse_line(line: &str) -> Line {
-    let line = line.trim();
-    if let Some(rest) = line.strip_prefix('[') {
-        let Some((ts, body)) = rest.split_once(']') else {
-            return Line::Other;
-        };
-        let Ok(at) = ts.parse::<f64>() else {
-            return Line::Other;
-        };
-        let body = body.trim();
-        if body.contains(" bytes from ") && body.contains("icmp_seq=") {
-            return Line::Reply(Reply {
-                at,
-                seq: parse_num(body, "icmp_seq=").unwrap_or(0),
-                rtt_ms: parse_num(body, "time=").unwrap_or(f64::NAN),
-                duplicate: body.contains("(DUP!)"),
-            });
-        }
-        if body.starts_with("no answer yet") {
-            return Line::NoAnswer;
-        }
-        return Line::Error(body.to_string());
+fn parse_incoming(v6: bool, id: u16, buf: &[u8]) -> Incoming {
+    // IPv4 raw sockets deliver the IP header too; IPv6 ones do not.
+    let icmp = if v6 {
+        buf
+    } else {
+        let ihl = usize::from(buf.first().map_or(0, |b| b & 0x0f)) * 4;
+        buf.get(ihl..).unwrap_or(&[])
+    };
+    if icmp.len() < 8 {
+        return Incoming::Other;
     }
-    if line.contains("packets transmitted") {
-        let transmitted = line
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        return Line::Summary { transmitted };
+    let (ty, code) = (icmp[0], icmp[1]);
+    let reply_type = if v6 { 129 } else { 0 };
+    let ours = |echo: &[u8]| echo.len() >= 8 && echo[4..6] == id.to_be_bytes();
+    if ty == reply_type {
+        if !ours(icmp) || icmp.len() < 32 || &icmp[8..16] != MAGIC {
+            return Incoming::Other;
+        }
+        let seq = u64::from_be_bytes(icmp[16..24].try_into().expect("8 bytes"));
+        let sent = u64::from_be_bytes(icmp[24..32].try_into().expect("8 bytes"));
+        return Incoming::Reply(seq, sent);
     }
-    Line::Other
+    // Errors quote the offending packet after the 8-byte ICMP header.
+    let is_error = if v6 {
+        ty < 128
+    } else {
+        matches!(ty, 3 | 11 | 12)
+    };
+    if is_error {
+        let inner = &icmp[8..];
+        let echo = if v6 {
+            inner.get(40..)
+        } else {
+            let ihl = usize::from(inner.first().map_or(0, |b| b & 0x0f)) * 4;
+            inner.get(ihl..)
+        };
+        if echo.is_some_and(ours) {
+            return Incoming::Error(ty, code);
+        }
+    }
+    Incoming::Other
 }
 
 impl Pinger {
-    /// Starts pinging `target` (a lab address) from `host` every `interval` (at least 1 ms; 1-2 ms
-    /// is the intended use). Fails if ping cannot be started at all.
+    /// Starts pinging `target` (a lab address, IPv4 or IPv6) from `host` every `interval` (at
+    /// least 100 us; 1-2 ms is the intended use).
     pub fn start(host: &Host, target: &str, interval: Duration) -> Result<Pinger> {
-        let ip = parse_lab_ip(target)?.to_string();
-        if interval < Duration::from_millis(1) {
-            bail!("ping interval {interval:?} is below 1 ms: that floods the lab and distorts measurements");
+        let ip = parse_lab_ip(target)?;
+        if interval < Duration::from_micros(100) {
+            bail!("ping interval {interval:?} is below 100 us: that floods the lab and distorts measurements");
         }
-        let interval_arg = format!("{:.6}", interval.as_secs_f64());
-        let argv: Vec<String> = [
-            "ip",
-            "netns",
-            "exec",
-            &host.netns,
-            "ping",
-            "-D",
-            "-n",
-            "-O",
-            "-i",
-            &interval_arg,
-            &ip,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let v6 = ip.is_ipv6();
+        let sock = sys::raw_icmp_socket_in(&host.netns, v6)
+            .with_context(|| format!("cannot open a raw ICMP socket in {}", host.netns))?;
+        sock.set_read_timeout(Some(Duration::from_millis(20)))?;
+        let rx = sock.try_clone()?;
+        let id = (std::process::id() as u16) ^ NEXT_ID.fetch_add(0x9e37, Ordering::Relaxed);
         let inner = Arc::new(Inner {
             state: Mutex::new(State::default()),
             stopping: AtomicBool::new(false),
-            current: Mutex::new(None),
         });
-        // Start the first run here so that failing to start at all is an error for the caller.
-        let first = start_run(&argv, host)?;
+        let t0 = Instant::now();
         let started = unix_now();
-        let inner2 = inner.clone();
-        let host2 = host.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("pinger-{ip}"))
-            .spawn(move || supervise(&inner2, &argv, &host2, first))
-            .context("cannot start the pinger thread")?;
+        let dest = SocketAddr::new(ip, 0);
+        let mut threads = Vec::new();
+        let inner_tx = inner.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("pinger-tx-{ip}"))
+                .spawn(move || send_loop(&inner_tx, &sock, dest, v6, id, t0, interval))
+                .context("cannot start the pinger's sender")?,
+        );
+        let inner_rx = inner.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("pinger-rx-{ip}"))
+                .spawn(move || recv_loop(&inner_rx, &rx, v6, id, t0, started))
+                .context("cannot start the pinger's receiver")?,
+        );
         Ok(Pinger {
-            target: ip,
+            target: ip.to_string(),
             started,
             inner,
-            thread: Some(thread),
+            threads,
         })
     }
 
@@ -234,20 +269,19 @@ impl Pinger {
         &self.target
     }
 
-    /// Unix time of every (non-duplicate) reply so far.
+    /// Unix time of every (non-duplicate) reply so far, in order.
     pub fn replies(&self) -> Vec<f64> {
-        self.inner
-            .st()
-            .replies
-            .iter()
-            .filter(|r| !r.duplicate)
-            .map(|r| r.at)
-            .collect()
+        self.inner.times()
     }
 
     /// Every reply so far, duplicates included, with sequence numbers and round-trip times.
     pub fn reply_log(&self) -> Vec<Reply> {
         self.inner.st().replies.clone()
+    }
+
+    /// Requests sent so far.
+    pub fn sent(&self) -> u64 {
+        self.inner.st().sent
     }
 
     /// Number of (non-duplicate) replies so far.
@@ -272,13 +306,7 @@ impl Pinger {
 
     /// Unix time of the latest reply.
     pub fn last_reply(&self) -> Option<f64> {
-        self.inner
-            .st()
-            .replies
-            .iter()
-            .rev()
-            .find(|r| !r.duplicate)
-            .map(|r| r.at)
+        self.inner.st().replies.last().map(|r| r.at)
     }
 
     /// Waits (at most `timeout`) until `n` replies in all have been received.
@@ -293,11 +321,6 @@ impl Pinger {
         })
     }
 
-    /// Why the pinger stopped restarting ping, if it did.
-    pub fn gave_up(&self) -> Option<String> {
-        self.inner.st().gave_up.clone()
-    }
-
     /// The longest period without a reply in the window [`since`, `until`] (unix seconds),
     /// counting from `since` to the first reply and from the last reply to `until` (clamped to
     /// now). With no reply in the window, the whole window.
@@ -309,24 +332,18 @@ impl Pinger {
             .unwrap_or_default()
     }
 
-    /// Every period without a reply longer than `min` in [`since`, `until`], as
+    /// Every period without a reply longer than `min` in [`since`, `until`], counted as
     /// [`longest_gap`](Self::longest_gap) counts them, in time order.
     pub fn gaps(&self, since: f64, until: f64, min: Duration) -> Vec<Gap> {
         gaps_in(&self.replies(), since, until.min(unix_now()), min)
     }
 
-    /// Stops ping (SIGINT, so it prints its summary; SIGKILL if it has not gone after 2 s) and
-    /// reports what it saw.
+    /// Stops sending, waits 50 ms for late replies, and reports what it saw.
     pub fn stop(mut self) -> PingReport {
         self.shutdown();
         let stopped = unix_now();
+        let times = self.inner.times();
         let st = self.inner.st();
-        let times: Vec<f64> = st
-            .replies
-            .iter()
-            .filter(|r| !r.duplicate)
-            .map(|r| r.at)
-            .collect();
         let longest_gap = times.first().map(|&first| {
             gaps_in(&times, first, stopped, Duration::ZERO)
                 .iter()
@@ -336,11 +353,10 @@ impl Pinger {
         });
         PingReport {
             target: self.target.clone(),
-            sent: st.sent_done,
+            sent: st.sent,
             received: times.len() as u64,
             duplicates: st.replies.iter().filter(|r| r.duplicate).count() as u64,
-            errors: st.errors,
-            restarts: st.restarts,
+            errors: st.send_errors + st.icmp_errors,
             started: self.started,
             stopped,
             replies: st.replies.clone(),
@@ -351,40 +367,111 @@ impl Pinger {
 
     fn shutdown(&mut self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
-        let Some(thread) = self.thread.take() else {
-            return;
-        };
-        if let Some(c) = self
-            .inner
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            lock(c).signal(libc::SIGINT);
+        // Both threads notice within max(interval, 20 ms) + LINGER; join is therefore bounded.
+        for t in self.threads.drain(..) {
+            let _ = t.join();
         }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !thread.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        if !thread.is_finished() {
-            if let Some(c) = self
-                .inner
-                .current
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_ref()
-            {
-                lock(c).signal(libc::SIGKILL);
-            }
-        }
-        let _ = thread.join();
     }
 }
 
 impl Drop for Pinger {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+fn send_loop(
+    inner: &Inner,
+    sock: &UdpSocket,
+    dest: SocketAddr,
+    v6: bool,
+    id: u16,
+    t0: Instant,
+    interval: Duration,
+) {
+    let mut seq: u64 = 0;
+    let mut next = t0;
+    while !inner.stopping.load(Ordering::SeqCst) && !crate::interrupted() {
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        let sent_ns = t0.elapsed().as_nanos() as u64;
+        let pkt = echo_request(v6, id, seq, sent_ns);
+        let res = sock.send_to(&pkt, dest);
+        {
+            let mut st = inner.st();
+            st.sent += 1;
+            if let Err(e) = res {
+                st.send_errors += 1;
+                st.message(format!("seq {seq}: send: {e}"));
+            }
+        }
+        seq += 1;
+        // A fixed schedule; if we fell behind (a stall), skip ahead rather than burst.
+        next += interval;
+        let now = Instant::now();
+        if next + interval < now {
+            next = now;
+        }
+    }
+}
+
+fn recv_loop(inner: &Inner, sock: &UdpSocket, v6: bool, id: u16, t0: Instant, started: f64) {
+    let mut buf = [0u8; 2048];
+    let mut stop_at: Option<Instant> = None;
+    loop {
+        if stop_at.is_none() && (inner.stopping.load(Ordering::SeqCst) || crate::interrupted()) {
+            stop_at = Some(Instant::now() + LINGER);
+        }
+        if stop_at.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
+        let (n, from) = match sock.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                inner.st().message(format!("receive: {e}"));
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+        };
+        let now = t0.elapsed();
+        match parse_incoming(v6, id, &buf[..n]) {
+            Incoming::Reply(seq, sent_ns) => {
+                let at = started + now.as_secs_f64();
+                let mut st = inner.st();
+                let i = seq as usize;
+                if i >= st.answered.len() {
+                    st.answered.resize(i + 1, 0);
+                }
+                st.answered[i] = st.answered[i].saturating_add(1);
+                let duplicate = st.answered[i] > 1;
+                let rtt_ms = (now.as_nanos() as f64 - sent_ns as f64) / 1e6;
+                st.replies.push(Reply {
+                    at,
+                    seq,
+                    rtt_ms,
+                    duplicate,
+                });
+            }
+            Incoming::Error(ty, code) => {
+                let mut st = inner.st();
+                st.icmp_errors += 1;
+                let from: IpAddr = from.ip();
+                st.message(format!("ICMP error type {ty} code {code} from {from}"));
+            }
+            Incoming::Other => {}
+        }
     }
 }
 
@@ -407,172 +494,41 @@ fn gaps_in(times: &[f64], since: f64, until: f64, min: Duration) -> Vec<Gap> {
     out
 }
 
-struct Run {
-    slot: SharedChild,
-    stdout: std::process::ChildStdout,
-    stderr: std::process::ChildStderr,
-    began: Instant,
-}
-
-fn start_run(argv: &[String], host: &Host) -> Result<Run> {
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start `{}`", argv.join(" ")))?;
-    let stdout = child.stdout.take().expect("piped");
-    let stderr = child.stderr.take().expect("piped");
-    let slot = ChildSlot::shared(child);
-    host.shared().register(slot.clone());
-    Ok(Run {
-        slot,
-        stdout,
-        stderr,
-        began: Instant::now(),
-    })
-}
-
-fn supervise(inner: &Inner, argv: &[String], host: &Host, first: Run) {
-    let mut run = Some(first);
-    let mut fast_failures = 0;
-    loop {
-        let Some(r) = run.take() else { break };
-        *inner.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(r.slot.clone());
-        if inner.stopping.load(Ordering::SeqCst) {
-            // stop() may have looked for the child before it was published here.
-            lock(&r.slot).signal(libc::SIGINT);
-        }
-        let err_inner_state = {
-            let mut stderr = r.stderr;
-            std::thread::spawn(move || {
-                let mut s = String::new();
-                let _ = stderr.read_to_string(&mut s);
-                s
-            })
-        };
-        let mut replies_this_run = 0u64;
-        let mut summary = None;
-        inner.st().run_max_seq = 0;
-        for line in BufReader::new(r.stdout).lines() {
-            let Ok(line) = line else { break };
-            let mut st = inner.st();
-            match parse_line(&line) {
-                Line::Reply(rep) => {
-                    replies_this_run += 1;
-                    st.run_max_seq = st.run_max_seq.max(u64::from(rep.seq));
-                    st.replies.push(rep);
-                }
-                Line::NoAnswer => st.outstanding_reports += 1,
-                Line::Error(e) => {
-                    st.errors += 1;
-                    st.message(e);
-                }
-                Line::Summary { transmitted } => summary = Some(transmitted),
-                Line::Other => {}
-            }
-        }
-        // Reap it, bounded: stdout closed, so it is exiting.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while lock(&r.slot).signal(0) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        lock(&r.slot).signal(libc::SIGKILL);
-        let stderr_text = err_inner_state.join().unwrap_or_default();
-        {
-            let mut st = inner.st();
-            let max_seq = st.run_max_seq;
-            st.sent_done += summary.unwrap_or(max_seq);
-            for l in stderr_text.lines().filter(|l| !l.trim().is_empty()) {
-                st.message(l.to_string());
-            }
-        }
-        if inner.stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        if crate::interrupted() {
-            inner.st().gave_up = Some("interrupted".into());
-            break;
-        }
-        if replies_this_run == 0 && r.began.elapsed() < Duration::from_millis(500) {
-            fast_failures += 1;
-        } else {
-            fast_failures = 0;
-        }
-        let why = {
-            let st = inner.st();
-            if st.restarts >= MAX_RESTARTS {
-                Some(format!("ping died {MAX_RESTARTS} times"))
-            } else if fast_failures >= MAX_FAST_FAILURES {
-                Some(format!(
-                    "ping died at once {MAX_FAST_FAILURES} times in a row: {}",
-                    stderr_text.trim()
-                ))
-            } else {
-                None
-            }
-        };
-        if let Some(why) = why {
-            inner.st().gave_up = Some(why);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-        inner.st().restarts += 1;
-        match start_run(argv, host) {
-            Ok(r) => run = Some(r),
-            Err(e) => {
-                inner.st().gave_up = Some(format!("{e:#}"));
-                break;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_ping_lines() {
+    fn echo_roundtrip_and_checksum() {
+        let req = echo_request(false, 0x1234, 70_000, 42);
+        assert_eq!(checksum(&req), 0, "a correct checksum sums to zero");
+        // Turn it into a reply behind a 20-byte IPv4 header.
+        let mut pkt = vec![0x45u8];
+        pkt.resize(20, 0);
+        let mut rep = req.clone();
+        rep[0] = 0;
+        pkt.extend_from_slice(&rep);
         assert_eq!(
-            parse_line(
-                "[1795466616.25] 64 bytes from 192.0.2.2: icmp_seq=17 ttl=64 time=0.296 ms"
-            ),
-            Line::Reply(Reply {
-                at: 1795466616.25,
-                seq: 17,
-                rtt_ms: 0.296,
-                duplicate: false
-            })
+            parse_incoming(false, 0x1234, &pkt),
+            Incoming::Reply(70_000, 42)
         );
-        assert!(matches!(
-            parse_line(
-                "[1795466616.5] 64 bytes from 2001:db8::2: icmp_seq=3 ttl=64 time=0.1 ms (DUP!)"
-            ),
-            Line::Reply(Reply {
-                seq: 3,
-                duplicate: true,
-                ..
-            })
-        ));
-        assert_eq!(
-            parse_line("[1795466616.5] no answer yet for icmp_seq=4"),
-            Line::NoAnswer
-        );
-        assert!(matches!(
-            parse_line("[1795466616.5] From 192.0.2.1 icmp_seq=5 Destination Host Unreachable"),
-            Line::Error(_)
-        ));
-        assert_eq!(
-            parse_line("299 packets transmitted, 299 received, 0% packet loss, time 298ms"),
-            Line::Summary { transmitted: 299 }
-        );
-        assert_eq!(
-            parse_line("PING 192.0.2.2 (192.0.2.2) 56(84) bytes of data."),
-            Line::Other
-        );
+        assert_eq!(parse_incoming(false, 0x4321, &pkt), Incoming::Other);
+        // Our own request seen on the socket is not a reply.
+        let mut own = vec![0x45u8];
+        own.resize(20, 0);
+        own.extend_from_slice(&req);
+        assert_eq!(parse_incoming(false, 0x1234, &own), Incoming::Other);
+        // IPv6: no IP header on receive, type 129.
+        let mut r6 = echo_request(true, 7, 3, 9);
+        r6[0] = 129;
+        assert_eq!(parse_incoming(true, 7, &r6), Incoming::Reply(3, 9));
+        // Destination unreachable quoting our request.
+        let mut err = vec![0x45u8];
+        err.resize(20, 0);
+        err.extend_from_slice(&[3, 1, 0, 0, 0, 0, 0, 0, 0x45]);
+        err.resize(20 + 8 + 20, 0);
+        err.extend_from_slice(&req[..8]);
+        assert_eq!(parse_incoming(false, 0x1234, &err), Incoming::Error(3, 1));
     }
 
     #[test]

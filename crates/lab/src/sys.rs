@@ -59,3 +59,40 @@ pub fn interrupted_signal() -> Option<i32> {
         s => Some(s),
     }
 }
+
+/// Opens a raw ICMP (or ICMPv6) socket inside the network namespace `/run/netns/<netns>`.
+///
+/// The socket is created on a short-lived thread that first moves itself into the namespace
+/// (setns affects only the calling thread for network namespaces), so the calling thread and the
+/// rest of the process stay where they are. A socket belongs to the namespace it was created in
+/// for its whole life, whichever thread uses it afterwards. It is returned as a `UdpSocket` only
+/// for std's `send_to`/`recv_from`/timeouts, which work unchanged on a raw socket.
+pub fn raw_icmp_socket_in(netns: &str, v6: bool) -> std::io::Result<std::net::UdpSocket> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let ns = std::fs::File::open(std::path::Path::new("/run/netns").join(netns))?;
+    let ns_fd = ns.as_raw_fd();
+    std::thread::scope(|s| {
+        s.spawn(|| -> std::io::Result<std::net::UdpSocket> {
+            // SAFETY: `ns_fd` is an open namespace file kept alive by `ns` for this whole scope;
+            // setns only changes this (scoped, about to exit) thread's network namespace.
+            if unsafe { libc::setns(ns_fd, libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let (domain, proto) = if v6 {
+                (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+            } else {
+                (libc::AF_INET, libc::IPPROTO_ICMP)
+            };
+            // SAFETY: plain socket(2) call with constant arguments; the result is checked.
+            let fd = unsafe { libc::socket(domain, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: `fd` is a freshly created, valid socket that nothing else owns.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            Ok(std::net::UdpSocket::from(owned))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("socket thread panicked")))
+    })
+}
