@@ -358,7 +358,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     // anywhere also lands there; stage 1 then reports it as a value of the wrong type.)
     if let Ok(tree) = toml::from_str::<Node>(text) {
         let mut unknown = Vec::new();
-        walk_keys(&tree, Schema::Root, &mut unknown);
+        walk_keys(&tree, Schema::Root, 0..0, &mut unknown);
         let mut blanked = text.to_string();
         for u in &unknown {
             cx.at(u.key_span.clone(), u.what.clone(), u.hint.clone());
@@ -369,11 +369,24 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
     // Stage 1: the raw structs. With the unknown keys blanked (spaces, so positions do not move), what can
     // still fail here is syntax or a value of the wrong TOML type.
-    let source = cleaned.as_deref().unwrap_or(text);
-    let config = match toml::from_str::<RawFile>(source) {
+    let walked = cleaned.is_some();
+    let config = match toml::from_str::<RawFile>(cleaned.as_deref().unwrap_or(text)) {
         Ok(raw) => validate(&mut cx, raw),
         Err(e) => {
-            cx.toml_error(&e);
+            // An error in the blanked text may be of our making (a blanking gone wrong): report the file's own.
+            let e = match &cleaned {
+                Some(c) if c != text => toml::from_str::<RawFile>(text).err().unwrap_or(e),
+                _ => e,
+            };
+            // Stage 0 read the whole file, so it has listed every unknown key already.
+            let listed = walked
+                && cx
+                    .problems
+                    .iter()
+                    .any(|p| p.what.starts_with("unknown key"));
+            if !(listed && e.message().starts_with("unknown field")) {
+                cx.toml_error(&e);
+            }
             None
         }
     };
@@ -527,7 +540,7 @@ pub fn default_address_lifetime(advert_interval: Duration) -> Duration {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
-    daemon: Option<Spanned<RawDaemon>>,
+    daemon: Option<RawDaemon>,
     #[serde(default)]
     instance: Vec<Spanned<RawInstance>>,
 }
@@ -555,13 +568,13 @@ struct RawInstance {
     addresses: Option<Spanned<Vec<Spanned<String>>>>,
     unicast_peers: Option<Spanned<Vec<Spanned<String>>>>,
     checksum: Option<Spanned<String>>,
-    announce: Option<Spanned<RawAnnounce>>,
+    announce: Option<RawAnnounce>,
     address_lifetime: Option<Spanned<RawDuration>>,
     witness: Option<Spanned<Vec<Spanned<String>>>>,
     track_interfaces: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     check: Vec<Spanned<RawCheck>>,
-    notify: Option<Spanned<RawNotify>>,
+    notify: Option<RawNotify>,
 }
 
 #[derive(Deserialize)]
@@ -786,84 +799,199 @@ impl Schema {
     ];
 }
 
-/// Any TOML value, keeping the positions of keys and values (only tables and arrays are looked into).
-enum Node {
-    Table(Vec<(Spanned<String>, Spanned<Node>)>),
-    Array(Vec<Spanned<Node>>),
+// Tables that only exist through a dotted key or a deeper header (`a.b = 1`, `[x.y]` without `[x]`) have no
+// position in toml, and `Spanned<T>` fails on them outright. The walk must read any file, so it asks for a
+// span the way `Spanned` does (serde_spanned's protocol, stable across toml 0.8) and accepts a plain value
+// when the deserializer has none to give.
+const SPANNED_NAME: &str = "$__serde_spanned_private_Spanned";
+const SPANNED_START: &str = "$__serde_spanned_private_start";
+const SPANNED_END: &str = "$__serde_spanned_private_end";
+const SPANNED_VALUE: &str = "$__serde_spanned_private_value";
+const SPANNED_FIELDS: &[&str] = &[SPANNED_START, SPANNED_END, SPANNED_VALUE];
+
+/// Any TOML value, with the position of each key and value where toml knows it (only tables and arrays
+/// are looked into).
+struct Node {
+    span: Option<Range<usize>>,
+    kind: NodeKind,
+}
+
+enum NodeKind {
+    Table(Vec<(Key, Node)>),
+    Array(Vec<Node>),
     Scalar,
+}
+
+struct Key {
+    span: Option<Range<usize>>,
+    name: String,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(Key {
+                    span: None,
+                    name: v.to_string(),
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Key, A::Error> {
+                let (span, first) = read_span(&mut map)?;
+                match (span, first) {
+                    (Some(span), None) => Ok(Key {
+                        span: Some(span),
+                        name: map.next_value::<String>()?,
+                    }),
+                    _ => Err(de::Error::custom("a key that is a table")),
+                }
+            }
+        }
+        d.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, V)
+    }
+}
+
+/// Reads serde_spanned's start and end fields if the map begins with them: `(Some(span), None)`, with the
+/// value next. Otherwise `(None, Some(first key))` of an ordinary table.
+#[allow(clippy::type_complexity)]
+fn read_span<'de, A: MapAccess<'de>>(
+    map: &mut A,
+) -> Result<(Option<Range<usize>>, Option<Option<Key>>), A::Error> {
+    let Some(first) = map.next_key::<Key>()? else {
+        return Ok((None, Some(None)));
+    };
+    if first.name != SPANNED_START {
+        return Ok((None, Some(Some(first))));
+    }
+    let start: usize = map.next_value()?;
+    let _end_key = map.next_key::<Key>()?;
+    let end: usize = map.next_value()?;
+    let _value_key = map.next_key::<Key>()?;
+    Ok((Some(start..end), None))
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any TOML value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
+        Ok(Node::scalar())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
+        Ok(Node::scalar())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
+        Ok(Node::scalar())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
+        Ok(Node::scalar())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Node, E> {
+        Ok(Node::scalar())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Node>()? {
+            items.push(item);
+        }
+        Ok(Node {
+            span: None,
+            kind: NodeKind::Array(items),
+        })
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let first = match read_span(&mut map)? {
+            (Some(span), _) => {
+                let mut node = map.next_value::<Unspanned>()?.0;
+                node.span = Some(span);
+                return Ok(node);
+            }
+            (None, first) => first.flatten(),
+        };
+        let mut entries = Vec::new();
+        let mut next = first;
+        while let Some(key) = next {
+            let value = map.next_value::<Node>()?;
+            entries.push((key, value));
+            next = map.next_key::<Key>()?;
+        }
+        Ok(Node {
+            span: None,
+            kind: NodeKind::Table(entries),
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Node;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any TOML value")
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
-                Ok(Node::Scalar)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
-                Ok(Node::Scalar)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
-                Ok(Node::Scalar)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
-                Ok(Node::Scalar)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Node, E> {
-                Ok(Node::Scalar)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<Spanned<Node>>()? {
-                    items.push(item);
-                }
-                Ok(Node::Array(items))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(key) = map.next_key::<Spanned<String>>()? {
-                    let value = map.next_value::<Spanned<Node>>()?;
-                    entries.push((key, value));
-                }
-                Ok(Node::Table(entries))
-            }
+        d.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, NodeVisitor)
+    }
+}
+
+/// The value inside a span: asking for a span again here would recurse forever.
+struct Unspanned(Node);
+
+impl<'de> Deserialize<'de> for Unspanned {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor).map(Unspanned)
+    }
+}
+
+impl Node {
+    fn scalar() -> Node {
+        Node {
+            span: None,
+            kind: NodeKind::Scalar,
         }
-        d.deserialize_any(V)
     }
 }
 
 struct UnknownKey {
     key_span: Range<usize>,
-    value_span: Range<usize>,
+    value_span: Option<Range<usize>>,
     what: String,
     hint: String,
 }
 
-fn walk_keys(node: &Node, schema: Schema, out: &mut Vec<UnknownKey>) {
-    let Node::Table(entries) = node else { return };
+/// Collects every key that `schema` does not know, recursing into the tables floatip defines. `around` is
+/// the best position known for the table itself, for keys toml has no position for.
+fn walk_keys(node: &Node, schema: Schema, around: Range<usize>, out: &mut Vec<UnknownKey>) {
+    let NodeKind::Table(entries) = &node.kind else {
+        return;
+    };
+    let around = node.span.clone().unwrap_or(around);
     for (key, value) in entries {
-        let name = key.get_ref().as_str();
+        let name = key.name.as_str();
+        let key_span = key
+            .span
+            .clone()
+            .or_else(|| value.span.clone())
+            .unwrap_or_else(|| around.clone());
         if !schema.keys().contains(&name) {
             out.push(UnknownKey {
-                key_span: key.span(),
-                value_span: value.span(),
+                key_span,
+                value_span: value.span.clone(),
                 what: format!("unknown key `{name}` in {}", schema.table_name()),
                 hint: unknown_key_hint(name, schema),
             });
             continue;
         }
         if let Some(child) = schema.child(name) {
-            match value.get_ref() {
-                Node::Array(items) => {
+            match &value.kind {
+                NodeKind::Array(items) => {
                     for item in items {
-                        walk_keys(item.get_ref(), child, out);
+                        walk_keys(item, child, key_span.clone(), out);
                     }
                 }
-                table => walk_keys(table, child, out),
+                _ => walk_keys(value, child, key_span, out),
             }
         }
     }
@@ -928,32 +1056,51 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// Replaces `key = value` with spaces (newlines kept, so every position stays put). Only plain pairs are
-/// touched; anything else (a table header) stays, and stage 1 reports it again at the same place.
+/// Replaces `key = value` with spaces (newlines kept, multi-byte characters as as many spaces, so no
+/// position moves), with its comma inside an inline table. Only plain pairs are touched; anything else (a
+/// table header) stays, and stage 1 stops there, after stage 0 has listed it.
 fn blank_pair(text: &mut String, key: &UnknownKey) {
-    let (start, end) = (key.key_span.start, key.value_span.end);
-    if end <= key.key_span.end || end > text.len() || key.value_span.start < key.key_span.end {
+    let Some(value_span) = &key.value_span else {
+        return;
+    };
+    let (mut start, mut end) = (key.key_span.start, value_span.end);
+    if value_span.start < key.key_span.end || end > text.len() {
         return;
     }
-    let between = &text[key.key_span.end..key.value_span.start];
-    if between.trim() != "=" {
+    if text[key.key_span.end..value_span.start].trim() != "=" {
         return;
+    }
+    // A dotted key (`notify.mastr = ...`): its position is the last part; blank the whole key.
+    loop {
+        let before = text[..start].trim_end_matches([' ', '\t']);
+        let Some(parent) = before.strip_suffix('.') else {
+            break;
+        };
+        let parent = parent.trim_end_matches([' ', '\t']);
+        let bare = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        let segment_start = parent.rfind(|c: char| !bare(c)).map_or(0, |i| i + 1);
+        if segment_start == parent.len() {
+            return; // a quoted part: leave it to stage 1
+        }
+        start = segment_start;
+    }
+    let after = text[end..].len() - text[end..].trim_start_matches([' ', '\t']).len();
+    if text[end + after..].starts_with(',') {
+        end += after + 1;
+    } else {
+        let before = text[..start].trim_end_matches([' ', '\t']);
+        if before.ends_with(',') {
+            start = before.len() - 1;
+        }
     }
     let blanked: String = text[start..end]
         .chars()
-        .map(|c| if c == '\n' { '\n' } else { ' ' })
+        .map(|c| match c {
+            '\n' | '\r' => c.to_string(),
+            _ => " ".repeat(c.len_utf8()),
+        })
         .collect();
-    // Multi-byte characters become several spaces so byte offsets do not move either.
-    let blanked = pad_to_bytes(&blanked, &text[start..end]);
     text.replace_range(start..end, &blanked);
-}
-
-fn pad_to_bytes(blanked: &str, original: &str) -> String {
-    original
-        .chars()
-        .zip(blanked.chars())
-        .map(|(o, b)| b.to_string().repeat(o.len_utf8()))
-        .collect()
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1194,7 +1341,7 @@ fn key_type(key: &str) -> &'static str {
 
 fn validate(cx: &mut Cx<'_>, raw: RawFile) -> Option<Config> {
     let daemon = match &raw.daemon {
-        Some(d) => validate_daemon(cx, d.get_ref()),
+        Some(d) => validate_daemon(cx, d),
         None => Some(DaemonConfig::default()),
     };
 
@@ -1665,7 +1812,7 @@ fn validate_instance(
     // announce
     let announce = match &raw.announce {
         None => Some(AnnounceConfig::default()),
-        Some(a) => validate_announce(cx, a.get_ref()),
+        Some(a) => validate_announce(cx, a),
     };
 
     // address_lifetime
@@ -1764,7 +1911,7 @@ fn validate_instance(
     // notify
     let notify = match &raw.notify {
         None => Some(NotifyConfig::default()),
-        Some(n) => validate_notify(cx, n.get_ref()),
+        Some(n) => validate_notify(cx, n),
     };
 
     let config = (|| {

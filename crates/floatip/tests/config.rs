@@ -859,3 +859,40 @@ fn daemon_settings() {
         "debug",
     );
 }
+
+#[test]
+fn dotted_keys_and_inline_tables_work_and_are_checked_too() {
+    let c = ok(&with("announce.count = 3\nnotify = { timeout = \"5s\" }"));
+    assert_eq!(c.instances[0].announce.count, 3);
+    assert_eq!(c.instances[0].notify.timeout, Duration::from_secs(5));
+    ok(&format!("daemon.socket = \"/run/x.sock\"\n{BASE}"));
+
+    let text = BASE.replace("vrid = 51", "vrid = 300")
+        + "announce = { count = 3, bogus = 1 }\nnotify.mastr = [\"/bin/true\"]\n";
+    let all = problems(&text);
+    let summary: Vec<(usize, &str)> = all.iter().map(|p| (p.line, p.what.as_str())).collect();
+    assert_eq!(summary.len(), 3, "{all:#?}");
+    assert!(summary[0].0 == 4 && summary[0].1.contains("vrid 300"));
+    assert!(
+        summary[1].0 == 6
+            && summary[1]
+                .1
+                .contains("unknown key `bogus` in [instance.announce]")
+    );
+    assert!(summary[2].0 == 7 && all[2].hint.contains("did you mean master?"));
+}
+
+#[test]
+fn unknown_tables_are_reported_once() {
+    let text = with("[instance.annonce]\ncount = 3");
+    let all = problems(&text);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0].line, 6);
+    assert!(all[0].hint.contains("did you mean announce?"));
+    let all = problems(&format!("[server.x]\ny = 1\n{BASE}"));
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert!(all[0]
+        .what
+        .contains("unknown key `server` in the top level"));
+    assert_eq!(all[0].line, 1);
+}
