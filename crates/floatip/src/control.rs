@@ -344,6 +344,51 @@ pub struct RecordFacts {
 ///
 /// The daemon fills it from its `Runtime` (config, `vrrp::Instance` getters, speakers, history,
 /// counters); keeping it plain lets the status logic be tested without a kernel or a running core.
+/// Written against the daemon's `Runtime` fields, the adapter is:
+///
+/// ```ignore
+/// impl Runtime {
+///     pub fn status(&self, present: &[IpAddr], now: Instant) -> control::InstanceStatus {
+///         let facts = control::InstanceFacts {
+///             name: self.cfg.name.clone(),
+///             interface: self.cfg.interface.clone(),
+///             vrid: self.cfg.vrid,
+///             version: self.cfg.version,
+///             configured_priority: self.cfg.priority,
+///             effective_priority: self.core.effective_priority(),
+///             priority_note: None,
+///             state: self.core.state(),
+///             override_mode: self.core.override_mode(),
+///             vips: self.cfg.addresses.iter().map(|v| (v.addr, v.prefix_len)).collect(),
+///             primary: self.primary,
+///             interval: self.core.current_interval(),
+///             master_seen: self.core.master_seen().cloned(),
+///             speakers: self.speakers.iter().map(|(address, s)| control::SpeakerFacts {
+///                 address: *address,
+///                 priority: s.priority,
+///                 interval_cs: s.interval_cs,
+///                 addresses: s.addresses,
+///                 last_heard: s.last_heard,
+///             }).collect(),
+///             history: self.history.iter().map(|r| control::RecordFacts {
+///                 at: r.at,
+///                 from: r.from,
+///                 to: r.to,
+///                 reason: r.reason.clone(),
+///             }).collect(),
+///             adverts_sent: self.counters.adverts_sent,
+///             adverts_received: self.counters.adverts_received,
+///             send_errors: self.counters.send_errors,
+///             drops: self.counters.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+///             vip_restored: self.counters.vip_restored,
+///             claim_inhibit: None, // the witness's reason, once it is tracked
+///             conflicts: Vec::new(),
+///             checks: Vec::new(),
+///         };
+///         control::instance_status(&facts, present, now)
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct InstanceFacts {
     pub name: String,
