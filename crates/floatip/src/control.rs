@@ -340,55 +340,11 @@ pub struct RecordFacts {
     pub reason: String,
 }
 
-/// What the daemon knows about one instance, as plain data: the input of [`instance_status`].
+/// What the daemon knows about one instance, as plain data: the input of [`status_from_facts`].
 ///
 /// The daemon fills it from its `Runtime` (config, `vrrp::Instance` getters, speakers, history,
 /// counters); keeping it plain lets the status logic be tested without a kernel or a running core.
-/// Written against the daemon's `Runtime` fields, the adapter is:
-///
-/// ```ignore
-/// impl Runtime {
-///     pub fn status(&self, present: &[IpAddr], now: Instant) -> control::InstanceStatus {
-///         let facts = control::InstanceFacts {
-///             name: self.cfg.name.clone(),
-///             interface: self.cfg.interface.clone(),
-///             vrid: self.cfg.vrid,
-///             version: self.cfg.version,
-///             configured_priority: self.cfg.priority,
-///             effective_priority: self.core.effective_priority(),
-///             priority_note: None,
-///             state: self.core.state(),
-///             override_mode: self.core.override_mode(),
-///             vips: self.cfg.addresses.iter().map(|v| (v.addr, v.prefix_len)).collect(),
-///             primary: self.primary,
-///             interval: self.core.current_interval(),
-///             master_seen: self.core.master_seen().cloned(),
-///             speakers: self.speakers.iter().map(|(address, s)| control::SpeakerFacts {
-///                 address: *address,
-///                 priority: s.priority,
-///                 interval_cs: s.interval_cs,
-///                 addresses: s.addresses,
-///                 last_heard: s.last_heard,
-///             }).collect(),
-///             history: self.history.iter().map(|r| control::RecordFacts {
-///                 at: r.at,
-///                 from: r.from,
-///                 to: r.to,
-///                 reason: r.reason.clone(),
-///             }).collect(),
-///             adverts_sent: self.counters.adverts_sent,
-///             adverts_received: self.counters.adverts_received,
-///             send_errors: self.counters.send_errors,
-///             drops: self.counters.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-///             vip_restored: self.counters.vip_restored,
-///             claim_inhibit: None, // the witness's reason, once it is tracked
-///             conflicts: Vec::new(),
-///             checks: Vec::new(),
-///         };
-///         control::instance_status(&facts, present, now)
-///     }
-/// }
-/// ```
+/// [`instance_status`] builds it from the daemon's `Runtime`.
 #[derive(Debug, Clone)]
 pub struct InstanceFacts {
     pub name: String,
@@ -426,9 +382,82 @@ pub struct InstanceFacts {
     pub checks: Vec<CheckStatus>,
 }
 
-/// Builds the status of one instance. `present` is every address the kernel has on the instance's
-/// interface now; `now` is the monotonic clock the daemon's `Instant`s come from.
-pub fn instance_status(facts: &InstanceFacts, present: &[IpAddr], now: Instant) -> InstanceStatus {
+/// The status of one daemon instance. `present` is every address the kernel has on the instance's
+/// interface now (`Netlink::addresses`); `now` is the clock the daemon's `Instant`s come from. Claim
+/// inhibit, conflicts and checks are not in `Runtime` yet: build [`InstanceFacts`] with
+/// [`instance_facts`], fill them in, and call [`status_from_facts`] once they are.
+pub fn instance_status(
+    rt: &crate::daemon::Runtime,
+    present: &[IpAddr],
+    now: Instant,
+) -> InstanceStatus {
+    status_from_facts(&instance_facts(rt), present, now)
+}
+
+/// What [`instance_status`] reads from the daemon's `Runtime`.
+pub fn instance_facts(rt: &crate::daemon::Runtime) -> InstanceFacts {
+    InstanceFacts {
+        name: rt.cfg.name.clone(),
+        interface: rt.cfg.interface.clone(),
+        vrid: rt.cfg.vrid,
+        version: rt.cfg.version,
+        configured_priority: rt.cfg.priority,
+        effective_priority: rt.core.effective_priority(),
+        priority_note: None,
+        state: rt.core.state(),
+        override_mode: rt.core.override_mode(),
+        vips: rt
+            .cfg
+            .addresses
+            .iter()
+            .map(|v| (v.addr, v.prefix_len))
+            .collect(),
+        primary: rt.primary,
+        interval: rt.core.current_interval(),
+        master_seen: rt.core.master_seen().cloned(),
+        speakers: rt
+            .speakers
+            .iter()
+            .map(|(address, s)| SpeakerFacts {
+                address: *address,
+                priority: s.priority,
+                interval_cs: s.interval_cs,
+                addresses: s.addresses,
+                last_heard: s.last_heard,
+            })
+            .collect(),
+        history: rt
+            .history
+            .iter()
+            .map(|r| RecordFacts {
+                at: r.at,
+                from: r.from,
+                to: r.to,
+                reason: r.reason.clone(),
+            })
+            .collect(),
+        adverts_sent: rt.counters.adverts_sent,
+        adverts_received: rt.counters.adverts_received,
+        send_errors: rt.counters.send_errors,
+        drops: rt
+            .counters
+            .drops
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+        vip_restored: rt.counters.vip_restored,
+        claim_inhibit: None,
+        conflicts: Vec::new(),
+        checks: Vec::new(),
+    }
+}
+
+/// Builds the status of one instance from plain facts (see [`instance_status`]).
+pub fn status_from_facts(
+    facts: &InstanceFacts,
+    present: &[IpAddr],
+    now: Instant,
+) -> InstanceStatus {
     let last = facts.history.last();
     let version = match facts.version {
         vrrp::Version::V2 => 2,
@@ -1294,7 +1323,7 @@ mod tests {
             conflicts: vec![],
             checks: vec![],
         };
-        let st = instance_status(&facts, &[], now);
+        let st = status_from_facts(&facts, &[], now);
         assert_eq!(st.history.len(), HISTORY_MAX);
         assert_eq!(st.history.last().unwrap().reason, "r59");
         assert_eq!(st.reason.as_deref(), Some("r59"));
