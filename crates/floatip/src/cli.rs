@@ -45,6 +45,44 @@ pub enum Command {
         #[arg(long, short, default_value = config::DEFAULT_PATH, value_name = "PATH")]
         config: PathBuf,
     },
+    /// State, owner, peers, checks and the history of transitions with their reasons.
+    Status {
+        /// One instance (default: all).
+        name: Option<String>,
+        /// Machine-readable output (documented in docs/status-json.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Become master of NAME now and stay preferred until `auto`.
+    Takeover { name: String },
+    /// Step down from NAME (make-before-break) and never claim it until `auto`.
+    Release {
+        name: String,
+        /// Release even when no other router was heard (the VIP is left unowned).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Return NAME to the configured behaviour.
+    Auto { name: String },
+    /// Re-read the configuration file (like SIGHUP); a bad file is refused and the running one stays.
+    Reload,
+    /// Add an address by hand, safely: refuse if anyone answers for it, else add and announce it.
+    Up {
+        /// ADDR/LEN, e.g. 192.0.2.97/24
+        address: String,
+        #[arg(long, value_name = "IF")]
+        dev: String,
+        /// Gratuitous ARPs (or NAs) to send after adding it.
+        #[arg(long, default_value_t = 3)]
+        count: u32,
+    },
+    /// Remove an address added by hand.
+    Down {
+        /// ADDR/LEN, e.g. 192.0.2.97/24
+        address: String,
+        #[arg(long, value_name = "IF")]
+        dev: String,
+    },
     /// A live failover on this machine, in network namespaces (needs root).
     Demo,
 }
@@ -61,10 +99,32 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_SOCKET));
     match cli.command {
+        Command::Status { name, json } => {
+            crate::control::cmd_status(&socket, name.as_deref(), json)
+        }
+        Command::Takeover { name } => crate::control::cmd_takeover(&socket, &name),
+        Command::Release { name, force } => crate::control::cmd_release(&socket, &name, force),
+        Command::Auto { name } => crate::control::cmd_auto(&socket, &name),
+        Command::Reload => crate::control::cmd_reload(&socket),
+        Command::Up {
+            address,
+            dev,
+            count,
+        } => {
+            let (addr, len) = crate::manual::parse_cidr(&address)?;
+            block_on(crate::manual::up(addr, len, &dev, count, &socket))
+        }
+        Command::Down { address, dev } => {
+            let (addr, len) = crate::manual::parse_cidr(&address)?;
+            block_on(crate::manual::down(addr, len, &dev, &socket))
+        }
         Command::Check { config } => check(&config),
         Command::Run { config } => {
-            crate::daemon::init_logging(cli.log_format);
             let mut cfg = match config::load(&config) {
                 Ok(cfg) => cfg,
                 Err(err) => {
@@ -73,18 +133,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
+            crate::daemon::init_logging(cli.log_format, cfg.daemon.log_level.as_deref());
             if let Some(socket) = cli.socket {
                 cfg.daemon.socket = socket;
             }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            rt.block_on(crate::daemon::run(cfg, crate::daemon::shutdown_signal()))?;
+            block_on(crate::daemon::run(cfg, crate::daemon::shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo => crate::demo::run(),
     }
+}
+
+/// The daemon and the network commands run on one thread: the loop is the only place that acts.
+fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(fut)
 }
 
 fn check(path: &std::path::Path) -> Result<ExitCode> {

@@ -382,77 +382,8 @@ pub struct InstanceFacts {
     pub checks: Vec<CheckStatus>,
 }
 
-/// The status of one daemon instance. `present` is every address the kernel has on the instance's
-/// interface now (`Netlink::addresses`); `now` is the clock the daemon's `Instant`s come from. Claim
-/// inhibit, conflicts and checks are not in `Runtime` yet: build [`InstanceFacts`] with
-/// [`instance_facts`], fill them in, and call [`status_from_facts`] once they are.
-pub fn instance_status(
-    rt: &crate::daemon::Runtime,
-    present: &[IpAddr],
-    now: Instant,
-) -> InstanceStatus {
-    status_from_facts(&instance_facts(rt), present, now)
-}
-
-/// What [`instance_status`] reads from the daemon's `Runtime`.
-pub fn instance_facts(rt: &crate::daemon::Runtime) -> InstanceFacts {
-    InstanceFacts {
-        name: rt.cfg.name.clone(),
-        interface: rt.cfg.interface.clone(),
-        vrid: rt.cfg.vrid,
-        version: rt.cfg.version,
-        configured_priority: rt.cfg.priority,
-        effective_priority: rt.core.effective_priority(),
-        priority_note: None,
-        state: rt.core.state(),
-        override_mode: rt.core.override_mode(),
-        vips: rt
-            .cfg
-            .addresses
-            .iter()
-            .map(|v| (v.addr, v.prefix_len))
-            .collect(),
-        primary: rt.primary,
-        interval: rt.core.current_interval(),
-        master_seen: rt.core.master_seen().cloned(),
-        speakers: rt
-            .speakers
-            .iter()
-            .map(|(address, s)| SpeakerFacts {
-                address: *address,
-                priority: s.priority,
-                interval_cs: s.interval_cs,
-                addresses: s.addresses,
-                last_heard: s.last_heard,
-            })
-            .collect(),
-        history: rt
-            .history
-            .iter()
-            .map(|r| RecordFacts {
-                at: r.at,
-                from: r.from,
-                to: r.to,
-                reason: r.reason.clone(),
-            })
-            .collect(),
-        adverts_sent: rt.counters.adverts_sent,
-        adverts_received: rt.counters.adverts_received,
-        send_errors: rt.counters.send_errors,
-        drops: rt
-            .counters
-            .drops
-            .iter()
-            .map(|(k, v)| (k.to_string(), *v))
-            .collect(),
-        vip_restored: rt.counters.vip_restored,
-        claim_inhibit: None,
-        conflicts: Vec::new(),
-        checks: Vec::new(),
-    }
-}
-
-/// Builds the status of one instance from plain facts (see [`instance_status`]).
+/// Builds the status of one instance from plain facts. `present` is every address the kernel has on the
+/// instance's interface now; `now` is the clock the daemon's `Instant`s come from.
 pub fn status_from_facts(
     facts: &InstanceFacts,
     present: &[IpAddr],

@@ -1,51 +1,73 @@
 //! The daemon: one loop that drives every instance's `vrrp::Instance` and executes what it asks for.
 //!
 //! ```text
-//!  raw socket rx tasks ──(Packet)──┐
-//!  netlink monitor ─────(NetEvent)─┤
-//!  signals (SIGTERM/SIGINT) ───────┼──> loop: feed the cores ──> drain actions ──> netlink / sockets / GARP
-//!  core deadlines, refresh timers ─┘
+//!  raw socket rx tasks ────(Packet)──────┐
+//!  netlink monitor ────────(NetEvent)────┤
+//!  control socket ─────────(ControlCall)─┤
+//!  check / witness tasks ──(reports)─────┼──> loop: feed the cores ──> drain actions ──> netlink,
+//!  ARP/ND watch, probes ───(Sighting)────┤                                 sockets, GARP/NA, hooks
+//!  signals (TERM/INT/HUP) ───────────────┤
+//!  core deadlines, refresh timers ───────┘
 //! ```
 //! Everything that changes the host (addresses, announcements, adverts) happens here, in the order the
-//! core emitted it. Receive tasks only read and forward bytes: a hostile packet costs a decode, never
-//! the loop.
+//! core emitted it. The tasks around the loop only observe and forward: a hostile packet costs a
+//! decode, a hung check costs its own task, and neither can delay an advert.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
-use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, error, info, warn};
 
+use crate::checks::{self, CheckReport, CheckState, TaskSet};
 use crate::cli::LogFormat;
-use crate::config::{Config, InstanceConfig};
+use crate::config::{self, Config, InstanceConfig};
+use crate::conflict::{self, Conflicts, Verdict};
+use crate::control::{self, ControlCall, Request, Response};
+use crate::hooks::{self, Hooks};
 use crate::net::announce::Announcer;
 use crate::net::netlink::{self, LinkInfo, NetEvent, Netlink};
+use crate::net::probe::{self, ConflictWatch};
 use crate::net::vrrp_socket::VrrpSocket;
+use crate::witness::{self, WitnessReport};
 use vrrp::packet::{self, GROUP_V4, GROUP_V6};
 use vrrp::validate::{self, Received, RxPolicy};
-use vrrp::{Action, ChecksumMode, Event, State};
+use vrrp::{Action, ChecksumMode, Event, Override, State};
 
 /// How many transitions `status` keeps per instance.
 pub const HISTORY: usize = 50;
 /// The largest VRRP message: 255 IPv6 addresses plus the header.
 const MAX_PACKET: usize = 8 + 255 * 16 + 64;
+/// How often a master (or an instance that yielded a conflict) asks the LAN who answers for its VIPs.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// How long a probe listens for an answer.
+const PROBE_WAIT: Duration = Duration::from_millis(300);
+/// How often the witness is pinged.
+const WITNESS_EVERY: Duration = Duration::from_secs(1);
+/// How long the stop hooks may run when the daemon exits.
+const HOOK_DRAIN: Duration = Duration::from_secs(10);
 
-/// Set up tracing: text or JSON to stderr, level from `RUST_LOG` (default info).
-pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Set up tracing: text or JSON to stderr, level from `RUST_LOG`, else the config's `log_level`, else info.
+pub fn init_logging(format: LogFormat, level: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // netlink-packet-route warns about every attribute a newer kernel added; that is not news at 2am.
+        let quiet = ",netlink_packet_route=error";
+        tracing_subscriber::EnvFilter::try_new(format!("{}{quiet}", level.unwrap_or("info")))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info{quiet}")))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
 }
 
 /// Resolves on the first SIGTERM or SIGINT.
@@ -55,7 +77,7 @@ pub async fn shutdown_signal() {
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) else {
-        // Without signal handlers the daemon can still be stopped by the control socket; never exit here.
+        // Without signal handlers the daemon can still be stopped with SIGKILL; the VIP lifetime covers it.
         return std::future::pending().await;
     };
     tokio::select! {
@@ -95,8 +117,18 @@ pub struct Counters {
 /// Key of a shared raw socket: one per interface and family.
 type SockKey = (u32, bool);
 
+/// A tracked interface: FAULT while it is down.
+#[derive(Debug, Clone)]
+struct Tracked {
+    name: String,
+    index: u32,
+    up: bool,
+}
+
 /// One instance at run time: its core plus what the daemon knows about it.
 pub struct Runtime {
+    /// Stable across reloads (checks and witness reports carry it).
+    pub id: usize,
     pub cfg: InstanceConfig,
     pub core: vrrp::Instance,
     pub link: LinkInfo,
@@ -113,6 +145,18 @@ pub struct Runtime {
     pub history: VecDeque<Record>,
     pub speakers: HashMap<IpAddr, Speaker>,
     pub counters: Counters,
+    pub checks: Vec<CheckState>,
+    tracked: Vec<Tracked>,
+    pub conflicts: Conflicts,
+    /// The fault reason and base priority last given to the core, to send only changes.
+    fault_sent: Option<String>,
+    priority_sent: u8,
+    hooks: Option<Hooks>,
+    /// Tells the probe task whether to ask the LAN who answers for our VIPs.
+    probing: watch::Sender<bool>,
+    /// Removed by a reload: stepping down, dropped once stopped.
+    retiring: bool,
+    _tasks: Vec<TaskSet>,
 }
 
 impl Runtime {
@@ -140,6 +184,135 @@ impl Runtime {
         .flatten()
         .min()
     }
+
+    fn vips(&self) -> Vec<String> {
+        self.cfg.addresses.iter().map(|v| v.to_string()).collect()
+    }
+
+    /// Fold tracked interfaces, checks and a yielded conflict into one fault and one priority for the core.
+    fn reevaluate(&mut self, now: Instant) {
+        let (check_fault, priority) =
+            checks::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+        let fault = self
+            .tracked
+            .iter()
+            .find(|t| !t.up)
+            .map(|t| format!("tracked interface {} is down", t.name))
+            .or(check_fault)
+            .or_else(|| self.conflicts.yielded.clone());
+        if fault != self.fault_sent {
+            self.fault_sent = fault.clone();
+            self.core.handle_event(now, Event::Fault(fault));
+        }
+        if priority != self.priority_sent && self.cfg.priority != 255 {
+            self.priority_sent = priority;
+            self.core.handle_event(now, Event::SetPriority(priority));
+        }
+    }
+
+    fn facts(&self) -> control::InstanceFacts {
+        let (_, effective_base) =
+            checks::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+        let priority_note = (effective_base != self.cfg.priority).then(|| {
+            let failing: Vec<String> = self
+                .cfg
+                .checks
+                .iter()
+                .zip(&self.checks)
+                .filter(|(c, s)| c.weight.is_some() && !s.healthy)
+                .map(|(c, _)| {
+                    format!(
+                        "check {} failing: weight {:+}",
+                        c.name,
+                        c.weight.unwrap_or(0)
+                    )
+                })
+                .collect();
+            failing.join("; ")
+        });
+        control::InstanceFacts {
+            name: self.cfg.name.clone(),
+            interface: self.cfg.interface.clone(),
+            vrid: self.cfg.vrid,
+            version: self.cfg.version,
+            configured_priority: self.cfg.priority,
+            effective_priority: self.core.effective_priority(),
+            priority_note,
+            state: self.core.state(),
+            override_mode: self.core.override_mode(),
+            vips: self
+                .cfg
+                .addresses
+                .iter()
+                .map(|v| (v.addr, v.prefix_len))
+                .collect(),
+            primary: self.primary,
+            interval: self.core.current_interval(),
+            master_seen: self.core.master_seen().cloned(),
+            speakers: self
+                .speakers
+                .iter()
+                .map(|(addr, s)| control::SpeakerFacts {
+                    address: *addr,
+                    priority: s.priority,
+                    interval_cs: s.interval_cs,
+                    addresses: s.addresses,
+                    last_heard: s.last_heard,
+                })
+                .collect(),
+            history: self
+                .history
+                .iter()
+                .map(|r| control::RecordFacts {
+                    at: r.at,
+                    from: r.from,
+                    to: r.to,
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+            adverts_sent: self.counters.adverts_sent,
+            adverts_received: self.counters.adverts_received,
+            send_errors: self.counters.send_errors,
+            drops: self
+                .counters
+                .drops
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            vip_restored: self.counters.vip_restored,
+            claim_inhibit: self.core.not_claiming(),
+            conflicts: self
+                .conflicts
+                .sightings
+                .iter()
+                .filter(|s| s.reported)
+                .map(|s| control::ConflictStatus {
+                    address: s.addr,
+                    mac: conflict::fmt_mac(&s.mac),
+                    last_seen_age_ms: u64::try_from(s.last_seen.elapsed().as_millis())
+                        .unwrap_or(u64::MAX),
+                })
+                .collect(),
+            checks: self
+                .checks
+                .iter()
+                .map(|s| control::CheckStatus {
+                    name: s.name.clone(),
+                    healthy: s.healthy,
+                    latency_ms: s.latency.map(|d| d.as_secs_f64() * 1000.0),
+                    last_error: s.last_error.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Another VRRP router was heard recently enough to take over from us.
+    fn peer_alive(&self, now: Instant) -> bool {
+        let window = 3 * self.core.current_interval().max(self.cfg.advert_interval);
+        self.speakers
+            .values()
+            .any(|s| s.priority > 0 && now.saturating_duration_since(s.last_heard) <= window)
+    }
 }
 
 /// A received datagram, forwarded from a socket task to the loop.
@@ -151,146 +324,226 @@ struct Packet {
     bytes: Vec<u8>,
 }
 
+/// Someone other than us answered for an address (`holder`), or a probe round found nobody (`None`).
+struct Sighting {
+    ifindex: u32,
+    /// Set for an active probe of one instance; passive sightings go to every instance with that VIP.
+    instance: Option<usize>,
+    addr: IpAddr,
+    holder: Option<[u8; 6]>,
+}
+
+/// The senders the tasks around the loop use.
+#[derive(Clone)]
+struct Channels {
+    packets: mpsc::Sender<Packet>,
+    checks: mpsc::Sender<CheckReport>,
+    witness: mpsc::Sender<WitnessReport>,
+    sightings: mpsc::Sender<Sighting>,
+}
+
 pub struct Daemon {
     netlink: Netlink,
+    config_path: PathBuf,
+    state_dir: PathBuf,
     pub instances: Vec<Runtime>,
     sockets: HashMap<SockKey, Arc<VrrpSocket>>,
+    announcers: HashMap<u32, Arc<Announcer>>,
+    watched: HashSet<u32>,
+    overrides: BTreeMap<String, Override>,
+    next_id: usize,
+    chans: Channels,
     /// Packets no instance could claim (unknown VRID, undecodable header), by reason.
     pub unmatched_drops: BTreeMap<&'static str, u64>,
 }
 
 impl Daemon {
-    /// Resolve every interface and open every socket before changing anything, so a bad setup
-    /// (missing interface, missing privilege) leaves the host untouched.
-    pub async fn prepare(cfg: &Config, netlink: Netlink) -> Result<Daemon> {
-        let mut instances = Vec::new();
-        let mut sockets: HashMap<SockKey, Arc<VrrpSocket>> = HashMap::new();
-        let mut announcers: HashMap<u32, Arc<Announcer>> = HashMap::new();
-        for inst in &cfg.instances {
-            let link = netlink
-                .link_by_name(&inst.interface)
+    /// Build the runtime of one instance: resolve its interfaces, open (or share) its sockets, start its
+    /// checks, witness, probe and hooks. Changes nothing on the host.
+    async fn prepare(&mut self, inst: &InstanceConfig) -> Result<Runtime> {
+        let link = self
+            .netlink
+            .link_by_name(&inst.interface)
+            .await
+            .with_context(|| format!("instance {}", inst.name))?;
+        let mut tracked = Vec::new();
+        for name in &inst.track_interfaces {
+            let l = self
+                .netlink
+                .link_by_name(name)
                 .await
-                .with_context(|| format!("instance {}", inst.name))?;
-            let v6 = inst.is_v6();
-            let vips: Vec<IpAddr> = inst.addresses.iter().map(|v| v.addr).collect();
-            let primary = netlink
-                .primary_address(link.index, v6, &vips)
-                .await?
-                .with_context(|| {
-                    format!(
-                        "instance {}: interface {} has no {} address to send adverts from; {}",
-                        inst.name,
-                        inst.interface,
-                        if v6 { "IPv6 link-local" } else { "IPv4" },
-                        if v6 {
-                            "bring the interface up so the kernel assigns fe80::/64"
-                        } else {
-                            "give the host its own address on that interface (the VIP cannot be it)"
-                        }
-                    )
-                })?;
-            let key = (link.index, v6);
-            let multicast = inst.unicast_peers.is_empty();
-            if let std::collections::hash_map::Entry::Vacant(slot) = sockets.entry(key) {
-                let sock = VrrpSocket::open(&inst.interface, link.index, v6, true)
-                    .with_context(|| format!("instance {}: VRRP socket", inst.name))?;
-                slot.insert(Arc::new(sock));
-            }
-            let announcer = match announcers.get(&link.index) {
-                Some(a) => a.clone(),
-                None => {
-                    let a = Arc::new(
-                        Announcer::open(link.index, link.mac)
-                            .with_context(|| format!("instance {}: announcer", inst.name))?,
-                    );
-                    announcers.insert(link.index, a.clone());
-                    a
-                }
-            };
-            let own = netlink.addresses(link.index).await?;
-            let policy = RxPolicy {
-                vrid: inst.vrid,
-                version: inst.version,
-                interval_cs: interval_cs(inst.advert_interval),
-                checksum: inst.checksum,
-                own_addresses: own
-                    .iter()
-                    .map(|(a, _)| *a)
-                    .filter(|a| !vips.contains(a))
-                    .collect(),
-                unicast_peers: inst.unicast_peers.clone(),
-            };
-            let destinations = if multicast {
-                vec![if v6 {
-                    IpAddr::V6(GROUP_V6)
-                } else {
-                    IpAddr::V4(GROUP_V4)
-                }]
-            } else {
-                inst.unicast_peers.clone()
-            };
-            let send_checksum = match inst.checksum {
-                ChecksumMode::MessageOnly => ChecksumMode::MessageOnly,
-                _ => ChecksumMode::PseudoHeader,
-            };
-            instances.push(Runtime {
-                core: vrrp::Instance::new(inst.vrrp_config(primary)),
-                cfg: inst.clone(),
-                link,
-                primary,
-                sock_key: key,
-                announcer,
-                policy,
-                destinations,
-                send_checksum,
-                holding: false,
-                next_refresh: None,
-                next_announce_refresh: None,
-                history: VecDeque::new(),
-                speakers: HashMap::new(),
-                counters: Counters::default(),
+                .with_context(|| format!("instance {}: track_interfaces", inst.name))?;
+            tracked.push(Tracked {
+                name: name.clone(),
+                index: l.index,
+                up: l.up,
             });
         }
-        Ok(Daemon {
-            netlink,
-            instances,
-            sockets,
-            unmatched_drops: BTreeMap::new(),
+        let v6 = inst.is_v6();
+        let vips: Vec<IpAddr> = inst.addresses.iter().map(|v| v.addr).collect();
+        let primary = self
+            .netlink
+            .primary_address(link.index, v6, &vips)
+            .await?
+            .with_context(|| {
+                format!(
+                    "instance {}: interface {} has no {} address to send adverts from; {}",
+                    inst.name,
+                    inst.interface,
+                    if v6 { "IPv6 link-local" } else { "IPv4" },
+                    if v6 {
+                        "bring the interface up so the kernel assigns fe80::/64"
+                    } else {
+                        "give the host its own address on that interface (the VIP cannot be it)"
+                    }
+                )
+            })?;
+        let key = (link.index, v6);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.sockets.entry(key) {
+            let sock = Arc::new(
+                VrrpSocket::open(&inst.interface, link.index, v6, true)
+                    .with_context(|| format!("instance {}: VRRP socket", inst.name))?,
+            );
+            spawn_receiver(key, sock.clone(), self.chans.packets.clone());
+            slot.insert(sock);
+        }
+        let announcer = match self.announcers.get(&link.index) {
+            Some(a) => a.clone(),
+            None => {
+                let a = Arc::new(
+                    Announcer::open(link.index, link.mac)
+                        .with_context(|| format!("instance {}: announcer", inst.name))?,
+                );
+                self.announcers.insert(link.index, a.clone());
+                a
+            }
+        };
+        if self.watched.insert(link.index) {
+            let watch = ConflictWatch::open(link.index, link.mac)
+                .with_context(|| format!("instance {}: ARP/ND watch", inst.name))?;
+            spawn_conflict_watch(link.index, watch, self.chans.sightings.clone());
+        }
+        let own = self.netlink.addresses(link.index).await?;
+        let policy = RxPolicy {
+            vrid: inst.vrid,
+            version: inst.version,
+            interval_cs: interval_cs(inst.advert_interval),
+            checksum: inst.checksum,
+            own_addresses: own
+                .iter()
+                .map(|(a, _)| *a)
+                .filter(|a| !vips.contains(a))
+                .collect(),
+            unicast_peers: inst.unicast_peers.clone(),
+        };
+        let destinations = if inst.unicast_peers.is_empty() {
+            vec![if v6 {
+                IpAddr::V6(GROUP_V6)
+            } else {
+                IpAddr::V4(GROUP_V4)
+            }]
+        } else {
+            inst.unicast_peers.clone()
+        };
+        let send_checksum = match inst.checksum {
+            ChecksumMode::MessageOnly => ChecksumMode::MessageOnly,
+            _ => ChecksumMode::PseudoHeader,
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let (probing, probe_rx) = watch::channel(false);
+        let tasks = vec![
+            checks::spawn(id, &inst.name, &inst.checks, self.chans.checks.clone()),
+            witness::spawn(
+                id,
+                inst.witness.clone(),
+                WITNESS_EVERY,
+                self.chans.witness.clone(),
+            ),
+            spawn_prober(
+                id,
+                link.index,
+                link.mac,
+                vips.clone(),
+                probe_rx,
+                self.chans.sightings.clone(),
+            ),
+        ];
+        let has_hooks = [
+            &inst.notify.master,
+            &inst.notify.backup,
+            &inst.notify.fault,
+            &inst.notify.stop,
+        ]
+        .iter()
+        .any(|h| h.is_some());
+        Ok(Runtime {
+            id,
+            core: vrrp::Instance::new(inst.vrrp_config(primary)),
+            cfg: inst.clone(),
+            link,
+            primary,
+            sock_key: key,
+            announcer,
+            policy,
+            destinations,
+            send_checksum,
+            holding: false,
+            next_refresh: None,
+            next_announce_refresh: None,
+            history: VecDeque::new(),
+            speakers: HashMap::new(),
+            counters: Counters::default(),
+            checks: CheckState::for_checks(&inst.checks),
+            tracked,
+            conflicts: Conflicts::default(),
+            fault_sent: None,
+            priority_sent: inst.priority.min(254),
+            hooks: has_hooks.then(|| hooks::spawn(inst.name.clone(), inst.notify.clone())),
+            probing,
+            retiring: false,
+            _tasks: tasks,
         })
     }
 
-    /// Remove stale copies of our VIPs (a previous run killed before their lifetime ran out), then start.
-    async fn start(&mut self, now: Instant) -> Result<()> {
-        for i in 0..self.instances.len() {
-            let rt = &self.instances[i];
-            let present = self.netlink.addresses(rt.link.index).await?;
-            for vip in &rt.cfg.addresses {
-                if present.iter().any(|(a, _)| *a == vip.addr) {
-                    warn!(instance = %rt.cfg.name, vip = %vip, "removing a stale copy of our VIP left by an earlier run");
-                    self.netlink
-                        .remove_address(rt.link.index, vip.addr, vip.prefix_len)
-                        .await?;
-                }
-            }
-            let vips: Vec<String> = rt.cfg.addresses.iter().map(|v| v.to_string()).collect();
-            info!(
-                instance = %rt.cfg.name,
-                "managing {} on {} (vrid {}, priority {}, VRRPv{}, adverts every {:?}, {}, from {})",
-                vips.join(", "),
-                rt.cfg.interface,
-                rt.cfg.vrid,
-                rt.cfg.priority,
-                if rt.cfg.version == vrrp::Version::V2 { 2 } else { 3 },
-                rt.cfg.advert_interval,
-                if rt.cfg.unicast_peers.is_empty() { "multicast".to_string() } else { format!("unicast to {:?}", rt.cfg.unicast_peers) },
-                rt.primary,
-            );
-            let rt = &mut self.instances[i];
-            rt.core.handle_event(now, Event::Startup);
-            if !rt.link.up {
-                rt.core.handle_event(now, Event::LinkDown);
+    /// Remove stale copies of the instance's VIPs (a previous run killed before their lifetime ran out),
+    /// then start its election, with any override that survived a restart.
+    async fn start(&mut self, mut rt: Runtime, now: Instant) -> Result<()> {
+        let present = self.netlink.addresses(rt.link.index).await?;
+        for vip in &rt.cfg.addresses {
+            if present.iter().any(|(a, _)| *a == vip.addr) {
+                warn!(instance = %rt.cfg.name, vip = %vip, "removing a stale copy of our VIP (left by an earlier run, or added by hand)");
+                self.netlink
+                    .remove_address(rt.link.index, vip.addr, vip.prefix_len)
+                    .await?;
             }
         }
+        info!(
+            instance = %rt.cfg.name,
+            "managing {} on {} (vrid {}, priority {}, VRRPv{}, adverts every {}, {}, from {})",
+            rt.vips().join(", "),
+            rt.cfg.interface,
+            rt.cfg.vrid,
+            rt.cfg.priority,
+            rt.cfg.version.number(),
+            config::format_duration(rt.cfg.advert_interval),
+            if rt.cfg.unicast_peers.is_empty() {
+                "multicast".to_string()
+            } else {
+                format!("unicast to {:?}", rt.cfg.unicast_peers)
+            },
+            rt.primary,
+        );
+        rt.core.handle_event(now, Event::Startup);
+        if !rt.link.up {
+            rt.core.handle_event(now, Event::LinkDown);
+        }
+        rt.reevaluate(now);
+        if let Some(o) = self.overrides.get(&rt.cfg.name) {
+            info!(instance = %rt.cfg.name, "restoring the operator's {o:?} override from {}", self.state_dir.display());
+            rt.core.handle_event(now, Event::Override(*o));
+        }
+        self.instances.push(rt);
         Ok(())
     }
 
@@ -388,17 +641,29 @@ impl Daemon {
     async fn on_net_event(&mut self, now: Instant, ev: NetEvent) {
         match ev {
             NetEvent::Link { index, up } => {
-                for rt in self.instances.iter_mut().filter(|r| r.link.index == index) {
-                    if rt.link.up == up {
-                        continue;
+                for rt in &mut self.instances {
+                    if rt.link.index == index && rt.link.up != up {
+                        rt.link.up = up;
+                        if up {
+                            info!(instance = %rt.cfg.name, "link {} is up", rt.cfg.interface);
+                            rt.core.handle_event(now, Event::LinkUp);
+                        } else {
+                            warn!(instance = %rt.cfg.name, "link {} is down", rt.cfg.interface);
+                            rt.core.handle_event(now, Event::LinkDown);
+                        }
                     }
-                    rt.link.up = up;
-                    if up {
-                        info!(instance = %rt.cfg.name, "link {} is up", rt.cfg.interface);
-                        rt.core.handle_event(now, Event::LinkUp);
-                    } else {
-                        warn!(instance = %rt.cfg.name, "link {} is down", rt.cfg.interface);
-                        rt.core.handle_event(now, Event::LinkDown);
+                    let mut changed = false;
+                    for t in rt
+                        .tracked
+                        .iter_mut()
+                        .filter(|t| t.index == index && t.up != up)
+                    {
+                        t.up = up;
+                        changed = true;
+                        info!(instance = %rt.cfg.name, "tracked interface {} is {}", t.name, if up { "up" } else { "down" });
+                    }
+                    if changed {
+                        rt.reevaluate(now);
                     }
                 }
             }
@@ -427,7 +692,96 @@ impl Daemon {
                     spawn_announce(rt, vec![vip.addr]);
                 }
             }
-            NetEvent::AddressAdded { .. } => {}
+            NetEvent::AddressAdded { index, addr, .. } => {
+                // Our VIP appearing while we do not hold it is the two-owner mistake (an `ip addr add` by
+                // hand on the backup): the daemon manages this address, so it takes the copy away.
+                for rt in self.instances.iter_mut().filter(|r| r.link.index == index) {
+                    if rt.holding || rt.retiring {
+                        continue;
+                    }
+                    let Some(vip) = rt.cfg.addresses.iter().find(|v| v.addr == addr) else {
+                        continue;
+                    };
+                    warn!(instance = %rt.cfg.name, vip = %vip, "our VIP was added to {} while we are {} (by hand?): that makes two owners, removing it; use `floatip takeover {}` to move it here", rt.cfg.interface, rt.core.state(), rt.cfg.name);
+                    if let Err(err) = self
+                        .netlink
+                        .remove_address(index, vip.addr, vip.prefix_len)
+                        .await
+                    {
+                        warn!(instance = %rt.cfg.name, vip = %vip, "cannot remove it: {err:#}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_check(&mut self, now: Instant, report: CheckReport) {
+        let Some(rt) = self.instances.iter_mut().find(|r| r.id == report.instance) else {
+            return;
+        };
+        let Some(state) = rt.checks.get_mut(report.check) else {
+            return;
+        };
+        state.apply(&report);
+        if report.changed {
+            if report.healthy {
+                info!(instance = %rt.cfg.name, check = %state.name, "check is healthy ({} ms)", report.latency.as_millis());
+            } else {
+                warn!(instance = %rt.cfg.name, check = %state.name, "check is failing: {}", report.error.as_deref().unwrap_or("failed"));
+            }
+            rt.reevaluate(now);
+        }
+    }
+
+    fn on_witness(&mut self, now: Instant, report: WitnessReport) {
+        let Some(rt) = self.instances.iter_mut().find(|r| r.id == report.instance) else {
+            return;
+        };
+        if report.reachable {
+            info!(instance = %rt.cfg.name, "witness reachable: {}", report.detail);
+            rt.core.handle_event(now, Event::ClaimInhibit(None));
+        } else {
+            warn!(instance = %rt.cfg.name, "witness unreachable, not claiming: {}", report.detail);
+            rt.core
+                .handle_event(now, Event::ClaimInhibit(Some(report.detail)));
+        }
+    }
+
+    fn on_sighting(&mut self, now: Instant, s: Sighting) {
+        for rt in self.instances.iter_mut() {
+            if rt.link.index != s.ifindex
+                || s.instance.is_some_and(|id| id != rt.id)
+                || !rt.cfg.addresses.iter().any(|v| v.addr == s.addr)
+            {
+                continue;
+            }
+            let Some(mac) = s.holder else {
+                if rt.conflicts.quiet_round(now) {
+                    info!(instance = %rt.cfg.name, "nobody else answers for {} any more; back in the election", s.addr);
+                    rt.reevaluate(now);
+                }
+                continue;
+            };
+            // A backup hearing the master announce is normal; so is the successor announcing during a handoff.
+            if !rt.holding || rt.core.state() != State::Master || rt.core.handoff().is_some() {
+                if rt.conflicts.yielded.is_some() {
+                    rt.conflicts.sighting(now, s.addr, mac, rt.link.mac);
+                }
+                continue;
+            }
+            match rt.conflicts.sighting(now, s.addr, mac, rt.link.mac) {
+                Verdict::Wait => {}
+                Verdict::Reannounce { first_report } => {
+                    if first_report {
+                        warn!(instance = %rt.cfg.name, "conflict: {} is also answered by {} while we are master; re-announcing", s.addr, conflict::fmt_mac(&mac));
+                    }
+                    spawn_announce(rt, rt.cfg.addresses.iter().map(|v| v.addr).collect());
+                }
+                Verdict::Yield(reason) => {
+                    warn!(instance = %rt.cfg.name, "conflict: {reason}");
+                    rt.reevaluate(now);
+                }
+            }
         }
     }
 
@@ -437,7 +791,14 @@ impl Daemon {
             while let Some(action) = self.instances[i].core.poll_action() {
                 self.execute(i, now, action).await;
             }
+            let rt = &self.instances[i];
+            let probe =
+                (rt.holding && rt.core.state() == State::Master) || rt.conflicts.yielded.is_some();
+            rt.probing
+                .send_if_modified(|p| std::mem::replace(p, probe) != probe);
         }
+        self.instances
+            .retain(|r| !(r.retiring && r.core.is_stopped()));
     }
 
     async fn execute(&mut self, i: usize, now: Instant, action: Action) {
@@ -451,7 +812,7 @@ impl Daemon {
                         Ok(()) => rt.counters.adverts_sent += 1,
                         Err(err) => {
                             rt.counters.send_errors += 1;
-                            // Once per burst of errors is enough at 2am; the counter has the rest.
+                            // Once per doubling is enough at 2am; the counter has the rest.
                             if rt.counters.send_errors.is_power_of_two() {
                                 warn!(instance = %rt.cfg.name, "cannot send an advert to {dst}: {err} ({} errors so far)", rt.counters.send_errors);
                             }
@@ -471,7 +832,7 @@ impl Daemon {
                             info!(instance = %rt.cfg.name, "added {addr}/{len} to {}", rt.cfg.interface)
                         }
                         Err(err) => {
-                            warn!(instance = %rt.cfg.name, "cannot add {addr}/{len}: {err:#}")
+                            error!(instance = %rt.cfg.name, "cannot add {addr}/{len}: {err:#}")
                         }
                     }
                 }
@@ -483,6 +844,7 @@ impl Daemon {
                 rt.holding = false;
                 rt.next_refresh = None;
                 rt.next_announce_refresh = None;
+                rt.conflicts.reset_sightings();
                 for addr in addrs {
                     let len = rt.prefix_len(addr);
                     match self.netlink.remove_address(rt.link.index, addr, len).await {
@@ -490,7 +852,7 @@ impl Daemon {
                             info!(instance = %rt.cfg.name, "removed {addr}/{len} from {}", rt.cfg.interface)
                         }
                         Err(err) => {
-                            warn!(instance = %rt.cfg.name, "cannot remove {addr}/{len}: {err:#}")
+                            error!(instance = %rt.cfg.name, "cannot remove {addr}/{len}: {err:#}")
                         }
                     }
                 }
@@ -499,6 +861,14 @@ impl Daemon {
             Action::Transition(t) => {
                 info!(instance = %rt.cfg.name, "{} -> {}: {}", t.from, t.to, t.reason);
                 *rt.counters.transitions.entry((t.from, t.to)).or_default() += 1;
+                if let Some(hooks) = &rt.hooks {
+                    let state = if t.to == State::Initialize {
+                        "STOP"
+                    } else {
+                        t.to.as_str()
+                    };
+                    hooks.transition(state, t.from.as_str(), &t.reason, &rt.vips());
+                }
                 let age = now.saturating_duration_since(t.at);
                 if rt.history.len() == HISTORY {
                     rt.history.pop_front();
@@ -511,6 +881,167 @@ impl Daemon {
                 });
             }
         }
+    }
+
+    async fn on_control(&mut self, now: Instant, request: Request) -> Response {
+        match request {
+            Request::Status { instance } => {
+                let mut all = Vec::new();
+                for rt in self.instances.iter().filter(|r| !r.retiring) {
+                    let present: Vec<IpAddr> = self
+                        .netlink
+                        .addresses(rt.link.index)
+                        .await
+                        .map(|a| a.into_iter().map(|(ip, _)| ip).collect())
+                        .unwrap_or_default();
+                    all.push(control::status_from_facts(&rt.facts(), &present, now));
+                }
+                control::select_instances(all, instance.as_deref())
+            }
+            Request::Takeover { instance } => {
+                self.override_request(now, &instance, Override::Takeover, false)
+            }
+            Request::Release { instance, force } => {
+                self.override_request(now, &instance, Override::Release, force)
+            }
+            Request::Auto { instance } => {
+                self.override_request(now, &instance, Override::Auto, false)
+            }
+            Request::Reload => match self.reload(now).await {
+                Ok(msg) => Response::Done { message: msg },
+                Err(err) => Response::Error {
+                    message: format!("{err:#}"),
+                },
+            },
+        }
+    }
+
+    fn override_request(&mut self, now: Instant, name: &str, o: Override, force: bool) -> Response {
+        let Some(rt) = self
+            .instances
+            .iter_mut()
+            .find(|r| r.cfg.name == name && !r.retiring)
+        else {
+            let known: Vec<&str> = self.instances.iter().map(|r| r.cfg.name.as_str()).collect();
+            return Response::Error {
+                message: control::unknown_instance(name, known.into_iter()),
+            };
+        };
+        let state = rt.core.state();
+        let message = match o {
+            Override::Takeover => {
+                if state == State::Fault {
+                    return Response::Error {
+                        message: format!(
+                            "{name} is in FAULT ({}); fix that first: a faulty host must not take the address",
+                            rt.core.fault().unwrap_or(if rt.core.link_is_down() { "link down" } else { "fault" })
+                        ),
+                    };
+                }
+                if rt.cfg.priority == 255 {
+                    return Response::Error {
+                        message: format!("{name} has priority 255 (address owner): it is always preferred already"),
+                    };
+                }
+                format!(
+                    "{name}: taking over {} now and staying preferred (priority 254) until `floatip auto {name}`",
+                    rt.vips().join(", ")
+                )
+            }
+            Override::Release => {
+                if state == State::Master && !force && !rt.peer_alive(now) {
+                    return Response::Error {
+                        message: format!(
+                            "{name}: no other router has been heard on VRID {} recently, so releasing would leave {} unowned.\n  Start floatip (or keepalived) on the other host first, or run `floatip release {name} --force` to release anyway.",
+                            rt.cfg.vrid,
+                            rt.vips().join(", ")
+                        ),
+                    };
+                }
+                if state == State::Master {
+                    format!("{name}: releasing {}: it keeps answering until the successor announces itself, then stays BACKUP until `floatip auto {name}`", rt.vips().join(", "))
+                } else {
+                    format!(
+                        "{name}: will not claim {} until `floatip auto {name}`",
+                        rt.vips().join(", ")
+                    )
+                }
+            }
+            Override::Auto => format!(
+                "{name}: back to automatic (priority {}, preempt {})",
+                rt.cfg.priority, rt.cfg.preempt
+            ),
+        };
+        info!(instance = %name, "operator: {message}");
+        rt.core.handle_event(now, Event::Override(o));
+        match o {
+            Override::Auto => self.overrides.remove(name),
+            other => self.overrides.insert(name.to_string(), other),
+        };
+        match control::save_overrides(&self.state_dir, &self.overrides) {
+            Ok(()) => Response::Done { message },
+            Err(err) => Response::Done {
+                message: format!("{message}\n  warning: the override is in force but could not be saved, so it will not survive a restart: {err:#}"),
+            },
+        }
+    }
+
+    /// Re-read the config. Unchanged instances keep their state; a changed priority applies in place;
+    /// any other change, like a removed instance, steps down make-before-break and starts afresh.
+    async fn reload(&mut self, now: Instant) -> Result<String> {
+        let new = config::load(&self.config_path)
+            .map_err(|e| anyhow::anyhow!("{e}\nthe running configuration stays in force"))?;
+        let mut kept = 0;
+        let mut changed = Vec::new();
+        let mut fresh = Vec::new();
+        for inst in &new.instances {
+            match self
+                .instances
+                .iter_mut()
+                .find(|r| r.cfg.name == inst.name && !r.retiring)
+            {
+                Some(rt) if rt.cfg == *inst => kept += 1,
+                Some(rt) if same_but_priority(&rt.cfg, inst) => {
+                    rt.cfg.priority = inst.priority;
+                    rt.reevaluate(now);
+                    changed.push(format!("{}: priority {}", inst.name, inst.priority));
+                }
+                Some(rt) => {
+                    rt.retiring = true;
+                    rt.core.handle_event(now, Event::Shutdown);
+                    fresh.push(inst.clone());
+                }
+                None => fresh.push(inst.clone()),
+            }
+        }
+        let mut removed = Vec::new();
+        for rt in self.instances.iter_mut().filter(|r| !r.retiring) {
+            if !new.instances.iter().any(|i| i.name == rt.cfg.name) {
+                rt.retiring = true;
+                rt.core.handle_event(now, Event::Shutdown);
+                removed.push(rt.cfg.name.clone());
+            }
+        }
+        // Let retiring masters send their priority-0 adverts before the new instances start.
+        self.drain_actions(now).await;
+        let mut started = Vec::new();
+        for inst in fresh {
+            let rt = self.prepare(&inst).await?;
+            self.start(rt, now).await?;
+            started.push(inst.name.clone());
+        }
+        let msg = format!(
+            "reloaded {}: {kept} unchanged; {} changed in place [{}]; {} started [{}]; {} stepping down [{}]",
+            self.config_path.display(),
+            changed.len(),
+            changed.join(", "),
+            started.len(),
+            started.join(", "),
+            removed.len(),
+            removed.join(", ")
+        );
+        info!("{msg}");
+        Ok(msg)
     }
 
     /// Last resort when a stop runs out of time: take every VIP we hold off the interface.
@@ -537,13 +1068,27 @@ impl Daemon {
     fn stop_bound(&self) -> Duration {
         self.instances
             .iter()
-            .map(|r| {
-                3 * r.core.current_interval().max(r.cfg.advert_interval) + r.cfg.advert_interval
-            })
+            .map(|r| r.core.handoff_window() + r.cfg.advert_interval)
             .max()
             .unwrap_or_default()
             + Duration::from_secs(1)
     }
+
+    /// Let queued hooks (the stop hooks last) finish, bounded.
+    async fn drain_hooks(&mut self) {
+        for rt in &mut self.instances {
+            if let Some(h) = rt.hooks.take() {
+                h.drain(HOOK_DRAIN).await;
+            }
+        }
+    }
+}
+
+/// Everything but the priority is the same: the change can apply without a new election.
+fn same_but_priority(old: &InstanceConfig, new: &InstanceConfig) -> bool {
+    let mut probe = new.clone();
+    probe.priority = old.priority;
+    probe == *old && old.priority != 255 && new.priority != 255
 }
 
 /// The gratuitous ARP / NA burst after a claim: `count` announcements `spacing` apart, off the loop.
@@ -601,6 +1146,89 @@ fn spawn_receiver(key: SockKey, sock: Arc<VrrpSocket>, tx: mpsc::Sender<Packet>)
     });
 }
 
+/// Passive: every ARP/NA on the interface that claims an address from a MAC other than ours.
+fn spawn_conflict_watch(ifindex: u32, watch: ConflictWatch, tx: mpsc::Sender<Sighting>) {
+    tokio::spawn(async move {
+        let mut errors = 0u64;
+        loop {
+            match watch.next().await {
+                Ok((addr, mac)) => {
+                    let s = Sighting {
+                        ifindex,
+                        instance: None,
+                        addr,
+                        holder: Some(mac),
+                    };
+                    // Full channel: the loop is busy, a sighting will come again.
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(s) {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    errors += 1;
+                    if errors.is_power_of_two() {
+                        warn!("ARP/ND watch error: {err} ({errors} so far)");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+}
+
+/// Active: while told to, ask the LAN every [`PROBE_EVERY`] who answers for each VIP (RFC 5227 ARP
+/// probe, or an NDP solicitation); a host holding the address by hand shows itself only this way.
+fn spawn_prober(
+    id: usize,
+    ifindex: u32,
+    mac: [u8; 6],
+    vips: Vec<IpAddr>,
+    mut probing: watch::Receiver<bool>,
+    tx: mpsc::Sender<Sighting>,
+) -> TaskSet {
+    vec![tokio::spawn(async move {
+        loop {
+            if !*probing.borrow_and_update() {
+                if probing.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            tokio::time::sleep(PROBE_EVERY).await;
+            if !*probing.borrow() {
+                continue;
+            }
+            for addr in &vips {
+                let holder = match addr {
+                    IpAddr::V4(a) => {
+                        probe::arp_probe(ifindex, mac, *a, 1, Duration::ZERO, PROBE_WAIT).await
+                    }
+                    IpAddr::V6(a) => {
+                        probe::ndp_probe(ifindex, mac, *a, 1, Duration::ZERO, PROBE_WAIT).await
+                    }
+                };
+                let holder = match holder {
+                    Ok(h) => h,
+                    Err(err) => {
+                        debug!("probe for {addr} failed: {err:#}");
+                        continue;
+                    }
+                };
+                let s = Sighting {
+                    ifindex,
+                    instance: Some(id),
+                    addr: *addr,
+                    holder,
+                };
+                if tx.send(s).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })]
+    .into()
+}
+
 /// Run until `shutdown` resolves, then step down make-before-break and exit.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     if cfg.instances.is_empty() {
@@ -609,15 +1237,54 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
             cfg.path.display()
         );
     }
+    let overrides = control::load_overrides(&cfg.daemon.state_dir)?;
     let netlink = Netlink::new().context("cannot open netlink (needs CAP_NET_ADMIN)")?;
     let mut events = netlink::monitor().context("cannot monitor links and addresses")?;
-    let mut daemon = Daemon::prepare(&cfg, netlink).await?;
-    let (tx, mut packets) = mpsc::channel(1024);
-    for (key, sock) in &daemon.sockets {
-        spawn_receiver(*key, sock.clone(), tx.clone());
+    let listener = control::bind(&cfg.daemon.socket)?;
+    let (calls_tx, mut calls) = mpsc::channel::<ControlCall>(16);
+    let (packets_tx, mut packets) = mpsc::channel(1024);
+    let (checks_tx, mut check_reports) = mpsc::channel(256);
+    let (witness_tx, mut witness_reports) = mpsc::channel(64);
+    let (sightings_tx, mut sightings) = mpsc::channel(256);
+    let mut daemon = Daemon {
+        netlink,
+        config_path: cfg.path.clone(),
+        state_dir: cfg.daemon.state_dir.clone(),
+        instances: Vec::new(),
+        sockets: HashMap::new(),
+        announcers: HashMap::new(),
+        watched: HashSet::new(),
+        overrides,
+        next_id: 0,
+        chans: Channels {
+            packets: packets_tx,
+            checks: checks_tx,
+            witness: witness_tx,
+            sightings: sightings_tx,
+        },
+        unmatched_drops: BTreeMap::new(),
+    };
+    // Resolve everything before changing anything: a bad setup leaves the host untouched.
+    let mut prepared = Vec::new();
+    for inst in &cfg.instances {
+        prepared.push(daemon.prepare(inst).await?);
     }
-    drop(tx);
-    daemon.start(Instant::now()).await?;
+    let now = Instant::now();
+    for rt in prepared {
+        daemon.start(rt, now).await?;
+    }
+    tokio::spawn(async move {
+        if let Err(err) = control::accept_loop(listener, calls_tx).await {
+            error!("control socket stopped: {err:#}");
+        }
+    });
+    info!(
+        "ready: {} instance(s); control socket {}",
+        daemon.instances.len(),
+        cfg.daemon.socket.display()
+    );
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
 
     tokio::pin!(shutdown);
     let mut stop_deadline: Option<Instant> = None;
@@ -626,6 +1293,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
         let now = Instant::now();
         daemon.drain_actions(now).await;
         if stop_deadline.is_some() && daemon.all_stopped() {
+            daemon.drain_hooks().await;
             info!("stopped cleanly; every VIP we held is released");
             return Ok(());
         }
@@ -637,6 +1305,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
                 if stop_deadline.is_some_and(|s| s <= now) {
                     warn!("stop took longer than the handoff bound; removing our VIPs now");
                     daemon.remove_all().await;
+                    daemon.drain_hooks().await;
                     return Ok(());
                 }
                 daemon.on_timer(now);
@@ -644,6 +1313,23 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
             }
             Some(pkt) = packets.recv() => daemon.on_packet(Instant::now(), pkt),
             Some(ev) = events.recv() => daemon.on_net_event(Instant::now(), ev).await,
+            Some(report) = check_reports.recv() => daemon.on_check(Instant::now(), report),
+            Some(report) = witness_reports.recv() => daemon.on_witness(Instant::now(), report),
+            Some(s) = sightings.recv() => daemon.on_sighting(Instant::now(), s),
+            Some(call) = calls.recv() => {
+                let response = if stop_deadline.is_some() {
+                    Response::Error { message: "the daemon is stopping".to_string() }
+                } else {
+                    daemon.on_control(Instant::now(), call.request).await
+                };
+                let _ = call.reply.send(response);
+            }
+            _ = hup.recv(), if stop_deadline.is_none() => {
+                info!("SIGHUP: reloading {}", daemon.config_path.display());
+                if let Err(err) = daemon.reload(Instant::now()).await {
+                    error!("reload refused: {err:#}");
+                }
+            }
             _ = &mut shutdown, if stop_deadline.is_none() => {
                 let now = Instant::now();
                 stop_deadline = Some(now + daemon.stop_bound());

@@ -9,13 +9,17 @@
 //! - [`control`]: the control socket protocol (one definition for daemon and CLI), server and client.
 //! - [`checks`], [`witness`]: health checks and the witness, run off the protocol loop.
 //! - [`hooks`]: notify scripts, run in order, one at a time per instance.
+//! - [`conflict`]: what a master does when another MAC answers for its VIP.
+//! - [`manual`]: `floatip up` / `down`, the seed's manual procedure made safe.
 
+pub mod checks;
 pub mod cli;
 pub mod config;
+pub mod conflict;
+pub mod control;
 pub mod daemon;
 pub mod demo;
-pub mod net;
-pub mod checks;
-pub mod control;
 pub mod hooks;
+pub mod manual;
+pub mod net;
 pub mod witness;
