@@ -9,7 +9,7 @@
 #   decode   decode()/validate()/peek_vrid() on arbitrary bytes, addresses, TTL and checksum modes
 #            (optionally with the checksum fixed up so the fuzzer gets past it). Must never panic; an
 #            accepted advert must re-encode to bytes of the same length that decode equal.
-#   machine  the election state machine (a placeholder until crates/vrrp/src/machine.rs is done).
+#   machine  the election state machine: arbitrary config, events and time steps; invariants checked
 #
 # Setup, once: `cargo install cargo-fuzz`. Only a stable toolchain is installed here, so the nightly
 # flags cargo-fuzz passes (-Zsanitizer=address, ...) are unlocked with RUSTC_BOOTSTRAP=1. If the

@@ -1,10 +1,10 @@
 //! Fuzz the election state machine with arbitrary configurations and event sequences.
 //!
-//! A first cut (the state machine's owner will extend the invariants): drive one `Instance` with
-//! arbitrary events at non-decreasing times, fire timeouts when due, drain actions, and check only
-//! what the API contract promises: no panic, the deadline is never in the past after a timeout is
-//! handled, and `Transition`s chain (each `from` is the previous `to`, starting at Initialize)
-//! and end in `state()`.
+//! Drive one `Instance` with arbitrary events at non-decreasing times, fire timeouts when due, drain
+//! actions, and check what the API contract promises: no panic; the deadline is never in the past after
+//! any call; `Transition`s chain (each `from` is the previous `to`, starting at Initialize) and end in
+//! `state()`; addresses are added only when not held and removed only when held; adverts and
+//! announcements come only from a router holding the addresses; and it holds them exactly while MASTER.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -55,19 +55,44 @@ fn addr(v6: bool, host: u8) -> IpAddr {
     }
 }
 
-/// Drain all actions; transitions must chain from `tracked` and end in the instance's state.
-fn drain(inst: &mut Instance, tracked: &mut State) {
+/// What the fuzzer knows of the instance from its actions alone.
+struct Seen {
+    state: State,
+    holding: bool,
+}
+
+/// Drain all actions and check them against what was seen before.
+fn drain(inst: &mut Instance, seen: &mut Seen, now: Instant) {
     for _ in 0..10_000 {
         match inst.poll_action() {
             None => {
-                assert_eq!(*tracked, inst.state(), "transitions do not end in state()");
+                assert_eq!(seen.state, inst.state(), "transitions do not end in state()");
+                assert_eq!(
+                    seen.holding,
+                    inst.state() == State::Master,
+                    "holds the addresses outside MASTER (or not in MASTER)"
+                );
+                if let Some(next) = inst.poll_timeout() {
+                    assert!(next >= now, "deadline in the past");
+                }
                 return;
             }
             Some(Action::Transition(t)) => {
-                assert_eq!(t.from, *tracked, "{t:?}");
-                *tracked = t.to;
+                assert_eq!(t.from, seen.state, "{t:?}");
+                assert!(!t.reason.is_empty(), "a transition without a reason");
+                seen.state = t.to;
             }
-            Some(_) => {}
+            Some(Action::AddAddresses(_)) => {
+                assert!(!seen.holding, "added the addresses twice");
+                seen.holding = true;
+            }
+            Some(Action::RemoveAddresses(_)) => {
+                assert!(seen.holding, "removed addresses it did not hold");
+                seen.holding = false;
+            }
+            Some(Action::SendAdvert(_)) | Some(Action::Announce(_)) => {
+                assert!(seen.holding, "advertised or announced without holding the addresses");
+            }
         }
     }
     panic!("poll_action never returned None");
@@ -93,8 +118,11 @@ fuzz_target!(|input: Input| {
     };
     let mut now = Instant::now();
     let mut inst = Instance::new(config.clone());
-    let mut tracked = State::Initialize;
-    drain(&mut inst, &mut tracked);
+    let mut seen = Seen {
+        state: State::Initialize,
+        holding: false,
+    };
+    drain(&mut inst, &mut seen, now);
     for (advance_ms, ev) in input.steps.into_iter().take(256) {
         let target = now + Duration::from_millis(u64::from(advance_ms));
         // Fire every deadline that falls before the next event (bounded).
@@ -103,10 +131,7 @@ fuzz_target!(|input: Input| {
                 Some(t) if t <= target => {
                     now = now.max(t);
                     inst.handle_timeout(now);
-                    drain(&mut inst, &mut tracked);
-                    if let Some(next) = inst.poll_timeout() {
-                        assert!(next >= now, "deadline in the past after handle_timeout");
-                    }
+                    drain(&mut inst, &mut seen, now);
                 }
                 _ => break,
             }
@@ -143,7 +168,7 @@ fuzz_target!(|input: Input| {
             Ev::Auto => Event::Override(Override::Auto),
         };
         inst.handle_event(now, event);
-        drain(&mut inst, &mut tracked);
+        drain(&mut inst, &mut seen, now);
         let _ = (
             inst.effective_priority(),
             inst.current_interval(),
