@@ -534,6 +534,14 @@ impl Daemon {
             },
             rt.primary,
         );
+        if !rt.cfg.witness.is_empty() {
+            // Until the first witness probe answers, an isolated host must not claim (at 10 ms adverts
+            // master-down passes long before the first probe can).
+            rt.core.handle_event(
+                now,
+                Event::ClaimInhibit(Some("witness: first probe pending".to_string())),
+            );
+        }
         rt.core.handle_event(now, Event::Startup);
         if !rt.link.up {
             rt.core.handle_event(now, Event::LinkDown);
