@@ -999,54 +999,66 @@ impl Daemon {
     async fn reload(&mut self, now: Instant) -> Result<String> {
         let new = config::load(&self.config_path)
             .map_err(|e| anyhow::anyhow!("{e}\nthe running configuration stays in force"))?;
-        let mut kept = 0;
-        let mut changed = Vec::new();
+        let live = |d: &Daemon, name: &str| {
+            d.instances
+                .iter()
+                .position(|r| r.cfg.name == name && !r.retiring)
+        };
+        // Prepare everything new first: if an interface is missing, nothing has changed yet.
         let mut fresh = Vec::new();
         for inst in &new.instances {
-            match self
-                .instances
-                .iter_mut()
-                .find(|r| r.cfg.name == inst.name && !r.retiring)
-            {
-                Some(rt) if rt.cfg == *inst => kept += 1,
-                Some(rt) if same_but_priority(&rt.cfg, inst) => {
-                    rt.cfg.priority = inst.priority;
-                    rt.reevaluate(now);
-                    changed.push(format!("{}: priority {}", inst.name, inst.priority));
+            let replace = match live(self, &inst.name) {
+                Some(i) => {
+                    let old = &self.instances[i].cfg;
+                    old != inst && !same_but_priority(old, inst)
                 }
-                Some(rt) => {
-                    rt.retiring = true;
-                    rt.core.handle_event(now, Event::Shutdown);
-                    fresh.push(inst.clone());
-                }
-                None => fresh.push(inst.clone()),
+                None => true,
+            };
+            if replace {
+                let rt = self.prepare(inst).await.map_err(|e| {
+                    anyhow::anyhow!("{e:#}\nthe running configuration stays in force")
+                })?;
+                fresh.push(rt);
             }
         }
-        let mut removed = Vec::new();
+        let mut kept = 0;
+        let mut changed = Vec::new();
+        for inst in &new.instances {
+            if let Some(i) = live(self, &inst.name) {
+                let rt = &mut self.instances[i];
+                if rt.cfg == *inst {
+                    kept += 1;
+                } else if same_but_priority(&rt.cfg, inst) {
+                    rt.cfg.priority = inst.priority;
+                    rt.reevaluate(now);
+                    changed.push(format!("{} priority {}", inst.name, inst.priority));
+                }
+            }
+        }
+        let mut retired = Vec::new();
         for rt in self.instances.iter_mut().filter(|r| !r.retiring) {
-            if !new.instances.iter().any(|i| i.name == rt.cfg.name) {
+            let stays = new
+                .instances
+                .iter()
+                .any(|i| i.name == rt.cfg.name && (*i == rt.cfg || same_but_priority(&rt.cfg, i)));
+            if !stays {
                 rt.retiring = true;
                 rt.core.handle_event(now, Event::Shutdown);
-                removed.push(rt.cfg.name.clone());
+                retired.push(rt.cfg.name.clone());
             }
         }
         // Let retiring masters send their priority-0 adverts before the new instances start.
         self.drain_actions(now).await;
-        let mut started = Vec::new();
-        for inst in fresh {
-            let rt = self.prepare(&inst).await?;
+        let started: Vec<String> = fresh.iter().map(|r| r.cfg.name.clone()).collect();
+        for rt in fresh {
             self.start(rt, now).await?;
-            started.push(inst.name.clone());
         }
         let msg = format!(
-            "reloaded {}: {kept} unchanged; {} changed in place [{}]; {} started [{}]; {} stepping down [{}]",
+            "reloaded {}: {kept} unchanged; changed in place: [{}]; started: [{}]; stepping down: [{}]",
             self.config_path.display(),
-            changed.len(),
             changed.join(", "),
-            started.len(),
             started.join(", "),
-            removed.len(),
-            removed.join(", ")
+            retired.join(", ")
         );
         info!("{msg}");
         Ok(msg)
