@@ -82,9 +82,17 @@ fn duration_str(ms: u32) -> String {
     }
 }
 
-pub fn floatip_config(setup: &Setup, priority: u8, socket: &Path) -> String {
+/// floatip's config. `state_dir` is per host and inside the lab's temp dir: the default
+/// (/var/lib/floatip) is shared by every daemon on the machine, so a `takeover` override stored
+/// there would leak into later trials (and outside the lab).
+pub fn floatip_config(setup: &Setup, priority: u8, socket: &Path, state_dir: &Path) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "[daemon]\nsocket = \"{}\"\n", socket.display());
+    let _ = writeln!(
+        s,
+        "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\n",
+        socket.display(),
+        state_dir.display()
+    );
     for i in &setup.instances {
         let _ = writeln!(
             s,
@@ -165,7 +173,9 @@ pub fn start(
     let proc = match daemon {
         Daemon::Floatip => {
             let conf = dir.join(format!("floatip-{name}.toml"));
-            std::fs::write(&conf, floatip_config(setup, priority, &socket))?;
+            let state = dir.join(format!("floatip-{name}-state"));
+            std::fs::create_dir_all(&state)?;
+            std::fs::write(&conf, floatip_config(setup, priority, &socket, &state))?;
             let bin = floatip_bin.to_str().context("floatip path")?;
             let sock = socket.to_str().context("socket path")?;
             let conf = conf.to_str().context("conf path")?;
@@ -284,6 +294,24 @@ pub fn cpu_rss(pids: &[u32]) -> Result<(u64, u64)> {
     Ok((ns, kb))
 }
 
+/// Context switches (voluntary + involuntary) summed over every thread of `pids`, and the number
+/// of threads. Unreadable entries count as 0.
+pub fn switches_threads(pids: &[u32]) -> (u64, usize) {
+    let (mut sw, mut threads) = (0, 0);
+    for p in pids {
+        let Ok(rd) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in rd.flatten() {
+            threads += 1;
+            if let Ok(st) = std::fs::read_to_string(t.path().join("status")) {
+                sw += parse::ctxt_switches(&st);
+            }
+        }
+    }
+    (sw, threads)
+}
+
 /// Runs a floatip CLI command against `r`'s control socket, inside its host's namespace.
 /// Ok(None) when this build's CLI does not have the command.
 pub fn floatip_cli(floatip_bin: &Path, r: &Running, args: &[&str]) -> Result<Option<String>> {
@@ -323,9 +351,10 @@ mod tests {
     #[test]
     fn configs_mention_everything() {
         let s = files_setup(10, Some(9000));
-        let f = floatip_config(&s, 150, Path::new("/tmp/x.sock"));
+        let f = floatip_config(&s, 150, Path::new("/tmp/x.sock"), Path::new("/tmp/st"));
         assert!(f.contains("advert_interval = \"10ms\""));
         assert!(f.contains("vrid = 51"));
+        assert!(f.contains("state_dir = \"/tmp/st\""));
         assert!(f.contains("target = \"127.0.0.1:9000\""));
         let k = keepalived_config(&s, "h1", 150, true);
         assert!(k.contains("advert_int 0.01"));

@@ -94,6 +94,22 @@ struct Ctx {
     cpu_window: Duration,
     /// Why floatip cannot be measured in this build, if it cannot.
     floatip_missing: Option<String>,
+    /// Findings worth a line in the report (deduplicated).
+    notes: Vec<String>,
+    /// `--profile`: perf profiles of the 10 ms CPU scenario into bench/results/.
+    profile: bool,
+}
+
+fn results_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("results")
+}
+
+impl Ctx {
+    fn note(&mut self, n: &str) {
+        if !self.notes.iter().any(|x| x == n) {
+            self.notes.push(n.to_string());
+        }
+    }
 }
 
 /// A fresh lab ("fipbench<pid>x<n>-*" namespaces) with hosts h1 (.1), h2 (.2) and optionally the
@@ -161,22 +177,26 @@ fn failover_trial(
     let (h1, h2, c) = (&hosts[0], &hosts[1], &hosts[2]);
     let check = (ev == Event::Health).then_some(CHECK_PORT);
     let setup = daemons::files_setup(interval_ms, check);
-    let server = if check.is_some() {
+    // The service runs on both hosts (h2 must pass its own check to take over); h1's is killed.
+    let mut server = None;
+    if check.is_some() {
         let bin = ctx.self_bin.to_str().context("path")?.to_string();
         let addr = format!("127.0.0.1:{CHECK_PORT}");
-        let log = dir.join("serve-tcp.log");
-        let p = h1.spawn(&[&bin, "serve-tcp", &addr], Some(&log))?;
-        if !wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
-            Ok(std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .contains("listening"))
-        })? {
-            bail!("the tcp server in h1 did not start");
+        for h in [h1, h2] {
+            let log = dir.join(format!("serve-tcp-{}.log", h.name));
+            let p = h.spawn(&[&bin, "serve-tcp", &addr], Some(&log))?;
+            if !wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
+                Ok(std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .contains("listening"))
+            })? {
+                bail!("the tcp server in {} did not start", h.name);
+            }
+            if server.is_none() {
+                server = Some(p);
+            }
         }
-        Some(p)
-    } else {
-        None
-    };
+    }
     let mut monitors = Vec::new();
     for h in [h1, h2] {
         monitors.push(h.spawn(
@@ -189,9 +209,9 @@ fn failover_trial(
     let startup = Duration::from_secs_f64(master_down(interval_ms, 150) + 10.0);
     if !wait_until(startup, Duration::from_millis(20), || holds(h1, VIP))? {
         bail!(
-            "h1 ({}) never claimed {VIP}; see {}",
+            "h1 ({}) never claimed {VIP}; logs: {}",
             daemon.name(),
-            dir.display()
+            logs_hint(&dir)
         );
     }
     let d2 = daemons::start(daemon, &ctx.floatip_bin, h2, 100, &setup, &dir)?;
@@ -210,11 +230,11 @@ fn failover_trial(
     )?;
     if holds(h2, VIP)? || !holds(h1, VIP)? {
         bail!(
-            "not settled: h1 should hold {VIP} and h2 not; see {}",
-            dir.display()
+            "not settled: h1 should hold {VIP} and h2 not; logs: {}",
+            logs_hint(&dir)
         );
     }
-    let t_event = now();
+    let mut t_event = now();
     match ev {
         Event::HostLoss => h1.link_down()?,
         Event::Kill9 => daemons::kill9(&d1)?,
@@ -227,8 +247,21 @@ fn failover_trial(
             }
         }
         Event::Release => {
-            if daemons::floatip_cli(&ctx.floatip_bin, &d1, &["release", "files"])?.is_none() {
-                bail!("not available in this build");
+            match daemons::floatip_cli(&ctx.floatip_bin, &d1, &["release", "files"]) {
+                Ok(Some(_)) => {}
+                Ok(None) => bail!("not available in this build"),
+                Err(e) if format!("{e:#}").contains("no other router has been heard") => {
+                    ctx.note(
+                        "`floatip release files` on the master is refused in steady state (\"no other \
+                         router has been heard on VRID 51 recently\"): a VRRP backup is silent, and the \
+                         daemon's peer_alive() only counts routers heard within 3 × advert_interval. The \
+                         release rows were measured with `floatip release --force files` (the same \
+                         make-before-break path once the refusal is skipped).",
+                    );
+                    t_event = now();
+                    daemons::floatip_cli(&ctx.floatip_bin, &d1, &["release", "--force", "files"])?;
+                }
+                Err(e) => return Err(e),
             }
         }
         Event::Health => {
@@ -264,8 +297,8 @@ fn failover_trial(
     let h2 = parse::intervals(&parse::monitor_events(&read("monitor-h2.log"), VIP), t_end);
     if !parse::held_at(&h1, t_event) {
         bail!(
-            "ip monitor did not see h1 holding {VIP} at the event; see {}",
-            dir.display()
+            "ip monitor did not see h1 holding {VIP} at the event; logs: {}",
+            logs_hint(&dir)
         );
     }
     let _ = d2;
@@ -342,7 +375,7 @@ fn gap_end_ms(replies: &[f64], event: f64, end: f64) -> f64 {
 }
 
 fn fmt_ms(v: f64) -> String {
-    if v >= 100.0 {
+    if v.fract() == 0.0 || v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
         format!("{v:.1}")
@@ -366,7 +399,24 @@ fn fmt_gap(g: std::result::Result<f64, f64>) -> String {
 }
 
 /// CPU (per mille of a core) and RSS (MiB) of h1's daemon, the master, over the window.
-fn cpu_trial(ctx: &mut Ctx, daemon: Daemon, setup: &Setup) -> Result<(f64, f64)> {
+/// What one CPU/RSS window measured on the master.
+#[derive(Clone, Copy, Debug)]
+struct CpuTrial {
+    permille: f64,
+    rss_mib: f64,
+    /// Context switches per second, all threads of all the daemon's processes (its wakeups).
+    switches: f64,
+    threads: usize,
+}
+
+/// With `profile_to`, after the measurement window, `perf record -g` samples the master for 5 s
+/// (outside the window: perf's overhead must not count) and a flat report goes to that file.
+fn cpu_trial(
+    ctx: &mut Ctx,
+    daemon: Daemon,
+    setup: &Setup,
+    profile_to: Option<&Path>,
+) -> Result<CpuTrial> {
     let (lab, hosts, dir) = new_lab(false)?;
     let (h1, h2) = (&hosts[0], &hosts[1]);
     let d1 = daemons::start(daemon, &ctx.floatip_bin, h1, 150, setup, &dir)?;
@@ -383,10 +433,10 @@ fn cpu_trial(ctx: &mut Ctx, daemon: Daemon, setup: &Setup) -> Result<(f64, f64)>
     let startup = Duration::from_secs_f64(master_down(setup.interval_ms, 150) + 20.0);
     if !wait_until(startup, Duration::from_millis(50), || Ok(all_on(h1)? == n))? {
         bail!(
-            "h1 ({}) holds {} of {n} VIPs; see {}",
+            "h1 ({}) holds {} of {n} VIPs; logs: {}",
             daemon.name(),
             all_on(h1)?,
-            dir.display()
+            logs_hint(&dir)
         );
     }
     let _d2 = daemons::start(daemon, &ctx.floatip_bin, h2, 100, setup, &dir)?;
@@ -395,19 +445,73 @@ fn cpu_trial(ctx: &mut Ctx, daemon: Daemon, setup: &Setup) -> Result<(f64, f64)>
     ))?;
     if all_on(h2)? > 0 || all_on(h1)? != n {
         bail!(
-            "not settled (h2 holds VIPs or h1 lost some); see {}",
-            dir.display()
+            "not settled (h2 holds VIPs or h1 lost some); logs: {}",
+            logs_hint(&dir)
         );
     }
     let pids = daemons::pids(&d1);
     let (ns0, _) = daemons::cpu_rss(&pids)?;
+    let (sw0, _) = daemons::switches_threads(&pids);
     let t0 = Instant::now();
     sleep(ctx.cpu_window)?;
     let (ns1, kb) = daemons::cpu_rss(&pids)?;
+    let (sw1, threads) = daemons::switches_threads(&pids);
+    if let Some(out) = profile_to {
+        if let Err(e) = profile(&pids, &dir, out) {
+            eprintln!("(profile failed: {e:#}) ");
+        }
+    }
     let secs = t0.elapsed().as_secs_f64();
     let permille = (ns1.saturating_sub(ns0)) as f64 / 1e9 / secs * 1000.0;
     drop(lab);
-    Ok((permille, kb as f64 / 1024.0))
+    Ok(CpuTrial {
+        permille,
+        rss_mib: kb as f64 / 1024.0,
+        switches: sw1.saturating_sub(sw0) as f64 / secs,
+        threads,
+    })
+}
+
+/// `perf record -g` of `pids` for 5 s, then `perf report` (flat, by symbol) into `out`.
+fn profile(pids: &[u32], dir: &Path, out: &Path) -> Result<()> {
+    let data = dir.join("perf.data");
+    let data_s = data.to_str().context("path")?;
+    let pid_list = pids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let rec = run_output(
+        &[
+            "perf", "record", "-F", "999", "-g", "-o", data_s, "-p", &pid_list, "--", "sleep", "5",
+        ],
+        Duration::from_secs(30),
+    )?;
+    if !rec.status.success() {
+        bail!(
+            "perf record: {}",
+            String::from_utf8_lossy(&rec.stderr).trim()
+        );
+    }
+    let rep = run_output(
+        &[
+            "perf",
+            "report",
+            "-i",
+            data_s,
+            "--stdio",
+            "--no-children",
+            "--sort",
+            "dso,symbol",
+            "--percent-limit",
+            "1.5",
+            "-g",
+            "none",
+        ],
+        Duration::from_secs(60),
+    )?;
+    std::fs::write(out, &rep.stdout)?;
+    Ok(())
 }
 
 /// One row of the table.
@@ -481,14 +585,27 @@ fn verdict_finite(r: &Row) -> String {
     }
 }
 
+/// Where a failed trial's logs are: its lab dir with --keep, else how to keep them.
+fn logs_hint(dir: &Path) -> String {
+    if std::env::var("FLOATIP_LAB_KEEP").is_ok_and(|v| v == "1") {
+        dir.display().to_string()
+    } else {
+        "rerun with --keep to keep them".into()
+    }
+}
+
 fn fmt_cell(v: &std::result::Result<Vec<Sample>, String>, never: &str) -> String {
     match v {
-        Err(why) => why.clone(),
+        Err(why) => why.replace('|', "/").replace('\n', " "),
         Ok(v) => match parse::summarize(v) {
             None => "no trials".into(),
             Some((m, lo, hi)) => {
                 let f = |s: Sample| s.map(fmt_ms).unwrap_or_else(|| never.to_string());
-                format!("{} ({}–{})", f(m), f(lo), f(hi))
+                if f(lo) == f(hi) {
+                    format!("{} (all {})", f(m), v.len())
+                } else {
+                    format!("{} ({}–{})", f(m), f(lo), f(hi))
+                }
             }
         },
     }
@@ -688,8 +805,10 @@ fn cpu_scenario(
     label: &str,
     setup: &Setup,
     rss_limit: Option<f64>,
+    with_profile: bool,
+    profile: bool,
 ) -> Result<Outcome> {
-    let mut res: [Vec<std::result::Result<(f64, f64), String>>; 2] = [Vec::new(), Vec::new()];
+    let mut res: [Vec<std::result::Result<CpuTrial, String>>; 2] = [Vec::new(), Vec::new()];
     let daemons = [Daemon::Floatip, Daemon::Keepalived];
     for trial in 0..ctx.trials {
         for (i, d) in daemons.iter().enumerate() {
@@ -708,9 +827,18 @@ fn cpu_scenario(
                 trial + 1,
                 ctx.trials
             );
-            let r = cpu_trial(ctx, *d, setup);
+            let slug = label
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect::<String>();
+            let prof = results_dir().join(format!("profile-{}-{slug}.txt", d.name()));
+            let prof = (profile && trial == 0).then_some(prof.as_path());
+            let r = cpu_trial(ctx, *d, setup, prof);
             match &r {
-                Ok((c, m)) => eprintln!("{c:.2} ‰ CPU, {m:.1} MiB RSS"),
+                Ok(t) => eprintln!(
+                    "{:.2} ‰ CPU, {:.1} MiB RSS, {:.0} context switches/s, {} threads",
+                    t.permille, t.rss_mib, t.switches, t.threads
+                ),
                 Err(e) => eprintln!("failed: {e:#}"),
             }
             check_interrupted()?;
@@ -721,7 +849,14 @@ fn cpu_scenario(
         let ok: Vec<Sample> = res[i]
             .iter()
             .filter_map(|r| r.as_ref().ok())
-            .map(|&(c, m)| Some(if which == 0 { c } else { m }))
+            .map(|t| {
+                Some(match which {
+                    0 => t.permille,
+                    1 => t.rss_mib,
+                    2 => t.switches,
+                    _ => t.threads as f64,
+                })
+            })
             .collect();
         if ok.is_empty() {
             Err(res[i]
@@ -762,6 +897,20 @@ fn cpu_scenario(
         },
         limit: rss_limit,
     });
+    if with_profile {
+        for (which, what) in [(2, "context switches/s"), (3, "threads")] {
+            rows.push(Row {
+                scenario: format!("{label}: master {what}"),
+                unit: if which == 2 { "1/s" } else { "n" },
+                floatip: col(0, which),
+                keepalived: col(1, which),
+                never: "-",
+                target: "(profile)".into(),
+                verdict: |_| "-".into(),
+                limit: None,
+            });
+        }
+    }
     Ok(Outcome { rows, svg: None })
 }
 
@@ -780,6 +929,8 @@ fn run_scenario(ctx: &mut Ctx, name: &str) -> Result<Vec<Outcome>> {
             "1 instance, 10 ms adverts",
             &daemons::files_setup(10, None),
             Some(8.0),
+            true,
+            ctx.profile,
         )?],
         "scale" => {
             let mut v = Vec::new();
@@ -791,7 +942,9 @@ fn run_scenario(ctx: &mut Ctx, name: &str) -> Result<Vec<Outcome>> {
                         if n == 1 { "" } else { "s" }
                     ),
                     &daemons::scale_setup(n, 100),
-                    None,
+                    if n == 1 { Some(8.0) } else { None },
+                    false,
+                    false,
                 )?);
             }
             v
@@ -935,26 +1088,36 @@ fn report(ctx: &Ctx, outcomes: &[Outcome], scenarios: &[String], started: &str) 
                 .join(", ")
         );
     }
+    if !ctx.notes.is_empty() {
+        let _ = writeln!(s, "\n## Findings during this run");
+        for n in &ctx.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+    }
     s.push_str(NOTES);
     s
 }
 
 const NOTES: &str = "
 ## How it was measured
-- Every trial runs in a fresh lab: namespaces `fipbench<pid>-<n>-{sw,h1,h2,c}`, the bridge in its own
-  namespace, h1 192.0.2.1 (priority 150), h2 192.0.2.2 (priority 100), client c 192.0.2.3; VIP
+- Every trial runs in a fresh lab (`floatip_lab::Lab`): namespaces `fipbench<pid>x<n>-{sw,h1,h2,c}`,
+  the bridge in its own namespace, h1 192.0.2.1 (priority 150), h2 192.0.2.2 (priority 100), client c 192.0.2.3; VIP
   192.0.2.97/24, VRID 51, VRRPv3 on both daemons with the same advert interval (keepalived
   `vrrp_version 3`, native `advert_int`). keepalived: `state MASTER` on h1 (only to skip the start-up
-  wait), default GARP settings written out (`vrrp_garp_master_repeat 5`, `vrrp_garp_master_delay 5`).
-- Client gap: `ping -D -i 0.001` from c to the VIP; the longest interval between consecutive replies
-  that ends after the event (the one spanning the event included).
+  wait), default GARP settings written out (`vrrp_garp_master_repeat 5` at once, 5 more after
+  `vrrp_garp_master_delay 5`); floatip: its defaults (`[instance.announce] count = 5`, spacing 200 ms),
+  default `address_lifetime` (2 s at 1 s adverts, 1 s below), `state_dir` per host inside the lab.
+- Client gap: the lab's `Pinger` in c (raw ICMP echo to the VIP on a fixed 1 ms schedule, replies
+  timestamped on arrival); the longest interval between consecutive replies that ends after the event
+  (the one spanning the event included). Resolution: about 1-2 ms.
 - Who held the VIP: `ip -ts monitor address` in h1 and h2 (kernel address events, µs timestamps), so
   ownership and dual ownership are exact, not sampled. The harness polls `ip addr` every 5 ms only to
   decide when to end a trial.
 - Host loss: the switch-side veth of h1 is set down. kill -9: floatip's single process; keepalived: the
   parent is frozen (SIGSTOP, so it cannot respawn its child), its VRRP child and then the parent get
   SIGKILL. The wait is capped at 10 s. SIGTERM: to floatip / keepalived's parent.
-- Health check: a TCP server (`floatip-bench serve-tcp 127.0.0.1:9000`, std only) in h1 is killed.
+- Health check: a TCP server (`floatip-bench serve-tcp 127.0.0.1:9000`, std only) runs in h1 and
+  h2; h1's is killed (SIGKILL) and the value is the time until h2 holds the VIP.
   floatip: `kind = \"tcp\"`, interval 200 ms, timeout 100 ms, fall 2, rise 1. keepalived has no
   TCP check for VRRP; it runs a `vrrp_script` (`bash -c 'exec 3<>/dev/tcp/127.0.0.1/9000'`) with
   fall 2, but its script `interval` cannot go below 1 s (`interval 0.2` is refused: \"must be
@@ -1007,7 +1170,7 @@ fn serve_tcp(addr: &str) -> Result<()> {
 
 fn usage() -> String {
     format!(
-        "usage: floatip-bench [--trials N] [--quick] [--scenario NAME]... [--cpu-window SECS] [--keep]\n\
+        "usage: floatip-bench [--trials N] [--quick] [--scenario NAME]... [--cpu-window SECS] [--keep] [--profile]\n\
          \x20      floatip-bench serve-tcp ADDR\n\
          scenarios: {} (default: all)\n\
          Run as root. Writes bench/results/latest.md and bench/results/<scenario>.svg.",
@@ -1057,6 +1220,7 @@ fn real_main() -> Result<std::process::ExitCode> {
     let mut scenarios: Vec<String> = Vec::new();
     let mut cpu_window = 10.0f64;
     let mut keep = false;
+    let mut profile = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -1071,6 +1235,7 @@ fn real_main() -> Result<std::process::ExitCode> {
             "--scenario" => scenarios.push(it.next().context("--scenario NAME")?.clone()),
             "--cpu-window" => cpu_window = it.next().context("--cpu-window SECS")?.parse()?,
             "--keep" => keep = true,
+            "--profile" => profile = true,
             "-h" | "--help" => {
                 println!("{}", usage());
                 return Ok(std::process::ExitCode::SUCCESS);
@@ -1122,6 +1287,8 @@ fn real_main() -> Result<std::process::ExitCode> {
         self_bin: std::env::current_exe()?,
         cpu_window: Duration::from_secs_f64(cpu_window),
         floatip_missing,
+        notes: Vec::new(),
+        profile,
     };
     let started = utc_now_string();
     let mut outcomes = Vec::new();
@@ -1160,7 +1327,7 @@ fn real_main() -> Result<std::process::ExitCode> {
 fn floatip_status(bin: &Path) -> Option<String> {
     if !bin.exists() {
         return Some(format!(
-            "{} not built (cargo build --release -p floatip)",
+            "not built ({}: run `cargo build --release -p floatip`)",
             bin.display()
         ));
     }

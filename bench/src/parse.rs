@@ -167,6 +167,17 @@ pub fn vmrss_kb(s: &str) -> Option<u64> {
         .ok()
 }
 
+/// voluntary_ctxt_switches + nonvoluntary_ctxt_switches from a /proc status file.
+pub fn ctxt_switches(s: &str) -> u64 {
+    s.lines()
+        .filter(|l| {
+            l.starts_with("voluntary_ctxt_switches:")
+                || l.starts_with("nonvoluntary_ctxt_switches:")
+        })
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Parent pid from /proc/PID/stat ("pid (comm) state ppid ...", comm may hold spaces).
 pub fn stat_ppid(s: &str) -> Option<u32> {
     let rest = &s[s.rfind(')')? + 1..];
@@ -274,6 +285,8 @@ mod tests {
         assert_eq!(schedstat_ns("123456 789 10\n"), Some(123456));
         let st = "Name:\tkeepalived\nVmPeak:\t 1000 kB\nVmRSS:\t    5120 kB\n";
         assert_eq!(vmrss_kb(st), Some(5120));
+        let st = "voluntary_ctxt_switches:\t100\nnonvoluntary_ctxt_switches:\t5\n";
+        assert_eq!(ctxt_switches(st), 105);
         assert_eq!(stat_ppid("42 (a (b) c) S 7 42 42 0"), Some(7));
     }
 
