@@ -23,3 +23,6 @@ pub mod hooks;
 pub mod manual;
 pub mod net;
 pub mod witness;
+pub mod metrics;
+pub mod doctor;
+pub mod service;
