@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::checks::{self, CheckReport, CheckState, TaskSet};
@@ -305,14 +305,6 @@ impl Runtime {
                 .collect(),
         }
     }
-
-    /// Another VRRP router was heard recently enough to take over from us.
-    fn peer_alive(&self, now: Instant) -> bool {
-        let window = 3 * self.core.current_interval().max(self.cfg.advert_interval);
-        self.speakers
-            .values()
-            .any(|s| s.priority > 0 && now.saturating_duration_since(s.last_heard) <= window)
-    }
 }
 
 /// A received datagram, forwarded from a socket task to the loop.
@@ -333,6 +325,29 @@ struct Sighting {
     holder: Option<[u8; 6]>,
 }
 
+/// A release in progress: the master advertises priority 0 and keeps the VIP; the operator's answer
+/// waits until a successor announces itself, or until it is clear none will (then the master resumes).
+struct PendingRelease {
+    id: usize,
+    reply: oneshot::Sender<Response>,
+    abort_at: Instant,
+    /// How long the successor had, for the refusal.
+    window: Duration,
+    message: String,
+}
+
+/// What an operator command came to.
+enum Outcome {
+    Done(String),
+    Error(String),
+    /// A release handed to the core; answered by [`Daemon::settle_releases`].
+    Pending {
+        id: usize,
+        message: String,
+        abort_at: Instant,
+    },
+}
+
 /// The senders the tasks around the loop use.
 #[derive(Clone)]
 struct Channels {
@@ -351,6 +366,10 @@ pub struct Daemon {
     announcers: HashMap<u32, Arc<Announcer>>,
     watched: HashSet<u32>,
     overrides: BTreeMap<String, Override>,
+    /// Releases waiting to see a successor before they answer the operator.
+    pending_releases: Vec<PendingRelease>,
+    /// Instances from a reload that wait for a retiring instance holding the same VIPs to finish.
+    pending_starts: Vec<Runtime>,
     next_id: usize,
     chans: Channels,
     /// Packets no instance could claim (unknown VRID, undecodable header), by reason.
@@ -556,7 +575,11 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.instances.iter().filter_map(|r| r.deadline()).min()
+        self.instances
+            .iter()
+            .filter_map(|r| r.deadline())
+            .chain(self.pending_releases.iter().map(|p| p.abort_at))
+            .min()
     }
 
     fn on_timer(&mut self, now: Instant) {
@@ -891,8 +914,8 @@ impl Daemon {
         }
     }
 
-    async fn on_control(&mut self, now: Instant, request: Request) -> Response {
-        match request {
+    async fn on_control(&mut self, now: Instant, call: ControlCall) {
+        let outcome = match call.request {
             Request::Status { instance } => {
                 let mut all = Vec::new();
                 for rt in self.instances.iter().filter(|r| !r.retiring) {
@@ -904,7 +927,10 @@ impl Daemon {
                         .unwrap_or_default();
                     all.push(control::status_from_facts(&rt.facts(), &present, now));
                 }
-                control::select_instances(all, instance.as_deref())
+                let _ = call
+                    .reply
+                    .send(control::select_instances(all, instance.as_deref()));
+                return;
             }
             Request::Takeover { instance } => {
                 self.override_request(now, &instance, Override::Takeover, false)
@@ -916,64 +942,75 @@ impl Daemon {
                 self.override_request(now, &instance, Override::Auto, false)
             }
             Request::Reload => match self.reload(now).await {
-                Ok(msg) => Response::Done { message: msg },
-                Err(err) => Response::Error {
-                    message: format!("{err:#}"),
-                },
+                Ok(msg) => Outcome::Done(msg),
+                Err(err) => Outcome::Error(format!("{err:#}")),
             },
-        }
+        };
+        let response = match outcome {
+            Outcome::Done(message) => Response::Done { message },
+            Outcome::Error(message) => Response::Error { message },
+            Outcome::Pending {
+                id,
+                message,
+                abort_at,
+            } => {
+                self.pending_releases.push(PendingRelease {
+                    id,
+                    reply: call.reply,
+                    abort_at,
+                    window: abort_at.saturating_duration_since(now),
+                    message,
+                });
+                return;
+            }
+        };
+        let _ = call.reply.send(response);
     }
 
-    fn override_request(&mut self, now: Instant, name: &str, o: Override, force: bool) -> Response {
+    fn override_request(&mut self, now: Instant, name: &str, o: Override, force: bool) -> Outcome {
         let Some(rt) = self
             .instances
             .iter_mut()
             .find(|r| r.cfg.name == name && !r.retiring)
         else {
             let known: Vec<&str> = self.instances.iter().map(|r| r.cfg.name.as_str()).collect();
-            return Response::Error {
-                message: control::unknown_instance(name, known.into_iter()),
-            };
+            return Outcome::Error(control::unknown_instance(name, known.into_iter()));
         };
         let state = rt.core.state();
+        let vips = rt.vips().join(", ");
+        let mut pending = None;
         let message = match o {
             Override::Takeover => {
                 if state == State::Fault {
-                    return Response::Error {
-                        message: format!(
-                            "{name} is in FAULT ({}); fix that first: a faulty host must not take the address",
-                            rt.core.fault().unwrap_or(if rt.core.link_is_down() { "link down" } else { "fault" })
-                        ),
-                    };
+                    let why = rt
+                        .core
+                        .fault()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| "link down".to_string());
+                    return Outcome::Error(format!(
+                        "{name} is in FAULT ({why}); fix that first: a faulty host must not take the address"
+                    ));
                 }
                 if rt.cfg.priority == 255 {
-                    return Response::Error {
-                        message: format!("{name} has priority 255 (address owner): it is always preferred already"),
-                    };
+                    return Outcome::Error(format!(
+                        "{name} has priority 255 (address owner): it is always preferred already"
+                    ));
                 }
-                format!(
-                    "{name}: taking over {} now and staying preferred (priority 254) until `floatip auto {name}`",
-                    rt.vips().join(", ")
-                )
+                format!("{name}: taking over {vips} now and staying preferred (priority 254) until `floatip auto {name}`")
+            }
+            Override::Release if state == State::Master && force => format!(
+                "{name}: released {vips} (--force); this host stays BACKUP until `floatip auto {name}`"
+            ),
+            Override::Release if state == State::Master => {
+                // Backups are silent in VRRP, so whether one will take over is only known by asking:
+                // advertise priority 0, keep answering, and see who announces itself.
+                let window = rt.core.handoff_window();
+                let margin = rt.core.current_interval().min(window / 4);
+                pending = Some(now + window - margin);
+                format!("{name}: released {vips}; this host stays BACKUP until `floatip auto {name}`")
             }
             Override::Release => {
-                if state == State::Master && !force && !rt.peer_alive(now) {
-                    return Response::Error {
-                        message: format!(
-                            "{name}: no other router has been heard on VRID {} recently, so releasing would leave {} unowned.\n  Start floatip (or keepalived) on the other host first, or run `floatip release {name} --force` to release anyway.",
-                            rt.cfg.vrid,
-                            rt.vips().join(", ")
-                        ),
-                    };
-                }
-                if state == State::Master {
-                    format!("{name}: releasing {}: it keeps answering until the successor announces itself, then stays BACKUP until `floatip auto {name}`", rt.vips().join(", "))
-                } else {
-                    format!(
-                        "{name}: will not claim {} until `floatip auto {name}`",
-                        rt.vips().join(", ")
-                    )
-                }
+                format!("{name}: will not claim {vips} until `floatip auto {name}`")
             }
             Override::Auto => format!(
                 "{name}: back to automatic (priority {}, preempt {})",
@@ -981,16 +1018,97 @@ impl Daemon {
             ),
         };
         info!(instance = %name, "operator: {message}");
+        let id = rt.id;
         rt.core.handle_event(now, Event::Override(o));
+        let saved = self.set_override(name, o);
+        let message = match saved {
+            Ok(()) => message,
+            Err(err) => format!("{message}\n  warning: the override is in force but could not be saved, so it will not survive a restart: {err:#}"),
+        };
+        match pending {
+            Some(abort_at) => Outcome::Pending {
+                id,
+                message,
+                abort_at,
+            },
+            None => Outcome::Done(message),
+        }
+    }
+
+    fn set_override(&mut self, name: &str, o: Override) -> Result<()> {
         match o {
             Override::Auto => self.overrides.remove(name),
             other => self.overrides.insert(name.to_string(), other),
         };
-        match control::save_overrides(&self.state_dir, &self.overrides) {
-            Ok(()) => Response::Done { message },
-            Err(err) => Response::Done {
-                message: format!("{message}\n  warning: the override is in force but could not be saved, so it will not survive a restart: {err:#}"),
-            },
+        control::save_overrides(&self.state_dir, &self.overrides)
+    }
+
+    /// Answer releases whose handoff ended; abandon those no successor answered (the master resumes).
+    fn settle_releases(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.pending_releases.len() {
+            let p = &self.pending_releases[i];
+            let Some(rt) = self.instances.iter_mut().find(|r| r.id == p.id) else {
+                let p = self.pending_releases.swap_remove(i);
+                let _ = p.reply.send(Response::Error {
+                    message: "the instance was removed by a reload during the release".to_string(),
+                });
+                continue;
+            };
+            let response = if rt.core.handoff() != Some(vrrp::machine::Handoff::Release) {
+                let successor = rt
+                    .core
+                    .master_seen()
+                    .map(|m| format!(" {} (priority {}) took over", m.address, m.priority))
+                    .unwrap_or_default();
+                Response::Done {
+                    message: format!("{};{successor}", p.message),
+                }
+            } else if now >= p.abort_at {
+                let name = rt.cfg.name.clone();
+                let vips = rt.vips().join(", ");
+                let vrid = rt.cfg.vrid;
+                let waited = vrrp::machine::fmt_duration(p.window);
+                rt.core.handle_event(now, Event::Override(Override::Auto));
+                warn!(instance = %name, "release abandoned: no other router took over within {waited}; staying MASTER");
+                let saved = self.set_override(&name, Override::Auto);
+                Response::Error {
+                    message: format!(
+                        "{name}: no other router on VRID {vrid} took over {vips} within {waited}, so this host stays MASTER (releasing would have left the address unowned).\n  Start floatip (or keepalived) on the other host first, or run `floatip release {name} --force` to release anyway.{}",
+                        saved.err().map(|e| format!("\n  warning: could not update the overrides file: {e:#}")).unwrap_or_default()
+                    ),
+                }
+            } else {
+                i += 1;
+                continue;
+            };
+            let p = self.pending_releases.swap_remove(i);
+            let _ = p.reply.send(response);
+        }
+    }
+
+    /// Start instances from a reload once no retiring instance holds any of their VIPs.
+    async fn start_pending(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.pending_starts.len() {
+            let rt = &self.pending_starts[i];
+            let blocked = self.instances.iter().any(|old| {
+                old.retiring
+                    && old
+                        .cfg
+                        .addresses
+                        .iter()
+                        .any(|a| rt.cfg.addresses.iter().any(|b| a.addr == b.addr))
+            });
+            if blocked {
+                i += 1;
+                continue;
+            }
+            let rt = self.pending_starts.swap_remove(i);
+            let name = rt.cfg.name.clone();
+            if let Err(err) = self.start(rt, now).await {
+                error!(instance = %name, "cannot start after reload: {err:#}");
+            }
         }
     }
 
@@ -1050,9 +1168,9 @@ impl Daemon {
         // Let retiring masters send their priority-0 adverts before the new instances start.
         self.drain_actions(now).await;
         let started: Vec<String> = fresh.iter().map(|r| r.cfg.name.clone()).collect();
-        for rt in fresh {
-            self.start(rt, now).await?;
-        }
+        // A replacement starts once the instance it replaces has handed its VIPs over.
+        self.pending_starts.extend(fresh);
+        self.start_pending(now).await;
         let msg = format!(
             "reloaded {}: {kept} unchanged; changed in place: [{}]; started: [{}]; stepping down: [{}]",
             self.config_path.display(),
@@ -1275,6 +1393,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
         announcers: HashMap::new(),
         watched: HashSet::new(),
         overrides,
+        pending_releases: Vec::new(),
+        pending_starts: Vec::new(),
         next_id: 0,
         chans: Channels {
             packets: packets_tx,
@@ -1312,6 +1432,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     loop {
         let now = Instant::now();
         daemon.drain_actions(now).await;
+        if !daemon.pending_releases.is_empty() {
+            daemon.settle_releases(now);
+            daemon.drain_actions(now).await;
+        }
+        if !daemon.pending_starts.is_empty() {
+            daemon.start_pending(now).await;
+        }
         if stop_deadline.is_some() && daemon.all_stopped() {
             daemon.drain_hooks().await;
             info!("stopped cleanly; every VIP we held is released");
@@ -1337,12 +1464,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
             Some(report) = witness_reports.recv() => daemon.on_witness(Instant::now(), report),
             Some(s) = sightings.recv() => daemon.on_sighting(Instant::now(), s),
             Some(call) = calls.recv() => {
-                let response = if stop_deadline.is_some() {
-                    Response::Error { message: "the daemon is stopping".to_string() }
+                if stop_deadline.is_some() {
+                    let _ = call.reply.send(Response::Error { message: "the daemon is stopping".to_string() });
                 } else {
-                    daemon.on_control(Instant::now(), call.request).await
-                };
-                let _ = call.reply.send(response);
+                    daemon.on_control(Instant::now(), call).await;
+                }
             }
             _ = hup.recv(), if stop_deadline.is_none() => {
                 info!("SIGHUP: reloading {}", daemon.config_path.display());
