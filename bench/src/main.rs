@@ -172,6 +172,7 @@ fn failover_trial(
     daemon: Daemon,
     ev: Event,
     interval_ms: u32,
+    phase: f64,
 ) -> Result<FailoverTrial> {
     let (lab, hosts, dir) = new_lab(true)?;
     let (h1, h2, c) = (&hosts[0], &hosts[1], &hosts[2]);
@@ -207,13 +208,15 @@ fn failover_trial(
     sleep(Duration::from_millis(100))?;
     let d1 = daemons::start(daemon, &ctx.floatip_bin, h1, 150, &setup, &dir)?;
     let startup = Duration::from_secs_f64(master_down(interval_ms, 150) + 10.0);
-    if !wait_until(startup, Duration::from_millis(20), || holds(h1, VIP))? {
+    if !wait_until(startup, Duration::from_millis(5), || holds(h1, VIP))? {
         bail!(
             "h1 ({}) never claimed {VIP}; logs: {}",
             daemon.name(),
             logs_hint(&dir)
         );
     }
+    // h1 adverts from its claim on, every interval: the anchor for the event's phase.
+    let t_claim = now();
     let d2 = daemons::start(daemon, &ctx.floatip_bin, h2, 100, &setup, &dir)?;
     let t_h2 = Instant::now();
     let cap = if ev == Event::Kill9 {
@@ -234,6 +237,12 @@ fn failover_trial(
             logs_hint(&dir)
         );
     }
+    // Place the event at `phase` of an advert interval after one of h1's adverts (as far as the
+    // claim, seen by 5 ms polling, tells): host loss right after an advert costs a full
+    // Master_Down, right before one costs an interval less. Both daemons get the same phases.
+    let i = interval_ms as f64 / 1000.0;
+    let next = t_claim + ((now() - t_claim) / i).ceil() * i + phase * i;
+    sleep(Duration::from_secs_f64((next - now()).max(0.0)))?;
     let mut t_event = now();
     match ev {
         Event::HostLoss => h1.link_down()?,
@@ -642,7 +651,8 @@ fn failover_scenario(ctx: &mut Ctx, name: &str, ev: Event, interval_ms: u32) -> 
                 trial + 1,
                 ctx.trials
             );
-            let r = failover_trial(ctx, *d, ev, interval_ms);
+            let phase = (trial as f64 + 0.5) / ctx.trials as f64;
+            let r = failover_trial(ctx, *d, ev, interval_ms, phase);
             match &r {
                 Ok(t) => eprintln!("{}", t.timeline.caption),
                 Err(e) => eprintln!("failed: {e:#}"),
@@ -1019,7 +1029,18 @@ fn report(ctx: &Ctx, outcomes: &[Outcome], scenarios: &[String], started: &str) 
         .unwrap_or(0);
     let floatip_v = match &ctx.floatip_missing {
         Some(why) => format!("not measured: {why}"),
-        None => first_line(&[ctx.floatip_bin.to_str().unwrap_or("floatip"), "--version"]),
+        None => format!(
+            "{} (workspace at commit {})",
+            first_line(&[ctx.floatip_bin.to_str().unwrap_or("floatip"), "--version"]),
+            first_line(&[
+                "git",
+                "-C",
+                env!("CARGO_MANIFEST_DIR"),
+                "log",
+                "-1",
+                "--format=%h %s"
+            ])
+        ),
     };
     let mut s = String::new();
     let _ = writeln!(s, "# floatip vs keepalived: failover benchmark\n");
@@ -1113,6 +1134,10 @@ const NOTES: &str = "
 - Who held the VIP: `ip -ts monitor address` in h1 and h2 (kernel address events, µs timestamps), so
   ownership and dual ownership are exact, not sampled. The harness polls `ip addr` every 5 ms only to
   decide when to end a trial.
+- Phase: the event of trial k (of N) happens (k + 0.5)/N of an advert interval after one of h1's
+  adverts (anchored at h1's claim), the same phases for both daemons: a host lost just after an advert
+  costs a full Master_Down, just before one about an interval less, and a fixed settle time would
+  otherwise measure one phase only.
 - Host loss: the switch-side veth of h1 is set down. kill -9: floatip's single process; keepalived: the
   parent is frozen (SIGSTOP, so it cannot respawn its child), its VRRP child and then the parent get
   SIGKILL. The wait is capped at 10 s. SIGTERM: to floatip / keepalived's parent.
