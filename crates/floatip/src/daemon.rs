@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -148,9 +149,14 @@ pub struct Runtime {
     pub checks: Vec<CheckState>,
     tracked: Vec<Tracked>,
     pub conflicts: Conflicts,
-    /// The fault reason and base priority last given to the core, to send only changes.
+    /// The fault reason, base priority and claim inhibit last given to the core, to send only changes.
     fault_sent: Option<String>,
     priority_sent: u8,
+    inhibit_sent: Option<String>,
+    /// Why the witness says not to claim (`None` once it answers, or without a witness).
+    witness_inhibit: Option<String>,
+    /// Announcement bursts run only while this holds (MASTER, holding, not handing over).
+    may_announce: Arc<AtomicBool>,
     hooks: Option<Hooks>,
     /// Tells the probe task whether to ask the LAN who answers for our VIPs.
     probing: watch::Sender<bool>,
@@ -189,6 +195,25 @@ impl Runtime {
         self.cfg.addresses.iter().map(|v| v.to_string()).collect()
     }
 
+    /// Fold the witness and checks still without a first result into one claim inhibit for the core:
+    /// a host must not claim before it knows its service works (or while isolated).
+    fn reevaluate_inhibit(&mut self, now: Instant) {
+        // Only a check whose failure means FAULT holds the claim back; a weighted one adjusts the
+        // priority once it reports.
+        let inhibit = self.witness_inhibit.clone().or_else(|| {
+            self.cfg
+                .checks
+                .iter()
+                .zip(&self.checks)
+                .find(|(cfg, state)| cfg.weight.is_none() && !state.known)
+                .map(|(cfg, _)| format!("waiting for the first result of check {}", cfg.name))
+        });
+        if inhibit != self.inhibit_sent {
+            self.inhibit_sent = inhibit.clone();
+            self.core.handle_event(now, Event::ClaimInhibit(inhibit));
+        }
+    }
+
     /// Fold tracked interfaces, checks and a yielded conflict into one fault and one priority for the core.
     fn reevaluate(&mut self, now: Instant) {
         let (check_fault, priority) =
@@ -208,6 +233,8 @@ impl Runtime {
             self.priority_sent = priority;
             self.core.handle_event(now, Event::SetPriority(priority));
         }
+        // Last: lifting the inhibit may claim at once, which must see the fault and priority above.
+        self.reevaluate_inhibit(now);
     }
 
     fn facts(&self) -> control::InstanceFacts {
@@ -518,6 +545,10 @@ impl Daemon {
             conflicts: Conflicts::default(),
             fault_sent: None,
             priority_sent: inst.priority.min(254),
+            inhibit_sent: None,
+            witness_inhibit: (!inst.witness.is_empty())
+                .then(|| "witness: first probe pending".to_string()),
+            may_announce: Arc::new(AtomicBool::new(false)),
             hooks: has_hooks.then(|| hooks::spawn(inst.name.clone(), inst.notify.clone())),
             probing,
             retiring: false,
@@ -553,14 +584,9 @@ impl Daemon {
             },
             rt.primary,
         );
-        if !rt.cfg.witness.is_empty() {
-            // Until the first witness probe answers, an isolated host must not claim (at 10 ms adverts
-            // master-down passes long before the first probe can).
-            rt.core.handle_event(
-                now,
-                Event::ClaimInhibit(Some("witness: first probe pending".to_string())),
-            );
-        }
+        // Before the first witness answer or check result nobody knows this host can serve: at 10 ms
+        // adverts master-down passes long before either can arrive.
+        rt.reevaluate_inhibit(now);
         rt.core.handle_event(now, Event::Startup);
         if !rt.link.up {
             rt.core.handle_event(now, Event::LinkDown);
@@ -753,13 +779,18 @@ impl Daemon {
         let Some(state) = rt.checks.get_mut(report.check) else {
             return;
         };
+        let first = !state.known;
         state.apply(&report);
+        let name = state.name.clone();
         if report.changed {
             if report.healthy {
-                info!(instance = %rt.cfg.name, check = %state.name, "check is healthy ({} ms)", report.latency.as_millis());
+                info!(instance = %rt.cfg.name, check = %name, "check is healthy ({} ms)", report.latency.as_millis());
             } else {
-                warn!(instance = %rt.cfg.name, check = %state.name, "check is failing: {}", report.error.as_deref().unwrap_or("failed"));
+                warn!(instance = %rt.cfg.name, check = %name, "check is failing: {}", report.error.as_deref().unwrap_or("failed"));
             }
+        }
+        // A first result also lifts the "waiting for the first result" inhibit.
+        if report.changed || first {
             rt.reevaluate(now);
         }
     }
@@ -770,12 +801,12 @@ impl Daemon {
         };
         if report.reachable {
             info!(instance = %rt.cfg.name, "witness reachable: {}", report.detail);
-            rt.core.handle_event(now, Event::ClaimInhibit(None));
+            rt.witness_inhibit = None;
         } else {
             warn!(instance = %rt.cfg.name, "witness unreachable, not claiming: {}", report.detail);
-            rt.core
-                .handle_event(now, Event::ClaimInhibit(Some(report.detail)));
+            rt.witness_inhibit = Some(report.detail);
         }
+        rt.reevaluate_inhibit(now);
     }
 
     fn on_sighting(&mut self, now: Instant, s: Sighting) {
@@ -823,6 +854,9 @@ impl Daemon {
                 self.execute(i, now, action).await;
             }
             let rt = &self.instances[i];
+            let serving =
+                rt.holding && rt.core.state() == State::Master && rt.core.handoff().is_none();
+            rt.may_announce.store(serving, Ordering::Relaxed);
             let probe =
                 (rt.holding && rt.core.state() == State::Master) || rt.conflicts.yielded.is_some();
             rt.probing
@@ -868,11 +902,13 @@ impl Daemon {
                     }
                 }
                 rt.holding = true;
+                rt.may_announce.store(true, Ordering::Relaxed);
                 rt.next_refresh = Some(now + rt.refresh_period());
                 rt.next_announce_refresh = rt.cfg.announce.refresh.map(|p| now + p);
             }
             Action::RemoveAddresses(addrs) => {
                 rt.holding = false;
+                rt.may_announce.store(false, Ordering::Relaxed);
                 rt.next_refresh = None;
                 rt.next_announce_refresh = None;
                 rt.conflicts.reset_sightings();
@@ -1232,6 +1268,7 @@ fn same_but_priority(old: &InstanceConfig, new: &InstanceConfig) -> bool {
 /// The gratuitous ARP / NA burst after a claim: `count` announcements `spacing` apart, off the loop.
 fn spawn_announce(rt: &Runtime, addrs: Vec<IpAddr>) {
     let announcer = rt.announcer.clone();
+    let may_announce = rt.may_announce.clone();
     let count = rt.cfg.announce.count;
     let spacing = rt.cfg.announce.spacing;
     let name = rt.cfg.name.clone();
@@ -1239,6 +1276,11 @@ fn spawn_announce(rt: &Runtime, addrs: Vec<IpAddr>) {
         for n in 0..count {
             if n > 0 {
                 tokio::time::sleep(spacing).await;
+            }
+            // A burst ends when the claim does: announcing an address we gave up would pull clients
+            // back to a host that no longer answers.
+            if !may_announce.load(Ordering::Relaxed) {
+                return;
             }
             for addr in &addrs {
                 if let Err(err) = announcer.announce(*addr) {

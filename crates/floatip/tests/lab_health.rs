@@ -407,7 +407,7 @@ fn service_down_at_boot_never_claims() {
 /// FAULT-type check has no first result yet (as it does for the witness since 592cbe4); run with
 /// `--ignored`.
 #[test]
-#[ignore = "daemon claims before a slow first check result (reported; see the comment)"]
+
 fn service_hanging_at_boot_never_claims() {
     if !require_root("service_hanging_at_boot_never_claims") {
         return;

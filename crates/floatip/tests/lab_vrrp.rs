@@ -631,8 +631,6 @@ fn run_refuses_bad_config_and_missing_interface() {
 ///     burst keeps pointing clients at a host that no longer answers for the VIP, after the new
 ///     master's own burst is over. h2 is given a long burst (20 x 250 ms) so the window is wide.
 #[test]
-#[ignore = "bug: daemon.rs spawn_announce's GARP burst is not cancelled by RemoveAddresses; \
-            the old master keeps announcing a VIP it released"]
 fn released_vip_is_no_longer_announced() {
     if !require_root("released_vip_is_no_longer_announced") {
         return;

@@ -488,7 +488,7 @@ impl Instance {
                 self.transition(
                     now,
                     State::Initialize,
-                    format!("INITIALIZE: shutdown (was {was}, held no addresses)"),
+                    format!("INIT: shutdown (was {was}, held no addresses)"),
                 );
             }
         }
@@ -506,7 +506,7 @@ impl Instance {
                     self.transition(
                         now,
                         State::Initialize,
-                        "INITIALIZE: shutdown; link went down meanwhile, addresses removed at once"
+                        "INIT: shutdown; link went down meanwhile, addresses removed at once"
                             .to_string(),
                     );
                 } else {
@@ -904,7 +904,7 @@ impl Instance {
                 self.transition(
                     now,
                     State::Initialize,
-                    format!("INITIALIZE: shutdown; {how}; addresses removed"),
+                    format!("INIT: shutdown; {how}; addresses removed"),
                 );
             }
         }
