@@ -798,6 +798,9 @@ fn sysctl_section(config: &Config) -> Section {
         }
     }
     for (ifname, (v4, v6)) in &ifs {
+        if !Path::new("/proc/sys/net/ipv4/conf").join(ifname).exists() {
+            continue; // a missing interface is reported in its instance's section
+        }
         if *v4 {
             s.items.extend(sysctl_items(ifname, read_sysctl));
         }
