@@ -83,6 +83,12 @@ pub enum Command {
         #[arg(long, value_name = "IF")]
         dev: String,
     },
+    /// Check this host's setup and explain each failure with a fix: interfaces, adverts on the wire,
+    /// who answers ARP for each VIP, sysctls, firewall rules.
+    Doctor {
+        #[arg(long, short, default_value = config::DEFAULT_PATH, value_name = "PATH")]
+        config: PathBuf,
+    },
     /// A live failover on this machine, in network namespaces (needs root).
     Demo,
 }
@@ -133,12 +139,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            crate::daemon::init_logging(cli.log_format, cfg.daemon.log_level.as_deref());
+            crate::service::init_logging(cli.log_format, cfg.daemon.log_level.as_deref());
             if let Some(socket) = cli.socket {
                 cfg.daemon.socket = socket;
             }
             block_on(crate::daemon::run(cfg, crate::daemon::shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor { config } => {
+            let cfg = match config::load(&config) {
+                Ok(cfg) => cfg,
+                Err(err) => {
+                    eprintln!("{err}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let socket = cli
+                .socket
+                .clone()
+                .unwrap_or_else(|| cfg.daemon.socket.clone());
+            block_on(crate::doctor::doctor(&cfg, &socket))
         }
         Command::Demo => crate::demo::run(),
     }

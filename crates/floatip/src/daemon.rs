@@ -26,7 +26,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::checks::{self, CheckReport, CheckState, TaskSet};
-use crate::cli::LogFormat;
 use crate::config::{self, Config, InstanceConfig};
 use crate::conflict::{self, Conflicts, Verdict};
 use crate::control::{self, ControlCall, Request, Response};
@@ -52,24 +51,6 @@ const PROBE_WAIT: Duration = Duration::from_millis(300);
 const WITNESS_EVERY: Duration = Duration::from_secs(1);
 /// How long the stop hooks may run when the daemon exits.
 const HOOK_DRAIN: Duration = Duration::from_secs(10);
-
-/// Set up tracing: text or JSON to stderr, level from `RUST_LOG`, else the config's `log_level`, else info.
-pub fn init_logging(format: LogFormat, level: Option<&str>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        // netlink-packet-route warns about every attribute a newer kernel added; that is not news at 2am.
-        let quiet = ",netlink_packet_route=error";
-        tracing_subscriber::EnvFilter::try_new(format!("{}{quiet}", level.unwrap_or("info")))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("info{quiet}")))
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
 
 /// Resolves on the first SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
@@ -162,7 +143,9 @@ pub struct Runtime {
     probing: watch::Sender<bool>,
     /// Removed by a reload: stepping down, dropped once stopped.
     retiring: bool,
-    _tasks: Vec<TaskSet>,
+    check_tasks: TaskSet,
+    witness_task: TaskSet,
+    _probe_task: TaskSet,
 }
 
 impl Runtime {
@@ -412,19 +395,7 @@ impl Daemon {
             .link_by_name(&inst.interface)
             .await
             .with_context(|| format!("instance {}", inst.name))?;
-        let mut tracked = Vec::new();
-        for name in &inst.track_interfaces {
-            let l = self
-                .netlink
-                .link_by_name(name)
-                .await
-                .with_context(|| format!("instance {}: track_interfaces", inst.name))?;
-            tracked.push(Tracked {
-                name: name.clone(),
-                index: l.index,
-                up: l.up,
-            });
-        }
+        let tracked = self.resolve_tracked(inst).await?;
         let v6 = inst.is_v6();
         let vips: Vec<IpAddr> = inst.addresses.iter().map(|v| v.addr).collect();
         let primary = self
@@ -498,31 +469,21 @@ impl Daemon {
         let id = self.next_id;
         self.next_id += 1;
         let (probing, probe_rx) = watch::channel(false);
-        let tasks = vec![
-            checks::spawn(id, &inst.name, &inst.checks, self.chans.checks.clone()),
-            witness::spawn(
-                id,
-                inst.witness.clone(),
-                WITNESS_EVERY,
-                self.chans.witness.clone(),
-            ),
-            spawn_prober(
-                id,
-                link.index,
-                link.mac,
-                vips.clone(),
-                probe_rx,
-                self.chans.sightings.clone(),
-            ),
-        ];
-        let has_hooks = [
-            &inst.notify.master,
-            &inst.notify.backup,
-            &inst.notify.fault,
-            &inst.notify.stop,
-        ]
-        .iter()
-        .any(|h| h.is_some());
+        let check_tasks = checks::spawn(id, &inst.name, &inst.checks, self.chans.checks.clone());
+        let witness_task = witness::spawn(
+            id,
+            inst.witness.clone(),
+            WITNESS_EVERY,
+            self.chans.witness.clone(),
+        );
+        let probe_task = spawn_prober(
+            id,
+            link.index,
+            link.mac,
+            vips.clone(),
+            probe_rx,
+            self.chans.sightings.clone(),
+        );
         Ok(Runtime {
             id,
             core: vrrp::Instance::new(inst.vrrp_config(primary)),
@@ -549,11 +510,89 @@ impl Daemon {
             witness_inhibit: (!inst.witness.is_empty())
                 .then(|| "witness: first probe pending".to_string()),
             may_announce: Arc::new(AtomicBool::new(false)),
-            hooks: has_hooks.then(|| hooks::spawn(inst.name.clone(), inst.notify.clone())),
+            hooks: spawn_hooks(inst),
             probing,
             retiring: false,
-            _tasks: tasks,
+            check_tasks,
+            witness_task,
+            _probe_task: probe_task,
         })
+    }
+
+    async fn resolve_tracked(&self, inst: &InstanceConfig) -> Result<Vec<Tracked>> {
+        let mut tracked = Vec::new();
+        for name in &inst.track_interfaces {
+            let l = self
+                .netlink
+                .link_by_name(name)
+                .await
+                .with_context(|| format!("instance {}: track_interfaces", inst.name))?;
+            tracked.push(Tracked {
+                name: name.clone(),
+                index: l.index,
+                up: l.up,
+            });
+        }
+        Ok(tracked)
+    }
+
+    /// Apply a change that leaves the election alone (priority, announcements, lifetime, checks,
+    /// hooks, witness, tracked interfaces) to a running instance: no failover, only the affected
+    /// tasks restart.
+    fn update_in_place(
+        &mut self,
+        i: usize,
+        new: &InstanceConfig,
+        tracked: Vec<Tracked>,
+        now: Instant,
+    ) -> String {
+        let chans = self.chans.clone();
+        let rt = &mut self.instances[i];
+        let mut what = Vec::new();
+        if rt.cfg.priority != new.priority {
+            what.push(format!("priority {}", new.priority));
+        }
+        if rt.cfg.checks != new.checks {
+            rt.checks = CheckState::for_checks(&new.checks);
+            rt.check_tasks = checks::spawn(rt.id, &new.name, &new.checks, chans.checks.clone());
+            what.push("checks".to_string());
+        }
+        if rt.cfg.witness != new.witness {
+            rt.witness_task = witness::spawn(
+                rt.id,
+                new.witness.clone(),
+                WITNESS_EVERY,
+                chans.witness.clone(),
+            );
+            rt.witness_inhibit =
+                (!new.witness.is_empty()).then(|| "witness: first probe pending".to_string());
+            what.push("witness".to_string());
+        }
+        if rt.cfg.notify != new.notify {
+            rt.hooks = spawn_hooks(new);
+            what.push("hooks".to_string());
+        }
+        if rt.cfg.track_interfaces != new.track_interfaces {
+            what.push("tracked interfaces".to_string());
+        }
+        if rt.cfg.announce != new.announce {
+            what.push("announcements".to_string());
+            rt.next_announce_refresh = if rt.holding {
+                new.announce.refresh.map(|p| now + p)
+            } else {
+                None
+            };
+        }
+        if rt.cfg.address_lifetime != new.address_lifetime {
+            what.push("address lifetime".to_string());
+            if rt.holding {
+                rt.next_refresh = Some(now);
+            }
+        }
+        rt.tracked = tracked;
+        rt.cfg = new.clone();
+        rt.reevaluate(now);
+        format!("{} ({})", new.name, what.join(", "))
     }
 
     /// Remove stale copies of the instance's VIPs (a previous run killed before their lifetime ran out),
@@ -954,7 +993,16 @@ impl Daemon {
         let outcome = match call.request {
             Request::Status { instance } => {
                 let mut all = Vec::new();
-                for rt in self.instances.iter().filter(|r| !r.retiring) {
+                // A retiring instance is shown until its replacement (same name) runs: it is the one
+                // still answering for the VIP during the handoff.
+                let shown = |r: &&Runtime| {
+                    !r.retiring
+                        || !self
+                            .instances
+                            .iter()
+                            .any(|o| !o.retiring && o.cfg.name == r.cfg.name)
+                };
+                for rt in self.instances.iter().filter(shown) {
                     let present: Vec<IpAddr> = self
                         .netlink
                         .addresses(rt.link.index)
@@ -1151,6 +1199,23 @@ impl Daemon {
     /// Re-read the config. Unchanged instances keep their state; a changed priority applies in place;
     /// any other change, like a removed instance, steps down make-before-break and starts afresh.
     async fn reload(&mut self, now: Instant) -> Result<String> {
+        crate::service::reloading();
+        let result = self.apply_config(now).await;
+        crate::service::ready(&self.status_line());
+        result
+    }
+
+    /// The systemd STATUS= line: each instance's state.
+    fn status_line(&self) -> String {
+        crate::service::status_line(
+            self.instances
+                .iter()
+                .filter(|r| !r.retiring)
+                .map(|r| (r.cfg.name.as_str(), r.core.state().as_str())),
+        )
+    }
+
+    async fn apply_config(&mut self, now: Instant) -> Result<String> {
         let new = config::load(&self.config_path)
             .map_err(|e| anyhow::anyhow!("{e}\nthe running configuration stays in force"))?;
         let live = |d: &Daemon, name: &str| {
@@ -1158,43 +1223,41 @@ impl Daemon {
                 .iter()
                 .position(|r| r.cfg.name == name && !r.retiring)
         };
-        // Prepare everything new first: if an interface is missing, nothing has changed yet.
+        // Everything that can fail happens first: if an interface is missing, nothing has changed yet.
         let mut fresh = Vec::new();
+        let mut in_place = Vec::new();
         for inst in &new.instances {
-            let replace = match live(self, &inst.name) {
-                Some(i) => {
-                    let old = &self.instances[i].cfg;
-                    old != inst && !same_but_priority(old, inst)
+            match live(self, &inst.name) {
+                Some(i) if self.instances[i].cfg == *inst => {}
+                Some(i) if same_election(&self.instances[i].cfg, inst) => {
+                    let tracked = self.resolve_tracked(inst).await.map_err(|e| {
+                        anyhow::anyhow!("{e:#}\nthe running configuration stays in force")
+                    })?;
+                    in_place.push((i, inst.clone(), tracked));
                 }
-                None => true,
-            };
-            if replace {
-                let rt = self.prepare(inst).await.map_err(|e| {
-                    anyhow::anyhow!("{e:#}\nthe running configuration stays in force")
-                })?;
-                fresh.push(rt);
+                _ => {
+                    let rt = self.prepare(inst).await.map_err(|e| {
+                        anyhow::anyhow!("{e:#}\nthe running configuration stays in force")
+                    })?;
+                    fresh.push(rt);
+                }
             }
         }
-        let mut kept = 0;
+        let kept = new
+            .instances
+            .iter()
+            .filter(|inst| live(self, &inst.name).is_some_and(|i| self.instances[i].cfg == **inst))
+            .count();
         let mut changed = Vec::new();
-        for inst in &new.instances {
-            if let Some(i) = live(self, &inst.name) {
-                let rt = &mut self.instances[i];
-                if rt.cfg == *inst {
-                    kept += 1;
-                } else if same_but_priority(&rt.cfg, inst) {
-                    rt.cfg.priority = inst.priority;
-                    rt.reevaluate(now);
-                    changed.push(format!("{} priority {}", inst.name, inst.priority));
-                }
-            }
+        for (i, inst, tracked) in in_place {
+            changed.push(self.update_in_place(i, &inst, tracked, now));
         }
         let mut retired = Vec::new();
         for rt in self.instances.iter_mut().filter(|r| !r.retiring) {
             let stays = new
                 .instances
                 .iter()
-                .any(|i| i.name == rt.cfg.name && (*i == rt.cfg || same_but_priority(&rt.cfg, i)));
+                .any(|i| i.name == rt.cfg.name && (*i == rt.cfg || same_election(&rt.cfg, i)));
             if !stays {
                 rt.retiring = true;
                 rt.core.handle_event(now, Event::Shutdown);
@@ -1258,11 +1321,26 @@ impl Daemon {
     }
 }
 
-/// Everything but the priority is the same: the change can apply without a new election.
-fn same_but_priority(old: &InstanceConfig, new: &InstanceConfig) -> bool {
+/// Everything the election depends on is the same, so the change applies in place without a failover.
+/// (A change to or from priority 255, the address owner, changes how the core claims: not in place.)
+fn same_election(old: &InstanceConfig, new: &InstanceConfig) -> bool {
     let mut probe = new.clone();
     probe.priority = old.priority;
-    probe == *old && old.priority != 255 && new.priority != 255
+    probe.announce = old.announce.clone();
+    probe.address_lifetime = old.address_lifetime;
+    probe.checks = old.checks.clone();
+    probe.notify = old.notify.clone();
+    probe.witness = old.witness.clone();
+    probe.track_interfaces = old.track_interfaces.clone();
+    probe == *old && (old.priority == 255) == (new.priority == 255)
+}
+
+fn spawn_hooks(inst: &InstanceConfig) -> Option<Hooks> {
+    let n = &inst.notify;
+    [&n.master, &n.backup, &n.fault, &n.stop]
+        .iter()
+        .any(|h| h.is_some())
+        .then(|| hooks::spawn(inst.name.clone(), n.clone()))
 }
 
 /// The gratuitous ARP / NA burst after a claim: `count` announcements `spacing` apart, off the loop.
@@ -1421,6 +1499,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     let netlink = Netlink::new().context("cannot open netlink (needs CAP_NET_ADMIN)")?;
     let mut events = netlink::monitor().context("cannot monitor links and addresses")?;
     let listener = control::bind(&cfg.daemon.socket)?;
+    let metrics_listener = cfg.daemon.metrics.map(crate::metrics::bind).transpose()?;
     let (calls_tx, mut calls) = mpsc::channel::<ControlCall>(16);
     let (packets_tx, mut packets) = mpsc::channel(1024);
     let (checks_tx, mut check_reports) = mpsc::channel(256);
@@ -1455,6 +1534,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     for rt in prepared {
         daemon.start(rt, now).await?;
     }
+    if let Some(l) = metrics_listener {
+        let calls = calls_tx.clone();
+        tokio::spawn(async move {
+            if let Err(err) = crate::metrics::serve(l, calls).await {
+                error!("metrics endpoint stopped: {err:#}");
+            }
+        });
+    }
     tokio::spawn(async move {
         if let Err(err) = control::accept_loop(listener, calls_tx).await {
             error!("control socket stopped: {err:#}");
@@ -1467,6 +1554,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     );
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot install the SIGHUP handler")?;
+    // Sockets are open and the config applied: keep only what the daemon still needs, then tell systemd.
+    crate::service::drop_capabilities_logged();
+    let mut status_line = daemon.status_line();
+    crate::service::ready(&status_line);
+    // Kicked from this loop itself: a loop that hangs stops kicking and systemd restarts it; the VIP's
+    // kernel lifetime covers the gap.
+    let mut watchdog = crate::service::Watchdog::from_env();
 
     tokio::pin!(shutdown);
     let mut stop_deadline: Option<Instant> = None;
@@ -1480,6 +1574,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
         }
         if !daemon.pending_starts.is_empty() {
             daemon.start_pending(now).await;
+        }
+        let line = daemon.status_line();
+        if line != status_line {
+            crate::service::status(&line);
+            status_line = line;
         }
         if stop_deadline.is_some() && daemon.all_stopped() {
             daemon.drain_hooks().await;
@@ -1512,6 +1611,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
                     daemon.on_control(Instant::now(), call).await;
                 }
             }
+            _ = watchdog.tick() => {}
             _ = hup.recv(), if stop_deadline.is_none() => {
                 info!("SIGHUP: reloading {}", daemon.config_path.display());
                 if let Err(err) = daemon.reload(Instant::now()).await {
@@ -1519,6 +1619,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
                 }
             }
             _ = &mut shutdown, if stop_deadline.is_none() => {
+                crate::service::stopping();
                 let now = Instant::now();
                 stop_deadline = Some(now + daemon.stop_bound());
                 for rt in &mut daemon.instances {
