@@ -11,6 +11,8 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use crate::control::format_mac;
+
 /// How long a conflict must persist before it is reported and re-announced against.
 pub const CONFIRM_AFTER: Duration = Duration::from_secs(1);
 /// How long a conflict must persist before the lower MAC yields.
@@ -92,8 +94,8 @@ impl Conflicts {
         if age >= YIELD_AFTER && mac > ours && self.yielded.is_none() {
             let reason = format!(
                 "yielding {addr} to {}, which also answers for it and has the higher MAC (ours {}); adverts between us are not getting through",
-                fmt_mac(&mac),
-                fmt_mac(&ours)
+                format_mac(&mac),
+                format_mac(&ours)
             );
             self.yielded = Some(reason.clone());
             return Verdict::Yield(reason);
@@ -134,13 +136,6 @@ impl Conflicts {
         self.sightings
             .retain(|s| now.saturating_duration_since(s.last_seen) < FORGET_AFTER);
     }
-}
-
-pub fn fmt_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 #[cfg(test)]

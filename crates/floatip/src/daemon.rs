@@ -27,7 +27,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::checks::{self, CheckReport, CheckState, TaskSet};
 use crate::config::{self, Config, InstanceConfig};
-use crate::conflict::{self, Conflicts, Verdict};
+use crate::conflict::{Conflicts, Verdict};
 use crate::control::{self, ControlCall, Request, Response};
 use crate::hooks::{self, Hooks};
 use crate::net::announce::Announcer;
@@ -298,7 +298,7 @@ impl Runtime {
                 .filter(|s| s.reported)
                 .map(|s| control::ConflictStatus {
                     address: s.addr,
-                    mac: conflict::fmt_mac(&s.mac),
+                    mac: control::format_mac(&s.mac),
                     last_seen_age_ms: u64::try_from(s.last_seen.elapsed().as_millis())
                         .unwrap_or(u64::MAX),
                 })
@@ -874,7 +874,7 @@ impl Daemon {
                 Verdict::Wait => {}
                 Verdict::Reannounce { first_report } => {
                     if first_report {
-                        warn!(instance = %rt.cfg.name, "conflict: {} is also answered by {} while we are master; re-announcing", s.addr, conflict::fmt_mac(&mac));
+                        warn!(instance = %rt.cfg.name, "conflict: {} is also answered by {} while we are master; re-announcing", s.addr, control::format_mac(&mac));
                     }
                     spawn_announce(rt, rt.cfg.addresses.iter().map(|v| v.addr).collect());
                 }
