@@ -153,22 +153,22 @@ pub fn render(instances: &[InstanceStatus], tracker: &Tracker) -> String {
         }
         for s in states {
             state
-                .get_or_create(&labels(&[("instance", name), ("state", s)]))
+                .get_or_create(&labels(&[("vrrp_instance", name), ("state", s)]))
                 .set(i64::from(inst.state == s));
         }
         priority
-            .get_or_create(&labels(&[("instance", name), ("kind", "configured")]))
+            .get_or_create(&labels(&[("vrrp_instance", name), ("kind", "configured")]))
             .set(i64::from(inst.priority.configured));
         priority
-            .get_or_create(&labels(&[("instance", name), ("kind", "effective")]))
+            .get_or_create(&labels(&[("vrrp_instance", name), ("kind", "effective")]))
             .set(i64::from(inst.priority.effective));
         let totals = tracker.totals(name);
         for ((from, to), n) in &totals.transitions {
             transitions
-                .get_or_create(&labels(&[("instance", name), ("from", from), ("to", to)]))
+                .get_or_create(&labels(&[("vrrp_instance", name), ("from", from), ("to", to)]))
                 .inc_by(*n);
         }
-        let one = labels(&[("instance", name)]);
+        let one = labels(&[("vrrp_instance", name)]);
         sent.get_or_create(&one).inc_by(inst.counters.adverts_sent);
         received
             .get_or_create(&one)
@@ -182,11 +182,11 @@ pub fn render(instances: &[InstanceStatus], tracker: &Tracker) -> String {
         conflicts.get_or_create(&one).inc_by(totals.conflicts);
         for (reason, n) in &inst.counters.drops {
             dropped
-                .get_or_create(&labels(&[("instance", name), ("reason", reason)]))
+                .get_or_create(&labels(&[("vrrp_instance", name), ("reason", reason)]))
                 .inc_by(*n);
         }
         for check in &inst.checks {
-            let l = labels(&[("instance", name), ("check", &check.name)]);
+            let l = labels(&[("vrrp_instance", name), ("check", &check.name)]);
             check_up.get_or_create(&l).set(i64::from(check.healthy));
             if let Some(ms) = check.latency_ms {
                 check_latency.get_or_create(&l).set(ms / 1000.0);
@@ -199,7 +199,7 @@ pub fn render(instances: &[InstanceStatus], tracker: &Tracker) -> String {
         }
         for vip in &inst.vips {
             vip_present
-                .get_or_create(&labels(&[("instance", name), ("address", &vip.address)]))
+                .get_or_create(&labels(&[("vrrp_instance", name), ("address", &vip.address)]))
                 .set(i64::from(vip.present_in_kernel));
         }
         claim_inhibited
@@ -574,59 +574,59 @@ mod tests {
         let text = render(&instances, &tracker);
         for (series, value) in [
             (
-                r#"floatip_instance_state{instance="files",state="BACKUP"}"#,
+                r#"floatip_instance_state{vrrp_instance="files",state="BACKUP"}"#,
                 "1",
             ),
             (
-                r#"floatip_instance_state{instance="files",state="MASTER"}"#,
+                r#"floatip_instance_state{vrrp_instance="files",state="MASTER"}"#,
                 "0",
             ),
             (
-                r#"floatip_instance_state{instance="files",state="FAULT"}"#,
+                r#"floatip_instance_state{vrrp_instance="files",state="FAULT"}"#,
                 "0",
             ),
             (
-                r#"floatip_instance_state{instance="files",state="INIT"}"#,
+                r#"floatip_instance_state{vrrp_instance="files",state="INIT"}"#,
                 "0",
             ),
             (
-                r#"floatip_priority{instance="files",kind="configured"}"#,
+                r#"floatip_priority{vrrp_instance="files",kind="configured"}"#,
                 "150",
             ),
             (
-                r#"floatip_priority{instance="files",kind="effective"}"#,
+                r#"floatip_priority{vrrp_instance="files",kind="effective"}"#,
                 "90",
             ),
             (
-                r#"floatip_transitions_total{instance="files",from="INIT",to="BACKUP"}"#,
+                r#"floatip_transitions_total{vrrp_instance="files",from="INIT",to="BACKUP"}"#,
                 "1",
             ),
             (
-                r#"floatip_transitions_total{instance="files",from="BACKUP",to="MASTER"}"#,
+                r#"floatip_transitions_total{vrrp_instance="files",from="BACKUP",to="MASTER"}"#,
                 "1",
             ),
-            (r#"floatip_adverts_sent_total{instance="files"}"#, "7"),
-            (r#"floatip_adverts_received_total{instance="files"}"#, "11"),
+            (r#"floatip_adverts_sent_total{vrrp_instance="files"}"#, "7"),
+            (r#"floatip_adverts_received_total{vrrp_instance="files"}"#, "11"),
             (
-                r#"floatip_adverts_dropped_total{instance="files",reason="ttl"}"#,
+                r#"floatip_adverts_dropped_total{vrrp_instance="files",reason="ttl"}"#,
                 "3",
             ),
-            (r#"floatip_conflicts_total{instance="files"}"#, "0"),
-            (r#"floatip_vip_restored_total{instance="files"}"#, "1"),
-            (r#"floatip_check_up{instance="files",check="smb"}"#, "0"),
+            (r#"floatip_conflicts_total{vrrp_instance="files"}"#, "0"),
+            (r#"floatip_vip_restored_total{vrrp_instance="files"}"#, "1"),
+            (r#"floatip_check_up{vrrp_instance="files",check="smb"}"#, "0"),
             (
-                r#"floatip_check_latency_seconds{instance="files",check="smb"}"#,
+                r#"floatip_check_latency_seconds{vrrp_instance="files",check="smb"}"#,
                 "0.0125",
             ),
             (
-                r#"floatip_master_advert_age_seconds{instance="files"}"#,
+                r#"floatip_master_advert_age_seconds{vrrp_instance="files"}"#,
                 "0.25",
             ),
             (
-                r#"floatip_vip_present{instance="files",address="192.0.2.97/24"}"#,
+                r#"floatip_vip_present{vrrp_instance="files",address="192.0.2.97/24"}"#,
                 "0",
             ),
-            (r#"floatip_claim_inhibited{instance="files"}"#, "0"),
+            (r#"floatip_claim_inhibited{vrrp_instance="files"}"#, "0"),
         ] {
             assert_eq!(
                 line_value(&text, &format!("{series} ")).as_deref(),
@@ -656,11 +656,11 @@ mod tests {
     fn master_has_no_advert_age_and_current_state_is_one() {
         let instances = vec![status("files", "MASTER"), status("web", "BACKUP")];
         let text = render(&instances, &Tracker::default());
-        assert!(!text.contains(r#"floatip_master_advert_age_seconds{instance="files"}"#));
-        assert!(text.contains(r#"floatip_master_advert_age_seconds{instance="web"}"#));
-        assert!(text.contains(r#"floatip_instance_state{instance="files",state="MASTER"} 1"#));
-        assert!(text.contains(r#"floatip_instance_state{instance="web",state="MASTER"} 0"#));
-        assert!(text.contains(r#"floatip_vip_present{instance="files",address="192.0.2.97/24"} 1"#));
+        assert!(!text.contains(r#"floatip_master_advert_age_seconds{vrrp_instance="files"}"#));
+        assert!(text.contains(r#"floatip_master_advert_age_seconds{vrrp_instance="web"}"#));
+        assert!(text.contains(r#"floatip_instance_state{vrrp_instance="files",state="MASTER"} 1"#));
+        assert!(text.contains(r#"floatip_instance_state{vrrp_instance="web",state="MASTER"} 0"#));
+        assert!(text.contains(r#"floatip_vip_present{vrrp_instance="files",address="192.0.2.97/24"} 1"#));
     }
 
     #[test]
@@ -770,7 +770,7 @@ mod tests {
             .await
             .unwrap();
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
-        assert!(ok.contains(r#"floatip_instance_state{instance="files",state="MASTER"} 1"#));
+        assert!(ok.contains(r#"floatip_instance_state{vrrp_instance="files",state="MASTER"} 1"#));
         let nf = get(b"GET /x HTTP/1.1\r\n\r\n").await.unwrap();
         assert!(nf.starts_with("HTTP/1.1 404"), "{nf}");
         let bad = get(b"hello\r\n\r\n").await.unwrap();

@@ -93,7 +93,7 @@ fn value(body: &str, series: &str) -> Option<f64> {
 }
 
 fn state_is(host: &Host, instance: &str, state: &str) -> bool {
-    let series = format!(r#"floatip_instance_state{{instance="{instance}",state="{state}"}}"#);
+    let series = format!(r#"floatip_instance_state{{vrrp_instance="{instance}",state="{state}"}}"#);
     matches!(scrape(host), Some((status, body)) if status.contains(" 200 ") && value(&body, &series) == Some(1.0))
 }
 
@@ -125,22 +125,22 @@ fn metrics_follow_a_failover() -> anyhow::Result<()> {
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     for (series, want) in [
         (
-            r#"floatip_instance_state{instance="files",state="BACKUP"}"#,
+            r#"floatip_instance_state{vrrp_instance="files",state="BACKUP"}"#,
             0.0,
         ),
         (
-            r#"floatip_priority{instance="files",kind="configured"}"#,
+            r#"floatip_priority{vrrp_instance="files",kind="configured"}"#,
             200.0,
         ),
         (
-            r#"floatip_vip_present{instance="files",address="192.0.2.97/24"}"#,
+            r#"floatip_vip_present{vrrp_instance="files",address="192.0.2.97/24"}"#,
             1.0,
         ),
     ] {
         assert_eq!(value(&body, series), Some(want), "{series} in\n{body}");
     }
     assert!(
-        value(&body, r#"floatip_adverts_sent_total{instance="files"}"#).unwrap_or(0.0) > 0.0,
+        value(&body, r#"floatip_adverts_sent_total{vrrp_instance="files"}"#).unwrap_or(0.0) > 0.0,
         "{body}"
     );
     assert!(body.contains("floatip_build_info{version="), "{body}");
@@ -148,7 +148,7 @@ fn metrics_follow_a_failover() -> anyhow::Result<()> {
     let (_, body2) = scrape(&h2).expect("scrape h2");
     let age = value(
         &body2,
-        r#"floatip_master_advert_age_seconds{instance="files"}"#,
+        r#"floatip_master_advert_age_seconds{vrrp_instance="files"}"#,
     );
     assert!(
         age.is_some_and(|a| a < 5.0),
@@ -157,7 +157,7 @@ fn metrics_follow_a_failover() -> anyhow::Result<()> {
     assert!(
         value(
             &body2,
-            r#"floatip_adverts_received_total{instance="files"}"#
+            r#"floatip_adverts_received_total{vrrp_instance="files"}"#
         )
         .unwrap_or(0.0)
             > 0.0,
@@ -180,7 +180,7 @@ fn metrics_follow_a_failover() -> anyhow::Result<()> {
     assert!(
         value(
             &body2,
-            r#"floatip_transitions_total{instance="files",from="BACKUP",to="MASTER"}"#
+            r#"floatip_transitions_total{vrrp_instance="files",from="BACKUP",to="MASTER"}"#
         )
         .unwrap_or(0.0)
             >= 1.0,
@@ -189,7 +189,7 @@ fn metrics_follow_a_failover() -> anyhow::Result<()> {
     assert_eq!(
         value(
             &body2,
-            r#"floatip_master_advert_age_seconds{instance="files"}"#
+            r#"floatip_master_advert_age_seconds{vrrp_instance="files"}"#
         ),
         None,
         "a master reports no advert age:\n{body2}"
