@@ -234,6 +234,12 @@ pub struct CountersStatus {
     pub drops: BTreeMap<String, u64>,
     /// How often our VIP vanished while we were master and was put back.
     pub vip_restored: u64,
+    /// State changes since the daemon started, keyed "FROM->TO" (e.g. "BACKUP->MASTER").
+    #[serde(default)]
+    pub transitions: BTreeMap<String, u64>,
+    /// Conflicts confirmed since the daemon started (another MAC answering for our VIP).
+    #[serde(default)]
+    pub conflicts: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -377,6 +383,9 @@ pub struct InstanceFacts {
     pub send_errors: u64,
     pub drops: BTreeMap<String, u64>,
     pub vip_restored: u64,
+    /// Transitions by (from, to) since start.
+    pub transitions: BTreeMap<String, u64>,
+    pub conflicts_total: u64,
     pub claim_inhibit: Option<String>,
     pub conflicts: Vec<ConflictStatus>,
     pub checks: Vec<CheckStatus>,
@@ -472,6 +481,8 @@ pub fn status_from_facts(
             send_errors: facts.send_errors,
             drops: facts.drops.clone(),
             vip_restored: facts.vip_restored,
+            transitions: facts.transitions.clone(),
+            conflicts: facts.conflicts_total,
         },
         override_mode,
         claim_inhibit: facts.claim_inhibit.clone(),
@@ -1250,6 +1261,8 @@ mod tests {
             send_errors: 0,
             drops: BTreeMap::new(),
             vip_restored: 0,
+            transitions: BTreeMap::new(),
+            conflicts_total: 0,
             claim_inhibit: None,
             conflicts: vec![],
             checks: vec![],

@@ -290,6 +290,13 @@ impl Runtime {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             vip_restored: self.counters.vip_restored,
+            transitions: self
+                .counters
+                .transitions
+                .iter()
+                .map(|((from, to), n)| (format!("{from}->{to}"), *n))
+                .collect(),
+            conflicts_total: self.conflicts.total,
             claim_inhibit: self.core.not_claiming(),
             conflicts: self
                 .conflicts

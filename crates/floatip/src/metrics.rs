@@ -6,20 +6,16 @@
 //! `floatip status`, and a hung loop shows up as a failing scrape (503), which is exactly what an alert
 //! on `up == 0` catches.
 //!
-//! Counters that the status carries as totals (adverts, drops, send errors) are exported as they are.
-//! Transitions and conflicts are counted here, from the status history and conflict list, by a
-//! [`Tracker`] that remembers what it already counted between scrapes; a burst of more than
-//! [`control::HISTORY_MAX`] transitions between two scrapes is undercounted (flapping that hard is
-//! visible anyway, in the state gauge and the logs).
+//! Counters are the daemon's own totals since start (adverts, drops, send errors, transitions by
+//! from/to, conflicts), exported as they are.
 //!
 //! The HTTP side is deliberately tiny: one request per connection (`Connection: close`), requests
 //! bounded in size and time, a bounded number of connections at once, errors answered with 400, 404,
 //! 405, 431 or 503 and never propagated to the daemon.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -33,7 +29,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, warn};
 
-use crate::control::{ControlCall, HistoryEntry, InstanceStatus, Request, Response};
+use crate::control::{ControlCall, InstanceStatus, Request, Response};
 
 /// The content type prometheus-client's text encoder produces (OpenMetrics 1.0 text).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -51,80 +47,12 @@ pub const STATES: [&str; 4] = ["MASTER", "BACKUP", "FAULT", "INIT"];
 
 type Labels = Vec<(&'static str, String)>;
 
-/// Monotonic counts the status does not carry as totals, accumulated across scrapes.
-#[derive(Debug, Default, Clone)]
-pub struct Tracker {
-    instances: HashMap<String, Tracked>,
-}
-
-#[derive(Debug, Default, Clone)]
-struct Tracked {
-    /// The newest history entry already counted.
-    last: Option<HistoryEntry>,
-    transitions: BTreeMap<(String, String), u64>,
-    /// Conflicting (address, MAC) pairs in the previous status.
-    conflicts_seen: BTreeSet<(String, String)>,
-    conflicts: u64,
-}
-
-/// The counters [`Tracker`] keeps for one instance.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Totals {
-    /// By (from, to) state name.
-    pub transitions: BTreeMap<(String, String), u64>,
-    pub conflicts: u64,
-}
-
-impl Tracker {
-    /// Counts what is new in `instances` since the last call. Instances no longer configured (removed
-    /// by a reload) are forgotten, so their series disappear.
-    pub fn observe(&mut self, instances: &[InstanceStatus]) {
-        self.instances
-            .retain(|name, _| instances.iter().any(|i| &i.name == name));
-        for inst in instances {
-            let t = self.instances.entry(inst.name.clone()).or_default();
-            // Entries after the last one counted; all of them if it scrolled out of the window.
-            let start = t
-                .last
-                .as_ref()
-                .and_then(|last| inst.history.iter().rposition(|h| h == last))
-                .map_or(0, |i| i + 1);
-            for h in &inst.history[start..] {
-                *t.transitions
-                    .entry((h.from.clone(), h.to.clone()))
-                    .or_default() += 1;
-            }
-            if let Some(newest) = inst.history.last() {
-                t.last = Some(newest.clone());
-            }
-            let now: BTreeSet<(String, String)> = inst
-                .conflicts
-                .iter()
-                .map(|c| (c.address.to_string(), c.mac.clone()))
-                .collect();
-            t.conflicts += now.difference(&t.conflicts_seen).count() as u64;
-            t.conflicts_seen = now;
-        }
-    }
-
-    /// The totals of one instance (zero if never observed).
-    pub fn totals(&self, instance: &str) -> Totals {
-        self.instances
-            .get(instance)
-            .map(|t| Totals {
-                transitions: t.transitions.clone(),
-                conflicts: t.conflicts,
-            })
-            .unwrap_or_default()
-    }
-}
-
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
     pairs.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
 }
 
 /// Renders every instance as OpenMetrics text (what `GET /metrics` returns).
-pub fn render(instances: &[InstanceStatus], tracker: &Tracker) -> String {
+pub fn render(instances: &[InstanceStatus]) -> String {
     let mut reg = Registry::with_prefix("floatip");
 
     let build = Info::new(vec![("version", env!("CARGO_PKG_VERSION").to_string())]);
@@ -162,10 +90,14 @@ pub fn render(instances: &[InstanceStatus], tracker: &Tracker) -> String {
         priority
             .get_or_create(&labels(&[("vrrp_instance", name), ("kind", "effective")]))
             .set(i64::from(inst.priority.effective));
-        let totals = tracker.totals(name);
-        for ((from, to), n) in &totals.transitions {
+        for (key, n) in &inst.counters.transitions {
+            let (from, to) = key.split_once("->").unwrap_or((key.as_str(), ""));
             transitions
-                .get_or_create(&labels(&[("vrrp_instance", name), ("from", from), ("to", to)]))
+                .get_or_create(&labels(&[
+                    ("vrrp_instance", name),
+                    ("from", from),
+                    ("to", to),
+                ]))
                 .inc_by(*n);
         }
         let one = labels(&[("vrrp_instance", name)]);
@@ -179,7 +111,9 @@ pub fn render(instances: &[InstanceStatus], tracker: &Tracker) -> String {
         vip_restored
             .get_or_create(&one)
             .inc_by(inst.counters.vip_restored);
-        conflicts.get_or_create(&one).inc_by(totals.conflicts);
+        conflicts
+            .get_or_create(&one)
+            .inc_by(inst.counters.conflicts);
         for (reason, n) in &inst.counters.drops {
             dropped
                 .get_or_create(&labels(&[("vrrp_instance", name), ("reason", reason)]))
@@ -199,7 +133,10 @@ pub fn render(instances: &[InstanceStatus], tracker: &Tracker) -> String {
         }
         for vip in &inst.vips {
             vip_present
-                .get_or_create(&labels(&[("vrrp_instance", name), ("address", &vip.address)]))
+                .get_or_create(&labels(&[
+                    ("vrrp_instance", name),
+                    ("address", &vip.address),
+                ]))
                 .set(i64::from(vip.present_in_kernel));
         }
         claim_inhibited
@@ -302,7 +239,6 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)
         .context("cannot register the metrics socket with the runtime")?;
-    let tracker = Arc::new(Mutex::new(Tracker::default()));
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut errors = 0u64;
     loop {
@@ -317,10 +253,9 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let calls = calls.clone();
-                    let tracker = tracker.clone();
                     tokio::spawn(async move {
                         let _permit = permit;
-                        if let Err(err) = handle(stream, &calls, &tracker).await {
+                        if let Err(err) = handle(stream, &calls).await {
                             debug!("metrics: connection from {peer}: {err}");
                         }
                     });
@@ -430,7 +365,6 @@ async fn snapshot(calls: &mpsc::Sender<ControlCall>) -> Result<Vec<InstanceStatu
 async fn handle(
     mut stream: tokio::net::TcpStream,
     calls: &mpsc::Sender<ControlCall>,
-    tracker: &Mutex<Tracker>,
 ) -> std::io::Result<()> {
     let route = match tokio::time::timeout(IO_TIMEOUT, read_head(&mut stream)).await {
         Err(_) => Route::Error(408, "Request Timeout"),
@@ -439,14 +373,7 @@ async fn handle(
     };
     let response = match route {
         Route::Metrics { head } => match snapshot(calls).await {
-            Ok(instances) => {
-                let body = {
-                    let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
-                    t.observe(&instances);
-                    render(&instances, &t)
-                };
-                response(200, "OK", CONTENT_TYPE, &body, head)
-            }
+            Ok(instances) => response(200, "OK", CONTENT_TYPE, &render(&instances), head),
             Err(e) => {
                 warn!("metrics: scrape failed: {e}");
                 response(
@@ -502,7 +429,7 @@ fn response(code: u16, reason: &str, content_type: &str, body: &str, head_only: 
 mod tests {
     use super::*;
     use crate::control::{
-        CheckStatus, ConflictStatus, CountersStatus, MasterStatus, PriorityStatus, VipStatus,
+        CheckStatus, CountersStatus, HistoryEntry, MasterStatus, PriorityStatus, VipStatus,
     };
 
     fn entry(at: f64, from: &str, to: &str) -> HistoryEntry {
@@ -546,6 +473,13 @@ mod tests {
                 send_errors: 0,
                 drops: [("ttl".to_string(), 3)].into_iter().collect(),
                 vip_restored: 1,
+                transitions: [
+                    ("INIT->BACKUP".to_string(), 1),
+                    ("BACKUP->MASTER".to_string(), 1),
+                ]
+                .into_iter()
+                .collect(),
+                conflicts: 2,
             },
             override_mode: None,
             claim_inhibit: None,
@@ -569,9 +503,7 @@ mod tests {
     #[test]
     fn renders_every_family_with_its_labels() {
         let instances = vec![status("files", "BACKUP")];
-        let mut tracker = Tracker::default();
-        tracker.observe(&instances);
-        let text = render(&instances, &tracker);
+        let text = render(&instances);
         for (series, value) in [
             (
                 r#"floatip_instance_state{vrrp_instance="files",state="BACKUP"}"#,
@@ -606,14 +538,20 @@ mod tests {
                 "1",
             ),
             (r#"floatip_adverts_sent_total{vrrp_instance="files"}"#, "7"),
-            (r#"floatip_adverts_received_total{vrrp_instance="files"}"#, "11"),
+            (
+                r#"floatip_adverts_received_total{vrrp_instance="files"}"#,
+                "11",
+            ),
             (
                 r#"floatip_adverts_dropped_total{vrrp_instance="files",reason="ttl"}"#,
                 "3",
             ),
-            (r#"floatip_conflicts_total{vrrp_instance="files"}"#, "0"),
+            (r#"floatip_conflicts_total{vrrp_instance="files"}"#, "2"),
             (r#"floatip_vip_restored_total{vrrp_instance="files"}"#, "1"),
-            (r#"floatip_check_up{vrrp_instance="files",check="smb"}"#, "0"),
+            (
+                r#"floatip_check_up{vrrp_instance="files",check="smb"}"#,
+                "0",
+            ),
             (
                 r#"floatip_check_latency_seconds{vrrp_instance="files",check="smb"}"#,
                 "0.0125",
@@ -655,58 +593,13 @@ mod tests {
     #[test]
     fn master_has_no_advert_age_and_current_state_is_one() {
         let instances = vec![status("files", "MASTER"), status("web", "BACKUP")];
-        let text = render(&instances, &Tracker::default());
+        let text = render(&instances);
         assert!(!text.contains(r#"floatip_master_advert_age_seconds{vrrp_instance="files"}"#));
         assert!(text.contains(r#"floatip_master_advert_age_seconds{vrrp_instance="web"}"#));
         assert!(text.contains(r#"floatip_instance_state{vrrp_instance="files",state="MASTER"} 1"#));
         assert!(text.contains(r#"floatip_instance_state{vrrp_instance="web",state="MASTER"} 0"#));
-        assert!(text.contains(r#"floatip_vip_present{vrrp_instance="files",address="192.0.2.97/24"} 1"#));
-    }
-
-    #[test]
-    fn tracker_counts_each_transition_once_across_scrapes() {
-        let mut s = status("files", "MASTER");
-        let mut t = Tracker::default();
-        t.observe(std::slice::from_ref(&s));
-        t.observe(std::slice::from_ref(&s));
-        assert_eq!(t.totals("files").transitions.values().sum::<u64>(), 2);
-        s.history.push(entry(9.0, "MASTER", "BACKUP"));
-        s.history.push(entry(12.0, "BACKUP", "MASTER"));
-        t.observe(std::slice::from_ref(&s));
-        let totals = t.totals("files");
-        assert_eq!(
-            totals.transitions[&("BACKUP".to_string(), "MASTER".to_string())],
-            2
-        );
-        assert_eq!(
-            totals.transitions[&("MASTER".to_string(), "BACKUP".to_string())],
-            1
-        );
-        // The window scrolled past what we counted: the new entries are all counted.
-        s.history = vec![entry(20.0, "MASTER", "FAULT")];
-        t.observe(std::slice::from_ref(&s));
-        assert_eq!(t.totals("files").transitions.values().sum::<u64>(), 5);
-        // A removed instance is forgotten.
-        t.observe(&[]);
-        assert_eq!(t.totals("files"), Totals::default());
-    }
-
-    #[test]
-    fn tracker_counts_new_conflicts() {
-        let mut s = status("files", "MASTER");
-        let conflict = |mac: &str| ConflictStatus {
-            address: "192.0.2.97".parse().unwrap(),
-            mac: mac.into(),
-            last_seen_age_ms: 10,
-        };
-        let mut t = Tracker::default();
-        s.conflicts = vec![conflict("02:00:00:00:00:09")];
-        t.observe(std::slice::from_ref(&s));
-        t.observe(std::slice::from_ref(&s));
-        assert_eq!(t.totals("files").conflicts, 1);
-        s.conflicts.push(conflict("02:00:00:00:00:0a"));
-        t.observe(std::slice::from_ref(&s));
-        assert_eq!(t.totals("files").conflicts, 2);
+        assert!(text
+            .contains(r#"floatip_vip_present{vrrp_instance="files",address="192.0.2.97/24"} 1"#));
     }
 
     #[test]
