@@ -140,7 +140,12 @@ fn metrics_follow_a_failover() -> anyhow::Result<()> {
         assert_eq!(value(&body, series), Some(want), "{series} in\n{body}");
     }
     assert!(
-        value(&body, r#"floatip_adverts_sent_total{vrrp_instance="files"}"#).unwrap_or(0.0) > 0.0,
+        value(
+            &body,
+            r#"floatip_adverts_sent_total{vrrp_instance="files"}"#
+        )
+        .unwrap_or(0.0)
+            > 0.0,
         "{body}"
     );
     assert!(body.contains("floatip_build_info{version="), "{body}");
