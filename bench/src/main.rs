@@ -767,6 +767,18 @@ fn failover_scenario(ctx: &mut Ctx, name: &str, ev: Event, interval_ms: u32) -> 
                 verdict: verdict_limit_and_keepalived,
                 limit: Some(405.0),
             });
+            // What the client feels: floatip's old master keeps answering until the successor has
+            // announced itself, so the VIP "moving" late need not mean a gap.
+            rows.push(Row {
+                scenario: "health check fails (tcp server killed), 1 s adverts: client gap".into(),
+                unit: "ms",
+                floatip: col(0, &gap),
+                keepalived: col(1, &gap),
+                never: "no recovery",
+                target: "≤ 5 ms (planned move) and ≤ keepalived".into(),
+                verdict: verdict_limit_and_keepalived,
+                limit: Some(5.0),
+            });
         }
     }
     // The SVG draws the median trial of each daemon (by the row's first metric).
