@@ -467,7 +467,7 @@ pub fn start_keepalived(lab: &Lab, host: &Host, k: &KaInstance) -> Keepalived {
 /// packet looping back.
 pub fn foreign_drops(log: &str) -> Vec<String> {
     log.lines()
-        .filter(|l| l.contains("dropped"))
+        .filter(|l| l.contains("dropped an advert"))
         .filter(|l| !l.contains("our own packet"))
         .map(str::to_string)
         .collect()
