@@ -33,7 +33,7 @@ use crate::hooks::{self, Hooks};
 use crate::net::announce::Announcer;
 use crate::net::netlink::{self, LinkInfo, NetEvent, Netlink};
 use crate::net::probe::{self, ConflictWatch};
-use crate::net::vrrp_socket::VrrpSocket;
+use crate::net::vrrp_socket::{VrrpSender, VrrpSocket};
 use crate::witness::{self, WitnessReport};
 use vrrp::packet::{self, GROUP_V4, GROUP_V6};
 use vrrp::validate::{self, Received, RxPolicy};
@@ -118,8 +118,11 @@ pub struct Runtime {
     sock_key: SockKey,
     announcer: Arc<Announcer>,
     policy: RxPolicy,
-    destinations: Vec<IpAddr>,
+    /// Where adverts go (the group, or each unicast peer), each through its connected sender.
+    destinations: Vec<(IpAddr, Arc<VrrpSender>)>,
     send_checksum: ChecksumMode,
+    /// Reused for every advert this instance encodes (at 10 ms adverts, 100 a second).
+    tx_buf: Vec<u8>,
     /// Whether our VIPs are in the kernel by our hand (between AddAddresses and RemoveAddresses).
     pub holding: bool,
     next_refresh: Option<Instant>,
@@ -158,15 +161,22 @@ impl Runtime {
             .unwrap_or(if addr.is_ipv4() { 32 } else { 128 })
     }
 
-    /// How often a master re-adds its VIPs to push the kernel lifetime forward.
+    /// How often a master re-adds its VIPs to push the kernel lifetime forward: twice per lifetime.
     fn refresh_period(&self) -> Duration {
-        (self.cfg.address_lifetime / 4).max(Duration::from_millis(100))
+        self.cfg.address_lifetime / 2
+    }
+
+    /// A refresh due within this much is done at the current wakeup (an advert's, usually), so it
+    /// costs no wakeup of its own; if nothing wakes the loop, its own deadline is this much late,
+    /// which still leaves a quarter of the lifetime.
+    fn refresh_slack(&self) -> Duration {
+        self.cfg.advert_interval.min(self.cfg.address_lifetime / 4)
     }
 
     fn deadline(&self) -> Option<Instant> {
         [
             self.core.poll_timeout(),
-            self.next_refresh,
+            self.next_refresh.map(|t| t + self.refresh_slack()),
             self.next_announce_refresh,
         ]
         .into_iter()
@@ -380,9 +390,13 @@ pub struct Daemon {
     state_dir: PathBuf,
     pub instances: Vec<Runtime>,
     sockets: HashMap<SockKey, Arc<VrrpSocket>>,
+    /// Connected senders, shared by the instances with the same interface, source and destination.
+    senders: HashMap<(u32, IpAddr, IpAddr), Arc<VrrpSender>>,
     announcers: HashMap<u32, Arc<Announcer>>,
-    watched: HashSet<u32>,
+    watched: HashSet<(u32, bool)>,
     overrides: BTreeMap<String, Override>,
+    /// A transition happened since the systemd STATUS= line was last sent.
+    status_dirty: bool,
     /// Releases waiting to see a successor before they answer the operator.
     pending_releases: Vec<PendingRelease>,
     /// Instances from a reload that wait for a retiring instance holding the same VIPs to finish.
@@ -442,8 +456,8 @@ impl Daemon {
                 a
             }
         };
-        if self.watched.insert(link.index) {
-            let watch = ConflictWatch::open(link.index, link.mac)
+        if self.watched.insert((link.index, v6)) {
+            let watch = ConflictWatch::open(link.index, link.mac, v6)
                 .with_context(|| format!("instance {}: ARP/ND watch", inst.name))?;
             spawn_conflict_watch(link.index, watch, self.chans.sightings.clone());
         }
@@ -460,7 +474,7 @@ impl Daemon {
                 .collect(),
             unicast_peers: inst.unicast_peers.clone(),
         };
-        let destinations = if inst.unicast_peers.is_empty() {
+        let targets = if inst.unicast_peers.is_empty() {
             vec![if v6 {
                 IpAddr::V6(GROUP_V6)
             } else {
@@ -469,6 +483,22 @@ impl Daemon {
         } else {
             inst.unicast_peers.clone()
         };
+        let mut destinations = Vec::new();
+        for dst in targets {
+            let key = (link.index, primary, dst);
+            let sender = match self.senders.get(&key) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = Arc::new(
+                        VrrpSender::open(&inst.interface, link.index, primary, dst)
+                            .with_context(|| format!("instance {}: advert sender", inst.name))?,
+                    );
+                    self.senders.insert(key, s.clone());
+                    s
+                }
+            };
+            destinations.push((dst, sender));
+        }
         let send_checksum = match inst.checksum {
             ChecksumMode::MessageOnly => ChecksumMode::MessageOnly,
             _ => ChecksumMode::PseudoHeader,
@@ -502,6 +532,7 @@ impl Daemon {
             policy,
             destinations,
             send_checksum,
+            tx_buf: Vec::with_capacity(MAX_PACKET),
             holding: false,
             next_refresh: None,
             next_announce_refresh: None,
@@ -665,7 +696,10 @@ impl Daemon {
     /// Refresh VIP lifetimes and periodic announcements that are due.
     async fn refresh(&mut self, now: Instant) {
         for rt in &mut self.instances {
-            if rt.next_refresh.is_some_and(|t| t <= now) {
+            if rt
+                .next_refresh
+                .is_some_and(|t| t <= now + rt.refresh_slack())
+            {
                 rt.next_refresh = Some(now + rt.refresh_period());
                 for vip in &rt.cfg.addresses {
                     if let Err(err) = self
@@ -896,8 +930,13 @@ impl Daemon {
     /// Execute everything the cores asked for, in order.
     async fn drain_actions(&mut self, now: Instant) {
         for i in 0..self.instances.len() {
+            let mut touched = false;
             while let Some(action) = self.instances[i].core.poll_action() {
+                touched = true;
                 self.execute(i, now, action).await;
+            }
+            if !touched {
+                continue;
             }
             let rt = &self.instances[i];
             let serving =
@@ -908,18 +947,27 @@ impl Daemon {
             rt.probing
                 .send_if_modified(|p| std::mem::replace(p, probe) != probe);
         }
-        self.instances
-            .retain(|r| !(r.retiring && r.core.is_stopped()));
+        if self.instances.iter().any(|r| r.retiring) {
+            self.instances
+                .retain(|r| !(r.retiring && r.core.is_stopped()));
+            self.status_dirty = true;
+        }
     }
 
     async fn execute(&mut self, i: usize, now: Instant, action: Action) {
         let rt = &mut self.instances[i];
         match action {
             Action::SendAdvert(advert) => {
-                let sock = &self.sockets[&rt.sock_key];
-                for dst in &rt.destinations {
-                    let bytes = packet::encode(&advert, rt.primary, *dst, rt.send_checksum);
-                    match sock.send(&bytes, rt.primary, *dst).await {
+                for (dst, sender) in &rt.destinations {
+                    rt.tx_buf.clear();
+                    packet::encode_into(
+                        &advert,
+                        rt.primary,
+                        *dst,
+                        rt.send_checksum,
+                        &mut rt.tx_buf,
+                    );
+                    match sender.send(&rt.tx_buf).await {
                         Ok(()) => rt.counters.adverts_sent += 1,
                         Err(err) => {
                             rt.counters.send_errors += 1;
@@ -972,6 +1020,7 @@ impl Daemon {
             }
             Action::Announce(addrs) => spawn_announce(rt, addrs),
             Action::Transition(t) => {
+                self.status_dirty = true;
                 info!(instance = %rt.cfg.name, "{} -> {}: {}", t.from, t.to, t.reason);
                 *rt.counters.transitions.entry((t.from, t.to)).or_default() += 1;
                 if let Some(hooks) = &rt.hooks {
@@ -1518,9 +1567,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
         state_dir: cfg.daemon.state_dir.clone(),
         instances: Vec::new(),
         sockets: HashMap::new(),
+        senders: HashMap::new(),
         announcers: HashMap::new(),
         watched: HashSet::new(),
         overrides,
+        status_dirty: false,
         pending_releases: Vec::new(),
         pending_starts: Vec::new(),
         next_id: 0,
@@ -1570,6 +1621,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     let mut watchdog = crate::service::Watchdog::from_env();
 
     tokio::pin!(shutdown);
+    let sleep = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(sleep);
     let mut stop_deadline: Option<Instant> = None;
     let far = Duration::from_secs(3600);
     loop {
@@ -1582,10 +1635,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
         if !daemon.pending_starts.is_empty() {
             daemon.start_pending(now).await;
         }
-        let line = daemon.status_line();
-        if line != status_line {
-            crate::service::status(&line);
-            status_line = line;
+        if std::mem::take(&mut daemon.status_dirty) {
+            let line = daemon.status_line();
+            if line != status_line {
+                crate::service::status(&line);
+                status_line = line;
+            }
         }
         if stop_deadline.is_some() && daemon.all_stopped() {
             daemon.drain_hooks().await;
@@ -1594,8 +1649,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
         }
         let deadline = daemon.next_deadline().unwrap_or(now + far);
         let deadline = stop_deadline.map_or(deadline, |s| s.min(deadline));
+        sleep.as_mut().reset(deadline.into());
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline.into()) => {
+            _ = &mut sleep => {
                 let now = Instant::now();
                 if stop_deadline.is_some_and(|s| s <= now) {
                     warn!("stop took longer than the handoff bound; removing our VIPs now");

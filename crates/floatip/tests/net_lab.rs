@@ -678,7 +678,8 @@ fn probes_and_conflict_watch() {
         assert_eq!(free6, None);
 
         // Conflict watch in A sees B announcing addresses; never our own announcements.
-        let watch = ConflictWatch::open(ia, mac_a).unwrap();
+        let watch4 = ConflictWatch::open(ia, mac_a, false).unwrap();
+        let watch6 = ConflictWatch::open(ia, mac_a, true).unwrap();
         let ann_a = Announcer::open(ia, mac_a).unwrap();
         ann_a.announce("192.0.2.97".parse().unwrap()).unwrap();
         ann_b.announce("192.0.2.97".parse().unwrap()).unwrap();
@@ -686,7 +687,13 @@ fn probes_and_conflict_watch() {
         let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         while seen.len() < 2 {
-            match tokio::time::timeout_at(deadline, watch.next()).await {
+            let next = async {
+                tokio::select! {
+                    r = watch4.next() => r,
+                    r = watch6.next() => r,
+                }
+            };
+            match tokio::time::timeout_at(deadline, next).await {
                 Ok(r) => {
                     let (addr, mac) = r.unwrap();
                     assert_ne!(mac, mac_a, "own frame reported");

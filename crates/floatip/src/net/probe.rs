@@ -18,8 +18,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
 use super::announce::{
-    arp_probe_frame, dad_ns_frame, parse_arp, parse_nd, PacketSocket, ARP_AND_ND_FILTER, ETH_P_ALL,
-    ETH_P_ARP, ETH_P_IPV6, ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT, PACKET_OUTGOING,
+    arp_probe_frame, dad_ns_frame, parse_arp, parse_nd, PacketSocket, ARP_AND_ND_FILTER, ETH_P_ARP,
+    ETH_P_IPV6, ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT, PACKET_OUTGOING,
 };
 use super::vrrp_socket::async_fd;
 
@@ -143,6 +143,10 @@ async fn run_probe(
 ///
 /// It reports every address, not only VIPs: the caller filters by its VIP set. Frames this host sent
 /// are never reported.
+///
+/// One watch covers one family: ARP (`ETH_P_ARP`) for IPv4, ND (`ETH_P_IPV6`) for IPv6. A protocol
+/// socket only sees incoming frames of its protocol; an `ETH_P_ALL` tap would make the kernel clone
+/// and filter every frame the host sends, every advert included, at the master's expense.
 #[derive(Debug)]
 pub struct ConflictWatch {
     fd: AsyncFd<PacketSocket>,
@@ -150,8 +154,9 @@ pub struct ConflictWatch {
 }
 
 impl ConflictWatch {
-    pub fn open(ifindex: u32, mac: [u8; 6]) -> anyhow::Result<Self> {
-        let sock = PacketSocket::open(ifindex, ETH_P_ALL, Some(&ARP_AND_ND_FILTER))?;
+    pub fn open(ifindex: u32, mac: [u8; 6], v6: bool) -> anyhow::Result<Self> {
+        let protocol = if v6 { ETH_P_IPV6 } else { ETH_P_ARP };
+        let sock = PacketSocket::open(ifindex, protocol, Some(&ARP_AND_ND_FILTER))?;
         Ok(ConflictWatch {
             fd: async_fd(sock)?,
             mac,

@@ -405,3 +405,93 @@ mod tests {
         assert!(!needs_scope(&"2001:db8::1".parse().unwrap()));
     }
 }
+
+/// A send-only VRRP socket for one (source, destination) pair: bound to the advert source, connected
+/// to the group (or a unicast peer), on one interface.
+///
+/// A connected socket keeps its route: each advert is a plain `send`, where `sendmsg` with a per-packet
+/// source (`IP_PKTINFO`) makes the kernel look up and allocate a route for every packet. At 10 ms
+/// adverts that is most of what a master costs. Receiving stays with [`VrrpSocket`]: a socket filter
+/// that accepts nothing keeps packets from queueing here.
+#[derive(Debug)]
+pub struct VrrpSender {
+    fd: AsyncFd<Socket>,
+}
+
+impl VrrpSender {
+    pub fn open(
+        ifname: &str,
+        ifindex: u32,
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> anyhow::Result<VrrpSender> {
+        let v6 = src.is_ipv6();
+        if dst.is_ipv6() != v6 {
+            return Err(anyhow!("address family mismatch: {src} -> {dst}"));
+        }
+        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+        let sock = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
+            .map_err(|e| permission_hint(e, "a raw VRRP socket (IP protocol 112)"))?;
+        sock.set_nonblocking(true)?;
+        // Accept nothing: this socket only sends.
+        sock.attach_filter(&[libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }])
+        .context("attaching the drop-all filter")?;
+        sock.bind_device(Some(ifname.as_bytes()))
+            .map_err(|e| permission_hint(e, "binding to the interface"))
+            .with_context(|| format!("binding to interface {ifname}"))?;
+        let ctx = || format!("setting VRRP socket options on {ifname}");
+        let scoped = |a: Ipv6Addr| {
+            let scope = if a.is_unicast_link_local() || a.is_multicast() {
+                ifindex
+            } else {
+                0
+            };
+            socket2::SockAddr::from(SocketAddrV6::new(a, 0, 0, scope))
+        };
+        let (local, remote) = match (src, dst) {
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                sock.set_multicast_loop_v6(false).with_context(ctx)?;
+                sock.set_multicast_hops_v6(255).with_context(ctx)?;
+                sock.set_unicast_hops_v6(255).with_context(ctx)?;
+                sock.set_multicast_if_v6(ifindex).with_context(ctx)?;
+                (scoped(s), scoped(d))
+            }
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                sock.set_multicast_loop_v4(false).with_context(ctx)?;
+                sock.set_multicast_ttl_v4(255).with_context(ctx)?;
+                sock.set_ttl(255).with_context(ctx)?;
+                sock.set_multicast_if_v4(&s).with_context(ctx)?;
+                (
+                    SocketAddrV4::new(s, 0).into(),
+                    SocketAddrV4::new(d, 0).into(),
+                )
+            }
+            _ => unreachable!("families checked above"),
+        };
+        sock.bind(&local)
+            .with_context(|| format!("binding the advert source {src} on {ifname}"))?;
+        sock.connect(&remote)
+            .with_context(|| format!("connecting to {dst} on {ifname}"))?;
+        Ok(VrrpSender {
+            fd: async_fd(sock)?,
+        })
+    }
+
+    /// Send one encoded VRRP message.
+    pub async fn send(&self, payload: &[u8]) -> io::Result<()> {
+        loop {
+            let mut guard = self.fd.writable().await?;
+            match guard.try_io(|s| s.get_ref().send(payload)) {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
