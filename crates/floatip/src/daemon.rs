@@ -967,7 +967,7 @@ impl Daemon {
                         rt.send_checksum,
                         &mut rt.tx_buf,
                     );
-                    match sender.send(&rt.tx_buf).await {
+                    match sender.send(&rt.tx_buf) {
                         Ok(()) => rt.counters.adverts_sent += 1,
                         Err(err) => {
                             rt.counters.send_errors += 1;
@@ -1621,6 +1621,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     let mut watchdog = crate::service::Watchdog::from_env();
 
     tokio::pin!(shutdown);
+    let mut timer = crate::timer::Deadline::new().context("cannot create the loop's timer")?;
     let sleep = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(sleep);
     let mut stop_deadline: Option<Instant> = None;
@@ -1649,18 +1650,19 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
         }
         let deadline = daemon.next_deadline().unwrap_or(now + far);
         let deadline = stop_deadline.map_or(deadline, |s| s.min(deadline));
-        sleep.as_mut().reset(deadline.into());
+        // Short waits on tokio's exact timer, long ones on the timerfd (see crate::timer).
+        let short = deadline.saturating_duration_since(now) < crate::timer::TOKIO_EXACT;
+        if short {
+            sleep.as_mut().reset(deadline.into());
+        } else {
+            timer.set(deadline).context("cannot arm the loop's timer")?;
+        }
+        let mut fired = false;
         tokio::select! {
-            _ = &mut sleep => {
-                let now = Instant::now();
-                if stop_deadline.is_some_and(|s| s <= now) {
-                    warn!("stop took longer than the handoff bound; removing our VIPs now");
-                    daemon.remove_all().await;
-                    daemon.drain_hooks().await;
-                    return Ok(());
-                }
-                daemon.on_timer(now);
-                daemon.refresh(now).await;
+            _ = &mut sleep, if short => fired = true,
+            r = timer.wait(), if !short => {
+                r.context("the loop's timer failed")?;
+                fired = true;
             }
             Some(pkt) = packets.recv() => daemon.on_packet(Instant::now(), pkt),
             Some(ev) = events.recv() => daemon.on_net_event(Instant::now(), ev).await,
@@ -1689,6 +1691,17 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
                     rt.core.handle_event(now, Event::Shutdown);
                 }
             }
+        }
+        if fired {
+            let now = Instant::now();
+            if stop_deadline.is_some_and(|s| s <= now) {
+                warn!("stop took longer than the handoff bound; removing our VIPs now");
+                daemon.remove_all().await;
+                daemon.drain_hooks().await;
+                return Ok(());
+            }
+            daemon.on_timer(now);
+            daemon.refresh(now).await;
         }
     }
 }

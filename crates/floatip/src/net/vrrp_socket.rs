@@ -59,7 +59,7 @@ pub(crate) fn permission_hint(e: io::Error, what: &str) -> anyhow::Error {
 
 /// Registers an owned descriptor with the current tokio reactor.
 pub(crate) fn async_fd<T: AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
-    // SAFETY: every `T` used here (socket2::Socket, OwnedFd, PacketSocket) owns its descriptor, keeps it
+    // SAFETY: every `T` used here (socket2::Socket, OwnedFd, PacketSocket, the timerfd) owns its descriptor, keeps it
     // open until dropped and always returns the same one from as_raw_fd, which is what register needs.
     unsafe { AsyncFd::register(inner) }.map_err(|e| e.into_parts().1)
 }
@@ -413,9 +413,13 @@ mod tests {
 /// source (`IP_PKTINFO`) makes the kernel look up and allocate a route for every packet. At 10 ms
 /// adverts that is most of what a master costs. Receiving stays with [`VrrpSocket`]: a socket filter
 /// that accepts nothing keeps packets from queueing here.
+///
+/// It is not registered with the event loop: one advert never fills a socket's send buffer, so a send
+/// is a plain non-blocking call, and the loop is not woken by write-space events after every advert.
+/// A full buffer (`WouldBlock`) is reported like any send error; the next advert follows anyway.
 #[derive(Debug)]
 pub struct VrrpSender {
-    fd: AsyncFd<Socket>,
+    sock: Socket,
 }
 
 impl VrrpSender {
@@ -477,20 +481,16 @@ impl VrrpSender {
             .with_context(|| format!("binding the advert source {src} on {ifname}"))?;
         sock.connect(&remote)
             .with_context(|| format!("connecting to {dst} on {ifname}"))?;
-        Ok(VrrpSender {
-            fd: async_fd(sock)?,
-        })
+        Ok(VrrpSender { sock })
     }
 
-    /// Send one encoded VRRP message.
-    pub async fn send(&self, payload: &[u8]) -> io::Result<()> {
+    /// Send one encoded VRRP message (non-blocking).
+    pub fn send(&self, payload: &[u8]) -> io::Result<()> {
         loop {
-            let mut guard = self.fd.writable().await?;
-            match guard.try_io(|s| s.get_ref().send(payload)) {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
+            match self.sock.send(payload) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
             }
         }
     }
