@@ -297,7 +297,8 @@ fn last_reason(daemons: &[(Host, floatip_lab::Proc, PathBuf)], host: &str) -> St
             text.lines()
                 .rev()
                 .find(|l| l.contains(" -> "))
-                .and_then(|l| l.split_once(": ").map(|(_, why)| why))
+                .and_then(|l| l.split_once(" -> "))
+                .and_then(|(_, rest)| rest.split_once(": ").map(|(_, why)| why))
                 .map(|why| {
                     why.rsplit_once(" instance=")
                         .map_or(why, |(w, _)| w)
