@@ -281,13 +281,20 @@ pub fn kill9(r: &Running) -> Result<()> {
     Ok(())
 }
 
-/// Total CPU time (ns) and RSS (kB) of `pids` now.
+/// Total CPU time (ns, every thread) and RSS (kB) of `pids` now.
 pub fn cpu_rss(pids: &[u32]) -> Result<(u64, u64)> {
     let (mut ns, mut kb) = (0, 0);
     for p in pids {
-        let st = std::fs::read_to_string(format!("/proc/{p}/schedstat"))
-            .with_context(|| format!("/proc/{p}/schedstat (did the daemon exit?)"))?;
-        ns += parse::schedstat_ns(&st).context("schedstat")?;
+        // /proc/PID/schedstat is the main thread's alone: sum every thread's.
+        let tasks = std::fs::read_dir(format!("/proc/{p}/task"))
+            .with_context(|| format!("/proc/{p}/task (did the daemon exit?)"))?;
+        for t in tasks {
+            let path = t?.path().join("schedstat");
+            // A thread that exited between listing and reading has nothing more to count.
+            if let Ok(st) = std::fs::read_to_string(&path) {
+                ns += parse::schedstat_ns(&st).with_context(|| format!("{}", path.display()))?;
+            }
+        }
         let status = std::fs::read_to_string(format!("/proc/{p}/status"))?;
         kb += parse::vmrss_kb(&status).context("VmRSS")?;
     }

@@ -164,7 +164,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The daemon and the network commands run on one thread: the loop is the only place that acts.
+/// The commands and the daemon's tasks run on one runtime thread; the daemon's protocol loop has a
+/// thread of its own (see `crate::wakeup`) and is still the only place that acts.
 fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -1,17 +1,19 @@
 //! The daemon: one loop that drives every instance's `vrrp::Instance` and executes what it asks for.
 //!
 //! ```text
-//!  raw socket rx tasks ────(Packet)──────┐
-//!  netlink monitor ────────(NetEvent)────┤
-//!  control socket ─────────(ControlCall)─┤
-//!  check / witness tasks ──(reports)─────┼──> loop: feed the cores ──> drain actions ──> netlink,
-//!  ARP/ND watch, probes ───(Sighting)────┤                                 sockets, GARP/NA, hooks
-//!  signals (TERM/INT/HUP) ───────────────┤
-//!  core deadlines, refresh timers ───────┘
+//!  tokio runtime thread                                  protocol loop thread (epoll, crate::wakeup)
+//!  netlink monitor ────────(NetEvent)────┐
+//!  control socket ─────────(ControlCall)─┤               VRRP sockets (read directly) ──┐
+//!  check / witness tasks ──(reports)─────┼─(Input + bell)──────────────────────────────┼─> loop: feed
+//!  ARP/ND watch, probes ───(Sighting)────┤               core deadlines, refresh timer ──┘  the cores,
+//!  signals (TERM/INT/HUP) ───────────────┘                                   drain actions: netlink,
+//!                                                                             adverts, GARP/NA, hooks
 //! ```
-//! Everything that changes the host (addresses, announcements, adverts) happens here, in the order the
-//! core emitted it. The tasks around the loop only observe and forward: a hostile packet costs a
-//! decode, a hung check costs its own task, and neither can delay an advert.
+//! Everything that changes the host (addresses, announcements, adverts) happens in the loop, in the
+//! order the core emitted it. The tasks around it only observe and forward: a hostile packet costs a
+//! decode, a hung check costs its own task, and neither can delay an advert. The loop has a thread of
+//! its own so that an advert costs a wakeup, a send and a timer re-arm, and nothing of the runtime;
+//! the netlink operations it asks for still run as futures, driven by the runtime thread.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -33,7 +35,8 @@ use crate::hooks::{self, Hooks};
 use crate::net::announce::Announcer;
 use crate::net::netlink::{self, LinkInfo, NetEvent, Netlink};
 use crate::net::probe::{self, ConflictWatch};
-use crate::net::vrrp_socket::{VrrpSender, VrrpSocket};
+use crate::net::vrrp_socket::{Datagram, VrrpSender, VrrpSocket};
+use crate::wakeup::{Bell, Wakeup};
 use crate::witness::{self, WitnessReport};
 use vrrp::packet::{self, GROUP_V4, GROUP_V6};
 use vrrp::validate::{self, Received, RxPolicy};
@@ -144,6 +147,8 @@ pub struct Runtime {
     hooks: Option<Hooks>,
     /// Tells the probe task whether to ask the LAN who answers for our VIPs.
     probing: watch::Sender<bool>,
+    /// What `probing` was last told.
+    probing_on: bool,
     /// Removed by a reload: stepping down, dropped once stopped.
     retiring: bool,
     check_tasks: TaskSet,
@@ -334,14 +339,28 @@ impl Runtime {
     }
 }
 
-/// A received datagram, forwarded from a socket task to the loop.
-struct Packet {
-    key: SockKey,
-    src: IpAddr,
-    dst: IpAddr,
-    ttl: u8,
-    bytes: Vec<u8>,
+/// What the tasks on the runtime hand the loop (with [`Bell::ring`]). VRRP packets are not among
+/// them: the loop reads its sockets itself.
+enum Input {
+    Net(NetEvent),
+    Check(CheckReport),
+    Witness(WitnessReport),
+    Sighting(Sighting),
+    Call(ControlCall),
+    Hup,
+    Shutdown,
 }
+
+/// Runs an async operation (netlink, hooks) to completion from the loop's thread; the runtime's thread
+/// drives its I/O meanwhile. The loop does these one at a time, in the order the core asked for them,
+/// as it did when it awaited them.
+trait Block: Future + Sized {
+    fn block(self) -> Self::Output {
+        tokio::runtime::Handle::current().block_on(self)
+    }
+}
+
+impl<F: Future> Block for F {}
 
 /// Someone other than us answered for an address (`holder`), or a probe round found nobody (`None`).
 struct Sighting {
@@ -378,7 +397,6 @@ enum Outcome {
 /// The senders the tasks around the loop use.
 #[derive(Clone)]
 struct Channels {
-    packets: mpsc::Sender<Packet>,
     checks: mpsc::Sender<CheckReport>,
     witness: mpsc::Sender<WitnessReport>,
     sightings: mpsc::Sender<Sighting>,
@@ -390,6 +408,9 @@ pub struct Daemon {
     state_dir: PathBuf,
     pub instances: Vec<Runtime>,
     sockets: HashMap<SockKey, Arc<VrrpSocket>>,
+    /// The loop's sleep; a VRRP socket is watched with its index in `socket_keys` as the token.
+    wakeup: Wakeup,
+    socket_keys: Vec<SockKey>,
     /// Connected senders, shared by the instances with the same interface, source and destination.
     senders: HashMap<(u32, IpAddr, IpAddr), Arc<VrrpSender>>,
     announcers: HashMap<u32, Arc<Announcer>>,
@@ -405,24 +426,26 @@ pub struct Daemon {
     chans: Channels,
     /// Packets no instance could claim (unknown VRID, undecodable header), by reason.
     pub unmatched_drops: BTreeMap<&'static str, u64>,
+    /// Failed reads of a VRRP socket (logged once per doubling).
+    receive_errors: u64,
 }
 
 impl Daemon {
     /// Build the runtime of one instance: resolve its interfaces, open (or share) its sockets, start its
     /// checks, witness, probe and hooks. Changes nothing on the host.
-    async fn prepare(&mut self, inst: &InstanceConfig) -> Result<Runtime> {
+    fn prepare(&mut self, inst: &InstanceConfig) -> Result<Runtime> {
         let link = self
             .netlink
             .link_by_name(&inst.interface)
-            .await
+            .block()
             .with_context(|| format!("instance {}", inst.name))?;
-        let tracked = self.resolve_tracked(inst).await?;
+        let tracked = self.resolve_tracked(inst)?;
         let v6 = inst.is_v6();
         let vips: Vec<IpAddr> = inst.addresses.iter().map(|v| v.addr).collect();
         let primary = self
             .netlink
             .primary_address(link.index, v6, &vips)
-            .await?
+            .block()?
             .with_context(|| {
                 format!(
                     "instance {}: interface {} has no {} address to send adverts from; {}",
@@ -442,7 +465,10 @@ impl Daemon {
                 VrrpSocket::open(&inst.interface, link.index, v6, true)
                     .with_context(|| format!("instance {}: VRRP socket", inst.name))?,
             );
-            spawn_receiver(key, sock.clone(), self.chans.packets.clone());
+            self.wakeup
+                .watch(sock.raw_fd(), self.socket_keys.len() as u64)
+                .with_context(|| format!("instance {}: watching the VRRP socket", inst.name))?;
+            self.socket_keys.push(key);
             slot.insert(sock);
         }
         let announcer = match self.announcers.get(&link.index) {
@@ -461,7 +487,7 @@ impl Daemon {
                 .with_context(|| format!("instance {}: ARP/ND watch", inst.name))?;
             spawn_conflict_watch(link.index, watch, self.chans.sightings.clone());
         }
-        let own = self.netlink.addresses(link.index).await?;
+        let own = self.netlink.addresses(link.index).block()?;
         let policy = RxPolicy {
             vrid: inst.vrid,
             version: inst.version,
@@ -550,6 +576,7 @@ impl Daemon {
             may_announce: Arc::new(AtomicBool::new(false)),
             hooks: spawn_hooks(inst),
             probing,
+            probing_on: false,
             retiring: false,
             check_tasks,
             witness_task,
@@ -557,13 +584,13 @@ impl Daemon {
         })
     }
 
-    async fn resolve_tracked(&self, inst: &InstanceConfig) -> Result<Vec<Tracked>> {
+    fn resolve_tracked(&self, inst: &InstanceConfig) -> Result<Vec<Tracked>> {
         let mut tracked = Vec::new();
         for name in &inst.track_interfaces {
             let l = self
                 .netlink
                 .link_by_name(name)
-                .await
+                .block()
                 .with_context(|| format!("instance {}: track_interfaces", inst.name))?;
             tracked.push(Tracked {
                 name: name.clone(),
@@ -635,14 +662,14 @@ impl Daemon {
 
     /// Remove stale copies of the instance's VIPs (a previous run killed before their lifetime ran out),
     /// then start its election, with any override that survived a restart.
-    async fn start(&mut self, mut rt: Runtime, now: Instant) -> Result<()> {
-        let present = self.netlink.addresses(rt.link.index).await?;
+    fn start(&mut self, mut rt: Runtime, now: Instant) -> Result<()> {
+        let present = self.netlink.addresses(rt.link.index).block()?;
         for vip in &rt.cfg.addresses {
             if present.iter().any(|(a, _)| *a == vip.addr) {
                 warn!(instance = %rt.cfg.name, vip = %vip, "removing a stale copy of our VIP (left by an earlier run, or added by hand)");
                 self.netlink
                     .remove_address(rt.link.index, vip.addr, vip.prefix_len)
-                    .await?;
+                    .block()?;
             }
         }
         info!(
@@ -694,7 +721,7 @@ impl Daemon {
     }
 
     /// Refresh VIP lifetimes and periodic announcements that are due.
-    async fn refresh(&mut self, now: Instant) {
+    fn refresh(&mut self, now: Instant) {
         for rt in &mut self.instances {
             if rt
                 .next_refresh
@@ -710,7 +737,7 @@ impl Daemon {
                             vip.prefix_len,
                             Some(rt.cfg.address_lifetime),
                         )
-                        .await
+                        .block()
                     {
                         warn!(instance = %rt.cfg.name, vip = %vip, "cannot refresh the VIP's lifetime: {err:#}");
                     }
@@ -727,28 +754,55 @@ impl Daemon {
         }
     }
 
-    fn on_packet(&mut self, now: Instant, pkt: Packet) {
-        let Some(vrid) = validate::peek_vrid(&pkt.bytes) else {
+    /// Read what a readable VRRP socket holds (a bounded batch: the socket is level-triggered, so the
+    /// rest wakes the next wait).
+    fn on_readable(&mut self, token: u64, buf: &mut [u8]) {
+        let Some(&key) = self.socket_keys.get(token as usize) else {
+            return;
+        };
+        let Some(sock) = self.sockets.get(&key).cloned() else {
+            return;
+        };
+        for _ in 0..64 {
+            match sock.try_recv(buf) {
+                Ok(Some(d)) => self.on_packet(Instant::now(), key, &d, &buf[..d.len]),
+                Ok(None) => return,
+                Err(err) => {
+                    self.receive_errors += 1;
+                    if self.receive_errors.is_power_of_two() {
+                        warn!(
+                            "receive error on the VRRP socket: {err} ({} so far)",
+                            self.receive_errors
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_packet(&mut self, now: Instant, key: SockKey, d: &Datagram, bytes: &[u8]) {
+        let Some(vrid) = validate::peek_vrid(bytes) else {
             *self.unmatched_drops.entry("truncated").or_default() += 1;
             return;
         };
         let rx = Received {
-            src: pkt.src,
-            dst: pkt.dst,
-            ttl: pkt.ttl,
+            src: d.src,
+            dst: d.dst,
+            ttl: d.ttl,
         };
         let mut matched = false;
         for rt in self
             .instances
             .iter_mut()
-            .filter(|r| r.sock_key == pkt.key && r.cfg.vrid == vrid)
+            .filter(|r| r.sock_key == key && r.cfg.vrid == vrid)
         {
             matched = true;
-            match validate::validate(&pkt.bytes, &rx, &rt.policy) {
+            match validate::validate(bytes, &rx, &rt.policy) {
                 Ok(advert) => {
                     rt.counters.adverts_received += 1;
                     rt.speakers.insert(
-                        pkt.src,
+                        d.src,
                         Speaker {
                             priority: advert.priority,
                             interval_cs: advert.interval_cs,
@@ -756,17 +810,12 @@ impl Daemon {
                             last_heard: now,
                         },
                     );
-                    rt.core.handle_event(
-                        now,
-                        Event::Advert {
-                            src: pkt.src,
-                            advert,
-                        },
-                    );
+                    rt.core
+                        .handle_event(now, Event::Advert { src: d.src, advert });
                 }
                 Err(reason) => {
                     *rt.counters.drops.entry(reason.label()).or_default() += 1;
-                    debug!(instance = %rt.cfg.name, src = %pkt.src, "dropped an advert: {reason}");
+                    debug!(instance = %rt.cfg.name, src = %d.src, "dropped an advert: {reason}");
                 }
             }
         }
@@ -775,7 +824,7 @@ impl Daemon {
         }
     }
 
-    async fn on_net_event(&mut self, now: Instant, ev: NetEvent) {
+    fn on_net_event(&mut self, now: Instant, ev: NetEvent) {
         match ev {
             NetEvent::Link { index, up } => {
                 for rt in &mut self.instances {
@@ -822,7 +871,7 @@ impl Daemon {
                             vip.prefix_len,
                             Some(rt.cfg.address_lifetime),
                         )
-                        .await
+                        .block()
                     {
                         warn!(instance = %rt.cfg.name, vip = %vip, "cannot put the VIP back: {err:#}");
                     }
@@ -843,7 +892,7 @@ impl Daemon {
                     if let Err(err) = self
                         .netlink
                         .remove_address(index, vip.addr, vip.prefix_len)
-                        .await
+                        .block()
                     {
                         warn!(instance = %rt.cfg.name, vip = %vip, "cannot remove it: {err:#}");
                     }
@@ -928,24 +977,27 @@ impl Daemon {
     }
 
     /// Execute everything the cores asked for, in order.
-    async fn drain_actions(&mut self, now: Instant) {
+    fn drain_actions(&mut self, now: Instant) {
         for i in 0..self.instances.len() {
             let mut touched = false;
             while let Some(action) = self.instances[i].core.poll_action() {
                 touched = true;
-                self.execute(i, now, action).await;
+                self.execute(i, now, action);
             }
             if !touched {
                 continue;
             }
-            let rt = &self.instances[i];
+            let rt = &mut self.instances[i];
             let serving =
                 rt.holding && rt.core.state() == State::Master && rt.core.handoff().is_none();
             rt.may_announce.store(serving, Ordering::Relaxed);
             let probe =
                 (rt.holding && rt.core.state() == State::Master) || rt.conflicts.yielded.is_some();
-            rt.probing
-                .send_if_modified(|p| std::mem::replace(p, probe) != probe);
+            // Told on change only: the channel takes a lock, and this runs after every advert.
+            if probe != rt.probing_on {
+                rt.probing_on = probe;
+                rt.probing.send_replace(probe);
+            }
         }
         if self.instances.iter().any(|r| r.retiring) {
             self.instances
@@ -954,7 +1006,7 @@ impl Daemon {
         }
     }
 
-    async fn execute(&mut self, i: usize, now: Instant, action: Action) {
+    fn execute(&mut self, i: usize, now: Instant, action: Action) {
         let rt = &mut self.instances[i];
         match action {
             Action::SendAdvert(advert) => {
@@ -985,7 +1037,7 @@ impl Daemon {
                     match self
                         .netlink
                         .add_address(rt.link.index, addr, len, Some(rt.cfg.address_lifetime))
-                        .await
+                        .block()
                     {
                         Ok(()) => {
                             info!(instance = %rt.cfg.name, "added {addr}/{len} to {}", rt.cfg.interface)
@@ -1008,7 +1060,11 @@ impl Daemon {
                 rt.conflicts.reset_sightings();
                 for addr in addrs {
                     let len = rt.prefix_len(addr);
-                    match self.netlink.remove_address(rt.link.index, addr, len).await {
+                    match self
+                        .netlink
+                        .remove_address(rt.link.index, addr, len)
+                        .block()
+                    {
                         Ok(()) => {
                             info!(instance = %rt.cfg.name, "removed {addr}/{len} from {}", rt.cfg.interface)
                         }
@@ -1045,7 +1101,7 @@ impl Daemon {
         }
     }
 
-    async fn on_control(&mut self, now: Instant, call: ControlCall) {
+    fn on_control(&mut self, now: Instant, call: ControlCall) {
         let outcome = match call.request {
             Request::Status { instance } => {
                 let mut all = Vec::new();
@@ -1062,7 +1118,7 @@ impl Daemon {
                     let present: Vec<IpAddr> = self
                         .netlink
                         .addresses(rt.link.index)
-                        .await
+                        .block()
                         .map(|a| a.into_iter().map(|(ip, _)| ip).collect())
                         .unwrap_or_default();
                     all.push(control::status_from_facts(&rt.facts(), &present, now));
@@ -1081,7 +1137,7 @@ impl Daemon {
             Request::Auto { instance } => {
                 self.override_request(now, &instance, Override::Auto, false)
             }
-            Request::Reload => match self.reload(now).await {
+            Request::Reload => match self.reload(now) {
                 Ok(msg) => Outcome::Done(msg),
                 Err(err) => Outcome::Error(format!("{err:#}")),
             },
@@ -1228,7 +1284,7 @@ impl Daemon {
     }
 
     /// Start instances from a reload once no retiring instance holds any of their VIPs.
-    async fn start_pending(&mut self, now: Instant) {
+    fn start_pending(&mut self, now: Instant) {
         let mut i = 0;
         while i < self.pending_starts.len() {
             let rt = &self.pending_starts[i];
@@ -1246,7 +1302,7 @@ impl Daemon {
             }
             let rt = self.pending_starts.swap_remove(i);
             let name = rt.cfg.name.clone();
-            if let Err(err) = self.start(rt, now).await {
+            if let Err(err) = self.start(rt, now) {
                 error!(instance = %name, "cannot start after reload: {err:#}");
             }
         }
@@ -1254,9 +1310,9 @@ impl Daemon {
 
     /// Re-read the config. Unchanged instances keep their state; a changed priority applies in place;
     /// any other change, like a removed instance, steps down make-before-break and starts afresh.
-    async fn reload(&mut self, now: Instant) -> Result<String> {
+    fn reload(&mut self, now: Instant) -> Result<String> {
         crate::service::reloading();
-        let result = self.apply_config(now).await;
+        let result = self.apply_config(now);
         crate::service::ready(&self.status_line());
         result
     }
@@ -1271,7 +1327,7 @@ impl Daemon {
         )
     }
 
-    async fn apply_config(&mut self, now: Instant) -> Result<String> {
+    fn apply_config(&mut self, now: Instant) -> Result<String> {
         let new = config::load(&self.config_path)
             .map_err(|e| anyhow::anyhow!("{e}\nthe running configuration stays in force"))?;
         let live = |d: &Daemon, name: &str| {
@@ -1286,13 +1342,13 @@ impl Daemon {
             match live(self, &inst.name) {
                 Some(i) if self.instances[i].cfg == *inst => {}
                 Some(i) if same_election(&self.instances[i].cfg, inst) => {
-                    let tracked = self.resolve_tracked(inst).await.map_err(|e| {
+                    let tracked = self.resolve_tracked(inst).map_err(|e| {
                         anyhow::anyhow!("{e:#}\nthe running configuration stays in force")
                     })?;
                     in_place.push((i, inst.clone(), tracked));
                 }
                 _ => {
-                    let rt = self.prepare(inst).await.map_err(|e| {
+                    let rt = self.prepare(inst).map_err(|e| {
                         anyhow::anyhow!("{e:#}\nthe running configuration stays in force")
                     })?;
                     fresh.push(rt);
@@ -1321,11 +1377,11 @@ impl Daemon {
             }
         }
         // Let retiring masters send their priority-0 adverts before the new instances start.
-        self.drain_actions(now).await;
+        self.drain_actions(now);
         let started: Vec<String> = fresh.iter().map(|r| r.cfg.name.clone()).collect();
         // A replacement starts once the instance it replaces has handed its VIPs over.
         self.pending_starts.extend(fresh);
-        self.start_pending(now).await;
+        self.start_pending(now);
         let msg = format!(
             "reloaded {}: {kept} unchanged; changed in place: [{}]; started: [{}]; stepping down: [{}]",
             self.config_path.display(),
@@ -1338,7 +1394,7 @@ impl Daemon {
     }
 
     /// Last resort when a stop runs out of time: take every VIP we hold off the interface.
-    async fn remove_all(&mut self) {
+    fn remove_all(&mut self) {
         for rt in &mut self.instances {
             if !rt.holding {
                 continue;
@@ -1347,7 +1403,7 @@ impl Daemon {
                 let _ = self
                     .netlink
                     .remove_address(rt.link.index, vip.addr, vip.prefix_len)
-                    .await;
+                    .block();
             }
             rt.holding = false;
         }
@@ -1368,10 +1424,10 @@ impl Daemon {
     }
 
     /// Let queued hooks (the stop hooks last) finish, bounded.
-    async fn drain_hooks(&mut self) {
+    fn drain_hooks(&mut self) {
         for rt in &mut self.instances {
             if let Some(h) = rt.hooks.take() {
-                h.drain(HOOK_DRAIN).await;
+                h.drain(HOOK_DRAIN).block();
             }
         }
     }
@@ -1427,37 +1483,6 @@ fn spawn_announce(rt: &Runtime, addrs: Vec<IpAddr>) {
 
 fn interval_cs(d: Duration) -> u16 {
     u16::try_from(d.as_millis() / 10).unwrap_or(u16::MAX)
-}
-
-/// Forward every datagram of one socket to the loop. Errors are logged and counted, never fatal.
-fn spawn_receiver(key: SockKey, sock: Arc<VrrpSocket>, tx: mpsc::Sender<Packet>) {
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; MAX_PACKET];
-        let mut errors = 0u64;
-        loop {
-            match sock.recv(&mut buf).await {
-                Ok(d) => {
-                    let pkt = Packet {
-                        key,
-                        src: d.src,
-                        dst: d.dst,
-                        ttl: d.ttl,
-                        bytes: buf[..d.len].to_vec(),
-                    };
-                    if tx.send(pkt).await.is_err() {
-                        return;
-                    }
-                }
-                Err(err) => {
-                    errors += 1;
-                    if errors.is_power_of_two() {
-                        warn!("receive error on the VRRP socket: {err} ({errors} so far)");
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
-    });
 }
 
 /// Passive: every ARP/NA on the interface that claims an address from a MAC other than ours.
@@ -1544,6 +1569,9 @@ fn spawn_prober(
 }
 
 /// Run until `shutdown` resolves, then step down make-before-break and exit.
+///
+/// The protocol loop gets a thread of its own ([`protocol_loop`], see [`crate::wakeup`]); this task
+/// keeps the runtime turning for everything else and forwards signals and the tasks' inputs to it.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
     if cfg.instances.is_empty() {
         bail!(
@@ -1553,45 +1581,29 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     }
     let overrides = control::load_overrides(&cfg.daemon.state_dir)?;
     let netlink = Netlink::new().context("cannot open netlink (needs CAP_NET_ADMIN)")?;
-    let mut events = netlink::monitor().context("cannot monitor links and addresses")?;
+    let events = netlink::monitor().context("cannot monitor links and addresses")?;
     let listener = control::bind(&cfg.daemon.socket)?;
     let metrics_listener = cfg.daemon.metrics.map(crate::metrics::bind).transpose()?;
-    let (calls_tx, mut calls) = mpsc::channel::<ControlCall>(16);
-    let (packets_tx, mut packets) = mpsc::channel(1024);
-    let (checks_tx, mut check_reports) = mpsc::channel(256);
-    let (witness_tx, mut witness_reports) = mpsc::channel(64);
-    let (sightings_tx, mut sightings) = mpsc::channel(256);
-    let mut daemon = Daemon {
-        netlink,
-        config_path: cfg.path.clone(),
-        state_dir: cfg.daemon.state_dir.clone(),
-        instances: Vec::new(),
-        sockets: HashMap::new(),
-        senders: HashMap::new(),
-        announcers: HashMap::new(),
-        watched: HashSet::new(),
-        overrides,
-        status_dirty: false,
-        pending_releases: Vec::new(),
-        pending_starts: Vec::new(),
-        next_id: 0,
-        chans: Channels {
-            packets: packets_tx,
-            checks: checks_tx,
-            witness: witness_tx,
-            sightings: sightings_tx,
-        },
-        unmatched_drops: BTreeMap::new(),
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
+    let wakeup = Wakeup::new().context("cannot create the loop's timer and doorbell")?;
+    let bell = wakeup.bell();
+    let (calls_tx, calls) = mpsc::channel::<ControlCall>(16);
+    let (checks_tx, check_reports) = mpsc::channel(256);
+    let (witness_tx, witness_reports) = mpsc::channel(64);
+    let (sightings_tx, sightings) = mpsc::channel(256);
+    let (inputs_tx, inputs) = mpsc::channel::<Input>(256);
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let chans = Channels {
+        checks: checks_tx,
+        witness: witness_tx,
+        sightings: sightings_tx,
     };
-    // Resolve everything before changing anything: a bad setup leaves the host untouched.
-    let mut prepared = Vec::new();
-    for inst in &cfg.instances {
-        prepared.push(daemon.prepare(inst).await?);
-    }
-    let now = Instant::now();
-    for rt in prepared {
-        daemon.start(rt, now).await?;
-    }
+    let socket_path = cfg.daemon.socket.clone();
+    let mut protocol = tokio::task::spawn_blocking(move || {
+        protocol_loop(cfg, netlink, overrides, wakeup, chans, inputs, ready_tx)
+    });
+    // Calls queue until the loop is ready; `floatip status` during start-up waits rather than fails.
     if let Some(l) = metrics_listener {
         let calls = calls_tx.clone();
         tokio::spawn(async move {
@@ -1605,36 +1617,146 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
             error!("control socket stopped: {err:#}");
         }
     });
+    let forwarding = forward(
+        Sources {
+            events,
+            calls,
+            check_reports,
+            witness_reports,
+            sightings,
+            hup,
+            ready: ready_rx,
+        },
+        shutdown,
+        inputs_tx,
+        bell,
+        socket_path,
+    );
+    tokio::select! {
+        r = &mut protocol => return r.context("the protocol loop panicked")?,
+        () = forwarding => {}
+    }
+    protocol.await.context("the protocol loop panicked")?
+}
+
+/// Everything the tasks on the runtime tell the loop.
+struct Sources {
+    events: mpsc::UnboundedReceiver<NetEvent>,
+    calls: mpsc::Receiver<ControlCall>,
+    check_reports: mpsc::Receiver<CheckReport>,
+    witness_reports: mpsc::Receiver<WitnessReport>,
+    sightings: mpsc::Receiver<Sighting>,
+    hup: tokio::signal::unix::Signal,
+    /// The loop finished its setup (capabilities are then dropped on this thread too).
+    ready: oneshot::Receiver<()>,
+}
+
+/// Hand every input to the loop, ringing its bell; returns once the loop has gone.
+async fn forward(
+    mut src: Sources,
+    shutdown: impl Future<Output = ()>,
+    tx: mpsc::Sender<Input>,
+    bell: Arc<Bell>,
+    socket_path: PathBuf,
+) {
+    tokio::pin!(shutdown);
+    let mut stopping = false;
+    let mut ready = false;
+    loop {
+        let input = tokio::select! {
+            () = tx.closed() => return,
+            r = &mut src.ready, if !ready => {
+                ready = true;
+                if r.is_ok() {
+                    // Capabilities are per thread: the loop dropped its own.
+                    crate::service::drop_capabilities_logged();
+                    info!("control socket {}", socket_path.display());
+                }
+                continue;
+            }
+            () = &mut shutdown, if !stopping => {
+                stopping = true;
+                Input::Shutdown
+            }
+            Some(_) = src.hup.recv() => Input::Hup,
+            Some(ev) = src.events.recv() => Input::Net(ev),
+            Some(call) = src.calls.recv() => Input::Call(call),
+            Some(r) = src.check_reports.recv() => Input::Check(r),
+            Some(r) = src.witness_reports.recv() => Input::Witness(r),
+            Some(s) = src.sightings.recv() => Input::Sighting(s),
+        };
+        if tx.send(input).await.is_err() {
+            return;
+        }
+        bell.ring();
+    }
+}
+
+/// The protocol loop, on its own thread: set up every instance, then feed the cores and carry out what
+/// they ask until a stop completes.
+fn protocol_loop(
+    cfg: Config,
+    netlink: Netlink,
+    overrides: BTreeMap<String, Override>,
+    wakeup: Wakeup,
+    chans: Channels,
+    mut inputs: mpsc::Receiver<Input>,
+    ready: oneshot::Sender<()>,
+) -> Result<()> {
+    let mut daemon = Daemon {
+        netlink,
+        config_path: cfg.path.clone(),
+        state_dir: cfg.daemon.state_dir.clone(),
+        instances: Vec::new(),
+        sockets: HashMap::new(),
+        wakeup,
+        socket_keys: Vec::new(),
+        senders: HashMap::new(),
+        announcers: HashMap::new(),
+        watched: HashSet::new(),
+        overrides,
+        status_dirty: false,
+        pending_releases: Vec::new(),
+        pending_starts: Vec::new(),
+        next_id: 0,
+        chans,
+        unmatched_drops: BTreeMap::new(),
+        receive_errors: 0,
+    };
+    // Resolve everything before changing anything: a bad setup leaves the host untouched.
+    let mut prepared = Vec::new();
+    for inst in &cfg.instances {
+        prepared.push(daemon.prepare(inst)?);
+    }
+    let now = Instant::now();
+    for rt in prepared {
+        daemon.start(rt, now)?;
+    }
     info!(
         "ready: {} instance(s); control socket {}",
         daemon.instances.len(),
         cfg.daemon.socket.display()
     );
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("cannot install the SIGHUP handler")?;
     // Sockets are open and the config applied: keep only what the daemon still needs, then tell systemd.
     crate::service::drop_capabilities_logged();
+    let _ = ready.send(());
     let mut status_line = daemon.status_line();
     crate::service::ready(&status_line);
     // Kicked from this loop itself: a loop that hangs stops kicking and systemd restarts it; the VIP's
     // kernel lifetime covers the gap.
     let mut watchdog = crate::service::Watchdog::from_env();
-
-    tokio::pin!(shutdown);
-    let mut timer = crate::timer::Deadline::new().context("cannot create the loop's timer")?;
-    let sleep = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(sleep);
     let mut stop_deadline: Option<Instant> = None;
+    let mut buf = vec![0u8; MAX_PACKET];
     let far = Duration::from_secs(3600);
+    let mut now = Instant::now();
     loop {
-        let now = Instant::now();
-        daemon.drain_actions(now).await;
+        daemon.drain_actions(now);
         if !daemon.pending_releases.is_empty() {
             daemon.settle_releases(now);
-            daemon.drain_actions(now).await;
+            daemon.drain_actions(now);
         }
         if !daemon.pending_starts.is_empty() {
-            daemon.start_pending(now).await;
+            daemon.start_pending(now);
         }
         if std::mem::take(&mut daemon.status_dirty) {
             let line = daemon.status_line();
@@ -1644,64 +1766,73 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
             }
         }
         if stop_deadline.is_some() && daemon.all_stopped() {
-            daemon.drain_hooks().await;
+            daemon.drain_hooks();
             info!("stopped cleanly; every VIP we held is released");
             return Ok(());
         }
-        let deadline = daemon.next_deadline().unwrap_or(now + far);
-        let deadline = stop_deadline.map_or(deadline, |s| s.min(deadline));
-        // Short waits on tokio's exact timer, long ones on the timerfd (see crate::timer).
-        let short = deadline.saturating_duration_since(now) < crate::timer::TOKIO_EXACT;
-        if short {
-            sleep.as_mut().reset(deadline.into());
-        } else {
-            timer.set(deadline).context("cannot arm the loop's timer")?;
+        let deadline = [
+            daemon.next_deadline(),
+            stop_deadline,
+            watchdog.due(),
+            Some(now + far),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now + far);
+        let woken = daemon
+            .wakeup
+            .wait(deadline)
+            .context("the loop's wait failed")?;
+        now = Instant::now();
+        for &token in &woken.sockets {
+            daemon.on_readable(token, &mut buf);
         }
-        let mut fired = false;
-        tokio::select! {
-            _ = &mut sleep, if short => fired = true,
-            r = timer.wait(), if !short => {
-                r.context("the loop's timer failed")?;
-                fired = true;
-            }
-            Some(pkt) = packets.recv() => daemon.on_packet(Instant::now(), pkt),
-            Some(ev) = events.recv() => daemon.on_net_event(Instant::now(), ev).await,
-            Some(report) = check_reports.recv() => daemon.on_check(Instant::now(), report),
-            Some(report) = witness_reports.recv() => daemon.on_witness(Instant::now(), report),
-            Some(s) = sightings.recv() => daemon.on_sighting(Instant::now(), s),
-            Some(call) = calls.recv() => {
-                if stop_deadline.is_some() {
-                    let _ = call.reply.send(Response::Error { message: "the daemon is stopping".to_string() });
-                } else {
-                    daemon.on_control(Instant::now(), call).await;
-                }
-            }
-            _ = watchdog.tick() => {}
-            _ = hup.recv(), if stop_deadline.is_none() => {
-                info!("SIGHUP: reloading {}", daemon.config_path.display());
-                if let Err(err) = daemon.reload(Instant::now()).await {
-                    error!("reload refused: {err:#}");
-                }
-            }
-            _ = &mut shutdown, if stop_deadline.is_none() => {
-                crate::service::stopping();
-                let now = Instant::now();
-                stop_deadline = Some(now + daemon.stop_bound());
-                for rt in &mut daemon.instances {
-                    rt.core.handle_event(now, Event::Shutdown);
+        if woken.bell {
+            while let Ok(input) = inputs.try_recv() {
+                now = Instant::now();
+                match input {
+                    Input::Net(ev) => daemon.on_net_event(now, ev),
+                    Input::Check(r) => daemon.on_check(now, r),
+                    Input::Witness(r) => daemon.on_witness(now, r),
+                    Input::Sighting(s) => daemon.on_sighting(now, s),
+                    Input::Call(call) if stop_deadline.is_some() => {
+                        let _ = call.reply.send(Response::Error {
+                            message: "the daemon is stopping".to_string(),
+                        });
+                    }
+                    Input::Call(call) => daemon.on_control(now, call),
+                    Input::Hup if stop_deadline.is_some() => {}
+                    Input::Hup => {
+                        info!("SIGHUP: reloading {}", daemon.config_path.display());
+                        if let Err(err) = daemon.reload(now) {
+                            error!("reload refused: {err:#}");
+                        }
+                    }
+                    Input::Shutdown if stop_deadline.is_some() => {}
+                    Input::Shutdown => {
+                        crate::service::stopping();
+                        stop_deadline = Some(now + daemon.stop_bound());
+                        for rt in &mut daemon.instances {
+                            rt.core.handle_event(now, Event::Shutdown);
+                        }
+                    }
                 }
             }
         }
-        if fired {
-            let now = Instant::now();
+        if !woken.sockets.is_empty() || woken.bell {
+            now = Instant::now();
+        }
+        watchdog.kick_if_due(now);
+        if woken.timer {
             if stop_deadline.is_some_and(|s| s <= now) {
                 warn!("stop took longer than the handoff bound; removing our VIPs now");
-                daemon.remove_all().await;
-                daemon.drain_hooks().await;
+                daemon.remove_all();
+                daemon.drain_hooks();
                 return Ok(());
             }
             daemon.on_timer(now);
-            daemon.refresh(now).await;
+            daemon.refresh(now);
         }
     }
 }

@@ -25,5 +25,5 @@ pub mod manual;
 pub mod metrics;
 pub mod net;
 pub mod service;
-pub mod timer;
+pub mod wakeup;
 pub mod witness;

@@ -344,15 +344,17 @@ impl Watchdog {
         }
     }
 
-    /// Resolves when the next kick is due, and sends it. Pending forever when disabled. Meant as a
-    /// `select!` arm of the protocol loop (with an empty body): the loop only polls it while it is
-    /// alive, so a hung loop stops the kicks. Cancel-safe: the schedule lives in `self`.
-    pub async fn tick(&mut self) {
-        if self.interval.is_none() {
-            return std::future::pending().await;
+    /// When the next kick is due; `None` when the watchdog is off. The protocol loop wakes for it and
+    /// calls [`Watchdog::kick_if_due`]: a loop that hangs stops the kicks.
+    pub fn due(&self) -> Option<Instant> {
+        self.interval.map(|_| self.next)
+    }
+
+    /// Sends `WATCHDOG=1` if it is due at `now`.
+    pub fn kick_if_due(&mut self, now: Instant) {
+        if self.due().is_some_and(|d| d <= now) {
+            self.kick();
         }
-        tokio::time::sleep_until(self.next.into()).await;
-        self.kick();
     }
 }
 
@@ -482,6 +484,12 @@ mod tests {
         assert_eq!(
             Watchdog::new(Some(Duration::from_secs(10))).interval(),
             Some(Duration::from_secs(5))
+        );
+        assert_eq!(Watchdog::new(None).due(), None);
+        let w = Watchdog::new(Some(Duration::from_secs(10)));
+        assert!(
+            w.due().is_some_and(|d| d <= Instant::now()),
+            "the first kick is due at once"
         );
     }
 

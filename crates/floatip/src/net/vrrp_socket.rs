@@ -14,6 +14,7 @@ use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::OnceLock;
 
 use anyhow::{anyhow, Context};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn, SockaddrIn6};
@@ -40,9 +41,15 @@ pub struct Datagram {
 }
 
 /// A raw VRRP socket bound to one interface.
+///
+/// The daemon's loop polls it itself ([`VrrpSocket::try_recv`] on its own epoll); the async
+/// [`VrrpSocket::recv`] / [`VrrpSocket::send`] (doctor, tests) register it with the tokio reactor on
+/// first use. Never both: a socket registered with tokio would wake the runtime for every packet.
 #[derive(Debug)]
 pub struct VrrpSocket {
-    fd: AsyncFd<Socket>,
+    /// Declared before `sock`: deregistered before the descriptor closes.
+    reg: OnceLock<AsyncFd<RawFd>>,
+    sock: Socket,
     ifindex: u32,
     v6: bool,
 }
@@ -86,7 +93,7 @@ pub(crate) fn setsockopt_int(fd: RawFd, level: i32, name: i32, val: i32) -> io::
 
 impl VrrpSocket {
     /// Opens the socket on `ifname` (index `ifindex`) for IPv4 or IPv6. With `multicast`, joins
-    /// 224.0.0.18 / ff02::12 on that interface only. Must be called inside a tokio runtime.
+    /// 224.0.0.18 / ff02::12 on that interface only.
     pub fn open(
         ifname: &str,
         ifindex: u32,
@@ -137,9 +144,30 @@ impl VrrpSocket {
                     .with_context(|| format!("joining {VRRP_GROUP_V4} on {ifname}"))?;
             }
         }
-        let fd =
-            async_fd(sock).map_err(|e| anyhow!("cannot register {what} with the runtime: {e}"))?;
-        Ok(VrrpSocket { fd, ifindex, v6 })
+        sock.set_nonblocking(true).with_context(ctx)?;
+        Ok(VrrpSocket {
+            reg: OnceLock::new(),
+            sock,
+            ifindex,
+            v6,
+        })
+    }
+
+    /// The tokio registration, made on first use (must be inside a tokio runtime then).
+    fn registered(&self) -> io::Result<&AsyncFd<RawFd>> {
+        if let Some(r) = self.reg.get() {
+            return Ok(r);
+        }
+        // SAFETY: the registration lives in `self.reg`, which is dropped (deregistered) before
+        // `self.sock` closes the descriptor (field order), so the descriptor outlives it.
+        let r =
+            unsafe { AsyncFd::register(self.sock.as_raw_fd()) }.map_err(|e| e.into_parts().1)?;
+        Ok(self.reg.get_or_init(|| r))
+    }
+
+    /// The descriptor, for a caller that polls it itself (then only [`VrrpSocket::try_recv`]).
+    pub fn raw_fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
     }
 
     /// The interface index the socket is bound to.
@@ -150,21 +178,33 @@ impl VrrpSocket {
     /// Receives one VRRP message into `buf`. Malformed IPv4 datagrams (shorter than their header) are
     /// skipped. A message longer than `buf` is truncated to `buf.len()`.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Datagram> {
+        let reg = self.registered()?;
         loop {
-            let mut guard = self.fd.readable().await?;
-            let res = guard.try_io(|s| recv_raw(s.get_ref().as_raw_fd(), buf));
-            let raw = match res {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+            let mut guard = reg.readable().await?;
+            match guard.try_io(|_| self.try_recv(buf)?.ok_or(io::ErrorKind::WouldBlock.into())) {
+                Ok(Ok(d)) => return Ok(d),
                 Ok(Err(e)) => return Err(e),
                 Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Receives one VRRP message without waiting: `None` once the socket is drained. Malformed IPv4
+    /// datagrams are skipped, as in [`VrrpSocket::recv`].
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<Datagram>> {
+        loop {
+            let raw = match recv_raw(self.sock.as_raw_fd(), buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
             };
             if self.v6 {
                 let src = match raw.src {
                     Some(IpAddr::V6(a)) => IpAddr::V6(a),
                     _ => continue,
                 };
-                return Ok(Datagram {
+                return Ok(Some(Datagram {
                     src,
                     dst: raw
                         .dst6
@@ -172,11 +212,10 @@ impl VrrpSocket {
                         .unwrap_or(Ipv6Addr::UNSPECIFIED.into()),
                     ttl: raw.hoplimit.unwrap_or(0),
                     len: raw.len,
-                });
+                }));
             }
-            match strip_ipv4_header(buf, raw.len) {
-                Some(d) => return Ok(d),
-                None => continue,
+            if let Some(d) = strip_ipv4_header(buf, raw.len) {
+                return Ok(Some(d));
             }
         }
     }
@@ -191,9 +230,10 @@ impl VrrpSocket {
                 format!("address family mismatch: {src} -> {dst} on this socket"),
             ));
         }
+        let reg = self.registered()?;
         loop {
-            let mut guard = self.fd.writable().await?;
-            let res = guard.try_io(|s| self.send_now(s.get_ref().as_raw_fd(), payload, src, dst));
+            let mut guard = reg.writable().await?;
+            let res = guard.try_io(|_| self.send_now(self.sock.as_raw_fd(), payload, src, dst));
             match res {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
