@@ -404,6 +404,8 @@ struct Channels {
 
 pub struct Daemon {
     netlink: Netlink,
+    /// VIP lifetime refreshes, sent from the loop without waiting (see [`netlink::Refresher`]).
+    refresher: netlink::Refresher,
     config_path: PathBuf,
     state_dir: PathBuf,
     pub instances: Vec<Runtime>,
@@ -728,18 +730,17 @@ impl Daemon {
                 .is_some_and(|t| t <= now + rt.refresh_slack())
             {
                 rt.next_refresh = Some(now + rt.refresh_period());
+                for err in self.refresher.errors() {
+                    warn!(instance = %rt.cfg.name, "a VIP lifetime refresh failed: {err}");
+                }
                 for vip in &rt.cfg.addresses {
-                    if let Err(err) = self
-                        .netlink
-                        .add_address(
-                            rt.link.index,
-                            vip.addr,
-                            vip.prefix_len,
-                            Some(rt.cfg.address_lifetime),
-                        )
-                        .block()
-                    {
-                        warn!(instance = %rt.cfg.name, vip = %vip, "cannot refresh the VIP's lifetime: {err:#}");
+                    if let Err(err) = self.refresher.refresh(
+                        rt.link.index,
+                        vip.addr,
+                        vip.prefix_len,
+                        rt.cfg.address_lifetime,
+                    ) {
+                        warn!(instance = %rt.cfg.name, vip = %vip, "cannot refresh the VIP's lifetime: {err}");
                     }
                 }
             }
@@ -1581,7 +1582,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     }
     let overrides = control::load_overrides(&cfg.daemon.state_dir)?;
     let netlink = Netlink::new().context("cannot open netlink (needs CAP_NET_ADMIN)")?;
-    let events = netlink::monitor().context("cannot monitor links and addresses")?;
+    let refresher = netlink::Refresher::open()
+        .context("cannot open netlink for lifetime refreshes (needs CAP_NET_ADMIN)")?;
+    let events = netlink::monitor_ignoring(Some(refresher.port()))
+        .context("cannot monitor links and addresses")?;
     let listener = control::bind(&cfg.daemon.socket)?;
     let metrics_listener = cfg.daemon.metrics.map(crate::metrics::bind).transpose()?;
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -1601,7 +1605,15 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     };
     let socket_path = cfg.daemon.socket.clone();
     let mut protocol = tokio::task::spawn_blocking(move || {
-        protocol_loop(cfg, netlink, overrides, wakeup, chans, inputs, ready_tx)
+        protocol_loop(
+            cfg,
+            (netlink, refresher),
+            overrides,
+            wakeup,
+            chans,
+            inputs,
+            ready_tx,
+        )
     });
     // Calls queue until the loop is ready; `floatip status` during start-up waits rather than fails.
     if let Some(l) = metrics_listener {
@@ -1696,7 +1708,7 @@ async fn forward(
 /// they ask until a stop completes.
 fn protocol_loop(
     cfg: Config,
-    netlink: Netlink,
+    (netlink, refresher): (Netlink, netlink::Refresher),
     overrides: BTreeMap<String, Override>,
     wakeup: Wakeup,
     chans: Channels,
@@ -1705,6 +1717,7 @@ fn protocol_loop(
 ) -> Result<()> {
     let mut daemon = Daemon {
         netlink,
+        refresher,
         config_path: cfg.path.clone(),
         state_dir: cfg.daemon.state_dir.clone(),
         instances: Vec::new(),

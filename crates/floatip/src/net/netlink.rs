@@ -84,6 +84,20 @@ pub const IFA_F_NODAD: u32 = 0x02;
 pub const IFA_F_DADFAILED: u32 = 0x08;
 pub const IFA_F_TENTATIVE: u32 = 0x40;
 pub const IFA_F_PERMANENT: u32 = 0x80;
+/// Sets valid_lft = preferred_lft (`None`: forever) and, for IPv6, `IFA_F_NODAD`.
+fn set_lifetime(msg: &mut AddressMessage, addr: IpAddr, lifetime: Option<Duration>) {
+    let secs = lifetime.map(lifetime_secs).unwrap_or(INFINITY_LIFE_TIME);
+    let mut ci = CacheInfo::default();
+    ci.ifa_valid = secs;
+    ci.ifa_preferred = secs;
+    msg.attributes.push(AddressAttribute::CacheInfo(ci));
+    if addr.is_ipv6() {
+        msg.header.flags.push(AddressHeaderFlag::Nodad);
+        msg.attributes
+            .push(AddressAttribute::Flags(vec![AddressFlag::Nodad]));
+    }
+}
+
 /// The kernel's "forever" lifetime (`INFINITY_LIFE_TIME`).
 const INFINITY_LIFE_TIME: u32 = u32::MAX;
 
@@ -227,17 +241,7 @@ impl Netlink {
             bail!("prefix length /{prefix_len} is too long for {addr}");
         }
         let mut req = self.handle.address().add(index, addr, prefix_len).replace();
-        let msg = req.message_mut();
-        let secs = lifetime.map(lifetime_secs).unwrap_or(INFINITY_LIFE_TIME);
-        let mut ci = CacheInfo::default();
-        ci.ifa_valid = secs;
-        ci.ifa_preferred = secs;
-        msg.attributes.push(AddressAttribute::CacheInfo(ci));
-        if addr.is_ipv6() {
-            msg.header.flags.push(AddressHeaderFlag::Nodad);
-            msg.attributes
-                .push(AddressAttribute::Flags(vec![AddressFlag::Nodad]));
-        }
+        set_lifetime(req.message_mut(), addr, lifetime);
         req.execute()
             .await
             .map_err(nl_err)
@@ -378,9 +382,18 @@ const IFA_LOCAL: u16 = 2;
 /// socket overran (`ENOBUFS`: events were lost), a warning is logged and watching continues: consumers
 /// should not rely on the monitor alone for state they must never miss (refresh it periodically).
 pub fn monitor() -> anyhow::Result<mpsc::UnboundedReceiver<NetEvent>> {
+    monitor_ignoring(None)
+}
+
+/// [`monitor`], with the notifications caused by requests from netlink port `ignore` dropped in the
+/// kernel (a socket filter): the loop's own lifetime refreshes ([`Refresher`]) then wake nobody.
+pub fn monitor_ignoring(ignore: Option<u32>) -> anyhow::Result<mpsc::UnboundedReceiver<NetEvent>> {
     let rt = tokio::runtime::Handle::try_current()
         .map_err(|_| anyhow!("netlink::monitor must be called inside a tokio runtime"))?;
     let fd = open_monitor_socket().context("cannot open the netlink event socket")?;
+    if let Some(port) = ignore {
+        drop_from_port(&fd, port).context("cannot filter the netlink event socket")?;
+    }
     let afd = {
         let _guard = rt.enter();
         super::vrrp_socket::async_fd(fd).context("cannot register the netlink event socket")?
@@ -566,6 +579,203 @@ pub fn parse_events(mut buf: &[u8]) -> Vec<NetEvent> {
         buf = &buf[step..];
     }
     out
+}
+
+/// Attaches a classic BPF filter that drops messages whose `nlmsg_pid` is `port`. A notification the
+/// kernel sends because of a request carries the requester's port id there; one message per skb.
+fn drop_from_port(fd: &OwnedFd, port: u32) -> std::io::Result<()> {
+    // Absolute loads read big-endian; the header field is in host order.
+    let want = u32::from_be_bytes(port.to_ne_bytes());
+    let code = [
+        // A = nlmsg_pid (offset 12)
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 12,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: want,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: u32::MAX,
+        },
+    ];
+    let prog = libc::sock_fprog {
+        len: code.len() as u16,
+        filter: code.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `code`, which outlives the call; the kernel copies the program.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &prog as *const libc::sock_fprog as *const libc::c_void,
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Refreshes VIP lifetimes from the protocol loop's thread: one `send` of an RTM_NEWADDR (replace)
+/// without an acknowledgement, on a socket of its own, so a refresh wakes no thread. The kernel still
+/// reports a failed request; [`Refresher::errors`] collects those reports at the next refresh.
+pub struct Refresher {
+    fd: OwnedFd,
+    port: u32,
+    seq: u32,
+}
+
+impl Refresher {
+    pub fn open() -> std::io::Result<Refresher> {
+        // SAFETY: plain socket(2) call; the returned descriptor is checked and then owned by OwnedFd.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: sockaddr_nl is plain old data; all-zero (port chosen by the kernel) is valid.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        let mut len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        // SAFETY: `sa` is a valid sockaddr_nl and `len` its size, for both calls.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                &sa as *const _ as *const libc::sockaddr,
+                len,
+            )
+        };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: as above; the kernel writes the bound address into `sa`.
+        let rc = unsafe {
+            libc::getsockname(
+                fd.as_raw_fd(),
+                &mut sa as *mut _ as *mut libc::sockaddr,
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Refresher {
+            fd,
+            port: sa.nl_pid,
+            seq: 0,
+        })
+    }
+
+    /// The port id the kernel gave this socket (for [`monitor_ignoring`]).
+    pub fn port(&self) -> u32 {
+        self.port
+    }
+
+    /// Sets the lifetime of `addr/prefix_len` on `index` (adding it again if it went missing), as
+    /// [`Netlink::add_address`] does, without waiting for the answer.
+    pub fn refresh(
+        &mut self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+        lifetime: Duration,
+    ) -> std::io::Result<()> {
+        use netlink_packet_core::{NetlinkMessage, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST};
+        use netlink_packet_route::RouteNetlinkMessage;
+        let mut msg = AddressMessage::default();
+        msg.header.family = if addr.is_ipv4() {
+            AddressFamily::Inet
+        } else {
+            AddressFamily::Inet6
+        };
+        msg.header.prefix_len = prefix_len;
+        msg.header.index = index;
+        msg.attributes.push(AddressAttribute::Address(addr));
+        msg.attributes.push(AddressAttribute::Local(addr));
+        if let IpAddr::V4(a) = addr {
+            let host = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+            msg.attributes
+                .push(AddressAttribute::Broadcast(Ipv4Addr::from(
+                    u32::from(a) | host,
+                )));
+        }
+        set_lifetime(&mut msg, addr, Some(lifetime));
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewAddress(msg));
+        req.header.flags = NLM_F_REQUEST | NLM_F_REPLACE | NLM_F_CREATE;
+        self.seq = self.seq.wrapping_add(1);
+        req.header.sequence_number = self.seq;
+        req.finalize();
+        let mut buf = vec![0u8; req.buffer_len()];
+        req.serialize(&mut buf);
+        // SAFETY: `buf` is valid for reads of its length for the duration of the call.
+        let n = unsafe { libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The errors the kernel reported for earlier refreshes (drained; never blocks).
+    pub fn errors(&self) -> Vec<std::io::Error> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            // SAFETY: `buf` is valid for writes of its length for the duration of the call.
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n <= 0 {
+                return out;
+            }
+            let mut off = 0usize;
+            let n = n as usize;
+            while off + 20 <= n {
+                let len =
+                    u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap_or_default()) as usize;
+                let kind = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+                if kind == libc::NLMSG_ERROR as u16 {
+                    let code =
+                        i32::from_ne_bytes(buf[off + 16..off + 20].try_into().unwrap_or_default());
+                    if code < 0 {
+                        out.push(std::io::Error::from_raw_os_error(-code));
+                    }
+                }
+                if len < 16 {
+                    break;
+                }
+                off += (len + 3) & !3;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
