@@ -48,6 +48,7 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::packet::{Advert, Version};
@@ -249,6 +250,8 @@ pub struct Instance {
     last_heal_announce: Option<Instant>,
     last_transition: Option<Transition>,
     actions: VecDeque<Action>,
+    /// `config.addresses` as adverts carry them, built once.
+    advert_addresses: Arc<[IpAddr]>,
 }
 
 impl Instance {
@@ -258,8 +261,10 @@ impl Instance {
         config.advert_interval = config.advert_interval.max(MIN_INTERVAL);
         let base_priority = config.priority.min(254);
         let interval = config.advert_interval;
+        let advert_addresses = config.addresses.as_slice().into();
         Self {
             config,
+            advert_addresses,
             state: State::Initialize,
             base_priority,
             override_mode: None,
@@ -685,10 +690,18 @@ impl Instance {
             } else if self.timers.master_down.is_some_and(|t| t <= now) {
                 self.timers.master_down = None;
                 self.master_down_fired(now);
-            } else if self.timers.advert.is_some_and(|t| t <= now) {
+            } else if let Some(due) = self.timers.advert.filter(|t| *t <= now) {
                 self.timers.advert = None;
                 if self.state == State::Master {
                     self.send_advert_now(now);
+                    // Keep the cadence: a late wakeup does not stretch the next interval, so adverts
+                    // go out exactly one interval apart on average and the deadline sequence is
+                    // periodic (the daemon's timer then needs no re-arming). After a stall of more
+                    // than an interval it restarts from now rather than sending a burst.
+                    let next = due + self.config.advert_interval;
+                    if next > now {
+                        self.timers.advert = Some(next);
+                    }
                 }
             } else {
                 break;
@@ -946,7 +959,7 @@ impl Instance {
             vrid: self.config.vrid,
             priority: self.effective_priority(),
             interval_cs,
-            addresses: self.config.addresses.clone(),
+            addresses: self.advert_addresses.clone(),
         }
     }
 }

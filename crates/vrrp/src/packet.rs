@@ -33,6 +33,7 @@
 //!   type (v2), zero interval. A corrupted packet is reported as `checksum`, not as a field error.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The IP protocol number of VRRP.
@@ -80,7 +81,8 @@ pub struct Advert {
     /// Advertisement interval in centiseconds. v3: the 12-bit Max Advertise Interval (1..=4095).
     /// v2: the 8-bit seconds field times 100.
     pub interval_cs: u16,
-    pub addresses: Vec<IpAddr>,
+    /// Shared, not owned: a master sends the same list every interval, and a clone is a count bump.
+    pub addresses: Arc<[IpAddr]>,
 }
 
 impl Advert {

@@ -58,7 +58,7 @@ fn advert(version: Version, interval_cs: u16, addresses: Vec<IpAddr>) -> Advert 
         vrid: 51,
         priority: 100,
         interval_cs,
-        addresses,
+        addresses: addresses.into(),
     }
 }
 
@@ -377,15 +377,15 @@ fn encode_saturates_and_filters() {
     let bytes = encode(&mixed, s, d, m);
     assert_eq!(bytes.len(), encoded_len(&mixed, s));
     assert_eq!(
-        decode(&bytes, s, d, m).unwrap().addresses,
-        vec![v4("192.0.2.97")]
+        decode(&bytes, s, d, m).unwrap().addresses[..],
+        [v4("192.0.2.97")]
     );
     let many: Vec<IpAddr> = (0..300u32)
         .map(|i| IpAddr::V4(Ipv4Addr::from(0xc000_0200 + i)))
         .collect();
     let bytes = encode(&advert(Version::V3, 100, many.clone()), s, d, m);
     assert_eq!(bytes[3], 255);
-    assert_eq!(decode(&bytes, s, d, m).unwrap().addresses, many[..255]);
+    assert_eq!(decode(&bytes, s, d, m).unwrap().addresses[..], many[..255]);
 }
 
 #[test]
@@ -712,7 +712,7 @@ fn arb_advert_and_addrs() -> impl Strategy<Value = (Advert, IpAddr, IpAddr)> {
                     vrid,
                     priority,
                     interval_cs,
-                    addresses,
+                    addresses: addresses.into(),
                 },
                 src,
                 dst,

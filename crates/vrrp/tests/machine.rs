@@ -33,7 +33,7 @@ fn advert(priority: u8, interval_cs: u16) -> Advert {
         vrid: 51,
         priority,
         interval_cs,
-        addresses: vec![vip()],
+        addresses: vec![vip()].into(),
     }
 }
 
@@ -283,7 +283,7 @@ fn ipv6_ties_compare_numerically() {
     c.addresses = vec![v6("2001:db8::97")];
     let (mut i, t) = master(c, t0);
     let mut a = advert(100, 100);
-    a.addresses = vec![v6("2001:db8::97")];
+    a.addresses = vec![v6("2001:db8::97")].into();
     // fe80::10 (0x10) > fe80::9 numerically, though "10" < "9" as text.
     i.handle_event(
         t,
@@ -412,6 +412,20 @@ fn master_answers_priority_zero_at_once_and_advertises_every_interval() {
     i.handle_event(now, adv_event(1, 0));
     assert_eq!(adverts_sent(&drain(&mut i)), vec![200]);
     assert_eq!(i.poll_timeout(), Some(now + ms(1000)));
+}
+
+#[test]
+fn a_late_wakeup_keeps_the_advert_cadence_and_a_stall_restarts_it() {
+    let t0 = Instant::now();
+    let (mut i, t) = master(cfg(200, 2), t0);
+    // Woken 3 ms late: the advert goes now, the next one stays on the 1 s grid.
+    i.handle_timeout(t + ms(1003));
+    assert_eq!(adverts_sent(&drain(&mut i)), vec![200]);
+    assert_eq!(i.poll_timeout(), Some(t + ms(2000)));
+    // Stalled for more than an interval: one advert, then a fresh interval from now (no burst).
+    i.handle_timeout(t + ms(4500));
+    assert_eq!(adverts_sent(&drain(&mut i)), vec![200]);
+    assert_eq!(i.poll_timeout(), Some(t + ms(5500)));
 }
 
 #[test]

@@ -155,7 +155,7 @@ fuzz_target!(|input: Input| {
                     } else {
                         interval_cs % 4095 + 1
                     },
-                    addresses: config.addresses.clone(),
+                    addresses: config.addresses.as_slice().into(),
                 },
             },
             Ev::SetPriority(p) => Event::SetPriority(p.clamp(1, 254)),
