@@ -757,7 +757,7 @@ impl Daemon {
 
     /// Read what a readable VRRP socket holds (a bounded batch: the socket is level-triggered, so the
     /// rest wakes the next wait).
-    fn on_readable(&mut self, token: u64, buf: &mut [u8]) {
+    fn on_readable(&mut self, now: Instant, token: u64, buf: &mut [u8]) {
         let Some(&key) = self.socket_keys.get(token as usize) else {
             return;
         };
@@ -766,7 +766,7 @@ impl Daemon {
         };
         for _ in 0..64 {
             match sock.try_recv(buf) {
-                Ok(Some(d)) => self.on_packet(Instant::now(), key, &d, &buf[..d.len]),
+                Ok(Some(d)) => self.on_packet(now, key, &d, &buf[..d.len]),
                 Ok(None) => return,
                 Err(err) => {
                     self.receive_errors += 1;
@@ -1797,9 +1797,9 @@ fn protocol_loop(
             .wakeup
             .wait(deadline)
             .context("the loop's wait failed")?;
-        now = Instant::now();
+        now = woken.now;
         for &token in &woken.sockets {
-            daemon.on_readable(token, &mut buf);
+            daemon.on_readable(now, token, &mut buf);
         }
         if woken.bell {
             while let Ok(input) = inputs.try_recv() {

@@ -66,7 +66,7 @@ pub(crate) fn permission_hint(e: io::Error, what: &str) -> anyhow::Error {
 
 /// Registers an owned descriptor with the current tokio reactor.
 pub(crate) fn async_fd<T: AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
-    // SAFETY: every `T` used here (socket2::Socket, OwnedFd, PacketSocket, the timerfd) owns its descriptor, keeps it
+    // SAFETY: every `T` used here (socket2::Socket, OwnedFd, PacketSocket) owns its descriptor, keeps it
     // open until dropped and always returns the same one from as_raw_fd, which is what register needs.
     unsafe { AsyncFd::register(inner) }.map_err(|e| e.into_parts().1)
 }
