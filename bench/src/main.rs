@@ -418,14 +418,17 @@ struct CpuTrial {
     threads: usize,
 }
 
-/// With `profile_to`, after the measurement window, `perf record -g` samples the master for 5 s
-/// (outside the window: perf's overhead must not count) and a flat report goes to that file.
-fn cpu_trial(
-    ctx: &mut Ctx,
+/// A lab whose master (h1) and backup (h2) run one daemon and have settled, ready to be measured.
+struct CpuLab {
     daemon: Daemon,
-    setup: &Setup,
-    profile_to: Option<&Path>,
-) -> Result<CpuTrial> {
+    pids: Vec<u32>,
+    dir: PathBuf,
+    // Dropped in this order: the daemons, then the lab.
+    _daemons: (daemons::Running, daemons::Running),
+    _lab: Lab,
+}
+
+fn cpu_lab(ctx: &Ctx, daemon: Daemon, setup: &Setup) -> Result<CpuLab> {
     let (lab, hosts, dir) = new_lab(false)?;
     let (h1, h2) = (&hosts[0], &hosts[1]);
     let d1 = daemons::start(daemon, &ctx.floatip_bin, h1, 150, setup, &dir)?;
@@ -448,37 +451,66 @@ fn cpu_trial(
             logs_hint(&dir)
         );
     }
-    let _d2 = daemons::start(daemon, &ctx.floatip_bin, h2, 100, setup, &dir)?;
+    let d2 = daemons::start(daemon, &ctx.floatip_bin, h2, 100, setup, &dir)?;
     sleep(Duration::from_secs_f64(
         master_down(setup.interval_ms, 100) + 1.0,
     ))?;
     if all_on(h2)? > 0 || all_on(h1)? != n {
         bail!(
-            "not settled (h2 holds VIPs or h1 lost some); logs: {}",
+            "{}: not settled (h2 holds VIPs or h1 lost some); logs: {}",
+            daemon.name(),
             logs_hint(&dir)
         );
     }
-    let pids = daemons::pids(&d1);
-    let (ns0, _) = daemons::cpu_rss(&pids)?;
-    let (sw0, _) = daemons::switches_threads(&pids);
+    Ok(CpuLab {
+        daemon,
+        pids: daemons::pids(&d1),
+        dir,
+        _daemons: (d1, d2),
+        _lab: lab,
+    })
+}
+
+/// Measure every lab's master over the same window: load from elsewhere on the machine then falls on
+/// all of them alike, and their ratio is far steadier than either number. After the window (perf's
+/// overhead must not count), `profile_to` says where a lab's `perf record -g` report goes, if anywhere.
+fn cpu_window(
+    ctx: &Ctx,
+    labs: &[CpuLab],
+    profile_to: impl Fn(Daemon) -> Option<PathBuf>,
+) -> Result<Vec<CpuTrial>> {
+    let mut start = Vec::new();
+    for l in labs {
+        start.push((
+            daemons::cpu_rss(&l.pids)?.0,
+            daemons::switches_threads(&l.pids).0,
+        ));
+    }
     let t0 = Instant::now();
     sleep(ctx.cpu_window)?;
-    let (ns1, kb) = daemons::cpu_rss(&pids)?;
-    let (sw1, threads) = daemons::switches_threads(&pids);
-    if let Some(out) = profile_to {
-        if let Err(e) = profile(&pids, &dir, out) {
-            eprintln!("(profile failed: {e:#}) ");
-        }
+    let mut end = Vec::new();
+    for l in labs {
+        let (ns, kb) = daemons::cpu_rss(&l.pids)?;
+        end.push((ns, kb, daemons::switches_threads(&l.pids)));
     }
     let secs = t0.elapsed().as_secs_f64();
-    let permille = (ns1.saturating_sub(ns0)) as f64 / 1e9 / secs * 1000.0;
-    drop(lab);
-    Ok(CpuTrial {
-        permille,
-        rss_mib: kb as f64 / 1024.0,
-        switches: sw1.saturating_sub(sw0) as f64 / secs,
-        threads,
-    })
+    for l in labs {
+        if let Some(out) = profile_to(l.daemon) {
+            if let Err(e) = profile(&l.pids, &l.dir, &out) {
+                eprintln!("(profile of {} failed: {e:#}) ", l.daemon.name());
+            }
+        }
+    }
+    Ok(start
+        .iter()
+        .zip(&end)
+        .map(|(&(ns0, sw0), &(ns1, kb, (sw1, threads)))| CpuTrial {
+            permille: (ns1.saturating_sub(ns0)) as f64 / 1e9 / secs * 1000.0,
+            rss_mib: kb as f64 / 1024.0,
+            switches: sw1.saturating_sub(sw0) as f64 / secs,
+            threads,
+        })
+        .collect())
 }
 
 /// `perf record -g` of `pids` for 5 s, then `perf report` (flat, by symbol) into `out`.
@@ -831,41 +863,67 @@ fn cpu_scenario(
     profile: bool,
 ) -> Result<Outcome> {
     let mut res: [Vec<std::result::Result<CpuTrial, String>>; 2] = [Vec::new(), Vec::new()];
-    let daemons = [Daemon::Floatip, Daemon::Keepalived];
+    // floatip's CPU over keepalived's, per trial where both were measured (in the same window).
+    let mut ratios = Vec::new();
+    let slug = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect::<String>();
     for trial in 0..ctx.trials {
-        for (i, d) in daemons.iter().enumerate() {
-            check_interrupted()?;
-            if *d == Daemon::Floatip {
-                if let Some(why) = &ctx.floatip_missing {
-                    if trial == 0 {
-                        res[i].push(Err(why.clone()));
-                    }
-                    continue;
+        check_interrupted()?;
+        if let (Some(why), 0) = (&ctx.floatip_missing, trial) {
+            res[0].push(Err(why.clone()));
+        }
+        // Both daemons' labs are built (in alternating order), then measured at the same time.
+        let mut order = vec![Daemon::Floatip, Daemon::Keepalived];
+        if ctx.floatip_missing.is_some() {
+            order.retain(|d| *d != Daemon::Floatip);
+        }
+        if trial % 2 == 1 {
+            order.reverse();
+        }
+        eprint!("  {label} trial {}/{} ... ", trial + 1, ctx.trials);
+        let mut labs = Vec::new();
+        for d in &order {
+            match cpu_lab(ctx, *d, setup) {
+                Ok(l) => labs.push(l),
+                Err(e) => {
+                    eprint!("{} failed: {e:#}; ", d.name());
+                    res[*d as usize].push(Err(format!("{e:#}")));
                 }
             }
-            eprint!(
-                "  {label} {} trial {}/{} ... ",
-                d.name(),
-                trial + 1,
-                ctx.trials
-            );
-            let slug = label
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                .collect::<String>();
-            let prof = results_dir().join(format!("profile-{}-{slug}.txt", d.name()));
-            let prof = (profile && trial == 0).then_some(prof.as_path());
-            let r = cpu_trial(ctx, *d, setup, prof);
-            match &r {
-                Ok(t) => eprintln!(
-                    "{:.2} ‰ CPU, {:.1} MiB RSS, {:.0} context switches/s, {} threads",
-                    t.permille, t.rss_mib, t.switches, t.threads
-                ),
-                Err(e) => eprintln!("failed: {e:#}"),
-            }
             check_interrupted()?;
-            res[i].push(r.map_err(|e| format!("{e:#}")));
         }
+        let measured = if labs.is_empty() {
+            Vec::new()
+        } else {
+            cpu_window(ctx, &labs, |d| {
+                (profile && trial == 0)
+                    .then(|| results_dir().join(format!("profile-{}-{slug}.txt", d.name())))
+            })?
+        };
+        let mut permille = [None, None];
+        for (l, t) in labs.iter().zip(measured) {
+            eprint!(
+                "{}: {:.2} ‰ CPU, {:.1} MiB RSS, {:.0} context switches/s, {} threads; ",
+                l.daemon.name(),
+                t.permille,
+                t.rss_mib,
+                t.switches,
+                t.threads
+            );
+            permille[l.daemon as usize] = Some(t.permille);
+            res[l.daemon as usize].push(Ok(t));
+        }
+        if let [Some(f), Some(k)] = permille {
+            if k > 0.0 {
+                ratios.push(Some(f / k));
+                eprint!("ratio {:.2}", f / k);
+            }
+        }
+        eprintln!();
+        drop(labs);
+        check_interrupted()?;
     }
     let col = |i: usize, which: usize| -> std::result::Result<Vec<Sample>, String> {
         let ok: Vec<Sample> = res[i]
@@ -899,6 +957,20 @@ fn cpu_scenario(
         verdict: verdict_limit_and_keepalived,
         limit: None,
     }];
+    rows.push(Row {
+        scenario: format!("{label}: master CPU, floatip ÷ keepalived (same window)"),
+        unit: "×",
+        floatip: if ratios.is_empty() {
+            Err("not measured".into())
+        } else {
+            Ok(ratios)
+        },
+        keepalived: Err("1 (the reference)".into()),
+        never: "-",
+        target: "≤ 1".into(),
+        verdict: verdict_limit,
+        limit: Some(1.0),
+    });
     rows.push(Row {
         scenario: format!("{label}: master RSS"),
         unit: "MiB",
