@@ -1231,9 +1231,13 @@ const NOTES: &str = "
   TCP check for VRRP; it runs a `vrrp_script` (`bash -c 'exec 3<>/dev/tcp/127.0.0.1/9000'`) with
   fall 2, but its script `interval` cannot go below 1 s (`interval 0.2` is refused: \"must be
   between 1 and 4294\"), so its detection takes 1-2 s by construction.
-- CPU: per mille of one core, from the first field of /proc/PID/schedstat (ns on CPU) over the
-  window, summed over keepalived's parent and VRRP child; RSS: VmRSS, summed the same way. Measured on
-  the master (h1) with a backup present and no client traffic.
+- CPU: per mille of one core, from the first field of /proc/PID/task/*/schedstat (ns on CPU) over
+  the window, summed over every thread, and over keepalived's parent and VRRP child; RSS: VmRSS,
+  summed the same way. Measured on the master (h1) with a backup present and no client traffic. Each
+  trial builds one lab per daemon (in alternating order) and measures both masters over the same
+  window, so load from elsewhere on the (shared, virtual) machine falls on both alike; the ratio row
+  is floatip's CPU over keepalived's per trial. The kernel work of carrying an advert across the
+  bridge and waking the backup runs in the sender's context and is counted as the master's.
 - Scale: N instances (VRIDs 1..N) with IPv6 VIPs 2001:db8::1:<k in hex>/64 (VRRPv3 over IPv6 on
   both daemons), because 255 IPv4 VIPs do not fit in 192.0.2.0/24 next to the hosts' own addresses.
 - The machine is small and shared; treat single-digit-ms differences at 1 s adverts as noise.
