@@ -1,7 +1,7 @@
 //! Two owners: what a master does when another MAC answers for its VIP.
 //!
-//! Sightings come from the passive ARP/ND watch (gratuitous ARPs, NAs) and from the master's own
-//! periodic probes (a host that holds the address by hand only shows itself when asked). A single
+//! Sightings come from the passive ARP/ND watch: gratuitous ARPs and NAs, and the answers to the
+//! master's own periodic probes (a host that holds the address by hand only shows itself when asked). A single
 //! sighting is not acted on: during a normal preemption the new master's announcement can arrive a
 //! moment before its advert. A conflict that persists for [`CONFIRM_AFTER`] is logged and answered by
 //! re-announcing; one that persists for [`YIELD_AFTER`] is resolved without VRRP (whose adverts are

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::checks::{self, CheckReport, CheckState, TaskSet};
@@ -34,7 +34,7 @@ use crate::control::{self, ControlCall, Request, Response};
 use crate::hooks::{self, Hooks};
 use crate::net::announce::Announcer;
 use crate::net::netlink::{self, LinkInfo, NetEvent, Netlink};
-use crate::net::probe::{self, ConflictWatch};
+use crate::net::probe::ConflictWatch;
 use crate::net::vrrp_socket::{Datagram, VrrpSender, VrrpSocket};
 use crate::wakeup::{Bell, Wakeup};
 use crate::witness::{self, WitnessReport};
@@ -47,9 +47,8 @@ pub const HISTORY: usize = 50;
 /// The largest VRRP message: 255 IPv6 addresses plus the header.
 const MAX_PACKET: usize = 8 + 255 * 16 + 64;
 /// How often a master (or an instance that yielded a conflict) asks the LAN who answers for its VIPs.
+/// An answer reaches the loop through the ARP/ND watch; a round without one is a quiet round.
 const PROBE_EVERY: Duration = Duration::from_secs(2);
-/// How long a probe listens for an answer.
-const PROBE_WAIT: Duration = Duration::from_millis(300);
 /// How often the witness is pinged.
 const WITNESS_EVERY: Duration = Duration::from_secs(1);
 /// How long the stop hooks may run when the daemon exits.
@@ -145,15 +144,16 @@ pub struct Runtime {
     /// Announcement bursts run only while this holds (MASTER, holding, not handing over).
     may_announce: Arc<AtomicBool>,
     hooks: Option<Hooks>,
-    /// Tells the probe task whether to ask the LAN who answers for our VIPs.
-    probing: watch::Sender<bool>,
-    /// What `probing` was last told.
-    probing_on: bool,
+    /// When to ask the LAN next who answers for our VIPs (while master, or yielded to a conflict).
+    next_probe: Option<Instant>,
+    /// A probe went out this round (so its end can count as a quiet round).
+    probed: bool,
+    /// Someone else claimed one of our VIPs since this round's probe.
+    heard_since_probe: bool,
     /// Removed by a reload: stepping down, dropped once stopped.
     retiring: bool,
     check_tasks: TaskSet,
     witness_task: TaskSet,
-    _probe_task: TaskSet,
 }
 
 impl Runtime {
@@ -171,9 +171,9 @@ impl Runtime {
         self.cfg.address_lifetime / 2
     }
 
-    /// A refresh due within this much is done at the current wakeup (an advert's, usually), so it
-    /// costs no wakeup of its own; if nothing wakes the loop, its own deadline is this much late,
-    /// which still leaves a quarter of the lifetime.
+    /// A refresh (or probe) due within this much is done at the current wakeup (an advert's,
+    /// usually), so it costs no wakeup of its own; if nothing wakes the loop, its own deadline is this
+    /// much late, which still leaves a quarter of the lifetime.
     fn refresh_slack(&self) -> Duration {
         self.cfg.advert_interval.min(self.cfg.address_lifetime / 4)
     }
@@ -183,6 +183,7 @@ impl Runtime {
             self.core.poll_timeout(),
             self.next_refresh.map(|t| t + self.refresh_slack()),
             self.next_announce_refresh,
+            self.next_probe.map(|t| t + self.refresh_slack()),
         ]
         .into_iter()
         .flatten()
@@ -362,13 +363,12 @@ trait Block: Future + Sized {
 
 impl<F: Future> Block for F {}
 
-/// Someone other than us answered for an address (`holder`), or a probe round found nobody (`None`).
+/// Someone other than us (`holder`) claimed an address on the interface: an announcement, or the
+/// answer to one of our probes. It goes to every instance with that VIP on that interface.
 struct Sighting {
     ifindex: u32,
-    /// Set for an active probe of one instance; passive sightings go to every instance with that VIP.
-    instance: Option<usize>,
     addr: IpAddr,
-    holder: Option<[u8; 6]>,
+    holder: [u8; 6],
 }
 
 /// A release in progress: the master advertises priority 0 and keeps the VIP; the operator's answer
@@ -533,21 +533,12 @@ impl Daemon {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let (probing, probe_rx) = watch::channel(false);
         let check_tasks = checks::spawn(id, &inst.name, &inst.checks, self.chans.checks.clone());
         let witness_task = witness::spawn(
             id,
             inst.witness.clone(),
             WITNESS_EVERY,
             self.chans.witness.clone(),
-        );
-        let probe_task = spawn_prober(
-            id,
-            link.index,
-            link.mac,
-            vips.clone(),
-            probe_rx,
-            self.chans.sightings.clone(),
         );
         Ok(Runtime {
             id,
@@ -577,12 +568,12 @@ impl Daemon {
                 .then(|| "witness: first probe pending".to_string()),
             may_announce: Arc::new(AtomicBool::new(false)),
             hooks: spawn_hooks(inst),
-            probing,
-            probing_on: false,
+            next_probe: None,
+            probed: false,
+            heard_since_probe: false,
             retiring: false,
             check_tasks,
             witness_task,
-            _probe_task: probe_task,
         })
     }
 
@@ -722,9 +713,26 @@ impl Daemon {
         }
     }
 
-    /// Refresh VIP lifetimes and periodic announcements that are due.
+    /// Refresh VIP lifetimes, periodic announcements and conflict probes that are due.
     fn refresh(&mut self, now: Instant) {
         for rt in &mut self.instances {
+            if rt.next_probe.is_some_and(|t| t <= now + rt.refresh_slack()) {
+                rt.next_probe = Some(now + PROBE_EVERY);
+                // The last round's answers, if any, have long arrived through the watch.
+                if std::mem::replace(&mut rt.probed, true)
+                    && !std::mem::take(&mut rt.heard_since_probe)
+                    && rt.conflicts.quiet_round(now)
+                {
+                    info!(instance = %rt.cfg.name, "nobody else answers for {} any more; back in the election", rt.vips().join(", "));
+                    rt.reevaluate(now);
+                }
+                rt.heard_since_probe = false;
+                for vip in &rt.cfg.addresses {
+                    if let Err(err) = rt.announcer.probe(vip.addr) {
+                        debug!(instance = %rt.cfg.name, "conflict probe for {vip} failed: {err}");
+                    }
+                }
+            }
             if rt
                 .next_refresh
                 .is_some_and(|t| t <= now + rt.refresh_slack())
@@ -941,19 +949,11 @@ impl Daemon {
 
     fn on_sighting(&mut self, now: Instant, s: Sighting) {
         for rt in self.instances.iter_mut() {
-            if rt.link.index != s.ifindex
-                || s.instance.is_some_and(|id| id != rt.id)
-                || !rt.cfg.addresses.iter().any(|v| v.addr == s.addr)
-            {
+            if rt.link.index != s.ifindex || !rt.cfg.addresses.iter().any(|v| v.addr == s.addr) {
                 continue;
             }
-            let Some(mac) = s.holder else {
-                if rt.conflicts.quiet_round(now) {
-                    info!(instance = %rt.cfg.name, "nobody else answers for {} any more; back in the election", s.addr);
-                    rt.reevaluate(now);
-                }
-                continue;
-            };
+            let mac = s.holder;
+            rt.heard_since_probe = true;
             // A backup hearing the master announce is normal; so is the successor announcing during a handoff.
             if !rt.holding || rt.core.state() != State::Master || rt.core.handoff().is_some() {
                 if rt.conflicts.yielded.is_some() {
@@ -994,10 +994,9 @@ impl Daemon {
             rt.may_announce.store(serving, Ordering::Relaxed);
             let probe =
                 (rt.holding && rt.core.state() == State::Master) || rt.conflicts.yielded.is_some();
-            // Told on change only: the channel takes a lock, and this runs after every advert.
-            if probe != rt.probing_on {
-                rt.probing_on = probe;
-                rt.probing.send_replace(probe);
+            if probe != rt.next_probe.is_some() {
+                rt.next_probe = probe.then(|| now + PROBE_EVERY);
+                rt.probed = false;
             }
         }
         if self.instances.iter().any(|r| r.retiring) {
@@ -1495,9 +1494,8 @@ fn spawn_conflict_watch(ifindex: u32, watch: ConflictWatch, tx: mpsc::Sender<Sig
                 Ok((addr, mac)) => {
                     let s = Sighting {
                         ifindex,
-                        instance: None,
                         addr,
-                        holder: Some(mac),
+                        holder: mac,
                     };
                     // Full channel: the loop is busy, a sighting will come again.
                     if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(s) {
@@ -1514,59 +1512,6 @@ fn spawn_conflict_watch(ifindex: u32, watch: ConflictWatch, tx: mpsc::Sender<Sig
             }
         }
     });
-}
-
-/// Active: while told to, ask the LAN every [`PROBE_EVERY`] who answers for each VIP (RFC 5227 ARP
-/// probe, or an NDP solicitation); a host holding the address by hand shows itself only this way.
-fn spawn_prober(
-    id: usize,
-    ifindex: u32,
-    mac: [u8; 6],
-    vips: Vec<IpAddr>,
-    mut probing: watch::Receiver<bool>,
-    tx: mpsc::Sender<Sighting>,
-) -> TaskSet {
-    vec![tokio::spawn(async move {
-        loop {
-            if !*probing.borrow_and_update() {
-                if probing.changed().await.is_err() {
-                    return;
-                }
-                continue;
-            }
-            tokio::time::sleep(PROBE_EVERY).await;
-            if !*probing.borrow() {
-                continue;
-            }
-            for addr in &vips {
-                let holder = match addr {
-                    IpAddr::V4(a) => {
-                        probe::arp_probe(ifindex, mac, *a, 1, Duration::ZERO, PROBE_WAIT).await
-                    }
-                    IpAddr::V6(a) => {
-                        probe::ndp_probe(ifindex, mac, *a, 1, Duration::ZERO, PROBE_WAIT).await
-                    }
-                };
-                let holder = match holder {
-                    Ok(h) => h,
-                    Err(err) => {
-                        debug!("probe for {addr} failed: {err:#}");
-                        continue;
-                    }
-                };
-                let s = Sighting {
-                    ifindex,
-                    instance: Some(id),
-                    addr: *addr,
-                    holder,
-                };
-                if tx.send(s).await.is_err() {
-                    return;
-                }
-            }
-        }
-    })]
-    .into()
 }
 
 /// Run until `shutdown` resolves, then step down make-before-break and exit.

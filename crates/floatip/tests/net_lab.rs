@@ -706,5 +706,23 @@ fn probes_and_conflict_watch() {
         }
         assert!(seen.contains(&("192.0.2.97".parse().unwrap(), mac_b)));
         assert!(seen.contains(&("2001:db8::97".parse().unwrap(), mac_b)));
+
+        // The daemon's periodic probe only sends: B's kernel answers, and the watch reports the answer.
+        for (addr, watch) in [("192.0.2.2", &watch4), ("2001:db8::2", &watch6)] {
+            let addr: IpAddr = addr.parse().unwrap();
+            ann_a.probe(addr).unwrap();
+            let heard = async {
+                loop {
+                    let (a, mac) = watch.next().await.unwrap();
+                    if a == addr {
+                        return mac;
+                    }
+                }
+            };
+            let mac = tokio::time::timeout(Duration::from_secs(3), heard)
+                .await
+                .unwrap_or_else(|_| panic!("nobody answered the probe for {addr}"));
+            assert_eq!(mac, mac_b, "answer for {addr}");
+        }
     });
 }

@@ -507,6 +507,17 @@ impl Announcer {
         };
         self.sock.send(&frame)
     }
+
+    /// Ask the LAN who answers for `addr`: an RFC 5227 ARP probe, or a DAD Neighbour Solicitation. This
+    /// does not listen: an answer claims the address from another MAC, which the ARP/ND watch
+    /// ([`super::probe::ConflictWatch`]) reports.
+    pub fn probe(&self, addr: IpAddr) -> io::Result<()> {
+        let frame = match addr {
+            IpAddr::V4(a) => arp_probe_frame(self.mac, a),
+            IpAddr::V6(a) => dad_ns_frame(self.mac, a),
+        };
+        self.sock.send(&frame)
+    }
 }
 
 #[cfg(test)]
