@@ -719,14 +719,12 @@ impl Daemon {
             if rt.next_probe.is_some_and(|t| t <= now + rt.refresh_slack()) {
                 rt.next_probe = Some(now + PROBE_EVERY);
                 // The last round's answers, if any, have long arrived through the watch.
-                if std::mem::replace(&mut rt.probed, true)
-                    && !std::mem::take(&mut rt.heard_since_probe)
-                    && rt.conflicts.quiet_round(now)
-                {
+                let quiet = std::mem::replace(&mut rt.probed, true) && !rt.heard_since_probe;
+                rt.heard_since_probe = false;
+                if quiet && rt.conflicts.quiet_round(now) {
                     info!(instance = %rt.cfg.name, "nobody else answers for {} any more; back in the election", rt.vips().join(", "));
                     rt.reevaluate(now);
                 }
-                rt.heard_since_probe = false;
                 for vip in &rt.cfg.addresses {
                     if let Err(err) = rt.announcer.probe(vip.addr) {
                         debug!(instance = %rt.cfg.name, "conflict probe for {vip} failed: {err}");
