@@ -9,11 +9,13 @@
 //! timerfd read and re-arm, the send). Netlink, control, checks, hooks and the ARP/ND watch stay on the
 //! tokio runtime (another thread); they reach the loop through a channel and [`Bell::ring`].
 //!
-//! Precision: the kernel may end a sleep late by its timer slack, the larger of 50 µs and 0.1% of the
-//! timeout, which for a 3.6 s master-down would be 3.6 ms. A long sleep therefore stops short by twice
-//! that and finishes with a second, short one: every deadline is met within about 50 µs, for one
-//! extra wakeup per long sleep. Before Linux 5.11 it falls back to `epoll_wait`'s milliseconds,
-//! rounded up (deadlines then up to 1 ms late).
+//! Precision: the kernel may end a sleep late by its timer slack, the larger of the thread's
+//! `timer_slack_ns` (50 µs unless changed) and 0.1% of the timeout (0.5% for a niced thread, none for a
+//! real-time one), which for a 3.6 s master-down would be 3.6 ms. The loop therefore asks for the
+//! timeout less that slack: the kernel's timer then fires at the deadline, and one wakeup meets it
+//! within a few µs. Another interrupt inside the slack window may end the sleep early; the rest is
+//! slept again, so no deadline is met early. Before Linux 5.11 it falls back to `epoll_wait`'s
+//! milliseconds, rounded up (deadlines then up to 1 ms late).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -25,9 +27,61 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 
 const BELL: u64 = u64::MAX;
 
-/// Sleeps longer than this stop short of the deadline by twice the kernel's slack and finish with a
-/// short sleep (see the module docs). At or below it the slack is the kernel's 50 µs floor.
-const LONG_SLEEP: Duration = Duration::from_millis(50);
+/// The kernel's cap on a sleep's slack (`MAX_SLACK` in fs/select.c).
+const MAX_SLACK: Duration = Duration::from_millis(100);
+
+/// How late the kernel may end a sleep on the thread that measured it (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Slack {
+    /// The thread's `timer_slack_ns`: the least slack of any sleep.
+    floor: Duration,
+    /// The slack is the timeout divided by this (1000; 200 for a niced thread).
+    divisor: u32,
+    /// A real-time thread sleeps without slack.
+    realtime: bool,
+}
+
+impl Slack {
+    /// The calling thread's, as the kernel will compute it for this thread's sleeps.
+    fn of_this_thread() -> Slack {
+        // SAFETY: plain queries about the calling thread; no pointers.
+        let (slack_ns, nice, policy) = unsafe {
+            (
+                libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0),
+                libc::getpriority(libc::PRIO_PROCESS, 0),
+                libc::sched_getscheduler(0),
+            )
+        };
+        Slack {
+            floor: Duration::from_nanos(u64::try_from(slack_ns).unwrap_or(50_000)),
+            divisor: if nice > 0 { 200 } else { 1000 },
+            realtime: matches!(
+                policy & !libc::SCHED_RESET_ON_FORK,
+                libc::SCHED_FIFO | libc::SCHED_RR | libc::SCHED_DEADLINE
+            ),
+        }
+    }
+
+    /// The slack of a sleep of `t` (fs/select.c, `select_estimate_accuracy`).
+    fn of(&self, t: Duration) -> Duration {
+        if self.realtime {
+            return Duration::ZERO;
+        }
+        (t / self.divisor).min(MAX_SLACK).max(self.floor)
+    }
+
+    /// What to ask the kernel for so that a sleep of `t` ends at `t`, not up to its slack later.
+    ///
+    /// The slack of the shortened sleep is a little smaller than `t`'s; a second step makes the sum
+    /// land at `t` or a few ns after it (never before). A sleep no longer than the slack floor is
+    /// asked for as it is: it may end up to the floor late, like any short sleep.
+    fn ask(&self, t: Duration) -> Duration {
+        if t <= self.of(Duration::ZERO) {
+            return t;
+        }
+        t.saturating_sub(self.of(t.saturating_sub(self.of(t))))
+    }
+}
 
 /// Wakes the loop from another thread. Rings coalesce: one wakeup drains everything queued before it.
 #[derive(Debug)]
@@ -59,6 +113,11 @@ pub struct Wakeup {
     events: Vec<libc::epoll_event>,
     /// False once the kernel said it has no `epoll_pwait2`: millisecond timeouts from then on.
     nanosecond_timeouts: bool,
+    /// Measured on the first wait, by the thread that waits.
+    slack: Option<Slack>,
+    /// Sleeps so far, each one `epoll_pwait2`.
+    #[cfg(test)]
+    sleeps: usize,
 }
 
 impl Wakeup {
@@ -71,6 +130,9 @@ impl Wakeup {
             bell: Arc::new(Bell(bell)),
             events: vec![libc::epoll_event { events: 0, u64: 0 }; 64],
             nanosecond_timeouts: true,
+            slack: None,
+            #[cfg(test)]
+            sleeps: 0,
         })
     }
 
@@ -99,17 +161,19 @@ impl Wakeup {
 
     /// Sleep until `deadline`, a watched socket is readable or the bell rings.
     pub fn wait(&mut self, deadline: Instant) -> io::Result<Woken> {
-        // Bounded: each round sleeps at least until the short final stretch, which ends the wait.
+        let slack = *self.slack.get_or_insert_with(Slack::of_this_thread);
+        // Bounded: a sleep ends at its deadline unless another interrupt ends it inside its slack
+        // window, and the rest is a shorter sleep with a smaller window.
         loop {
             let now = Instant::now();
             if now >= deadline {
                 return Ok(self.woken(0, now, deadline));
             }
-            let mut timeout = deadline - now;
-            if timeout > LONG_SLEEP {
-                timeout -= (timeout / 500).max(Duration::from_micros(100));
+            #[cfg(test)]
+            {
+                self.sleeps += 1;
             }
-            let n = self.epoll_wait(timeout)?;
+            let n = self.epoll_wait(slack.ask(deadline - now))?;
             if n > 0 {
                 return Ok(self.woken(n, Instant::now(), deadline));
             }
@@ -198,7 +262,6 @@ mod tests {
     #[test]
     fn wakes_at_each_deadline_and_not_before() {
         let mut w = Wakeup::new().unwrap();
-        // 120 ms is a long sleep: stopped short, then finished with a short one.
         for n in [5u64, 1, 20, 0, 120] {
             let start = Instant::now();
             let woken = w.wait(start + ms(n)).unwrap();
@@ -206,6 +269,68 @@ mod tests {
             assert!(woken.now >= start + ms(n), "woke early for {n} ms");
             assert!(start.elapsed() >= ms(n));
         }
+    }
+
+    #[test]
+    fn a_sleep_asks_for_less_by_the_slack_the_kernel_adds() {
+        let us = Duration::from_micros;
+        let configs = [
+            (us(50), 1000, false),
+            (us(1), 1000, false),
+            (ms(2), 200, false),
+            (us(50), 1000, true),
+        ];
+        for (floor, divisor, realtime) in configs {
+            let s = Slack {
+                floor,
+                divisor,
+                realtime,
+            };
+            for t in [
+                us(10),
+                us(50),
+                us(51),
+                ms(10),
+                ms(100),
+                ms(3600),
+                ms(200_000),
+            ] {
+                let ask = s.ask(t);
+                if realtime || t <= floor {
+                    assert_eq!(ask, t, "{s:?} {t:?}");
+                    continue;
+                }
+                // The kernel's timer fires at ask + slack(ask): at t, never before, at most 5 µs after.
+                let fires = ask + s.of(ask);
+                assert!(
+                    fires >= t && fires <= t + us(5),
+                    "{s:?} {t:?}: fires at {fires:?}"
+                );
+            }
+        }
+        // The kernel's figures: 0.1% of the timeout, at least the floor, at most 100 ms.
+        let s = Slack {
+            floor: us(50),
+            divisor: 1000,
+            realtime: false,
+        };
+        assert_eq!(s.of(ms(10)), us(50));
+        assert_eq!(s.of(ms(3600)), us(3600));
+        assert_eq!(s.of(ms(500_000)), ms(100));
+    }
+
+    #[test]
+    fn a_long_sleep_is_one_wakeup() {
+        let mut w = Wakeup::new().unwrap();
+        let rounds = 4;
+        for _ in 0..rounds {
+            let deadline = Instant::now() + ms(150);
+            let woken = w.wait(deadline).unwrap();
+            assert!(woken.timer && woken.now >= deadline);
+        }
+        // Another interrupt inside a sleep's slack window (150 µs here) ends it early and costs a
+        // second, short sleep: rare, but a loaded machine may see one.
+        assert!(w.sleeps <= rounds + 1, "{} sleeps for {rounds}", w.sleeps);
     }
 
     #[test]
