@@ -49,6 +49,11 @@ const MAX_PACKET: usize = 8 + 255 * 16 + 64;
 /// How often a master (or an instance that yielded a conflict) asks the LAN who answers for its VIPs.
 /// An answer reaches the loop through the ARP/ND watch; a round without one is a quiet round.
 const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// How long start-up waits for an IPv6 link-local address to finish duplicate address detection
+/// (normally about a second after the link comes up).
+const DAD_PATIENCE: Duration = Duration::from_secs(10);
+/// The loop's token for the lifetime refresher's socket (VRRP sockets count up from 0).
+const REFRESHER: u64 = u64::MAX - 1;
 /// How often the witness is pinged.
 const WITNESS_EVERY: Duration = Duration::from_secs(1);
 /// How long the stop hooks may run when the daemon exits.
@@ -406,11 +411,14 @@ pub struct Daemon {
     netlink: Netlink,
     /// VIP lifetime refreshes, sent from the loop without waiting (see [`netlink::Refresher`]).
     refresher: netlink::Refresher,
+    /// Keeps the notifications of our own refreshes away from the monitor (see [`Daemon::drain_actions`]).
+    monitor_filter: netlink::MonitorFilter,
     config_path: PathBuf,
     state_dir: PathBuf,
     pub instances: Vec<Runtime>,
     sockets: HashMap<SockKey, Arc<VrrpSocket>>,
-    /// The loop's sleep; a VRRP socket is watched with its index in `socket_keys` as the token.
+    /// The loop's sleep; a VRRP socket is watched with its index in `socket_keys` as the token, the
+    /// refresher's socket as [`REFRESHER`].
     wakeup: Wakeup,
     socket_keys: Vec<SockKey>,
     /// Connected senders, shared by the instances with the same interface, source and destination.
@@ -435,7 +443,10 @@ pub struct Daemon {
 impl Daemon {
     /// Build the runtime of one instance: resolve its interfaces, open (or share) its sockets, start its
     /// checks, witness, probe and hooks. Changes nothing on the host.
-    fn prepare(&mut self, inst: &InstanceConfig) -> Result<Runtime> {
+    ///
+    /// An IPv6 link-local address still under duplicate address detection cannot be bound yet: it is
+    /// waited for up to `dad_patience` (at start-up, when the kernel has just brought the link up).
+    fn prepare(&mut self, inst: &InstanceConfig, dad_patience: Duration) -> Result<Runtime> {
         let link = self
             .netlink
             .link_by_name(&inst.interface)
@@ -445,9 +456,7 @@ impl Daemon {
         let v6 = inst.is_v6();
         let vips: Vec<IpAddr> = inst.addresses.iter().map(|v| v.addr).collect();
         let primary = self
-            .netlink
-            .primary_address(link.index, v6, &vips)
-            .block()?
+            .settled_primary(inst, link.index, &vips, dad_patience)?
             .with_context(|| {
                 format!(
                     "instance {}: interface {} has no {} address to send adverts from; {}",
@@ -736,9 +745,6 @@ impl Daemon {
                 .is_some_and(|t| t <= now + rt.refresh_slack())
             {
                 rt.next_refresh = Some(now + rt.refresh_period());
-                for err in self.refresher.errors() {
-                    warn!(instance = %rt.cfg.name, "a VIP lifetime refresh failed: {err}");
-                }
                 for vip in &rt.cfg.addresses {
                     if let Err(err) = self.refresher.refresh(
                         rt.link.index,
@@ -757,6 +763,70 @@ impl Daemon {
                         debug!(instance = %rt.cfg.name, "periodic announcement failed: {err}");
                     }
                 }
+            }
+        }
+    }
+
+    /// The address adverts go out from (see [`Daemon::prepare`]).
+    fn settled_primary(
+        &self,
+        inst: &InstanceConfig,
+        index: u32,
+        vips: &[IpAddr],
+        dad_patience: Duration,
+    ) -> Result<Option<IpAddr>> {
+        let give_up = Instant::now() + dad_patience;
+        let mut said = false;
+        loop {
+            let all = self.netlink.address_details(index).block()?;
+            let Some(d) = netlink::pick_primary(&all, inst.is_v6(), vips)
+                .and_then(|addr| all.into_iter().find(|d| d.addr == addr))
+            else {
+                return Ok(None);
+            };
+            let addr = d.addr;
+            if d.is_dad_failed() {
+                bail!(
+                    "instance {}: {addr} on {} failed duplicate address detection (another host uses it); \
+                     give the interface a unique link-local address",
+                    inst.name,
+                    inst.interface
+                );
+            }
+            if !d.is_tentative() {
+                return Ok(Some(addr));
+            }
+            if Instant::now() >= give_up {
+                bail!(
+                    "instance {}: {addr} on {} is still tentative (duplicate address detection is running), \
+                     and adverts cannot be sent from it yet; try again in a few seconds",
+                    inst.name,
+                    inst.interface
+                );
+            }
+            if !std::mem::replace(&mut said, true) {
+                info!(instance = %inst.name, "waiting for duplicate address detection of {addr} on {}", inst.interface);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The kernel refused lifetime refreshes: say which VIP (the next refresh tries again).
+    fn on_refresh_errors(&mut self) {
+        for (addr, err) in self.refresher.errors() {
+            let owner = addr.and_then(|a| {
+                self.instances
+                    .iter()
+                    .find(|rt| rt.cfg.addresses.iter().any(|v| v.addr == a))
+            });
+            match (owner, addr) {
+                (Some(rt), Some(a)) => {
+                    warn!(instance = %rt.cfg.name, "the kernel refused to refresh the lifetime of {a}: {err}")
+                }
+                (None, Some(a)) => {
+                    warn!("the kernel refused to refresh the lifetime of {a}: {err}")
+                }
+                _ => warn!("the kernel refused a VIP lifetime refresh: {err}"),
             }
         }
     }
@@ -977,6 +1047,7 @@ impl Daemon {
 
     /// Execute everything the cores asked for, in order.
     fn drain_actions(&mut self, now: Instant) {
+        let mut any = false;
         for i in 0..self.instances.len() {
             let mut touched = false;
             while let Some(action) = self.instances[i].core.poll_action() {
@@ -986,6 +1057,7 @@ impl Daemon {
             if !touched {
                 continue;
             }
+            any = true;
             let rt = &mut self.instances[i];
             let serving =
                 rt.holding && rt.core.state() == State::Master && rt.core.handoff().is_none();
@@ -1001,6 +1073,23 @@ impl Daemon {
             self.instances
                 .retain(|r| !(r.retiring && r.core.is_stopped()));
             self.status_dirty = true;
+        }
+        if any {
+            // The IPv6 VIPs we hold: the kernel's notifications of their refreshes wake nobody.
+            let held = self
+                .instances
+                .iter()
+                .filter(|rt| rt.holding)
+                .flat_map(|rt| {
+                    rt.cfg.addresses.iter().filter_map(|v| match v.addr {
+                        IpAddr::V6(a) => Some((rt.link.index, a)),
+                        IpAddr::V4(_) => None,
+                    })
+                })
+                .collect();
+            if let Err(err) = self.monitor_filter.ignore_added_v6(held) {
+                debug!("cannot update the netlink monitor's filter: {err}");
+            }
         }
     }
 
@@ -1346,7 +1435,8 @@ impl Daemon {
                     in_place.push((i, inst.clone(), tracked));
                 }
                 _ => {
-                    let rt = self.prepare(inst).map_err(|e| {
+                    // No waiting here: the loop serves the running instances meanwhile.
+                    let rt = self.prepare(inst, Duration::ZERO).map_err(|e| {
                         anyhow::anyhow!("{e:#}\nthe running configuration stays in force")
                     })?;
                     fresh.push(rt);
@@ -1527,7 +1617,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     let netlink = Netlink::new().context("cannot open netlink (needs CAP_NET_ADMIN)")?;
     let refresher = netlink::Refresher::open()
         .context("cannot open netlink for lifetime refreshes (needs CAP_NET_ADMIN)")?;
-    let events = netlink::monitor_ignoring(Some(refresher.port()))
+    let (events, monitor_filter) = netlink::monitor_filtered(Some(refresher.port()))
         .context("cannot monitor links and addresses")?;
     let listener = control::bind(&cfg.daemon.socket)?;
     let metrics_listener = cfg.daemon.metrics.map(crate::metrics::bind).transpose()?;
@@ -1550,7 +1640,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     let mut protocol = tokio::task::spawn_blocking(move || {
         protocol_loop(
             cfg,
-            (netlink, refresher),
+            (netlink, refresher, monitor_filter),
             overrides,
             wakeup,
             chans,
@@ -1651,7 +1741,7 @@ async fn forward(
 /// they ask until a stop completes.
 fn protocol_loop(
     cfg: Config,
-    (netlink, refresher): (Netlink, netlink::Refresher),
+    (netlink, refresher, monitor_filter): (Netlink, netlink::Refresher, netlink::MonitorFilter),
     overrides: BTreeMap<String, Override>,
     wakeup: Wakeup,
     chans: Channels,
@@ -1661,6 +1751,7 @@ fn protocol_loop(
     let mut daemon = Daemon {
         netlink,
         refresher,
+        monitor_filter,
         config_path: cfg.path.clone(),
         state_dir: cfg.daemon.state_dir.clone(),
         instances: Vec::new(),
@@ -1679,10 +1770,14 @@ fn protocol_loop(
         unmatched_drops: BTreeMap::new(),
         receive_errors: 0,
     };
+    daemon
+        .wakeup
+        .watch(daemon.refresher.fd(), REFRESHER)
+        .context("cannot watch the lifetime refresh socket")?;
     // Resolve everything before changing anything: a bad setup leaves the host untouched.
     let mut prepared = Vec::new();
     for inst in &cfg.instances {
-        prepared.push(daemon.prepare(inst)?);
+        prepared.push(daemon.prepare(inst, DAD_PATIENCE)?);
     }
     let now = Instant::now();
     for rt in prepared {
@@ -1742,7 +1837,11 @@ fn protocol_loop(
             .context("the loop's wait failed")?;
         now = woken.now;
         for &token in &woken.sockets {
-            daemon.on_readable(now, token, &mut buf);
+            if token == REFRESHER {
+                daemon.on_refresh_errors();
+            } else {
+                daemon.on_readable(now, token, &mut buf);
+            }
         }
         if woken.bell {
             while let Ok(input) = inputs.try_recv() {

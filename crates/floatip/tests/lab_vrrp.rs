@@ -523,6 +523,37 @@ fn ipv6_election_failover_and_neighbour_moves() {
     assert!(d2.log().contains("BACKUP -> MASTER"), "h2: {}", d2.log());
 }
 
+/// 11b. IPv6 start-up while the link-local address is still tentative (duplicate address detection,
+///      about a second after a link comes up): adverts cannot go out from it yet, so the daemon waits
+///      for it, says so, and then takes part as usual instead of failing to bind.
+#[test]
+fn ipv6_start_waits_for_link_local_dad() {
+    if !require_root("ipv6_start_waits_for_link_local_dad") {
+        return;
+    }
+    let (lab, hosts, _c) = setup("vrrpdad", 1);
+    let h1 = &hosts[0];
+    h1.run(&["sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=1"])
+        .expect("sysctl");
+    // Down and up: the kernel makes the link-local address again, tentative until DAD ends.
+    h1.ip(&["link", "set", "eth0", "down"]).expect("link down");
+    h1.ip(&["link", "set", "eth0", "up"]).expect("link up");
+    let tentative = h1
+        .address_info()
+        .expect("addresses")
+        .iter()
+        .any(|a| a.scope == "link" && a.flags.iter().any(|f| f == "tentative"));
+    assert!(tentative, "no tentative link-local: {:?}", h1.address_info());
+    let d1 = start_floatip(&lab, h1, &[Instance::v6(150)]);
+    wait_sole_owner(&[h1], h1, VIP6, SETTLE);
+    let log = d1.log();
+    assert!(
+        log.contains("waiting for duplicate address detection of fe80::"),
+        "{log}"
+    );
+    assert!(log.contains("BACKUP -> MASTER"), "{log}");
+}
+
 /// 12. Three hosts: the highest priority wins; when it is lost, the next highest wins, not the lowest.
 #[test]
 fn three_hosts_next_highest_wins() {

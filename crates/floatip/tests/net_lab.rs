@@ -317,6 +317,142 @@ fn netlink_addresses() {
     });
 }
 
+#[test]
+fn refresher_sets_lifetimes_and_reports_failures_by_address() {
+    if !have_root() {
+        return;
+    }
+    let lab = Lab::new(&["a"]);
+    let ns = lab.ns("a");
+    run(move || async move {
+        enter(&ns);
+        let nl = Netlink::new().unwrap();
+        let idx = eth0(&nl).await;
+        let mut r = netlink::Refresher::open().unwrap();
+        let vip: IpAddr = "192.0.2.51".parse().unwrap();
+        // Adds the missing address, then pushes its lifetime forward.
+        r.refresh(idx, vip, 24, Duration::from_secs(5)).unwrap();
+        r.refresh(idx, vip, 24, Duration::from_secs(30)).unwrap();
+        let mut seen = None;
+        for _ in 0..50 {
+            let det = nl.address_details(idx).await.unwrap();
+            seen = det.iter().find(|d| d.addr == vip).map(|d| d.valid_lft);
+            if seen.is_some_and(|l| l.is_some_and(|l| l > 5)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            seen.is_some_and(|l| l.is_some_and(|l| (6..=30).contains(&l))),
+            "{seen:?}"
+        );
+        // Success is silent: nothing to read.
+        assert!(r.errors().is_empty());
+
+        // A refresh the kernel refuses (no such interface) makes the socket readable, and the
+        // report names the address it was for.
+        let other: IpAddr = "192.0.2.52".parse().unwrap();
+        r.refresh(idx + 1000, other, 24, Duration::from_secs(5))
+            .unwrap();
+        let mut pfd = libc::pollfd {
+            fd: r.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, 2000) };
+        assert_eq!(n, 1, "no error report within 2 s");
+        let errs = r.errors();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].0, Some(other));
+        assert_eq!(
+            errs[0].1.raw_os_error(),
+            Some(libc::ENODEV),
+            "{:?}",
+            errs[0].1
+        );
+        assert!(r.errors().is_empty());
+        nl.remove_address(idx, vip, 24).await.unwrap();
+    });
+}
+
+/// Waits for `marker`, failing if `forbidden` comes first.
+async fn expect_without(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<NetEvent>,
+    marker: NetEvent,
+    forbidden: NetEvent,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(ev)) if ev == marker => return,
+            Ok(Some(ev)) => assert_ne!(ev, forbidden, "should have been filtered"),
+            Ok(None) => panic!("monitor ended"),
+            Err(_) => panic!("no {marker:?} within 5 s"),
+        }
+    }
+}
+
+#[test]
+fn the_monitor_filter_drops_the_loops_own_refreshes() {
+    if !have_root() {
+        return;
+    }
+    let lab = Lab::new(&["a"]);
+    let ns = lab.ns("a");
+    run(move || async move {
+        enter(&ns);
+        let nl = Netlink::new().unwrap();
+        let idx = eth0(&nl).await;
+        let mut r = netlink::Refresher::open().unwrap();
+        let (mut rx, mut filter) = netlink::monitor_filtered(Some(r.port())).unwrap();
+        let added = |addr: &str, prefix_len| NetEvent::AddressAdded {
+            index: idx,
+            addr: addr.parse().unwrap(),
+            prefix_len,
+        };
+        let life = Duration::from_secs(30);
+        // IPv4: the refresher's notifications carry its port and are dropped; anyone else's pass.
+        let vip: IpAddr = "192.0.2.51".parse().unwrap();
+        r.refresh(idx, vip, 24, life).unwrap();
+        r.refresh(idx, vip, 24, life).unwrap();
+        nl.add_address(idx, "192.0.2.52".parse().unwrap(), 24, Some(life))
+            .await
+            .unwrap();
+        expect_without(&mut rx, added("192.0.2.52", 24), added("192.0.2.51", 24)).await;
+
+        // IPv6 notifications carry no port: a held VIP is dropped by address, its removal is not.
+        let vip6: IpAddr = "2001:db8::51".parse().unwrap();
+        let IpAddr::V6(v6) = vip6 else { unreachable!() };
+        filter.ignore_added_v6(vec![(idx, v6)]).unwrap();
+        r.refresh(idx, vip6, 64, life).unwrap();
+        r.refresh(idx, vip6, 64, life).unwrap();
+        nl.add_address(idx, "2001:db8::52".parse().unwrap(), 64, Some(life))
+            .await
+            .unwrap();
+        expect_without(
+            &mut rx,
+            added("2001:db8::52", 64),
+            added("2001:db8::51", 64),
+        )
+        .await;
+        nl.remove_address(idx, vip6, 64).await.unwrap();
+        expect(
+            &mut rx,
+            NetEvent::AddressRemoved {
+                index: idx,
+                addr: vip6,
+                prefix_len: 64,
+            },
+        )
+        .await;
+        // No longer held: its notifications pass again.
+        filter.ignore_added_v6(Vec::new()).unwrap();
+        r.refresh(idx, vip6, 64, life).unwrap();
+        expect(&mut rx, added("2001:db8::51", 64)).await;
+    });
+}
+
 async fn expect(rx: &mut tokio::sync::mpsc::UnboundedReceiver<NetEvent>, want: NetEvent) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {

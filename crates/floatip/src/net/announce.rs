@@ -26,6 +26,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use anyhow::Context;
 
+use super::bpf::{bpf, JEQ_K, LDB_ABS, LDH_ABS, RET_K};
 use super::vrrp_socket::permission_hint;
 
 pub const ETH_P_ARP: u16 = 0x0806;
@@ -77,7 +78,7 @@ impl PacketSocket {
         // SAFETY: `raw` is a fresh, valid descriptor owned by nothing else.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         if let Some(prog) = filter {
-            attach_filter(fd.as_raw_fd(), prog).context("attaching the packet filter")?;
+            super::bpf::attach(fd.as_raw_fd(), prog).context("attaching the packet filter")?;
         }
         let sll = sockaddr_ll(ifindex, protocol, &[0; 6]);
         // SAFETY: `sll` is a valid sockaddr_ll and the length passed is its size.
@@ -172,49 +173,19 @@ fn sockaddr_ll(ifindex: u32, protocol: u16, addr: &[u8; 6]) -> libc::sockaddr_ll
     sll
 }
 
-fn attach_filter(fd: RawFd, prog: &[libc::sock_filter]) -> io::Result<()> {
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: `fprog` points at `prog`, which outlives the call; the kernel copies the program.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            &fprog as *const libc::sock_fprog as *const libc::c_void,
-            size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
-const fn bpf(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
-    libc::sock_filter { code, jt, jf, k }
-}
-const BPF_LDH_ABS: u16 = 0x28; // BPF_LD | BPF_H | BPF_ABS
-const BPF_LDB_ABS: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
-const BPF_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
-
 /// Classic BPF: accept ARP frames, and IPv6 frames carrying ICMPv6 (no extension header) Neighbour
 /// Solicitations or Advertisements; drop everything else (VRRP adverts at 10 ms never reach user space).
 pub const ARP_AND_ND_FILTER: [libc::sock_filter; 10] = [
-    bpf(BPF_LDH_ABS, 0, 0, 12),                       // 0: A = ethertype
-    bpf(BPF_JEQ_K, 6, 0, ETH_P_ARP as u32),           // 1: ARP -> accept (8)
-    bpf(BPF_JEQ_K, 0, 6, ETH_P_IPV6 as u32),          // 2: not IPv6 -> drop (9)
-    bpf(BPF_LDB_ABS, 0, 0, 14 + 6),                   // 3: A = next header
-    bpf(BPF_JEQ_K, 0, 4, 58),                         // 4: not ICMPv6 -> drop (9)
-    bpf(BPF_LDB_ABS, 0, 0, 14 + 40),                  // 5: A = ICMPv6 type
-    bpf(BPF_JEQ_K, 1, 0, ND_NEIGHBOR_SOLICIT as u32), // 6: NS -> accept (8)
-    bpf(BPF_JEQ_K, 0, 1, ND_NEIGHBOR_ADVERT as u32),  // 7: not NA -> drop (9)
-    bpf(BPF_RET_K, 0, 0, 0xffff),                     // 8: accept
-    bpf(BPF_RET_K, 0, 0, 0),                          // 9: drop
+    bpf(LDH_ABS, 0, 0, 12),                       // 0: A = ethertype
+    bpf(JEQ_K, 6, 0, ETH_P_ARP as u32),           // 1: ARP -> accept (8)
+    bpf(JEQ_K, 0, 6, ETH_P_IPV6 as u32),          // 2: not IPv6 -> drop (9)
+    bpf(LDB_ABS, 0, 0, 14 + 6),                   // 3: A = next header
+    bpf(JEQ_K, 0, 4, 58),                         // 4: not ICMPv6 -> drop (9)
+    bpf(LDB_ABS, 0, 0, 14 + 40),                  // 5: A = ICMPv6 type
+    bpf(JEQ_K, 1, 0, ND_NEIGHBOR_SOLICIT as u32), // 6: NS -> accept (8)
+    bpf(JEQ_K, 0, 1, ND_NEIGHBOR_ADVERT as u32),  // 7: not NA -> drop (9)
+    bpf(RET_K, 0, 0, 0xffff),                     // 8: accept
+    bpf(RET_K, 0, 0, 0),                          // 9: drop
 ];
 
 // ---------------------------------------------------------------------------------------------------
@@ -525,6 +496,23 @@ mod tests {
     use super::*;
 
     const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+
+    #[test]
+    fn the_watch_filter_passes_arp_and_neighbour_discovery_only() {
+        let pass = |f: &[u8]| super::super::bpf::run(&ARP_AND_ND_FILTER, f) != 0;
+        let v6: Ipv6Addr = "2001:db8::97".parse().unwrap();
+        assert!(pass(&garp_frame(MAC, Ipv4Addr::new(192, 0, 2, 97))));
+        assert!(pass(&unsolicited_na_frame(MAC, v6)));
+        assert!(pass(&dad_ns_frame(MAC, v6)));
+        // A VRRP advert over IPv6 (next header 112) and an IPv4 frame are dropped, as is a runt.
+        let mut advert = unsolicited_na_frame(MAC, v6);
+        advert[14 + 6] = 112;
+        assert!(!pass(&advert));
+        let mut v4 = garp_frame(MAC, Ipv4Addr::new(192, 0, 2, 97));
+        v4[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert!(!pass(&v4));
+        assert!(!pass(&advert[..30]));
+    }
 
     #[test]
     fn garp_layout() {

@@ -8,7 +8,7 @@
 //! Every socket is opened in the network namespace of the calling thread.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
@@ -382,17 +382,29 @@ const IFA_LOCAL: u16 = 2;
 /// socket overran (`ENOBUFS`: events were lost), a warning is logged and watching continues: consumers
 /// should not rely on the monitor alone for state they must never miss (refresh it periodically).
 pub fn monitor() -> anyhow::Result<mpsc::UnboundedReceiver<NetEvent>> {
-    monitor_ignoring(None)
+    monitor_filtered(None).map(|(rx, _)| rx)
 }
 
-/// [`monitor`], with the notifications caused by requests from netlink port `ignore` dropped in the
-/// kernel (a socket filter): the loop's own lifetime refreshes ([`Refresher`]) then wake nobody.
-pub fn monitor_ignoring(ignore: Option<u32>) -> anyhow::Result<mpsc::UnboundedReceiver<NetEvent>> {
+/// [`monitor`], with a socket filter that drops the notifications the caller's own requests cause:
+/// those from netlink port `ignore` from the start (the [`Refresher`]'s), and more through the returned
+/// [`MonitorFilter`].
+pub fn monitor_filtered(
+    ignore: Option<u32>,
+) -> anyhow::Result<(mpsc::UnboundedReceiver<NetEvent>, MonitorFilter)> {
     let rt = tokio::runtime::Handle::try_current()
         .map_err(|_| anyhow!("netlink::monitor must be called inside a tokio runtime"))?;
     let fd = open_monitor_socket().context("cannot open the netlink event socket")?;
-    if let Some(port) = ignore {
-        drop_from_port(&fd, port).context("cannot filter the netlink event socket")?;
+    let filter = MonitorFilter {
+        fd: fd
+            .try_clone()
+            .context("cannot duplicate the netlink event socket")?,
+        port: ignore,
+        held: Vec::new(),
+    };
+    if ignore.is_some() {
+        filter
+            .attach()
+            .context("cannot filter the netlink event socket")?;
     }
     let afd = {
         let _guard = rt.enter();
@@ -430,7 +442,7 @@ pub fn monitor_ignoring(ignore: Option<u32>) -> anyhow::Result<mpsc::UnboundedRe
             }
         }
     });
-    Ok(rx)
+    Ok((rx, filter))
 }
 
 fn open_monitor_socket() -> std::io::Result<OwnedFd> {
@@ -581,66 +593,106 @@ pub fn parse_events(mut buf: &[u8]) -> Vec<NetEvent> {
     out
 }
 
-/// Attaches a classic BPF filter that drops messages whose `nlmsg_pid` is `port`. A notification the
-/// kernel sends because of a request carries the requester's port id there; one message per skb.
-fn drop_from_port(fd: &OwnedFd, port: u32) -> std::io::Result<()> {
-    // Absolute loads read big-endian; the header field is in host order.
-    let want = u32::from_be_bytes(port.to_ne_bytes());
-    let code = [
-        // A = nlmsg_pid (offset 12)
-        libc::sock_filter {
-            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
-            jt: 0,
-            jf: 0,
-            k: 12,
-        },
-        libc::sock_filter {
-            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 1,
-            k: want,
-        },
-        libc::sock_filter {
-            code: (libc::BPF_RET | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        },
-        libc::sock_filter {
-            code: (libc::BPF_RET | libc::BPF_K) as u16,
-            jt: 0,
-            jf: 0,
-            k: u32::MAX,
-        },
-    ];
-    let prog = libc::sock_fprog {
-        len: code.len() as u16,
-        filter: code.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: `prog` points at `code`, which outlives the call; the kernel copies the program.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            &prog as *const libc::sock_fprog as *const libc::c_void,
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
+/// The netlink monitor's socket filter (see [`monitor_filtered`]), which the loop keeps up to date.
+///
+/// A notification the loop causes itself would wake two threads for nothing: the one reading the
+/// monitor, then the loop. One the kernel sends because of a request carries the requester's port in
+/// `nlmsg_pid`, so the refresher's IPv4 refreshes are dropped by port. IPv6 address notifications
+/// carry no port, so those are dropped by address: an RTM_NEWADDR for a VIP the loop holds (its own
+/// refresh, every half lifetime) tells it nothing. Removals always pass.
+pub struct MonitorFilter {
+    /// A duplicate of the monitor's socket.
+    fd: OwnedFd,
+    port: Option<u32>,
+    held: Vec<(u32, Ipv6Addr)>,
+}
+
+/// At most this many held IPv6 VIPs are filtered (11 instructions each, within the kernel's 4096);
+/// notifications for more still pass and are ignored in user space.
+const MAX_FILTERED: usize = 300;
+
+impl MonitorFilter {
+    /// Drop RTM_NEWADDR notifications for these (interface index, IPv6 address) pairs from now on.
+    pub fn ignore_added_v6(&mut self, held: Vec<(u32, Ipv6Addr)>) -> std::io::Result<()> {
+        if held == self.held {
+            return Ok(());
+        }
+        self.held = held;
+        self.attach()
     }
-    Ok(())
+
+    fn attach(&self) -> std::io::Result<()> {
+        super::bpf::attach(self.fd.as_raw_fd(), &monitor_program(self.port, &self.held))
+    }
+}
+
+/// The filter program: drop messages from `port`, and RTM_NEWADDR for the `held` IPv6 addresses.
+fn monitor_program(port: Option<u32>, held: &[(u32, Ipv6Addr)]) -> Vec<libc::sock_filter> {
+    use super::bpf::{bpf, JEQ_K, LDB_ABS, LDH_ABS, LDW_ABS, RET_K};
+    const ACCEPT: u32 = u32::MAX;
+    const DROP: u32 = 0;
+    // Loads read big-endian; netlink headers are in host order.
+    let host32 = |v: u32| u32::from_be_bytes(v.to_ne_bytes());
+    let host16 = |v: u16| u32::from(u16::from_be_bytes(v.to_ne_bytes()));
+    let mut p = Vec::new();
+    if let Some(port) = port {
+        p.extend([
+            bpf(LDW_ABS, 0, 0, 12), // nlmsg_pid
+            bpf(JEQ_K, 0, 1, host32(port)),
+            bpf(RET_K, 0, 0, DROP),
+        ]);
+    }
+    if !held.is_empty() {
+        p.extend([
+            bpf(LDH_ABS, 0, 0, 4), // nlmsg_type
+            bpf(JEQ_K, 1, 0, host16(RTM_NEWADDR)),
+            bpf(RET_K, 0, 0, ACCEPT),
+            bpf(LDB_ABS, 0, 0, 16), // ifa_family
+            bpf(JEQ_K, 1, 0, libc::AF_INET6 as u32),
+            bpf(RET_K, 0, 0, ACCEPT),
+            // The kernel puts IFA_ADDRESS first for an address without a peer, as a VIP is.
+            bpf(LDH_ABS, 0, 0, 26), // the first attribute's type
+            bpf(JEQ_K, 1, 0, host16(IFA_ADDRESS)),
+            bpf(RET_K, 0, 0, ACCEPT),
+        ]);
+        for (index, addr) in held.iter().take(MAX_FILTERED) {
+            let o = addr.octets();
+            let word = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+            // Each mismatch jumps to the next pair's first instruction.
+            p.extend([
+                bpf(LDW_ABS, 0, 0, 20), // ifa_index
+                bpf(JEQ_K, 0, 9, host32(*index)),
+                bpf(LDW_ABS, 0, 0, 28),
+                bpf(JEQ_K, 0, 7, word(0)),
+                bpf(LDW_ABS, 0, 0, 32),
+                bpf(JEQ_K, 0, 5, word(4)),
+                bpf(LDW_ABS, 0, 0, 36),
+                bpf(JEQ_K, 0, 3, word(8)),
+                bpf(LDW_ABS, 0, 0, 40),
+                bpf(JEQ_K, 0, 1, word(12)),
+                bpf(RET_K, 0, 0, DROP),
+            ]);
+        }
+    }
+    p.push(bpf(RET_K, 0, 0, ACCEPT));
+    p
 }
 
 /// Refreshes VIP lifetimes from the protocol loop's thread: one `send` of an RTM_NEWADDR (replace)
 /// without an acknowledgement, on a socket of its own, so a refresh wakes no thread. The kernel still
-/// reports a failed request; [`Refresher::errors`] collects those reports at the next refresh.
+/// reports a failed request, which makes the socket readable: the loop watches it ([`Refresher::fd`])
+/// and reads the reports with [`Refresher::errors`].
 pub struct Refresher {
     fd: OwnedFd,
     port: u32,
     seq: u32,
+    /// The address of each of the last [`SENT`] requests, at its sequence number modulo [`SENT`]: an
+    /// error report names its request by sequence number.
+    sent: Box<[Option<IpAddr>; SENT]>,
 }
+
+/// How many requests back an error report can still be matched to its address.
+const SENT: usize = 256;
 
 impl Refresher {
     pub fn open() -> std::io::Result<Refresher> {
@@ -687,12 +739,18 @@ impl Refresher {
             fd,
             port: sa.nl_pid,
             seq: 0,
+            sent: Box::new([None; SENT]),
         })
     }
 
-    /// The port id the kernel gave this socket (for [`monitor_ignoring`]).
+    /// The port id the kernel gave this socket (for [`monitor_filtered`]).
     pub fn port(&self) -> u32 {
         self.port
+    }
+
+    /// Readable when the kernel reported a failed refresh.
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 
     /// Sets the lifetime of `addr/prefix_len` on `index` (adding it again if it went missing), as
@@ -728,6 +786,7 @@ impl Refresher {
         req.header.flags = NLM_F_REQUEST | NLM_F_REPLACE | NLM_F_CREATE;
         self.seq = self.seq.wrapping_add(1);
         req.header.sequence_number = self.seq;
+        self.sent[self.seq as usize % SENT] = Some(addr);
         req.finalize();
         let mut buf = vec![0u8; req.buffer_len()];
         req.serialize(&mut buf);
@@ -739,8 +798,9 @@ impl Refresher {
         Ok(())
     }
 
-    /// The errors the kernel reported for earlier refreshes (drained; never blocks).
-    pub fn errors(&self) -> Vec<std::io::Error> {
+    /// The failures the kernel reported for earlier refreshes, with the address each was for when it
+    /// was among the last [`SENT`] (drained; never blocks).
+    pub fn errors(&self) -> Vec<(Option<IpAddr>, std::io::Error)> {
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
@@ -756,26 +816,39 @@ impl Refresher {
             if n <= 0 {
                 return out;
             }
-            let mut off = 0usize;
-            let n = n as usize;
-            while off + 20 <= n {
-                let len =
-                    u32::from_ne_bytes(buf[off..off + 4].try_into().unwrap_or_default()) as usize;
-                let kind = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
-                if kind == libc::NLMSG_ERROR as u16 {
-                    let code =
-                        i32::from_ne_bytes(buf[off + 16..off + 20].try_into().unwrap_or_default());
-                    if code < 0 {
-                        out.push(std::io::Error::from_raw_os_error(-code));
-                    }
-                }
-                if len < 16 {
-                    break;
-                }
-                off += (len + 3) & !3;
+            for (seq, code) in nlmsg_errors(&buf[..n as usize]) {
+                let addr = (self.seq.wrapping_sub(seq) < SENT as u32)
+                    .then(|| self.sent[seq as usize % SENT])
+                    .flatten();
+                out.push((addr, std::io::Error::from_raw_os_error(code)));
             }
         }
     }
+}
+
+/// The failures among netlink messages: each NLMSG_ERROR with a non-zero code, as the sequence number
+/// of the request it answers and the errno.
+fn nlmsg_errors(buf: &[u8]) -> Vec<(u32, i32)> {
+    let word = |at: usize| -> Option<[u8; 4]> { buf.get(at..at + 4)?.try_into().ok() };
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    // struct nlmsghdr (16 bytes), then for NLMSG_ERROR: int error, the request's nlmsghdr.
+    while let (Some(len), Some(kind)) = (word(off), buf.get(off + 4..off + 6)) {
+        let len = u32::from_ne_bytes(len) as usize;
+        if u16::from_ne_bytes([kind[0], kind[1]]) == libc::NLMSG_ERROR as u16 {
+            if let (Some(code), Some(seq)) = (word(off + 16), word(off + 28)) {
+                let code = i32::from_ne_bytes(code);
+                if code < 0 {
+                    out.push((u32::from_ne_bytes(seq), -code));
+                }
+            }
+        }
+        if len < 16 {
+            break;
+        }
+        off += (len + 3) & !3;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -805,6 +878,52 @@ mod tests {
             v.push(0);
         }
         v
+    }
+
+    #[test]
+    fn the_monitor_filter_drops_our_own_notifications_only() {
+        let held6: Ipv6Addr = "2001:db8::5".parse().unwrap();
+        let other6: Ipv6Addr = "2001:db8::6".parse().unwrap();
+        let addr_msg = |ty: u16, index: u32, addr: IpAddr| {
+            let (family, octets) = match addr {
+                IpAddr::V4(a) => (libc::AF_INET, a.octets().to_vec()),
+                IpAddr::V6(a) => (libc::AF_INET6, a.octets().to_vec()),
+            };
+            let mut p = vec![family as u8, 64, 0, 0];
+            p.extend_from_slice(&index.to_ne_bytes());
+            p.extend(attr(IFA_ADDRESS, &octets));
+            p.extend(attr(6, &[0u8; 16])); // IFA_CACHEINFO
+            nlmsg(ty, &p)
+        };
+        let from_port = |mut m: Vec<u8>, port: u32| {
+            m[12..16].copy_from_slice(&port.to_ne_bytes());
+            m
+        };
+        let prog = monitor_program(Some(4242), &[(7, other6), (3, held6)]);
+        let pass = |m: &[u8]| crate::net::bpf::run(&prog, m) != 0;
+        let v4: IpAddr = "192.0.2.97".parse().unwrap();
+        // Dropped: anything from the refresher's port, and a held VIP's RTM_NEWADDR (second pair).
+        assert!(!pass(&from_port(addr_msg(RTM_NEWADDR, 3, v4), 4242)));
+        assert!(!pass(&addr_msg(RTM_NEWADDR, 3, IpAddr::V6(held6))));
+        assert!(!pass(&addr_msg(RTM_NEWADDR, 7, IpAddr::V6(other6))));
+        // Passed: its removal, the same address on another interface, another address, IPv4, links,
+        // another port.
+        assert!(pass(&addr_msg(RTM_DELADDR, 3, IpAddr::V6(held6))));
+        assert!(pass(&addr_msg(RTM_NEWADDR, 4, IpAddr::V6(held6))));
+        assert!(pass(&addr_msg(RTM_NEWADDR, 3, IpAddr::V6(other6))));
+        assert!(pass(&addr_msg(RTM_NEWADDR, 3, v4)));
+        assert!(pass(&from_port(addr_msg(RTM_NEWADDR, 3, v4), 4243)));
+        assert!(pass(&nlmsg(RTM_NEWLINK, &[0u8; 16])));
+        // Nothing to drop: a program that passes everything.
+        let all = monitor_program(None, &[]);
+        assert_eq!(all.len(), 1);
+        assert_ne!(
+            crate::net::bpf::run(&all, &addr_msg(RTM_NEWADDR, 3, IpAddr::V6(held6))),
+            0
+        );
+        // Past the cap, pairs are left to user space; the program stays within the kernel's limit.
+        let many: Vec<(u32, Ipv6Addr)> = (0..1000).map(|i| (i, held6)).collect();
+        assert!(monitor_program(Some(1), &many).len() <= 4096);
     }
 
     #[test]
