@@ -413,6 +413,8 @@ pub struct Daemon {
     refresher: netlink::Refresher,
     /// Keeps the notifications of our own refreshes away from the monitor (see [`Daemon::drain_actions`]).
     monitor_filter: netlink::MonitorFilter,
+    /// An instance added or removed its VIPs since the monitor's filter was last updated.
+    held_changed: bool,
     config_path: PathBuf,
     state_dir: PathBuf,
     pub instances: Vec<Runtime>,
@@ -1047,7 +1049,6 @@ impl Daemon {
 
     /// Execute everything the cores asked for, in order.
     fn drain_actions(&mut self, now: Instant) {
-        let mut any = false;
         for i in 0..self.instances.len() {
             let mut touched = false;
             while let Some(action) = self.instances[i].core.poll_action() {
@@ -1057,7 +1058,6 @@ impl Daemon {
             if !touched {
                 continue;
             }
-            any = true;
             let rt = &mut self.instances[i];
             let serving =
                 rt.holding && rt.core.state() == State::Master && rt.core.handoff().is_none();
@@ -1074,7 +1074,7 @@ impl Daemon {
                 .retain(|r| !(r.retiring && r.core.is_stopped()));
             self.status_dirty = true;
         }
-        if any {
+        if std::mem::take(&mut self.held_changed) {
             // The IPv6 VIPs we hold: the kernel's notifications of their refreshes wake nobody.
             let held = self
                 .instances
@@ -1135,12 +1135,14 @@ impl Daemon {
                     }
                 }
                 rt.holding = true;
+                self.held_changed = true;
                 rt.may_announce.store(true, Ordering::Relaxed);
                 rt.next_refresh = Some(now + rt.refresh_period());
                 rt.next_announce_refresh = rt.cfg.announce.refresh.map(|p| now + p);
             }
             Action::RemoveAddresses(addrs) => {
                 rt.holding = false;
+                self.held_changed = true;
                 rt.may_announce.store(false, Ordering::Relaxed);
                 rt.next_refresh = None;
                 rt.next_announce_refresh = None;
@@ -1752,6 +1754,7 @@ fn protocol_loop(
         netlink,
         refresher,
         monitor_filter,
+        held_changed: false,
         config_path: cfg.path.clone(),
         state_dir: cfg.daemon.state_dir.clone(),
         instances: Vec::new(),

@@ -543,7 +543,11 @@ fn ipv6_start_waits_for_link_local_dad() {
         .expect("addresses")
         .iter()
         .any(|a| a.scope == "link" && a.flags.iter().any(|f| f == "tentative"));
-    assert!(tentative, "no tentative link-local: {:?}", h1.address_info());
+    assert!(
+        tentative,
+        "no tentative link-local: {:?}",
+        h1.address_info()
+    );
     let d1 = start_floatip(&lab, h1, &[Instance::v6(150)]);
     wait_sole_owner(&[h1], h1, VIP6, SETTLE);
     let log = d1.log();
