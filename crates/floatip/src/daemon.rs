@@ -709,11 +709,12 @@ impl Daemon {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.instances
+        let deadlines = self
+            .instances
             .iter()
             .filter_map(|r| r.deadline())
-            .chain(self.pending_releases.iter().map(|p| p.abort_at))
-            .min()
+            .chain(self.pending_releases.iter().map(|p| p.abort_at));
+        crate::wakeup::coalesced(deadlines, crate::wakeup::COALESCE)
     }
 
     fn on_timer(&mut self, now: Instant) {

@@ -14,8 +14,10 @@
 //! real-time one), which for a 3.6 s master-down would be 3.6 ms. The loop therefore asks for the
 //! timeout less that slack: the kernel's timer then fires at the deadline, and one wakeup meets it
 //! within a few µs. Another interrupt inside the slack window may end the sleep early; the rest is
-//! slept again, so no deadline is met early. Before Linux 5.11 it falls back to `epoll_wait`'s
-//! milliseconds, rounded up (deadlines then up to 1 ms late).
+//! slept again, so no deadline is met early. Deadlines of several instances less than 50 µs apart are
+//! served by one wakeup at the last of them ([`coalesced`]), as the kernel's slack used to serve
+//! them. Before Linux 5.11 it falls back to `epoll_wait`'s milliseconds, rounded up (deadlines then up
+//! to 1 ms late).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
@@ -81,6 +83,21 @@ impl Slack {
         }
         t.saturating_sub(self.of(t.saturating_sub(self.of(t))))
     }
+}
+
+/// How late [`coalesced`] lets a deadline be so that one wakeup serves several: the kernel's default
+/// timer slack, which used to do this before sleeps were asked for less by their slack.
+pub const COALESCE: Duration = Duration::from_micros(50);
+
+/// When to wake for `deadlines`: the earliest, moved later onto the last other deadline within `window`
+/// of it, so that one wakeup serves them all (none more than `window` late). With many instances this
+/// saves wakeups; with one it changes nothing.
+pub fn coalesced(
+    deadlines: impl Iterator<Item = Instant> + Clone,
+    window: Duration,
+) -> Option<Instant> {
+    let first = deadlines.clone().min()?;
+    deadlines.filter(|&d| d <= first + window).max()
 }
 
 /// Wakes the loop from another thread. Rings coalesce: one wakeup drains everything queued before it.
@@ -269,6 +286,18 @@ mod tests {
             assert!(woken.now >= start + ms(n), "woke early for {n} ms");
             assert!(start.elapsed() >= ms(n));
         }
+    }
+
+    #[test]
+    fn nearby_deadlines_share_a_wakeup() {
+        let t = Instant::now();
+        let us = |n| t + Duration::from_micros(n);
+        assert_eq!(coalesced([].into_iter(), COALESCE), None);
+        assert_eq!(coalesced([us(300)].into_iter(), COALESCE), Some(us(300)));
+        // 120 and 140 are within 50 µs of 100 and wait for 140; 151 does not.
+        let d = [us(151), us(140), us(100), us(120), us(900)];
+        assert_eq!(coalesced(d.into_iter(), COALESCE), Some(us(140)));
+        assert_eq!(coalesced(d.into_iter(), Duration::ZERO), Some(us(100)));
     }
 
     #[test]
