@@ -446,6 +446,24 @@ pub fn monitor_filtered(
 }
 
 fn open_monitor_socket() -> std::io::Result<OwnedFd> {
+    let (fd, _) = bound_route_socket(RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)?;
+    let size: libc::c_int = 1 << 20;
+    // SAFETY: SO_RCVBUF takes a c_int; pointer and length describe `size`. Failure is harmless.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &size as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    Ok(fd)
+}
+
+/// A non-blocking NETLINK_ROUTE socket bound to the multicast `groups` (0: none), and the port id the
+/// kernel gave it.
+fn bound_route_socket(groups: u32) -> std::io::Result<(OwnedFd, u32)> {
     // SAFETY: plain socket(2) call; the returned descriptor is checked and then owned by OwnedFd.
     let raw = unsafe {
         libc::socket(
@@ -459,33 +477,34 @@ fn open_monitor_socket() -> std::io::Result<OwnedFd> {
     }
     // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: sockaddr_nl is plain old data; all-zero is a valid value.
+    // SAFETY: sockaddr_nl is plain old data; all-zero (port chosen by the kernel) is valid.
     let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
     sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    sa.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR;
-    // SAFETY: `sa` is a valid sockaddr_nl and the length passed is its size.
+    sa.nl_groups = groups;
+    let mut len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+    // SAFETY: `sa` is a valid sockaddr_nl and `len` its size, for both calls.
     let rc = unsafe {
         libc::bind(
             fd.as_raw_fd(),
-            &sa as *const libc::sockaddr_nl as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            &sa as *const _ as *const libc::sockaddr,
+            len,
         )
     };
     if rc < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let size: libc::c_int = 1 << 20;
-    // SAFETY: SO_RCVBUF takes a c_int; pointer and length describe `size`. Failure is harmless.
-    unsafe {
-        libc::setsockopt(
+    // SAFETY: as above; the kernel writes the bound address into `sa`.
+    let rc = unsafe {
+        libc::getsockname(
             fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            &size as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
+            &mut sa as *mut _ as *mut libc::sockaddr,
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
     }
-    Ok(fd)
+    Ok((fd, sa.nl_pid))
 }
 
 fn recv_fd(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -696,48 +715,10 @@ const SENT: usize = 256;
 
 impl Refresher {
     pub fn open() -> std::io::Result<Refresher> {
-        // SAFETY: plain socket(2) call; the returned descriptor is checked and then owned by OwnedFd.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if raw < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: sockaddr_nl is plain old data; all-zero (port chosen by the kernel) is valid.
-        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        let mut len = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
-        // SAFETY: `sa` is a valid sockaddr_nl and `len` its size, for both calls.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sa as *const _ as *const libc::sockaddr,
-                len,
-            )
-        };
-        if rc < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: as above; the kernel writes the bound address into `sa`.
-        let rc = unsafe {
-            libc::getsockname(
-                fd.as_raw_fd(),
-                &mut sa as *mut _ as *mut libc::sockaddr,
-                &mut len,
-            )
-        };
-        if rc < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        let (fd, port) = bound_route_socket(0)?;
         Ok(Refresher {
             fd,
-            port: sa.nl_pid,
+            port,
             seq: 0,
             sent: Box::new([None; SENT]),
         })
