@@ -1,6 +1,6 @@
 //! Interop with Debian's keepalived as a live VRRP peer, in network namespaces: floatip as master with
-//! keepalived as backup and the reverse, for VRRPv3 (100 ms adverts) and VRRPv2 (1 s, whole seconds),
-//! through election, failover on host loss and preemption back.
+//! keepalived as backup and the reverse, for VRRPv3 (100 ms adverts) over IPv4 and IPv6 and VRRPv2 (1 s,
+//! whole seconds), through election, failover on host loss and preemption back.
 //!
 //! Beyond who holds the VIP, each test checks that neither side rejected the other's adverts: floatip
 //! runs with RUST_LOG=debug and logs every dropped advert with its reason (only its own looped-back
@@ -25,6 +25,8 @@ struct Proto {
     /// keepalived's advert_int (seconds).
     keepalived_int: &'static str,
     interval: Duration,
+    /// VRRPv3 over IPv6 (adverts from the link-local address, VIP 2001:db8::97).
+    v6: bool,
 }
 
 const V3: Proto = Proto {
@@ -32,13 +34,17 @@ const V3: Proto = Proto {
     floatip_interval: "100ms",
     keepalived_int: "0.1",
     interval: Duration::from_millis(100),
+    v6: false,
 };
+
+const V3_IPV6: Proto = Proto { v6: true, ..V3 };
 
 const V2: Proto = Proto {
     version: 2,
     floatip_interval: "1s",
     keepalived_int: "1",
     interval: Duration::from_secs(1),
+    v6: false,
 };
 
 impl Proto {
@@ -47,20 +53,47 @@ impl Proto {
     fn watch(&self) -> Duration {
         4 * self.interval + Duration::from_millis(500)
     }
+
+    fn vip(&self) -> &'static str {
+        if self.v6 {
+            VIP6
+        } else {
+            VIP4
+        }
+    }
+
+    fn floatip(&self, priority: u8) -> Instance {
+        let i = if self.v6 {
+            Instance::v6(priority)
+        } else {
+            Instance::v4(priority)
+        };
+        i.version(self.version).interval(self.floatip_interval)
+    }
+
+    /// The same virtual router as [`Proto::floatip`].
+    fn keepalived(&self, priority: u8) -> KaInstance {
+        let f = self.floatip(priority);
+        KaInstance {
+            vrid: f.vrid,
+            vips: f.addresses,
+            ..KaInstance::v4(priority, self.version, self.keepalived_int)
+        }
+    }
 }
 
 fn setup(name: &str) -> (Lab, Host, Host, Host) {
     let mut lab = Lab::new(name).expect("cannot build the lab");
-    let h1 = lab.add_host("h1", "192.0.2.1/24", None).expect("h1");
-    let h2 = lab.add_host("h2", "192.0.2.2/24", None).expect("h2");
-    let c = lab.add_host("c", "192.0.2.100/24", None).expect("c");
+    let h1 = lab
+        .add_host("h1", "192.0.2.1/24", Some("2001:db8::1/64"))
+        .expect("h1");
+    let h2 = lab
+        .add_host("h2", "192.0.2.2/24", Some("2001:db8::2/64"))
+        .expect("h2");
+    let c = lab
+        .add_host("c", "192.0.2.100/24", Some("2001:db8::100/64"))
+        .expect("c");
     (lab, h1, h2, c)
-}
-
-fn floatip_instance(p: Proto, priority: u8) -> Instance {
-    Instance::v4(priority)
-        .version(p.version)
-        .interval(p.floatip_interval)
 }
 
 /// Neither side rejected the other's adverts.
@@ -87,35 +120,36 @@ fn floatip_master_keepalived_backup(name: &str, p: Proto) {
     }
     let (lab, h1, h2, c) = setup(name);
     let both = [&h1, &h2];
-    let f = start_floatip_log(&lab, &h1, &[floatip_instance(p, 150)], "debug");
-    wait_sole_owner(&both, &h1, VIP4, SETTLE);
-    let k = start_keepalived(&lab, &h2, &KaInstance::v4(100, p.version, p.keepalived_int));
+    let vip = p.vip();
+    let f = start_floatip_log(&lab, &h1, &[p.floatip(150)], "debug");
+    wait_sole_owner(&both, &h1, vip, SETTLE);
+    let k = start_keepalived(&lab, &h2, &p.keepalived(100));
     assert!(
         floatip_lab::wait_until(SETTLE, STEP, || k.log().contains("Entering BACKUP STATE")),
         "keepalived did not start as backup: {}",
         k.log()
     );
     // keepalived hears floatip's adverts: it never claims while floatip is master.
-    assert_sole_owner_for(&both, &h1, VIP4, p.watch(), Duration::from_millis(50));
+    assert_sole_owner_for(&both, &h1, vip, p.watch(), Duration::from_millis(50));
     assert!(
         !k.log().contains("Entering MASTER STATE"),
         "keepalived claimed while floatip was master: {}",
         k.log()
     );
-    wait_client_reaches(&c, VIP4, &h1, &both);
+    wait_client_reaches(&c, vip, &h1, &both);
 
     h1.link_down().expect("link down");
-    wait_sole_owner(&both, &h2, VIP4, SETTLE);
+    wait_sole_owner(&both, &h2, vip, SETTLE);
     assert!(
         k.log().contains("Entering MASTER STATE"),
         "keepalived: {}",
         k.log()
     );
-    wait_client_reaches(&c, VIP4, &h2, &both);
+    wait_client_reaches(&c, vip, &h2, &both);
 
     let k_backups = k.log().matches("Entering BACKUP STATE").count();
     h1.link_up().expect("link up");
-    wait_sole_owner(&both, &h1, VIP4, SETTLE);
+    wait_sole_owner(&both, &h1, vip, SETTLE);
     assert!(
         floatip_lab::wait_until(SETTLE, STEP, || k
             .log()
@@ -125,8 +159,8 @@ fn floatip_master_keepalived_backup(name: &str, p: Proto) {
         "keepalived did not step back: {}",
         k.log()
     );
-    assert_sole_owner_for(&both, &h1, VIP4, p.watch(), Duration::from_millis(50));
-    wait_client_reaches(&c, VIP4, &h1, &both);
+    assert_sole_owner_for(&both, &h1, vip, p.watch(), Duration::from_millis(50));
+    wait_client_reaches(&c, vip, &h1, &both);
     assert_no_rejections(&f, &k);
 }
 
@@ -138,37 +172,38 @@ fn keepalived_master_floatip_backup(name: &str, p: Proto) {
     }
     let (lab, h1, h2, c) = setup(name);
     let both = [&h1, &h2];
-    let k = start_keepalived(&lab, &h1, &KaInstance::v4(150, p.version, p.keepalived_int));
-    wait_sole_owner(&both, &h1, VIP4, SETTLE);
-    let f = start_floatip_log(&lab, &h2, &[floatip_instance(p, 100)], "debug");
+    let vip = p.vip();
+    let k = start_keepalived(&lab, &h1, &p.keepalived(150));
+    wait_sole_owner(&both, &h1, vip, SETTLE);
+    let f = start_floatip_log(&lab, &h2, &[p.floatip(100)], "debug");
     assert!(
         f.wait_log("managing", SETTLE),
         "floatip did not start: {}",
         f.log()
     );
     // floatip hears keepalived's adverts: it never claims while keepalived is master.
-    assert_sole_owner_for(&both, &h1, VIP4, p.watch(), Duration::from_millis(50));
+    assert_sole_owner_for(&both, &h1, vip, p.watch(), Duration::from_millis(50));
     assert!(
         !f.log().contains("-> MASTER"),
         "floatip claimed while keepalived was master: {}",
         f.log()
     );
-    wait_client_reaches(&c, VIP4, &h1, &both);
+    wait_client_reaches(&c, vip, &h1, &both);
 
     h1.link_down().expect("link down");
-    wait_sole_owner(&both, &h2, VIP4, SETTLE);
+    wait_sole_owner(&both, &h2, vip, SETTLE);
     assert!(f.log().contains("BACKUP -> MASTER"), "floatip: {}", f.log());
-    wait_client_reaches(&c, VIP4, &h2, &both);
+    wait_client_reaches(&c, vip, &h2, &both);
 
     h1.link_up().expect("link up");
-    wait_sole_owner(&both, &h1, VIP4, SETTLE);
+    wait_sole_owner(&both, &h1, vip, SETTLE);
     assert!(
         f.wait_log("MASTER -> BACKUP", SETTLE),
         "floatip did not step back: {}",
         f.log()
     );
-    assert_sole_owner_for(&both, &h1, VIP4, p.watch(), Duration::from_millis(50));
-    wait_client_reaches(&c, VIP4, &h1, &both);
+    assert_sole_owner_for(&both, &h1, vip, p.watch(), Duration::from_millis(50));
+    wait_client_reaches(&c, vip, &h1, &both);
     assert_no_rejections(&f, &k);
 }
 
@@ -190,4 +225,14 @@ fn v2_floatip_master_keepalived_backup() {
 #[test]
 fn v2_keepalived_master_floatip_backup() {
     keepalived_master_floatip_backup("v2_keepalived_master_floatip_backup", V2);
+}
+
+#[test]
+fn v3_ipv6_floatip_master_keepalived_backup() {
+    floatip_master_keepalived_backup("v3_ipv6_floatip_master_keepalived_backup", V3_IPV6);
+}
+
+#[test]
+fn v3_ipv6_keepalived_master_floatip_backup() {
+    keepalived_master_floatip_backup("v3_ipv6_keepalived_master_floatip_backup", V3_IPV6);
 }
