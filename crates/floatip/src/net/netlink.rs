@@ -403,7 +403,7 @@ pub fn monitor_filtered(
     };
     if ignore.is_some() {
         filter
-            .attach()
+            .attach(&[])
             .context("cannot filter the netlink event socket")?;
     }
     let afd = {
@@ -632,16 +632,18 @@ const MAX_FILTERED: usize = 300;
 
 impl MonitorFilter {
     /// Drop RTM_NEWADDR notifications for these (interface index, IPv6 address) pairs from now on.
+    /// On failure the previous filter stays, and the next call tries again.
     pub fn ignore_added_v6(&mut self, held: Vec<(u32, Ipv6Addr)>) -> std::io::Result<()> {
         if held == self.held {
             return Ok(());
         }
+        self.attach(&held)?;
         self.held = held;
-        self.attach()
+        Ok(())
     }
 
-    fn attach(&self) -> std::io::Result<()> {
-        super::bpf::attach(self.fd.as_raw_fd(), &monitor_program(self.port, &self.held))
+    fn attach(&self, held: &[(u32, Ipv6Addr)]) -> std::io::Result<()> {
+        super::bpf::attach(self.fd.as_raw_fd(), &monitor_program(self.port, held))
     }
 }
 
