@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         eprintln!("usage: gen-assets DIR");
         return ExitCode::from(2);
     };
-    match floatip::service::write_assets(&dir, floatip::cli::Cli::command()) {
+    match floatip::cli::assets::write_assets(&dir, floatip::cli::Cli::command()) {
         Ok(files) => {
             for f in files {
                 println!("{}", f.display());

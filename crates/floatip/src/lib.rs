@@ -1,16 +1,17 @@
 //! floatip: keeps a service IP on exactly one healthy host of a LAN.
 //!
 //! Module map (who owns what):
+//! - [`cli`]: the command line: commands, client side, human rendering, doctor, demo, `up`/`down`.
 //! - [`config`]: the TOML file, validated into typed config with file:line errors.
-//! - [`net`]: the kernel edges: netlink addresses and link events, VRRP raw sockets, GARP/NA, ARP probes.
+//! - [`control`]: the control socket: one protocol and one status model shared by daemon and CLI.
 //! - [`daemon`]: one loop driving every instance's `vrrp::Instance`, executing its actions.
-//! - [`cli`]: the command line.
-//! - [`demo`]: `floatip demo`, a live failover in network namespaces.
-//! - [`control`]: the control socket protocol (one definition for daemon and CLI), server and client.
 //! - [`checks`], [`witness`]: health checks and the witness, run off the protocol loop.
 //! - [`hooks`]: notify scripts, run in order, one at a time per instance.
 //! - [`conflict`]: what a master does when another MAC answers for its VIP.
-//! - [`manual`]: `floatip up` / `down`, the seed's manual procedure made safe.
+//! - [`net`]: the kernel edges: netlink addresses and link events, VRRP raw sockets, GARP/NA, ARP probes.
+//! - [`metrics`]: the Prometheus endpoint.
+//! - [`service`]: living under systemd: logs, sd_notify, watchdog, capabilities.
+//! - [`wakeup`]: the protocol loop's sleep (epoll with nanosecond deadlines) and doorbell.
 
 pub mod checks;
 pub mod cli;
@@ -18,10 +19,8 @@ pub mod config;
 pub mod conflict;
 pub mod control;
 pub mod daemon;
-pub mod demo;
 pub mod doctor;
 pub mod hooks;
-pub mod manual;
 pub mod metrics;
 pub mod net;
 pub mod service;

@@ -1,6 +1,6 @@
 //! Living under systemd (and without it): where logs go, what the service manager is told
 //! (`READY=1`, `STATUS=`, `WATCHDOG=1`, `RELOADING=1`, `STOPPING=1`), which capabilities the daemon
-//! keeps once its sockets are open, and the generated man page and shell completions.
+//! keeps once its sockets are open.
 //!
 //! Every function here is a no-op outside systemd (no `NOTIFY_SOCKET`, no `WATCHDOG_USEC`), so the
 //! daemon calls them unconditionally.
@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use caps::{CapSet, Capability};
@@ -20,11 +20,16 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::cli::LogFormat;
-
 // ---------------------------------------------------------------------------------------------------
 // Logs
 // ---------------------------------------------------------------------------------------------------
+
+/// Log format for `run` (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// The journal's native socket.
 pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
@@ -432,38 +437,6 @@ pub fn drop_capabilities_logged() {
     }
 }
 
-// ---------------------------------------------------------------------------------------------------
-// Man page and completions
-// ---------------------------------------------------------------------------------------------------
-
-/// Writes the man pages (`DIR/man/floatip.1` and one per subcommand, `floatip-run.1`, ...) and the
-/// shell completions (`DIR/completions/floatip.bash`, `_floatip`, `floatip.fish`) for `cmd`
-/// (`<floatip::cli::Cli as clap::CommandFactory>::command()`). Used by packaging/build-deb.sh via
-/// `cargo run -p floatip --example gen-assets -- DIR`.
-pub fn write_assets(dir: &Path, cmd: clap::Command) -> io::Result<Vec<PathBuf>> {
-    use clap_complete::Shell;
-    let man = dir.join("man");
-    let completions = dir.join("completions");
-    std::fs::create_dir_all(&man)?;
-    std::fs::create_dir_all(&completions)?;
-    let mut written = Vec::new();
-    clap_mangen::generate_to(cmd.clone(), &man)?;
-    for entry in std::fs::read_dir(&man)? {
-        written.push(entry?.path());
-    }
-    let mut cmd = cmd;
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        written.push(clap_complete::generate_to(
-            shell,
-            &mut cmd,
-            "floatip",
-            &completions,
-        )?);
-    }
-    written.sort();
-    Ok(written)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,28 +526,5 @@ mod tests {
             text.starts_with("MESSAGE=web: link eth0 is up\nPRIORITY=6\n"),
             "{text}"
         );
-    }
-
-    #[test]
-    fn assets_are_written() {
-        let dir = std::env::temp_dir().join(format!("floatip-assets-{}", std::process::id()));
-        let cmd = clap::Command::new("floatip")
-            .about("test")
-            .subcommand(clap::Command::new("run"));
-        let files = write_assets(&dir, cmd).unwrap();
-        let names: Vec<String> = files
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
-        let _ = std::fs::remove_dir_all(&dir);
-        for want in [
-            "floatip.1",
-            "floatip-run.1",
-            "floatip.bash",
-            "_floatip",
-            "floatip.fish",
-        ] {
-            assert!(names.iter().any(|n| n == want), "{want} in {names:?}");
-        }
     }
 }

@@ -10,7 +10,10 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use floatip::cli::commands::{cmd_release, cmd_status, cmd_takeover};
+use floatip::cli::render::render;
 use floatip::control::{self, *};
+use floatip::daemon::{load_overrides, save_overrides, OVERRIDES_FILE};
 use serde_json::json;
 use tokio::sync::mpsc;
 

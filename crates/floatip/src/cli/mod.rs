@@ -1,4 +1,21 @@
 //! The command line: raw arguments (clap) to one of the commands, each returning an exit code.
+//!
+//! - [`commands`]: the commands that talk to a running daemon (status, takeover, release, auto, reload).
+//! - [`render`]: `floatip status` for people.
+//! - [`check`]: `floatip check`.
+//! - [`assets`]: the man pages and shell completions generated from these definitions.
+//! - [`manual`]: `floatip up` / `down`, the seed's manual procedure made safe.
+//! - [`demo`]: `floatip demo`, a live failover in network namespaces.
+//!
+//! A new command: a variant of [`Command`] (its help text is its doc), one arm in [`run`], and its
+//! own file here when it is more than a call.
+
+pub mod assets;
+pub mod check;
+pub mod commands;
+pub mod demo;
+pub mod manual;
+pub mod render;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +24,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use crate::config;
+use crate::service::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,12 +43,6 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,26 +122,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_SOCKET));
     match cli.command {
-        Command::Status { name, json } => {
-            crate::control::cmd_status(&socket, name.as_deref(), json)
-        }
-        Command::Takeover { name } => crate::control::cmd_takeover(&socket, &name),
-        Command::Release { name, force } => crate::control::cmd_release(&socket, &name, force),
-        Command::Auto { name } => crate::control::cmd_auto(&socket, &name),
-        Command::Reload => crate::control::cmd_reload(&socket),
+        Command::Status { name, json } => commands::cmd_status(&socket, name.as_deref(), json),
+        Command::Takeover { name } => commands::cmd_takeover(&socket, &name),
+        Command::Release { name, force } => commands::cmd_release(&socket, &name, force),
+        Command::Auto { name } => commands::cmd_auto(&socket, &name),
+        Command::Reload => commands::cmd_reload(&socket),
         Command::Up {
             address,
             dev,
             count,
         } => {
-            let (addr, len) = crate::manual::parse_cidr(&address)?;
-            block_on(crate::manual::up(addr, len, &dev, count, &socket))
+            let (addr, len) = manual::parse_cidr(&address)?;
+            block_on(manual::up(addr, len, &dev, count, &socket))
         }
         Command::Down { address, dev } => {
-            let (addr, len) = crate::manual::parse_cidr(&address)?;
-            block_on(crate::manual::down(addr, len, &dev, &socket))
+            let (addr, len) = manual::parse_cidr(&address)?;
+            block_on(manual::down(addr, len, &dev, &socket))
         }
-        Command::Check { config } => check(&config),
+        Command::Check { config } => check::check(&config),
         Command::Run { config } => {
             let mut cfg = match config::load(&config) {
                 Ok(cfg) => cfg,
@@ -160,7 +170,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .unwrap_or_else(|| cfg.daemon.socket.clone());
             block_on(crate::doctor::doctor(&cfg, &socket))
         }
-        Command::Demo => crate::demo::run(),
+        Command::Demo => demo::run(),
     }
 }
 
@@ -172,34 +182,4 @@ fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         .build()
         .context("cannot start the async runtime")?
         .block_on(fut)
-}
-
-fn check(path: &std::path::Path) -> Result<ExitCode> {
-    match config::load(path) {
-        Ok(cfg) => {
-            println!("{}: OK", path.display());
-            for inst in &cfg.instances {
-                let addrs: Vec<String> = inst.addresses.iter().map(|a| a.to_string()).collect();
-                println!(
-                    "  instance {:<12} {} vrid {:<3} priority {:<3} VRRPv{} every {:?}: {}",
-                    inst.name,
-                    inst.interface,
-                    inst.vrid,
-                    inst.priority,
-                    if inst.version == vrrp::Version::V2 {
-                        2
-                    } else {
-                        3
-                    },
-                    inst.advert_interval,
-                    addrs.join(", ")
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(err) => {
-            eprintln!("{err}");
-            Ok(ExitCode::from(2))
-        }
-    }
 }

@@ -15,6 +15,10 @@
 //! its own so that an advert costs a wakeup, a send and a timer re-arm, and nothing of the runtime;
 //! the netlink operations it asks for still run as futures, driven by the runtime thread.
 
+mod overrides;
+
+pub use overrides::{load_overrides, save_overrides, OVERRIDES_FILE};
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::net::IpAddr;
@@ -1326,7 +1330,7 @@ impl Daemon {
             Override::Auto => self.overrides.remove(name),
             other => self.overrides.insert(name.to_string(), other),
         };
-        control::save_overrides(&self.state_dir, &self.overrides)
+        overrides::save_overrides(&self.state_dir, &self.overrides)
     }
 
     /// Answer releases whose handoff ended; abandon those no successor answered (the master resumes).
@@ -1616,7 +1620,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
             cfg.path.display()
         );
     }
-    let overrides = control::load_overrides(&cfg.daemon.state_dir)?;
+    let overrides = overrides::load_overrides(&cfg.daemon.state_dir)?;
     let netlink = Netlink::new().context("cannot open netlink (needs CAP_NET_ADMIN)")?;
     let refresher = netlink::Refresher::open()
         .context("cannot open netlink for lifetime refreshes (needs CAP_NET_ADMIN)")?;

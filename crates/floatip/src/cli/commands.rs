@@ -1,0 +1,90 @@
+//! The CLI commands that talk to a running daemon: status, takeover, release, auto, reload.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::control::{call, Request, Response, PROTOCOL_VERSION};
+
+use super::render::render;
+
+/// `floatip status [NAME] [--json]`. `--json` prints `{"version":1,"instances":[...]}`.
+pub fn cmd_status(socket: &Path, name: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let response = call(
+        socket,
+        Request::Status {
+            instance: name.map(str::to_string),
+        },
+    )?;
+    match response {
+        Response::Status { instances } => {
+            if json {
+                let out =
+                    serde_json::json!({ "version": PROTOCOL_VERSION, "instances": instances });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                print!("{}", render(&instances));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Ok(print_outcome(other)),
+    }
+}
+
+/// `floatip takeover NAME`
+pub fn cmd_takeover(socket: &Path, name: &str) -> anyhow::Result<ExitCode> {
+    command(
+        socket,
+        Request::Takeover {
+            instance: name.to_string(),
+        },
+    )
+}
+
+/// `floatip release NAME [--force]`
+pub fn cmd_release(socket: &Path, name: &str, force: bool) -> anyhow::Result<ExitCode> {
+    command(
+        socket,
+        Request::Release {
+            instance: name.to_string(),
+            force,
+        },
+    )
+}
+
+/// `floatip auto NAME`
+pub fn cmd_auto(socket: &Path, name: &str) -> anyhow::Result<ExitCode> {
+    command(
+        socket,
+        Request::Auto {
+            instance: name.to_string(),
+        },
+    )
+}
+
+/// `floatip reload`
+pub fn cmd_reload(socket: &Path) -> anyhow::Result<ExitCode> {
+    command(socket, Request::Reload)
+}
+
+fn command(socket: &Path, request: Request) -> anyhow::Result<ExitCode> {
+    Ok(print_outcome(call(socket, request)?))
+}
+
+fn print_outcome(response: Response) -> ExitCode {
+    match response {
+        Response::Done { message } => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Response::Error { message } => {
+            eprintln!("floatip: {message}");
+            ExitCode::FAILURE
+        }
+        Response::Status { .. } => {
+            eprintln!(
+                "floatip: the daemon answered with a status where a confirmation was expected"
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! `floatip status` for people: the status model rendered as one block per instance.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use crate::control::{unix_secs, InstanceStatus, OverrideMode};
+
+/// `floatip status` for people: one block per instance.
+pub fn render(instances: &[InstanceStatus]) -> String {
+    render_at(instances, SystemTime::now())
+}
+
+/// How many transitions the human form shows (`--json` has all of them).
+const HISTORY_SHOWN: usize = 5;
+
+fn render_at(instances: &[InstanceStatus], now: SystemTime) -> String {
+    if instances.is_empty() {
+        return "no instances configured\n".to_string();
+    }
+    let now_s = unix_secs(now);
+    let mut out = String::new();
+    for (n, st) in instances.iter().enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        render_one(&mut out, st, now_s);
+    }
+    out
+}
+
+fn line(out: &mut String, label: &str, text: &str) {
+    let _ = writeln!(out, "  {:<11}{text}", format!("{label}:"));
+}
+
+fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
+    let mut head = format!("{}  {}", st.name, st.state);
+    if let Some(since) = st.since {
+        let _ = write!(
+            head,
+            " since {} ({})",
+            clock(since, now_s),
+            human_age_secs(now_s - since)
+        );
+    }
+    let vips: Vec<String> = st
+        .vips
+        .iter()
+        .map(|v| {
+            let presence = match (v.present_in_kernel, st.state == "MASTER") {
+                (true, _) => "present",
+                (false, true) => "MISSING",
+                (false, false) => "absent",
+            };
+            format!("{} {presence}", v.address)
+        })
+        .collect();
+    let _ = writeln!(out, "{head}   {}", vips.join(", "));
+
+    if let Some(reason) = &st.reason {
+        line(out, "why", reason);
+    }
+    line(
+        out,
+        "vrrp",
+        &format!("vrid {} VRRPv{} on {}", st.vrid, st.version, st.interface),
+    );
+    let p = &st.priority;
+    let mut prio = format!("{} (configured {})", p.effective, p.configured);
+    if let Some(why) = &p.why_different {
+        let _ = write!(prio, ": {why}");
+    }
+    line(out, "priority", &prio);
+    if let Some(mode) = st.override_mode {
+        let text = match mode {
+            OverrideMode::Takeover => {
+                format!("takeover: stays MASTER until `floatip auto {}`", st.name)
+            }
+            OverrideMode::Release => format!(
+                "release: never claims the VIP until `floatip auto {}`",
+                st.name
+            ),
+        };
+        line(out, "override", &text);
+    }
+    if let Some(why) = &st.claim_inhibit {
+        line(out, "claim", &format!("inhibited: {why}"));
+    }
+    let master = match &st.master {
+        None => "none heard".to_string(),
+        Some(m) if m.is_self => format!(
+            "us ({}), adverts every {}",
+            m.address,
+            human_interval(m.interval_ms)
+        ),
+        Some(m) => {
+            let mut s = format!(
+                "{} priority {}, adverts every {}",
+                m.address,
+                m.priority,
+                human_interval(m.interval_ms)
+            );
+            if let Some(age) = m.last_advert_age_ms {
+                let _ = write!(
+                    s,
+                    ", last heard {} ago",
+                    human_age_secs(age as f64 / 1000.0)
+                );
+            }
+            s
+        }
+    };
+    line(out, "master", &master);
+    if st.speakers.is_empty() {
+        line(out, "speakers", "none heard");
+    }
+    for (i, s) in st.speakers.iter().enumerate() {
+        let text = format!(
+            "{} priority {} every {}, heard {} ago",
+            s.address,
+            s.priority,
+            human_interval(s.interval_ms),
+            human_age_secs(s.last_heard_age_ms as f64 / 1000.0)
+        );
+        line(out, if i == 0 { "speakers" } else { "" }, &text);
+    }
+    let c = &st.counters;
+    let dropped: u64 = c.drops.values().sum();
+    let mut counters = format!(
+        "sent {}, received {}, dropped {dropped}",
+        c.adverts_sent, c.adverts_received
+    );
+    if dropped > 0 {
+        let by: Vec<String> = c.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = write!(counters, " ({})", by.join(", "));
+    }
+    if c.send_errors > 0 {
+        let _ = write!(counters, ", send errors {}", c.send_errors);
+    }
+    if c.vip_restored > 0 {
+        let _ = write!(counters, ", VIP restored {}", c.vip_restored);
+    }
+    line(out, "counters", &counters);
+    for (i, cf) in st.conflicts.iter().enumerate() {
+        let text = format!(
+            "{} also answered by {}, {} ago",
+            cf.address,
+            cf.mac,
+            human_age_secs(cf.last_seen_age_ms as f64 / 1000.0)
+        );
+        line(out, if i == 0 { "CONFLICT" } else { "" }, &text);
+    }
+    for (i, ck) in st.checks.iter().enumerate() {
+        let mut text = format!(
+            "{} {}",
+            ck.name,
+            if ck.healthy { "healthy" } else { "FAILING" }
+        );
+        if let Some(l) = ck.latency_ms {
+            let _ = write!(text, " ({l:.1}ms)");
+        }
+        if let Some(e) = &ck.last_error {
+            let _ = write!(text, ": {e}");
+        }
+        line(out, if i == 0 { "checks" } else { "" }, &text);
+    }
+    let skip = st.history.len().saturating_sub(HISTORY_SHOWN);
+    if skip > 0 {
+        line(
+            out,
+            "history",
+            &format!("({skip} older in `floatip status --json`)"),
+        );
+    }
+    for (i, h) in st.history[skip..].iter().enumerate() {
+        // Reasons start with the new state ("MASTER: ..."), which the arrow already shows.
+        let prefix = format!("{}: ", h.to);
+        let reason = h.reason.strip_prefix(&prefix).unwrap_or(&h.reason);
+        let text = format!("{} {} -> {}  {reason}", clock(h.at, now_s), h.from, h.to);
+        line(out, if i == 0 && skip == 0 { "history" } else { "" }, &text);
+    }
+}
+
+/// "14:02:11" in local time, with the date when it is not today-ish (over 20 hours ago).
+fn clock(at: f64, now_s: f64) -> String {
+    let secs = at.floor() as i64;
+    let Some(tm) = local_time(secs) else {
+        return format!("@{secs}");
+    };
+    if (now_s - at).abs() > 20.0 * 3600.0 {
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            tm.tm_year + 1900,
+            tm.tm_mon + 1,
+            tm.tm_mday,
+            tm.tm_hour,
+            tm.tm_min,
+            tm.tm_sec
+        )
+    } else {
+        format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
+    }
+}
+
+fn local_time(secs: i64) -> Option<libc::tm> {
+    let t = libc::time_t::try_from(secs).ok()?;
+    let mut tm = std::mem::MaybeUninit::<libc::tm>::uninit();
+    // SAFETY: localtime_r reads `t` and writes a complete `tm` into the buffer we own, returning null
+    // (and writing nothing we read) on failure. It is the thread-safe variant.
+    let res = unsafe { libc::localtime_r(&t, tm.as_mut_ptr()) };
+    if res.is_null() {
+        return None;
+    }
+    // SAFETY: localtime_r succeeded, so it initialised the whole struct.
+    Some(unsafe { tm.assume_init() })
+}
+
+/// "0.4s", "12.3s", "3m12s", "2h03m", "3d04h".
+fn human_age_secs(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    if secs < 60.0 {
+        return format!("{secs:.1}s");
+    }
+    let s = secs as u64;
+    if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else if s < 86400 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}d{:02}h", s / 86400, (s % 86400) / 3600)
+    }
+}
+
+/// "10ms", "1s", "1.5s".
+fn human_interval(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}s", ms as f64 / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_and_intervals_read_well() {
+        assert_eq!(human_age_secs(0.42), "0.4s");
+        assert_eq!(human_age_secs(192.0), "3m12s");
+        assert_eq!(human_age_secs(7380.0), "2h03m");
+        assert_eq!(human_interval(1000), "1s");
+        assert_eq!(human_interval(10), "10ms");
+        assert_eq!(human_interval(1500), "1.5s");
+    }
+}
