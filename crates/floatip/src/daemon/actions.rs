@@ -1,0 +1,202 @@
+//! Carrying out what the cores ask, in order: adverts, adding and removing VIPs, announcements,
+//! transitions (log, counters, hooks, history); and the last-resort removal when a stop runs late.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+use tracing::{debug, error, info, warn};
+use vrrp::packet;
+use vrrp::{Action, State};
+
+use super::runtime::{Record, Runtime};
+use super::{Block, Daemon, HOOK_DRAIN, PROBE_EVERY};
+
+impl Daemon {
+    /// Execute everything the cores asked for, in order.
+    pub(super) fn drain_actions(&mut self, now: Instant) {
+        for i in 0..self.instances.len() {
+            let mut touched = false;
+            while let Some(action) = self.instances[i].core.poll_action() {
+                touched = true;
+                self.execute(i, now, action);
+            }
+            if !touched {
+                continue;
+            }
+            let rt = &mut self.instances[i];
+            let serving =
+                rt.holding && rt.core.state() == State::Master && rt.core.handoff().is_none();
+            rt.may_announce.store(serving, Ordering::Relaxed);
+            let probe =
+                (rt.holding && rt.core.state() == State::Master) || rt.conflicts.yielded.is_some();
+            if probe != rt.next_probe.is_some() {
+                rt.next_probe = probe.then(|| now + PROBE_EVERY);
+                rt.probed = false;
+            }
+        }
+        if self.instances.iter().any(|r| r.retiring) {
+            self.instances
+                .retain(|r| !(r.retiring && r.core.is_stopped()));
+            self.status_dirty = true;
+        }
+        if std::mem::take(&mut self.held_changed) {
+            // The IPv6 VIPs we hold: the kernel's notifications of their refreshes wake nobody.
+            let held = self
+                .instances
+                .iter()
+                .filter(|rt| rt.holding)
+                .flat_map(|rt| {
+                    rt.cfg.addresses.iter().filter_map(|v| match v.addr {
+                        IpAddr::V6(a) => Some((rt.link.index, a)),
+                        IpAddr::V4(_) => None,
+                    })
+                })
+                .collect();
+            if let Err(err) = self.kernel.ignore_added_v6(held) {
+                debug!("cannot update the netlink monitor's filter: {err}");
+            }
+        }
+    }
+
+    pub(super) fn execute(&mut self, i: usize, now: Instant, action: Action) {
+        let rt = &mut self.instances[i];
+        match action {
+            Action::SendAdvert(advert) => {
+                for (dst, sender) in &rt.destinations {
+                    rt.tx_buf.clear();
+                    packet::encode_into(
+                        &advert,
+                        rt.primary,
+                        *dst,
+                        rt.send_checksum,
+                        &mut rt.tx_buf,
+                    );
+                    match sender.send(&rt.tx_buf) {
+                        Ok(()) => rt.counters.adverts_sent += 1,
+                        Err(err) => {
+                            rt.counters.send_errors += 1;
+                            // Once per doubling is enough at 2am; the counter has the rest.
+                            if rt.counters.send_errors.is_power_of_two() {
+                                warn!(instance = %rt.cfg.name, "cannot send an advert to {dst}: {err} ({} errors so far)", rt.counters.send_errors);
+                            }
+                        }
+                    }
+                }
+            }
+            Action::AddAddresses(addrs) => {
+                for addr in addrs {
+                    let len = rt.prefix_len(addr);
+                    match self.kernel.add_address(
+                        rt.link.index,
+                        addr,
+                        len,
+                        Some(rt.cfg.address_lifetime),
+                    ) {
+                        Ok(()) => {
+                            info!(instance = %rt.cfg.name, "added {addr}/{len} to {}", rt.cfg.interface)
+                        }
+                        Err(err) => {
+                            error!(instance = %rt.cfg.name, "cannot add {addr}/{len}: {err:#}")
+                        }
+                    }
+                }
+                rt.holding = true;
+                self.held_changed = true;
+                rt.may_announce.store(true, Ordering::Relaxed);
+                rt.next_refresh = Some(now + rt.refresh_period());
+                rt.next_announce_refresh = rt.cfg.announce.refresh.map(|p| now + p);
+            }
+            Action::RemoveAddresses(addrs) => {
+                rt.holding = false;
+                self.held_changed = true;
+                rt.may_announce.store(false, Ordering::Relaxed);
+                rt.next_refresh = None;
+                rt.next_announce_refresh = None;
+                rt.conflicts.reset_sightings();
+                for addr in addrs {
+                    let len = rt.prefix_len(addr);
+                    match self.kernel.remove_address(rt.link.index, addr, len) {
+                        Ok(()) => {
+                            info!(instance = %rt.cfg.name, "removed {addr}/{len} from {}", rt.cfg.interface)
+                        }
+                        Err(err) => {
+                            error!(instance = %rt.cfg.name, "cannot remove {addr}/{len}: {err:#}")
+                        }
+                    }
+                }
+            }
+            Action::Announce(addrs) => spawn_announce(rt, addrs),
+            Action::Transition(t) => {
+                self.status_dirty = true;
+                info!(instance = %rt.cfg.name, "{} -> {}: {}", t.from, t.to, t.reason);
+                *rt.counters.transitions.entry((t.from, t.to)).or_default() += 1;
+                if let Some(hooks) = &rt.hooks {
+                    let state = if t.to == State::Initialize {
+                        "STOP"
+                    } else {
+                        t.to.as_str()
+                    };
+                    hooks.transition(state, t.from.as_str(), &t.reason, &rt.vips());
+                }
+                let age = now.saturating_duration_since(t.at);
+                rt.record(Record {
+                    at: SystemTime::now() - age,
+                    from: t.from,
+                    to: t.to,
+                    reason: t.reason,
+                });
+            }
+        }
+    }
+
+    /// Last resort when a stop runs out of time: take every VIP we hold off the interface.
+    pub(super) fn remove_all(&mut self) {
+        for rt in &mut self.instances {
+            if !rt.holding {
+                continue;
+            }
+            for vip in &rt.cfg.addresses {
+                let _ = self
+                    .kernel
+                    .remove_address(rt.link.index, vip.addr, vip.prefix_len);
+            }
+            rt.holding = false;
+        }
+    }
+
+    /// Let queued hooks (the stop hooks last) finish, bounded.
+    pub(super) fn drain_hooks(&mut self) {
+        for rt in &mut self.instances {
+            if let Some(h) = rt.hooks.take() {
+                h.drain(HOOK_DRAIN).block();
+            }
+        }
+    }
+}
+
+/// The gratuitous ARP / NA burst after a claim: `count` announcements `spacing` apart, off the loop.
+pub(super) fn spawn_announce(rt: &Runtime, addrs: Vec<IpAddr>) {
+    let announcer = rt.announcer.clone();
+    let may_announce = rt.may_announce.clone();
+    let count = rt.cfg.announce.count;
+    let spacing = rt.cfg.announce.spacing;
+    let name = rt.cfg.name.clone();
+    tokio::spawn(async move {
+        for n in 0..count {
+            if n > 0 {
+                tokio::time::sleep(spacing).await;
+            }
+            // A burst ends when the claim does: announcing an address we gave up would pull clients
+            // back to a host that no longer answers.
+            if !may_announce.load(Ordering::Relaxed) {
+                return;
+            }
+            for addr in &addrs {
+                if let Err(err) = announcer.announce(*addr) {
+                    warn!(instance = %name, "cannot announce {addr}: {err}");
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,299 @@
+//! What happens to the loop: timers, refreshes and probes that are due, VRRP packets, link and
+//! address events, check and witness reports, and sightings of another host answering for a VIP.
+
+use std::time::Instant;
+
+use tracing::{debug, info, warn};
+use vrrp::validate::{self, Received};
+use vrrp::{Event, State};
+
+use super::actions::spawn_announce;
+use super::runtime::{SockKey, Speaker};
+use super::{Daemon, Sighting, PROBE_EVERY};
+use crate::checks::CheckReport;
+use crate::conflict::Verdict;
+use crate::control;
+use crate::net::netlink::NetEvent;
+use crate::net::vrrp_socket::Datagram;
+use crate::witness::WitnessReport;
+
+impl Daemon {
+    pub(super) fn on_timer(&mut self, now: Instant) {
+        for rt in &mut self.instances {
+            if rt.core.poll_timeout().is_some_and(|t| t <= now) {
+                rt.core.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Refresh VIP lifetimes, periodic announcements and conflict probes that are due.
+    pub(super) fn refresh(&mut self, now: Instant) {
+        for rt in &mut self.instances {
+            if rt.next_probe.is_some_and(|t| t <= now + rt.refresh_slack()) {
+                rt.next_probe = Some(now + PROBE_EVERY);
+                // The last round's answers, if any, have long arrived through the watch.
+                let quiet = std::mem::replace(&mut rt.probed, true) && !rt.heard_since_probe;
+                rt.heard_since_probe = false;
+                if quiet && rt.conflicts.quiet_round(now) {
+                    info!(instance = %rt.cfg.name, "nobody else answers for {} any more; back in the election", rt.vips().join(", "));
+                    rt.reevaluate(now);
+                }
+                for vip in &rt.cfg.addresses {
+                    if let Err(err) = rt.announcer.probe(vip.addr) {
+                        debug!(instance = %rt.cfg.name, "conflict probe for {vip} failed: {err}");
+                    }
+                }
+            }
+            if rt
+                .next_refresh
+                .is_some_and(|t| t <= now + rt.refresh_slack())
+            {
+                rt.next_refresh = Some(now + rt.refresh_period());
+                for vip in &rt.cfg.addresses {
+                    if let Err(err) = self.kernel.refresh(
+                        rt.link.index,
+                        vip.addr,
+                        vip.prefix_len,
+                        rt.cfg.address_lifetime,
+                    ) {
+                        warn!(instance = %rt.cfg.name, vip = %vip, "cannot refresh the VIP's lifetime: {err}");
+                    }
+                }
+            }
+            if rt.next_announce_refresh.is_some_and(|t| t <= now) {
+                rt.next_announce_refresh = rt.cfg.announce.refresh.map(|p| now + p);
+                for vip in &rt.cfg.addresses {
+                    if let Err(err) = rt.announcer.announce(vip.addr) {
+                        debug!(instance = %rt.cfg.name, "periodic announcement failed: {err}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The kernel refused lifetime refreshes: say which VIP (the next refresh tries again).
+    pub(super) fn on_refresh_errors(&mut self) {
+        for (addr, err) in self.kernel.refresh_errors() {
+            let owner = addr.and_then(|a| {
+                self.instances
+                    .iter()
+                    .find(|rt| rt.cfg.addresses.iter().any(|v| v.addr == a))
+            });
+            match (owner, addr) {
+                (Some(rt), Some(a)) => {
+                    warn!(instance = %rt.cfg.name, "the kernel refused to refresh the lifetime of {a}: {err}")
+                }
+                (None, Some(a)) => {
+                    warn!("the kernel refused to refresh the lifetime of {a}: {err}")
+                }
+                _ => warn!("the kernel refused a VIP lifetime refresh: {err}"),
+            }
+        }
+    }
+
+    /// Read what a readable VRRP socket holds (a bounded batch: the socket is level-triggered, so the
+    /// rest wakes the next wait).
+    pub(super) fn on_readable(&mut self, now: Instant, token: u64, buf: &mut [u8]) {
+        let Some(&key) = self.socket_keys.get(token as usize) else {
+            return;
+        };
+        let Some(sock) = self.sockets.get(&key).cloned() else {
+            return;
+        };
+        for _ in 0..64 {
+            match sock.try_recv(buf) {
+                Ok(Some(d)) => self.on_packet(now, key, &d, &buf[..d.len]),
+                Ok(None) => return,
+                Err(err) => {
+                    self.receive_errors += 1;
+                    if self.receive_errors.is_power_of_two() {
+                        warn!(
+                            "receive error on the VRRP socket: {err} ({} so far)",
+                            self.receive_errors
+                        );
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_packet(&mut self, now: Instant, key: SockKey, d: &Datagram, bytes: &[u8]) {
+        let Some(vrid) = validate::peek_vrid(bytes) else {
+            *self.unmatched_drops.entry("truncated").or_default() += 1;
+            return;
+        };
+        let rx = Received {
+            src: d.src,
+            dst: d.dst,
+            ttl: d.ttl,
+        };
+        let mut matched = false;
+        for rt in self
+            .instances
+            .iter_mut()
+            .filter(|r| r.sock_key == key && r.cfg.vrid == vrid)
+        {
+            matched = true;
+            match validate::validate(bytes, &rx, &rt.policy) {
+                Ok(advert) => {
+                    rt.counters.adverts_received += 1;
+                    rt.speakers.insert(
+                        d.src,
+                        Speaker {
+                            priority: advert.priority,
+                            interval_cs: advert.interval_cs,
+                            addresses: advert.addresses.len(),
+                            last_heard: now,
+                        },
+                    );
+                    rt.core
+                        .handle_event(now, Event::Advert { src: d.src, advert });
+                }
+                Err(reason) => {
+                    *rt.counters.drops.entry(reason.label()).or_default() += 1;
+                    debug!(instance = %rt.cfg.name, src = %d.src, "dropped an advert: {reason}");
+                }
+            }
+        }
+        if !matched {
+            *self.unmatched_drops.entry("vrid").or_default() += 1;
+        }
+    }
+
+    pub(super) fn on_net_event(&mut self, now: Instant, ev: NetEvent) {
+        match ev {
+            NetEvent::Link { index, up } => {
+                for rt in &mut self.instances {
+                    if rt.link.index == index && rt.link.up != up {
+                        rt.link.up = up;
+                        if up {
+                            info!(instance = %rt.cfg.name, "link {} is up", rt.cfg.interface);
+                            rt.core.handle_event(now, Event::LinkUp);
+                        } else {
+                            warn!(instance = %rt.cfg.name, "link {} is down", rt.cfg.interface);
+                            rt.core.handle_event(now, Event::LinkDown);
+                        }
+                    }
+                    let mut changed = false;
+                    for t in rt
+                        .tracked
+                        .iter_mut()
+                        .filter(|t| t.index == index && t.up != up)
+                    {
+                        t.up = up;
+                        changed = true;
+                        info!(instance = %rt.cfg.name, "tracked interface {} is {}", t.name, if up { "up" } else { "down" });
+                    }
+                    if changed {
+                        rt.reevaluate(now);
+                    }
+                }
+            }
+            NetEvent::AddressRemoved { index, addr, .. } => {
+                for rt in self.instances.iter_mut().filter(|r| r.link.index == index) {
+                    if !rt.holding || rt.core.state() != State::Master {
+                        continue;
+                    }
+                    let Some(vip) = rt.cfg.addresses.iter().find(|v| v.addr == addr) else {
+                        continue;
+                    };
+                    warn!(instance = %rt.cfg.name, vip = %vip, "our VIP was removed while we are master (by hand, or its lifetime ran out); putting it back and announcing it");
+                    rt.counters.vip_restored += 1;
+                    if let Err(err) = self.kernel.add_address(
+                        index,
+                        vip.addr,
+                        vip.prefix_len,
+                        Some(rt.cfg.address_lifetime),
+                    ) {
+                        warn!(instance = %rt.cfg.name, vip = %vip, "cannot put the VIP back: {err:#}");
+                    }
+                    spawn_announce(rt, vec![vip.addr]);
+                }
+            }
+            NetEvent::AddressAdded { index, addr, .. } => {
+                // Our VIP appearing while we do not hold it is the two-owner mistake (an `ip addr add` by
+                // hand on the backup): the daemon manages this address, so it takes the copy away.
+                for rt in self.instances.iter_mut().filter(|r| r.link.index == index) {
+                    if rt.holding || rt.retiring {
+                        continue;
+                    }
+                    let Some(vip) = rt.cfg.addresses.iter().find(|v| v.addr == addr) else {
+                        continue;
+                    };
+                    warn!(instance = %rt.cfg.name, vip = %vip, "our VIP was added to {} while we are {} (by hand?): that makes two owners, removing it; use `floatip takeover {}` to move it here", rt.cfg.interface, rt.core.state(), rt.cfg.name);
+                    if let Err(err) = self.kernel.remove_address(index, vip.addr, vip.prefix_len) {
+                        warn!(instance = %rt.cfg.name, vip = %vip, "cannot remove it: {err:#}");
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_check(&mut self, now: Instant, report: CheckReport) {
+        let Some(rt) = self.instances.iter_mut().find(|r| r.id == report.instance) else {
+            return;
+        };
+        let Some(state) = rt.checks.get_mut(report.check) else {
+            return;
+        };
+        let first = !state.known;
+        state.apply(&report);
+        let name = state.name.clone();
+        if report.changed {
+            if report.healthy {
+                info!(instance = %rt.cfg.name, check = %name, "check is healthy ({} ms)", report.latency.as_millis());
+            } else {
+                warn!(instance = %rt.cfg.name, check = %name, "check is failing: {}", report.error.as_deref().unwrap_or("failed"));
+            }
+        }
+        // A first result also lifts the "waiting for the first result" inhibit.
+        if report.changed || first {
+            rt.reevaluate(now);
+        }
+    }
+
+    pub(super) fn on_witness(&mut self, now: Instant, report: WitnessReport) {
+        let Some(rt) = self.instances.iter_mut().find(|r| r.id == report.instance) else {
+            return;
+        };
+        if report.reachable {
+            info!(instance = %rt.cfg.name, "witness reachable: {}", report.detail);
+            rt.witness_inhibit = None;
+        } else {
+            warn!(instance = %rt.cfg.name, "witness unreachable, not claiming: {}", report.detail);
+            rt.witness_inhibit = Some(report.detail);
+        }
+        rt.reevaluate_inhibit(now);
+    }
+
+    pub(super) fn on_sighting(&mut self, now: Instant, s: Sighting) {
+        for rt in self.instances.iter_mut() {
+            if rt.link.index != s.ifindex || !rt.cfg.addresses.iter().any(|v| v.addr == s.addr) {
+                continue;
+            }
+            let mac = s.holder;
+            rt.heard_since_probe = true;
+            // A backup hearing the master announce is normal; so is the successor announcing during a handoff.
+            if !rt.holding || rt.core.state() != State::Master || rt.core.handoff().is_some() {
+                if rt.conflicts.yielded.is_some() {
+                    rt.conflicts.sighting(now, s.addr, mac, rt.link.mac);
+                }
+                continue;
+            }
+            match rt.conflicts.sighting(now, s.addr, mac, rt.link.mac) {
+                Verdict::Wait => {}
+                Verdict::Reannounce { first_report } => {
+                    if first_report {
+                        warn!(instance = %rt.cfg.name, "conflict: {} is also answered by {} while we are master; re-announcing", s.addr, control::format_mac(&mac));
+                    }
+                    spawn_announce(rt, rt.cfg.addresses.iter().map(|v| v.addr).collect());
+                }
+                Verdict::Yield(reason) => {
+                    warn!(instance = %rt.cfg.name, "conflict: {reason}");
+                    rt.reevaluate(now);
+                }
+            }
+        }
+    }
+}

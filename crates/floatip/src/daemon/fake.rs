@@ -1,0 +1,220 @@
+//! A fake kernel edge for the daemon's unit tests: links and addresses held in memory, and a log of
+//! every address change, advert, announcement and probe, so the daemon's event handling (elections,
+//! releases, reloads) runs without root, sockets or a real clock.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv6Addr};
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use tokio::sync::mpsc;
+
+use super::kernel::{AdvertSender, Announce, Kernel, Receive};
+use super::Sighting;
+use crate::net::netlink::{AddrDetails, LinkInfo};
+use crate::net::vrrp_socket::Datagram;
+
+/// What the daemon did to the fake host, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Add(IpAddr),
+    Remove(IpAddr),
+    Refresh(IpAddr),
+    /// An advert to `dst` with this priority.
+    Advert {
+        dst: IpAddr,
+        priority: u8,
+    },
+    Announce(IpAddr),
+    Probe(IpAddr),
+}
+
+#[derive(Default)]
+struct State {
+    links: Vec<LinkInfo>,
+    addresses: HashMap<u32, Vec<(IpAddr, u8)>>,
+    log: Vec<Call>,
+}
+
+/// The fake host; clones share it, so a test keeps one to look at while the daemon owns another.
+#[derive(Clone, Default)]
+pub struct FakeHost(Arc<Mutex<State>>);
+
+impl FakeHost {
+    /// A host with one interface (up) carrying `own` as its address.
+    pub fn with_link(name: &str, index: u32, own: (IpAddr, u8)) -> FakeHost {
+        let host = FakeHost::default();
+        {
+            let mut st = host.0.lock().unwrap();
+            st.links.push(LinkInfo {
+                index,
+                name: name.to_string(),
+                mac: [2, 0, 0, 0, 0, index as u8],
+                up: true,
+            });
+            st.addresses.insert(index, vec![own]);
+        }
+        host
+    }
+
+    /// Everything done so far, and forget it.
+    pub fn take_log(&self) -> Vec<Call> {
+        std::mem::take(&mut self.0.lock().unwrap().log)
+    }
+
+    /// Whether the interface has the address now.
+    pub fn has(&self, index: u32, addr: IpAddr) -> bool {
+        self.0.lock().unwrap().addresses[&index]
+            .iter()
+            .any(|(a, _)| *a == addr)
+    }
+
+    fn log(&self, call: Call) {
+        self.0.lock().unwrap().log.push(call);
+    }
+}
+
+impl Kernel for FakeHost {
+    fn link_by_name(&self, name: &str) -> Result<LinkInfo> {
+        let st = self.0.lock().unwrap();
+        st.links
+            .iter()
+            .find(|l| l.name == name)
+            .cloned()
+            .ok_or_else(|| anyhow!("no interface named {name}"))
+    }
+
+    fn addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>> {
+        Ok(self.0.lock().unwrap().addresses[&index].clone())
+    }
+
+    fn address_details(&self, index: u32) -> Result<Vec<AddrDetails>> {
+        Ok(self
+            .addresses(index)?
+            .into_iter()
+            .map(|(addr, prefix_len)| AddrDetails {
+                addr,
+                prefix_len,
+                flags: 0,
+                valid_lft: None,
+                preferred_lft: None,
+            })
+            .collect())
+    }
+
+    fn add_address(
+        &self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+        _lifetime: Option<Duration>,
+    ) -> Result<()> {
+        let mut st = self.0.lock().unwrap();
+        let list = st.addresses.get_mut(&index).expect("a known interface");
+        if !list.iter().any(|(a, _)| *a == addr) {
+            list.push((addr, prefix_len));
+        }
+        st.log.push(Call::Add(addr));
+        Ok(())
+    }
+
+    fn remove_address(&self, index: u32, addr: IpAddr, _prefix_len: u8) -> Result<()> {
+        let mut st = self.0.lock().unwrap();
+        let list = st.addresses.get_mut(&index).expect("a known interface");
+        list.retain(|(a, _)| *a != addr);
+        st.log.push(Call::Remove(addr));
+        Ok(())
+    }
+
+    fn refresh(&mut self, _index: u32, addr: IpAddr, _len: u8, _life: Duration) -> io::Result<()> {
+        self.log(Call::Refresh(addr));
+        Ok(())
+    }
+
+    fn refresh_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    fn refresh_errors(&mut self) -> Vec<(Option<IpAddr>, io::Error)> {
+        Vec::new()
+    }
+
+    fn ignore_added_v6(&mut self, _held: Vec<(u32, Ipv6Addr)>) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn open_receiver(&mut self, _ifname: &str, _index: u32, _v6: bool) -> Result<Arc<dyn Receive>> {
+        Ok(Arc::new(NoPackets))
+    }
+
+    fn open_sender(
+        &mut self,
+        _ifname: &str,
+        _index: u32,
+        _src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<Arc<dyn AdvertSender>> {
+        Ok(Arc::new(Sender {
+            host: self.clone(),
+            dst,
+        }))
+    }
+
+    fn open_announcer(&mut self, _index: u32, _mac: [u8; 6]) -> Result<Arc<dyn Announce>> {
+        Ok(Arc::new(self.clone()))
+    }
+
+    fn watch_conflicts(
+        &mut self,
+        _index: u32,
+        _mac: [u8; 6],
+        _v6: bool,
+        _tx: mpsc::Sender<Sighting>,
+    ) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Tests hand packets to the daemon directly (`Daemon::on_packet`).
+struct NoPackets;
+
+impl Receive for NoPackets {
+    fn fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    fn try_recv(&self, _buf: &mut [u8]) -> io::Result<Option<Datagram>> {
+        Ok(None)
+    }
+}
+
+struct Sender {
+    host: FakeHost,
+    dst: IpAddr,
+}
+
+impl AdvertSender for Sender {
+    fn send(&self, packet: &[u8]) -> io::Result<()> {
+        // The priority is the third byte of VRRPv2 and v3 headers alike.
+        self.host.log(Call::Advert {
+            dst: self.dst,
+            priority: packet[2],
+        });
+        Ok(())
+    }
+}
+
+impl Announce for FakeHost {
+    fn announce(&self, addr: IpAddr) -> io::Result<()> {
+        self.log(Call::Announce(addr));
+        Ok(())
+    }
+
+    fn probe(&self, addr: IpAddr) -> io::Result<()> {
+        self.log(Call::Probe(addr));
+        Ok(())
+    }
+}

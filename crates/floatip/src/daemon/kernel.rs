@@ -1,0 +1,261 @@
+//! The daemon's kernel edge as one trait: everything the loop asks of the host (links, addresses,
+//! lifetime refreshes, VRRP sockets, announcements, the ARP/ND watch). [`Host`] is the real one,
+//! over `crate::net` (netlink and raw sockets); the daemon's unit tests drive it with a fake one
+//! (`daemon::fake`), so its event handling is tested without root.
+//!
+//! Everything here is called from the protocol loop's thread, in the order the cores asked for it.
+
+use std::io;
+use std::net::{IpAddr, Ipv6Addr};
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::{Block, Sighting};
+use crate::net::announce::Announcer;
+use crate::net::netlink::{self, AddrDetails, LinkInfo, MonitorFilter, Netlink, Refresher};
+use crate::net::probe::ConflictWatch;
+use crate::net::vrrp_socket::{Datagram, VrrpSender, VrrpSocket};
+
+/// What the daemon needs from the host.
+pub trait Kernel {
+    fn link_by_name(&self, name: &str) -> Result<LinkInfo>;
+    /// Every address on the interface, with its prefix length.
+    fn addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>>;
+    /// Every address on the interface with its flags (tentative, DAD failed, ...).
+    fn address_details(&self, index: u32) -> Result<Vec<AddrDetails>>;
+    /// Adds (or replaces) an address, with a kernel lifetime (`None`: forever); waits for the answer.
+    fn add_address(
+        &self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+        lifetime: Option<Duration>,
+    ) -> Result<()>;
+    fn remove_address(&self, index: u32, addr: IpAddr, prefix_len: u8) -> Result<()>;
+    /// Pushes a held VIP's lifetime forward without waiting; failures come back through
+    /// [`Kernel::refresh_errors`] once [`Kernel::refresh_fd`] is readable.
+    fn refresh(
+        &mut self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+        lifetime: Duration,
+    ) -> io::Result<()>;
+    /// Readable when a refresh failed (`None`: failures are never reported late).
+    fn refresh_fd(&self) -> Option<RawFd>;
+    fn refresh_errors(&mut self) -> Vec<(Option<IpAddr>, io::Error)>;
+    /// The IPv6 VIPs we hold: the kernel's notifications of their refreshes wake nobody.
+    fn ignore_added_v6(&mut self, held: Vec<(u32, Ipv6Addr)>) -> io::Result<()>;
+    /// The adverts of one interface and address family.
+    fn open_receiver(&mut self, ifname: &str, index: u32, v6: bool) -> Result<Arc<dyn Receive>>;
+    /// A sender of adverts from `src` to `dst` (the group, or one unicast peer) on one interface.
+    fn open_sender(
+        &mut self,
+        ifname: &str,
+        index: u32,
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<Arc<dyn AdvertSender>>;
+    /// Gratuitous ARP / unsolicited NA and conflict probes on one interface.
+    fn open_announcer(&mut self, index: u32, mac: [u8; 6]) -> Result<Arc<dyn Announce>>;
+    /// Reports every ARP/NA on the interface that claims an address from a MAC other than ours.
+    fn watch_conflicts(
+        &mut self,
+        index: u32,
+        mac: [u8; 6],
+        v6: bool,
+        tx: mpsc::Sender<Sighting>,
+    ) -> Result<()>;
+}
+
+/// Receives VRRP packets; the loop polls it itself.
+pub trait Receive {
+    /// The descriptor the loop's epoll watches (`None`: nothing to watch).
+    fn fd(&self) -> Option<RawFd>;
+    /// One packet into `buf`, or `None` when there is none now (never blocks).
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<Datagram>>;
+}
+
+/// Sends encoded adverts to one destination.
+pub trait AdvertSender {
+    fn send(&self, packet: &[u8]) -> io::Result<()>;
+}
+
+/// Announces and probes addresses on one interface; used from the loop and from announcement bursts.
+pub trait Announce: Send + Sync {
+    /// One gratuitous ARP (IPv4) or unsolicited NA (IPv6).
+    fn announce(&self, addr: IpAddr) -> io::Result<()>;
+    /// Asks the LAN who answers for `addr` (ARP probe / DAD NS); answers reach the conflict watch.
+    fn probe(&self, addr: IpAddr) -> io::Result<()>;
+}
+
+/// The real host: netlink for links and addresses, raw sockets for VRRP and ARP/NDP.
+pub struct Host {
+    netlink: Netlink,
+    /// VIP lifetime refreshes, sent from the loop without waiting (see [`Refresher`]).
+    refresher: Refresher,
+    /// Keeps the notifications of our own refreshes away from the monitor.
+    monitor_filter: MonitorFilter,
+}
+
+impl Host {
+    pub fn new(netlink: Netlink, refresher: Refresher, monitor_filter: MonitorFilter) -> Host {
+        Host {
+            netlink,
+            refresher,
+            monitor_filter,
+        }
+    }
+}
+
+impl Kernel for Host {
+    fn link_by_name(&self, name: &str) -> Result<LinkInfo> {
+        self.netlink.link_by_name(name).block()
+    }
+
+    fn addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>> {
+        self.netlink.addresses(index).block()
+    }
+
+    fn address_details(&self, index: u32) -> Result<Vec<AddrDetails>> {
+        self.netlink.address_details(index).block()
+    }
+
+    fn add_address(
+        &self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+        lifetime: Option<Duration>,
+    ) -> Result<()> {
+        self.netlink
+            .add_address(index, addr, prefix_len, lifetime)
+            .block()
+    }
+
+    fn remove_address(&self, index: u32, addr: IpAddr, prefix_len: u8) -> Result<()> {
+        self.netlink.remove_address(index, addr, prefix_len).block()
+    }
+
+    fn refresh(
+        &mut self,
+        index: u32,
+        addr: IpAddr,
+        prefix_len: u8,
+        lifetime: Duration,
+    ) -> io::Result<()> {
+        self.refresher.refresh(index, addr, prefix_len, lifetime)
+    }
+
+    fn refresh_fd(&self) -> Option<RawFd> {
+        Some(self.refresher.fd())
+    }
+
+    fn refresh_errors(&mut self) -> Vec<(Option<IpAddr>, io::Error)> {
+        self.refresher.errors()
+    }
+
+    fn ignore_added_v6(&mut self, held: Vec<(u32, Ipv6Addr)>) -> io::Result<()> {
+        self.monitor_filter.ignore_added_v6(held)
+    }
+
+    fn open_receiver(&mut self, ifname: &str, index: u32, v6: bool) -> Result<Arc<dyn Receive>> {
+        Ok(Arc::new(VrrpSocket::open(ifname, index, v6, true)?))
+    }
+
+    fn open_sender(
+        &mut self,
+        ifname: &str,
+        index: u32,
+        src: IpAddr,
+        dst: IpAddr,
+    ) -> Result<Arc<dyn AdvertSender>> {
+        Ok(Arc::new(VrrpSender::open(ifname, index, src, dst)?))
+    }
+
+    fn open_announcer(&mut self, index: u32, mac: [u8; 6]) -> Result<Arc<dyn Announce>> {
+        Ok(Arc::new(Announcer::open(index, mac)?))
+    }
+
+    fn watch_conflicts(
+        &mut self,
+        index: u32,
+        mac: [u8; 6],
+        v6: bool,
+        tx: mpsc::Sender<Sighting>,
+    ) -> Result<()> {
+        let watch = ConflictWatch::open(index, mac, v6).context("ARP/ND watch")?;
+        spawn_conflict_watch(index, watch, tx);
+        Ok(())
+    }
+}
+
+impl Receive for VrrpSocket {
+    fn fd(&self) -> Option<RawFd> {
+        Some(self.raw_fd())
+    }
+
+    fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<Datagram>> {
+        VrrpSocket::try_recv(self, buf)
+    }
+}
+
+impl AdvertSender for VrrpSender {
+    fn send(&self, packet: &[u8]) -> io::Result<()> {
+        VrrpSender::send(self, packet)
+    }
+}
+
+impl Announce for Announcer {
+    fn announce(&self, addr: IpAddr) -> io::Result<()> {
+        Announcer::announce(self, addr)
+    }
+
+    fn probe(&self, addr: IpAddr) -> io::Result<()> {
+        Announcer::probe(self, addr)
+    }
+}
+
+/// Passive: every ARP/NA on the interface that claims an address from a MAC other than ours.
+fn spawn_conflict_watch(ifindex: u32, watch: ConflictWatch, tx: mpsc::Sender<Sighting>) {
+    tokio::spawn(async move {
+        let mut errors = 0u64;
+        loop {
+            match watch.next().await {
+                Ok((addr, mac)) => {
+                    let s = Sighting {
+                        ifindex,
+                        addr,
+                        holder: mac,
+                    };
+                    // Full channel: the loop is busy, a sighting will come again.
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(s) {
+                        return;
+                    }
+                }
+                Err(err) => {
+                    errors += 1;
+                    if errors.is_power_of_two() {
+                        warn!("ARP/ND watch error: {err} ({errors} so far)");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+}
+
+/// Opens the real host's netlink handles: the client, the refresher and the filtered monitor.
+pub fn open_host() -> Result<(Host, mpsc::UnboundedReceiver<netlink::NetEvent>)> {
+    let netlink = Netlink::new().context("cannot open netlink (needs CAP_NET_ADMIN)")?;
+    let refresher = Refresher::open()
+        .context("cannot open netlink for lifetime refreshes (needs CAP_NET_ADMIN)")?;
+    let (events, monitor_filter) = netlink::monitor_filtered(Some(refresher.port()))
+        .context("cannot monitor links and addresses")?;
+    Ok((Host::new(netlink, refresher, monitor_filter), events))
+}

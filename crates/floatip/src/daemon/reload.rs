@@ -1,0 +1,200 @@
+//! Reload: re-read the config; unchanged instances keep running, changes that leave the election
+//! alone apply in place, anything else steps down make-before-break and starts afresh.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tracing::{error, info};
+use vrrp::Event;
+
+use super::runtime::Tracked;
+use super::{setup::spawn_hooks, Daemon, WITNESS_EVERY};
+use crate::checks::{self, CheckState};
+use crate::config::{self, InstanceConfig};
+use crate::witness;
+
+impl Daemon {
+    /// Re-read the config. Unchanged instances keep their state; a changed priority applies in place;
+    /// any other change, like a removed instance, steps down make-before-break and starts afresh.
+    pub(super) fn reload(&mut self, now: Instant) -> Result<String> {
+        crate::service::reloading();
+        let result = self.apply_config(now);
+        crate::service::ready(&self.status_line());
+        result
+    }
+
+    /// The systemd STATUS= line: each instance's state.
+    pub(super) fn status_line(&self) -> String {
+        crate::service::status_line(
+            self.instances
+                .iter()
+                .filter(|r| !r.retiring)
+                .map(|r| (r.cfg.name.as_str(), r.core.state().as_str())),
+        )
+    }
+
+    pub(super) fn apply_config(&mut self, now: Instant) -> Result<String> {
+        let new = config::load(&self.config_path)
+            .map_err(|e| anyhow::anyhow!("{e}\nthe running configuration stays in force"))?;
+        let live = |d: &Daemon, name: &str| {
+            d.instances
+                .iter()
+                .position(|r| r.cfg.name == name && !r.retiring)
+        };
+        // Everything that can fail happens first: if an interface is missing, nothing has changed yet.
+        let mut fresh = Vec::new();
+        let mut in_place = Vec::new();
+        for inst in &new.instances {
+            match live(self, &inst.name) {
+                Some(i) if self.instances[i].cfg == *inst => {}
+                Some(i) if same_election(&self.instances[i].cfg, inst) => {
+                    let tracked = self.resolve_tracked(inst).map_err(|e| {
+                        anyhow::anyhow!("{e:#}\nthe running configuration stays in force")
+                    })?;
+                    in_place.push((i, inst.clone(), tracked));
+                }
+                _ => {
+                    // No waiting here: the loop serves the running instances meanwhile.
+                    let rt = self.prepare(inst, Duration::ZERO).map_err(|e| {
+                        anyhow::anyhow!("{e:#}\nthe running configuration stays in force")
+                    })?;
+                    fresh.push(rt);
+                }
+            }
+        }
+        let kept = new
+            .instances
+            .iter()
+            .filter(|inst| live(self, &inst.name).is_some_and(|i| self.instances[i].cfg == **inst))
+            .count();
+        let mut changed = Vec::new();
+        for (i, inst, tracked) in in_place {
+            changed.push(self.update_in_place(i, &inst, tracked, now));
+        }
+        let mut retired = Vec::new();
+        for rt in self.instances.iter_mut().filter(|r| !r.retiring) {
+            let stays = new
+                .instances
+                .iter()
+                .any(|i| i.name == rt.cfg.name && (*i == rt.cfg || same_election(&rt.cfg, i)));
+            if !stays {
+                rt.retiring = true;
+                rt.core.handle_event(now, Event::Shutdown);
+                retired.push(rt.cfg.name.clone());
+            }
+        }
+        // Let retiring masters send their priority-0 adverts before the new instances start.
+        self.drain_actions(now);
+        let started: Vec<String> = fresh.iter().map(|r| r.cfg.name.clone()).collect();
+        // A replacement starts once the instance it replaces has handed its VIPs over.
+        self.pending_starts.extend(fresh);
+        self.start_pending(now);
+        let msg = format!(
+            "reloaded {}: {kept} unchanged; changed in place: [{}]; started: [{}]; stepping down: [{}]",
+            self.config_path.display(),
+            changed.join(", "),
+            started.join(", "),
+            retired.join(", ")
+        );
+        info!("{msg}");
+        Ok(msg)
+    }
+
+    /// Apply a change that leaves the election alone (priority, announcements, lifetime, checks,
+    /// hooks, witness, tracked interfaces) to a running instance: no failover, only the affected
+    /// tasks restart.
+    pub(super) fn update_in_place(
+        &mut self,
+        i: usize,
+        new: &InstanceConfig,
+        tracked: Vec<Tracked>,
+        now: Instant,
+    ) -> String {
+        let chans = self.chans.clone();
+        let rt = &mut self.instances[i];
+        let mut what = Vec::new();
+        if rt.cfg.priority != new.priority {
+            what.push(format!("priority {}", new.priority));
+        }
+        if rt.cfg.checks != new.checks {
+            rt.checks = CheckState::for_checks(&new.checks);
+            rt.check_tasks = checks::spawn(rt.id, &new.name, &new.checks, chans.checks.clone());
+            what.push("checks".to_string());
+        }
+        if rt.cfg.witness != new.witness {
+            rt.witness_task = witness::spawn(
+                rt.id,
+                new.witness.clone(),
+                WITNESS_EVERY,
+                chans.witness.clone(),
+            );
+            rt.witness_inhibit =
+                (!new.witness.is_empty()).then(|| "witness: first probe pending".to_string());
+            what.push("witness".to_string());
+        }
+        if rt.cfg.notify != new.notify {
+            rt.hooks = spawn_hooks(new);
+            what.push("hooks".to_string());
+        }
+        if rt.cfg.track_interfaces != new.track_interfaces {
+            what.push("tracked interfaces".to_string());
+        }
+        if rt.cfg.announce != new.announce {
+            what.push("announcements".to_string());
+            rt.next_announce_refresh = if rt.holding {
+                new.announce.refresh.map(|p| now + p)
+            } else {
+                None
+            };
+        }
+        if rt.cfg.address_lifetime != new.address_lifetime {
+            what.push("address lifetime".to_string());
+            if rt.holding {
+                rt.next_refresh = Some(now);
+            }
+        }
+        rt.tracked = tracked;
+        rt.cfg = new.clone();
+        rt.reevaluate(now);
+        format!("{} ({})", new.name, what.join(", "))
+    }
+
+    /// Start instances from a reload once no retiring instance holds any of their VIPs.
+    pub(super) fn start_pending(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.pending_starts.len() {
+            let rt = &self.pending_starts[i];
+            let blocked = self.instances.iter().any(|old| {
+                old.retiring
+                    && old
+                        .cfg
+                        .addresses
+                        .iter()
+                        .any(|a| rt.cfg.addresses.iter().any(|b| a.addr == b.addr))
+            });
+            if blocked {
+                i += 1;
+                continue;
+            }
+            let rt = self.pending_starts.swap_remove(i);
+            let name = rt.cfg.name.clone();
+            if let Err(err) = self.start(rt, now) {
+                error!(instance = %name, "cannot start after reload: {err:#}");
+            }
+        }
+    }
+}
+
+/// Everything the election depends on is the same, so the change applies in place without a failover.
+/// (A change to or from priority 255, the address owner, changes how the core claims: not in place.)
+pub(super) fn same_election(old: &InstanceConfig, new: &InstanceConfig) -> bool {
+    let mut probe = new.clone();
+    probe.priority = old.priority;
+    probe.announce = old.announce.clone();
+    probe.address_lifetime = old.address_lifetime;
+    probe.checks = old.checks.clone();
+    probe.notify = old.notify.clone();
+    probe.witness = old.witness.clone();
+    probe.track_interfaces = old.track_interfaces.clone();
+    probe == *old && (old.priority == 255) == (new.priority == 255)
+}

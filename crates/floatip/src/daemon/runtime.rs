@@ -1,0 +1,353 @@
+//! One instance at run time ([`Runtime`]): its core plus everything the daemon knows about it
+//! (link, VIPs held, speakers heard, checks, conflicts, counters, history), how those fold into the
+//! core's fault, priority and claim inhibit, and the instance's status as `floatip status` shows it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use vrrp::validate::RxPolicy;
+use vrrp::{ChecksumMode, Event, State};
+
+use super::kernel::{AdvertSender, Announce};
+use crate::checks::{self, CheckState, TaskSet};
+use crate::config::InstanceConfig;
+use crate::conflict::Conflicts;
+use crate::control::{
+    age_ms, format_mac, millis, state_name, unix_secs, CheckStatus, ConflictStatus, CountersStatus,
+    HistoryEntry, InstanceStatus, MasterStatus, OverrideMode, PriorityStatus, SpeakerStatus,
+    VipStatus, HISTORY_MAX,
+};
+use crate::hooks::Hooks;
+use crate::net::netlink::LinkInfo;
+
+/// One transition as `status` shows it.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub at: SystemTime,
+    pub from: State,
+    pub to: State,
+    pub reason: String,
+}
+
+/// A VRRP speaker heard on this instance's VRID.
+#[derive(Debug, Clone)]
+pub struct Speaker {
+    pub priority: u8,
+    pub interval_cs: u16,
+    pub addresses: usize,
+    pub last_heard: Instant,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub send_errors: u64,
+    pub drops: BTreeMap<&'static str, u64>,
+    pub transitions: HashMap<(State, State), u64>,
+    pub vip_restored: u64,
+}
+
+/// Key of a shared raw socket: one per interface and family.
+pub(super) type SockKey = (u32, bool);
+
+/// A tracked interface: FAULT while it is down.
+#[derive(Debug, Clone)]
+pub(super) struct Tracked {
+    pub(super) name: String,
+    pub(super) index: u32,
+    pub(super) up: bool,
+}
+
+/// One instance at run time: its core plus what the daemon knows about it.
+pub struct Runtime {
+    /// Stable across reloads (checks and witness reports carry it).
+    pub id: usize,
+    pub cfg: InstanceConfig,
+    pub core: vrrp::Instance,
+    pub link: LinkInfo,
+    pub primary: IpAddr,
+    pub(super) sock_key: SockKey,
+    pub(super) announcer: Arc<dyn Announce>,
+    pub(super) policy: RxPolicy,
+    /// Where adverts go (the group, or each unicast peer), each through its connected sender.
+    pub(super) destinations: Vec<(IpAddr, Arc<dyn AdvertSender>)>,
+    pub(super) send_checksum: ChecksumMode,
+    /// Reused for every advert this instance encodes (at 10 ms adverts, 100 a second).
+    pub(super) tx_buf: Vec<u8>,
+    /// Whether our VIPs are in the kernel by our hand (between AddAddresses and RemoveAddresses).
+    pub holding: bool,
+    pub(super) next_refresh: Option<Instant>,
+    pub(super) next_announce_refresh: Option<Instant>,
+    pub history: VecDeque<Record>,
+    pub speakers: HashMap<IpAddr, Speaker>,
+    pub counters: Counters,
+    pub checks: Vec<CheckState>,
+    pub(super) tracked: Vec<Tracked>,
+    pub conflicts: Conflicts,
+    /// The fault reason, base priority and claim inhibit last given to the core, to send only changes.
+    pub(super) fault_sent: Option<String>,
+    pub(super) priority_sent: u8,
+    pub(super) inhibit_sent: Option<String>,
+    /// Why the witness says not to claim (`None` once it answers, or without a witness).
+    pub(super) witness_inhibit: Option<String>,
+    /// Announcement bursts run only while this holds (MASTER, holding, not handing over).
+    pub(super) may_announce: Arc<AtomicBool>,
+    pub(super) hooks: Option<Hooks>,
+    /// When to ask the LAN next who answers for our VIPs (while master, or yielded to a conflict).
+    pub(super) next_probe: Option<Instant>,
+    /// A probe went out this round (so its end can count as a quiet round).
+    pub(super) probed: bool,
+    /// Someone else claimed one of our VIPs since this round's probe.
+    pub(super) heard_since_probe: bool,
+    /// Removed by a reload: stepping down, dropped once stopped.
+    pub(super) retiring: bool,
+    pub(super) check_tasks: TaskSet,
+    pub(super) witness_task: TaskSet,
+}
+
+impl Runtime {
+    pub(super) fn prefix_len(&self, addr: IpAddr) -> u8 {
+        self.cfg
+            .addresses
+            .iter()
+            .find(|v| v.addr == addr)
+            .map(|v| v.prefix_len)
+            .unwrap_or(if addr.is_ipv4() { 32 } else { 128 })
+    }
+
+    /// How often a master re-adds its VIPs to push the kernel lifetime forward: twice per lifetime.
+    pub(super) fn refresh_period(&self) -> Duration {
+        self.cfg.address_lifetime / 2
+    }
+
+    /// A refresh (or probe) due within this much is done at the current wakeup (an advert's,
+    /// usually), so it costs no wakeup of its own; if nothing wakes the loop, its own deadline is this
+    /// much late, which still leaves a quarter of the lifetime.
+    pub(super) fn refresh_slack(&self) -> Duration {
+        self.cfg.advert_interval.min(self.cfg.address_lifetime / 4)
+    }
+
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        [
+            self.core.poll_timeout(),
+            self.next_refresh.map(|t| t + self.refresh_slack()),
+            self.next_announce_refresh,
+            self.next_probe.map(|t| t + self.refresh_slack()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub(super) fn vips(&self) -> Vec<String> {
+        self.cfg.addresses.iter().map(|v| v.to_string()).collect()
+    }
+
+    /// Fold the witness and checks still without a first result into one claim inhibit for the core:
+    /// a host must not claim before it knows its service works (or while isolated).
+    pub(super) fn reevaluate_inhibit(&mut self, now: Instant) {
+        // Only a check whose failure means FAULT holds the claim back; a weighted one adjusts the
+        // priority once it reports.
+        let inhibit = self.witness_inhibit.clone().or_else(|| {
+            self.cfg
+                .checks
+                .iter()
+                .zip(&self.checks)
+                .find(|(cfg, state)| cfg.weight.is_none() && !state.known)
+                .map(|(cfg, _)| format!("waiting for the first result of check {}", cfg.name))
+        });
+        if inhibit != self.inhibit_sent {
+            self.inhibit_sent = inhibit.clone();
+            self.core.handle_event(now, Event::ClaimInhibit(inhibit));
+        }
+    }
+
+    /// Fold tracked interfaces, checks and a yielded conflict into one fault and one priority for the core.
+    pub(super) fn reevaluate(&mut self, now: Instant) {
+        let (check_fault, priority) =
+            checks::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+        let fault = self
+            .tracked
+            .iter()
+            .find(|t| !t.up)
+            .map(|t| format!("tracked interface {} is down", t.name))
+            .or(check_fault)
+            .or_else(|| self.conflicts.yielded.clone());
+        if fault != self.fault_sent {
+            self.fault_sent = fault.clone();
+            self.core.handle_event(now, Event::Fault(fault));
+        }
+        if priority != self.priority_sent && self.cfg.priority != 255 {
+            self.priority_sent = priority;
+            self.core.handle_event(now, Event::SetPriority(priority));
+        }
+        // Last: lifting the inhibit may claim at once, which must see the fault and priority above.
+        self.reevaluate_inhibit(now);
+    }
+
+    /// The instance's status, as `floatip status` shows it. `present` is every address the kernel has
+    /// on the interface now.
+    pub fn status(&self, present: &[IpAddr], now: Instant) -> InstanceStatus {
+        let effective = self.core.effective_priority();
+        let override_mode = self.core.override_mode().and_then(OverrideMode::from_vrrp);
+        let why_different = if override_mode == Some(OverrideMode::Takeover) {
+            Some(format!(
+                "takeover override: advertising {effective} until `floatip auto {}`",
+                self.cfg.name
+            ))
+        } else if effective == self.cfg.priority {
+            None
+        } else if effective == 0 {
+            Some("stepping down: advertising 0 so a backup takes over at once".to_string())
+        } else {
+            Some(
+                self.weights_note()
+                    .unwrap_or_else(|| "changed by health-check weights".to_string()),
+            )
+        };
+        let master = if self.core.state() == State::Master {
+            Some(MasterStatus {
+                address: self.primary,
+                is_self: true,
+                priority: effective,
+                interval_ms: millis(self.core.current_interval()),
+                last_advert_age_ms: None,
+            })
+        } else {
+            self.core.master_seen().map(|m| MasterStatus {
+                address: m.address,
+                is_self: false,
+                priority: m.priority,
+                interval_ms: millis(m.interval),
+                last_advert_age_ms: Some(age_ms(now, m.last_heard)),
+            })
+        };
+        let mut speakers: Vec<SpeakerStatus> = self
+            .speakers
+            .iter()
+            .filter(|(addr, _)| **addr != self.primary)
+            .map(|(addr, s)| SpeakerStatus {
+                address: *addr,
+                priority: s.priority,
+                interval_ms: u64::from(s.interval_cs) * 10,
+                addresses: s.addresses,
+                last_heard_age_ms: age_ms(now, s.last_heard),
+            })
+            .collect();
+        speakers.sort_by_key(|s| s.address);
+        let last = self.history.back();
+        InstanceStatus {
+            name: self.cfg.name.clone(),
+            interface: self.cfg.interface.clone(),
+            vrid: self.cfg.vrid,
+            version: self.cfg.version.number(),
+            state: state_name(self.core.state()).to_string(),
+            since: last.map(|r| unix_secs(r.at)),
+            reason: last.map(|r| r.reason.clone()),
+            priority: PriorityStatus {
+                configured: self.cfg.priority,
+                effective,
+                why_different,
+            },
+            vips: self
+                .cfg
+                .addresses
+                .iter()
+                .map(|v| VipStatus {
+                    address: v.to_string(),
+                    present_in_kernel: present.contains(&v.addr),
+                })
+                .collect(),
+            master,
+            speakers,
+            counters: CountersStatus {
+                adverts_sent: self.counters.adverts_sent,
+                adverts_received: self.counters.adverts_received,
+                send_errors: self.counters.send_errors,
+                drops: self
+                    .counters
+                    .drops
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect(),
+                vip_restored: self.counters.vip_restored,
+                transitions: self
+                    .counters
+                    .transitions
+                    .iter()
+                    .map(|((from, to), n)| (format!("{from}->{to}"), *n))
+                    .collect(),
+                conflicts: self.conflicts.total,
+            },
+            override_mode,
+            claim_inhibit: self.core.not_claiming(),
+            conflicts: self
+                .conflicts
+                .sightings
+                .iter()
+                .filter(|s| s.reported)
+                .map(|s| ConflictStatus {
+                    address: s.addr,
+                    mac: format_mac(&s.mac),
+                    last_seen_age_ms: u64::try_from(s.last_seen.elapsed().as_millis())
+                        .unwrap_or(u64::MAX),
+                })
+                .collect(),
+            checks: self
+                .checks
+                .iter()
+                .map(|s| CheckStatus {
+                    name: s.name.clone(),
+                    healthy: s.healthy,
+                    latency_ms: s.latency.map(|d| d.as_secs_f64() * 1000.0),
+                    last_error: s.last_error.clone(),
+                })
+                .collect(),
+            history: self
+                .history
+                .iter()
+                .map(|r| HistoryEntry {
+                    at: unix_secs(r.at),
+                    from: state_name(r.from).to_string(),
+                    to: state_name(r.to).to_string(),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// "check smb failing: weight -60": why weighted checks moved the priority, when they did.
+    fn weights_note(&self) -> Option<String> {
+        let (_, effective_base) =
+            checks::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+        (effective_base != self.cfg.priority).then(|| {
+            let failing: Vec<String> = self
+                .cfg
+                .checks
+                .iter()
+                .zip(&self.checks)
+                .filter(|(c, s)| c.weight.is_some() && !s.healthy)
+                .map(|(c, _)| {
+                    format!(
+                        "check {} failing: weight {:+}",
+                        c.name,
+                        c.weight.unwrap_or(0)
+                    )
+                })
+                .collect();
+            failing.join("; ")
+        })
+    }
+
+    /// Keeps a transition for `status`: the last [`HISTORY_MAX`], oldest first.
+    pub(super) fn record(&mut self, record: Record) {
+        if self.history.len() == HISTORY_MAX {
+            self.history.pop_front();
+        }
+        self.history.push_back(record);
+    }
+}

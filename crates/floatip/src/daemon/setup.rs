@@ -1,0 +1,291 @@
+//! Setting an instance up: resolving its interfaces and advert source, opening (or sharing) its
+//! sockets, starting its checks, witness and hooks ([`Daemon::prepare`], which changes nothing on the
+//! host), then starting its election ([`Daemon::start`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use tracing::{info, warn};
+use vrrp::packet::{GROUP_V4, GROUP_V6};
+use vrrp::validate::RxPolicy;
+use vrrp::{ChecksumMode, Event};
+
+use super::runtime::{Counters, Runtime, Tracked};
+use super::{Daemon, MAX_PACKET, WITNESS_EVERY};
+use crate::checks::{self, CheckState};
+use crate::config::{self, InstanceConfig};
+use crate::conflict::Conflicts;
+use crate::hooks::{self, Hooks};
+use crate::net::netlink;
+use crate::witness;
+
+impl Daemon {
+    /// Build the runtime of one instance: resolve its interfaces, open (or share) its sockets, start its
+    /// checks, witness, probe and hooks. Changes nothing on the host.
+    ///
+    /// An IPv6 link-local address still under duplicate address detection cannot be bound yet: it is
+    /// waited for up to `dad_patience` (at start-up, when the kernel has just brought the link up).
+    pub(super) fn prepare(
+        &mut self,
+        inst: &InstanceConfig,
+        dad_patience: Duration,
+    ) -> Result<Runtime> {
+        let link = self
+            .kernel
+            .link_by_name(&inst.interface)
+            .with_context(|| format!("instance {}", inst.name))?;
+        let tracked = self.resolve_tracked(inst)?;
+        let v6 = inst.is_v6();
+        let vips: Vec<IpAddr> = inst.addresses.iter().map(|v| v.addr).collect();
+        let primary = self
+            .settled_primary(inst, link.index, &vips, dad_patience)?
+            .with_context(|| {
+                format!(
+                    "instance {}: interface {} has no {} address to send adverts from; {}",
+                    inst.name,
+                    inst.interface,
+                    if v6 { "IPv6 link-local" } else { "IPv4" },
+                    if v6 {
+                        "bring the interface up so the kernel assigns fe80::/64"
+                    } else {
+                        "give the host its own address on that interface (the VIP cannot be it)"
+                    }
+                )
+            })?;
+        let key = (link.index, v6);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.sockets.entry(key) {
+            let sock = self
+                .kernel
+                .open_receiver(&inst.interface, link.index, v6)
+                .with_context(|| format!("instance {}: VRRP socket", inst.name))?;
+            if let Some(fd) = sock.fd() {
+                self.wakeup
+                    .watch(fd, self.socket_keys.len() as u64)
+                    .with_context(|| format!("instance {}: watching the VRRP socket", inst.name))?;
+            }
+            self.socket_keys.push(key);
+            slot.insert(sock);
+        }
+        let announcer = match self.announcers.get(&link.index) {
+            Some(a) => a.clone(),
+            None => {
+                let a = self
+                    .kernel
+                    .open_announcer(link.index, link.mac)
+                    .with_context(|| format!("instance {}: announcer", inst.name))?;
+                self.announcers.insert(link.index, a.clone());
+                a
+            }
+        };
+        if self.watched.insert((link.index, v6)) {
+            self.kernel
+                .watch_conflicts(link.index, link.mac, v6, self.chans.sightings.clone())
+                .with_context(|| format!("instance {}", inst.name))?;
+        }
+        let own = self.kernel.addresses(link.index)?;
+        let policy = RxPolicy {
+            vrid: inst.vrid,
+            version: inst.version,
+            interval_cs: interval_cs(inst.advert_interval),
+            checksum: inst.checksum,
+            own_addresses: own
+                .iter()
+                .map(|(a, _)| *a)
+                .filter(|a| !vips.contains(a))
+                .collect(),
+            unicast_peers: inst.unicast_peers.clone(),
+        };
+        let targets = if inst.unicast_peers.is_empty() {
+            vec![if v6 {
+                IpAddr::V6(GROUP_V6)
+            } else {
+                IpAddr::V4(GROUP_V4)
+            }]
+        } else {
+            inst.unicast_peers.clone()
+        };
+        let mut destinations = Vec::new();
+        for dst in targets {
+            let key = (link.index, primary, dst);
+            let sender = match self.senders.get(&key) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = self
+                        .kernel
+                        .open_sender(&inst.interface, link.index, primary, dst)
+                        .with_context(|| format!("instance {}: advert sender", inst.name))?;
+                    self.senders.insert(key, s.clone());
+                    s
+                }
+            };
+            destinations.push((dst, sender));
+        }
+        let send_checksum = match inst.checksum {
+            ChecksumMode::MessageOnly => ChecksumMode::MessageOnly,
+            _ => ChecksumMode::PseudoHeader,
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let check_tasks = checks::spawn(id, &inst.name, &inst.checks, self.chans.checks.clone());
+        let witness_task = witness::spawn(
+            id,
+            inst.witness.clone(),
+            WITNESS_EVERY,
+            self.chans.witness.clone(),
+        );
+        Ok(Runtime {
+            id,
+            core: vrrp::Instance::new(inst.vrrp_config(primary)),
+            cfg: inst.clone(),
+            link,
+            primary,
+            sock_key: key,
+            announcer,
+            policy,
+            destinations,
+            send_checksum,
+            tx_buf: Vec::with_capacity(MAX_PACKET),
+            holding: false,
+            next_refresh: None,
+            next_announce_refresh: None,
+            history: VecDeque::new(),
+            speakers: HashMap::new(),
+            counters: Counters::default(),
+            checks: CheckState::for_checks(&inst.checks),
+            tracked,
+            conflicts: Conflicts::default(),
+            fault_sent: None,
+            priority_sent: inst.priority.min(254),
+            inhibit_sent: None,
+            witness_inhibit: (!inst.witness.is_empty())
+                .then(|| "witness: first probe pending".to_string()),
+            may_announce: Arc::new(AtomicBool::new(false)),
+            hooks: spawn_hooks(inst),
+            next_probe: None,
+            probed: false,
+            heard_since_probe: false,
+            retiring: false,
+            check_tasks,
+            witness_task,
+        })
+    }
+
+    pub(super) fn resolve_tracked(&self, inst: &InstanceConfig) -> Result<Vec<Tracked>> {
+        let mut tracked = Vec::new();
+        for name in &inst.track_interfaces {
+            let l = self
+                .kernel
+                .link_by_name(name)
+                .with_context(|| format!("instance {}: track_interfaces", inst.name))?;
+            tracked.push(Tracked {
+                name: name.clone(),
+                index: l.index,
+                up: l.up,
+            });
+        }
+        Ok(tracked)
+    }
+
+    /// The address adverts go out from (see [`Daemon::prepare`]).
+    pub(super) fn settled_primary(
+        &self,
+        inst: &InstanceConfig,
+        index: u32,
+        vips: &[IpAddr],
+        dad_patience: Duration,
+    ) -> Result<Option<IpAddr>> {
+        let give_up = Instant::now() + dad_patience;
+        let mut said = false;
+        loop {
+            let all = self.kernel.address_details(index)?;
+            let Some(d) = netlink::pick_primary(&all, inst.is_v6(), vips)
+                .and_then(|addr| all.into_iter().find(|d| d.addr == addr))
+            else {
+                return Ok(None);
+            };
+            let addr = d.addr;
+            if d.is_dad_failed() {
+                bail!(
+                    "instance {}: {addr} on {} failed duplicate address detection (another host uses it); \
+                     give the interface a unique link-local address",
+                    inst.name,
+                    inst.interface
+                );
+            }
+            if !d.is_tentative() {
+                return Ok(Some(addr));
+            }
+            if Instant::now() >= give_up {
+                bail!(
+                    "instance {}: {addr} on {} is still tentative (duplicate address detection is running), \
+                     and adverts cannot be sent from it yet; try again in a few seconds",
+                    inst.name,
+                    inst.interface
+                );
+            }
+            if !std::mem::replace(&mut said, true) {
+                info!(instance = %inst.name, "waiting for duplicate address detection of {addr} on {}", inst.interface);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Remove stale copies of the instance's VIPs (a previous run killed before their lifetime ran out),
+    /// then start its election, with any override that survived a restart.
+    pub(super) fn start(&mut self, mut rt: Runtime, now: Instant) -> Result<()> {
+        let present = self.kernel.addresses(rt.link.index)?;
+        for vip in &rt.cfg.addresses {
+            if present.iter().any(|(a, _)| *a == vip.addr) {
+                warn!(instance = %rt.cfg.name, vip = %vip, "removing a stale copy of our VIP (left by an earlier run, or added by hand)");
+                self.kernel
+                    .remove_address(rt.link.index, vip.addr, vip.prefix_len)?;
+            }
+        }
+        info!(
+            instance = %rt.cfg.name,
+            "managing {} on {} (vrid {}, priority {}, VRRPv{}, adverts every {}, {}, from {})",
+            rt.vips().join(", "),
+            rt.cfg.interface,
+            rt.cfg.vrid,
+            rt.cfg.priority,
+            rt.cfg.version.number(),
+            config::format_duration(rt.cfg.advert_interval),
+            if rt.cfg.unicast_peers.is_empty() {
+                "multicast".to_string()
+            } else {
+                format!("unicast to {:?}", rt.cfg.unicast_peers)
+            },
+            rt.primary,
+        );
+        // Before the first witness answer or check result nobody knows this host can serve: at 10 ms
+        // adverts master-down passes long before either can arrive.
+        rt.reevaluate_inhibit(now);
+        rt.core.handle_event(now, Event::Startup);
+        if !rt.link.up {
+            rt.core.handle_event(now, Event::LinkDown);
+        }
+        rt.reevaluate(now);
+        if let Some(o) = self.overrides.get(&rt.cfg.name) {
+            info!(instance = %rt.cfg.name, "restoring the operator's {o:?} override from {}", self.state_dir.display());
+            rt.core.handle_event(now, Event::Override(*o));
+        }
+        self.instances.push(rt);
+        Ok(())
+    }
+}
+
+pub(super) fn spawn_hooks(inst: &InstanceConfig) -> Option<Hooks> {
+    let n = &inst.notify;
+    [&n.master, &n.backup, &n.fault, &n.stop]
+        .iter()
+        .any(|h| h.is_some())
+        .then(|| hooks::spawn(inst.name.clone(), n.clone()))
+}
+
+pub(super) fn interval_cs(d: Duration) -> u16 {
+    u16::try_from(d.as_millis() / 10).unwrap_or(u16::MAX)
+}

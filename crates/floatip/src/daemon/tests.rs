@@ -1,0 +1,340 @@
+//! The daemon's event handling, driven through a fake kernel edge ([`super::fake`]) with a virtual
+//! clock: elections, adverts heard, releases, reloads and status, without root.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+use vrrp::packet::{self, Advert, Version, GROUP_V4};
+use vrrp::{ChecksumMode, State};
+
+use super::fake::{Call, FakeHost};
+use super::{Channels, Daemon, Record};
+use crate::config;
+use crate::control::{ControlCall, Request, Response, HISTORY_MAX};
+use crate::net::vrrp_socket::Datagram;
+use crate::wakeup::Wakeup;
+
+const IFINDEX: u32 = 2;
+const OWN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const PEER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 97);
+
+fn instance(vrid: u8, priority: u8) -> String {
+    format!(
+        "[[instance]]\nname = \"files\"\ninterface = \"eth0\"\nvrid = {vrid}\npriority = {priority}\n\
+         advert_interval = \"100ms\"\naddresses = [\"{VIP}/24\"]\n"
+    )
+}
+
+/// One daemon over a fake host, with its config in a temporary directory and a virtual clock.
+struct Harness {
+    runtime: tokio::runtime::Runtime,
+    host: FakeHost,
+    daemon: Daemon,
+    now: Instant,
+    dir: PathBuf,
+}
+
+impl Harness {
+    fn start(instances: &str) -> Harness {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "floatip-daemon-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let host = FakeHost::with_link("eth0", IFINDEX, (IpAddr::V4(OWN), 24));
+        let (daemon, now) = {
+            let _rt = runtime.enter();
+            let path = Self::write_config(&dir, instances);
+            let cfg = config::load(&path).expect("a valid test config");
+            let chans = Channels {
+                checks: mpsc::channel(16).0,
+                witness: mpsc::channel(16).0,
+                sightings: mpsc::channel(16).0,
+            };
+            let mut daemon = Daemon::new(
+                Box::new(host.clone()),
+                &cfg,
+                Default::default(),
+                Wakeup::new().unwrap(),
+                chans,
+            )
+            .unwrap();
+            let now = Instant::now();
+            for inst in &cfg.instances {
+                let rt = daemon.prepare(inst, Duration::ZERO).unwrap();
+                daemon.start(rt, now).unwrap();
+            }
+            (daemon, now)
+        };
+        Harness {
+            runtime,
+            host,
+            daemon,
+            now,
+            dir,
+        }
+    }
+
+    fn write_config(dir: &std::path::Path, instances: &str) -> PathBuf {
+        let path = dir.join("floatip.toml");
+        let text = format!(
+            "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\n\n{instances}",
+            dir.join("floatip.sock").display(),
+            dir.join("state").display()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs the loop's deadlines up to `by` from now, as the protocol loop would.
+    fn advance(&mut self, by: Duration) {
+        let _rt = self.runtime.enter();
+        let until = self.now + by;
+        for _ in 0..100_000 {
+            self.daemon.carry_out(self.now);
+            match self.daemon.next_deadline() {
+                Some(t) if t <= until => {
+                    self.now = self.now.max(t);
+                    self.daemon.on_deadline(self.now);
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+        self.daemon.carry_out(self.now);
+        // Let the announcement bursts spawned meanwhile send their first round.
+        self.runtime.block_on(tokio::task::yield_now());
+    }
+
+    /// One control request; the answer may come at once or after later [`Harness::advance`]s.
+    fn call(&mut self, request: Request) -> oneshot::Receiver<Response> {
+        let _rt = self.runtime.enter();
+        let (reply, answer) = oneshot::channel();
+        self.daemon
+            .on_control(self.now, ControlCall { request, reply });
+        self.daemon.carry_out(self.now);
+        answer
+    }
+
+    /// An advert from the peer on our VRID.
+    fn advert_from_peer(&mut self, vrid: u8, priority: u8) {
+        let advert = Advert {
+            version: Version::V3,
+            vrid,
+            priority,
+            interval_cs: 10,
+            addresses: Arc::from([IpAddr::V4(VIP)]),
+        };
+        let bytes = packet::encode(
+            &advert,
+            IpAddr::V4(PEER),
+            IpAddr::V4(GROUP_V4),
+            ChecksumMode::PseudoHeader,
+        );
+        let d = Datagram {
+            src: IpAddr::V4(PEER),
+            dst: IpAddr::V4(GROUP_V4),
+            ttl: 255,
+            len: bytes.len(),
+        };
+        let _rt = self.runtime.enter();
+        self.daemon
+            .on_packet(self.now, (IFINDEX, false), &d, &bytes);
+        self.daemon.carry_out(self.now);
+    }
+
+    fn state(&self) -> State {
+        let rt = self.daemon.instances.iter().find(|r| !r.retiring).unwrap();
+        rt.core.state()
+    }
+
+    fn become_master(&mut self) {
+        self.advance(Duration::from_secs(1));
+        assert_eq!(self.state(), State::Master);
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn answer(rx: &mut oneshot::Receiver<Response>) -> Option<Response> {
+    rx.try_recv().ok()
+}
+
+fn vip() -> IpAddr {
+    IpAddr::V4(VIP)
+}
+
+#[test]
+fn a_lone_instance_claims_adds_announces_and_reports_it() {
+    let mut h = Harness::start(&instance(51, 150));
+    assert_eq!(h.state(), State::Backup);
+    assert!(!h.host.has(IFINDEX, vip()), "no claim before master-down");
+    h.become_master();
+    let log = h.host.take_log();
+    let added = log.iter().position(|c| *c == Call::Add(vip())).unwrap();
+    let announced = log
+        .iter()
+        .position(|c| *c == Call::Announce(vip()))
+        .unwrap();
+    assert!(added < announced, "announced after it was added: {log:?}");
+    assert!(log.contains(&Call::Advert {
+        dst: IpAddr::V4(GROUP_V4),
+        priority: 150
+    }));
+    assert!(h.host.has(IFINDEX, vip()));
+    let st = h.daemon.instances[0].status(&[vip()], h.now);
+    assert_eq!(st.state, "MASTER");
+    assert!(st.master.as_ref().unwrap().is_self);
+    assert!(st.vips[0].present_in_kernel);
+    assert_eq!(st.counters.transitions.get("BACKUP->MASTER"), Some(&1));
+    assert!(st.reason.unwrap().contains("MASTER"));
+}
+
+#[test]
+fn a_better_peer_is_followed_and_shown() {
+    let mut h = Harness::start(&instance(51, 100));
+    h.become_master();
+    h.advert_from_peer(51, 200);
+    assert_eq!(h.state(), State::Backup);
+    assert!(!h.host.has(IFINDEX, vip()));
+    let st = h.daemon.instances[0].status(&[], h.now);
+    let master = st.master.unwrap();
+    assert_eq!(master.address, IpAddr::V4(PEER));
+    assert_eq!(master.priority, 200);
+    assert_eq!(st.speakers.len(), 1);
+    assert_eq!(st.counters.adverts_received, 1);
+}
+
+#[test]
+fn a_release_nobody_answers_is_refused_and_the_master_stays() {
+    let mut h = Harness::start(&instance(51, 150));
+    h.become_master();
+    h.host.take_log();
+    let mut rx = h.call(Request::Release {
+        instance: "files".into(),
+        force: false,
+    });
+    assert_eq!(answer(&mut rx), None, "answered once the handoff is over");
+    assert!(h.host.take_log().contains(&Call::Advert {
+        dst: IpAddr::V4(GROUP_V4),
+        priority: 0
+    }));
+    h.advance(Duration::from_secs(2));
+    match answer(&mut rx) {
+        Some(Response::Error { message }) => {
+            assert!(message.contains("no other router"), "{message}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(h.state(), State::Master);
+    assert!(h.host.has(IFINDEX, vip()));
+    assert!(!h.host.take_log().contains(&Call::Remove(vip())));
+}
+
+#[test]
+fn a_release_is_answered_when_the_successor_takes_over() {
+    let mut h = Harness::start(&instance(51, 150));
+    h.become_master();
+    let mut rx = h.call(Request::Release {
+        instance: "files".into(),
+        force: false,
+    });
+    h.advance(Duration::from_millis(50));
+    assert!(h.host.has(IFINDEX, vip()), "kept until a successor speaks");
+    h.advert_from_peer(51, 100);
+    h.advance(Duration::from_millis(10));
+    match answer(&mut rx) {
+        Some(Response::Done { message }) => {
+            assert!(
+                message.contains("192.0.2.2 (priority 100) took over"),
+                "{message}"
+            )
+        }
+        other => panic!("expected the release to be done, got {other:?}"),
+    }
+    assert_eq!(h.state(), State::Backup);
+    assert!(!h.host.has(IFINDEX, vip()));
+}
+
+#[test]
+fn a_reloaded_priority_applies_in_place_without_a_failover() {
+    let mut h = Harness::start(&instance(51, 150));
+    h.become_master();
+    h.host.take_log();
+    Harness::write_config(&h.dir, &instance(51, 120));
+    let mut rx = h.call(Request::Reload);
+    match answer(&mut rx) {
+        Some(Response::Done { message }) => assert!(
+            message.contains("changed in place: [files (priority 120)]"),
+            "{message}"
+        ),
+        other => panic!("expected the reload to be done, got {other:?}"),
+    }
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.state(), State::Master);
+    assert!(!h.host.take_log().contains(&Call::Remove(vip())));
+    assert_eq!(h.daemon.instances[0].core.effective_priority(), 120);
+}
+
+#[test]
+fn a_reloaded_vrid_hands_over_before_the_new_instance_starts() {
+    let mut h = Harness::start(&instance(51, 150));
+    h.become_master();
+    h.host.take_log();
+    Harness::write_config(&h.dir, &instance(52, 150));
+    let mut rx = h.call(Request::Reload);
+    match answer(&mut rx) {
+        Some(Response::Done { message }) => {
+            assert!(message.contains("stepping down: [files]"), "{message}");
+            assert!(message.contains("started: [files]"), "{message}");
+        }
+        other => panic!("expected the reload to be done, got {other:?}"),
+    }
+    h.advance(Duration::from_secs(3));
+    let log = h.host.take_log();
+    let removed = log.iter().position(|c| *c == Call::Remove(vip()));
+    let added = log.iter().position(|c| *c == Call::Add(vip()));
+    assert!(
+        matches!((removed, added), (Some(r), Some(a)) if r < a),
+        "the retiring instance lets go before the new one claims: {log:?}"
+    );
+    assert_eq!(h.daemon.instances.len(), 1, "the retired instance is gone");
+    assert_eq!(h.daemon.instances[0].cfg.vrid, 52);
+    assert_eq!(h.state(), State::Master);
+}
+
+#[test]
+fn history_is_capped_newest_last() {
+    let mut h = Harness::start(&instance(51, 150));
+    h.become_master();
+    let rt = &mut h.daemon.instances[0];
+    for i in 0..60 {
+        rt.record(Record {
+            at: UNIX_EPOCH + Duration::from_secs(i as u64),
+            from: State::Backup,
+            to: State::Master,
+            reason: format!("r{i}"),
+        });
+    }
+    let st = rt.status(&[], h.now);
+    assert_eq!(st.history.len(), HISTORY_MAX);
+    assert_eq!(st.history.last().unwrap().reason, "r59");
+    assert_eq!(st.reason.as_deref(), Some("r59"));
+    assert!(st.master.unwrap().is_self);
+    assert!(!st.vips[0].present_in_kernel);
+}
