@@ -19,7 +19,6 @@ pub mod config;
 pub mod conflict;
 pub mod control;
 pub mod daemon;
-pub mod doctor;
 pub mod hooks;
 pub mod metrics;
 pub mod net;
