@@ -9,7 +9,7 @@
 //! - [`hooks`]: notify scripts, run in order, one at a time per instance.
 //! - [`conflict`]: what a master does when another MAC answers for its VIP.
 //! - [`net`]: the kernel edges: netlink addresses and link events, VRRP raw sockets, GARP/NA, ARP probes.
-//! - [`metrics`]: the Prometheus endpoint.
+//! - [`http`]: the HTTP edge: the Prometheus metrics endpoint ([`http::metrics`] renders it).
 //! - [`service`]: living under systemd: logs, sd_notify, watchdog, capabilities.
 //! - [`wakeup`]: the protocol loop's sleep (epoll with nanosecond deadlines) and doorbell.
 
@@ -19,9 +19,8 @@ pub mod config;
 pub mod conflict;
 pub mod control;
 pub mod daemon;
-pub mod doctor;
 pub mod hooks;
-pub mod metrics;
+pub mod http;
 pub mod net;
 pub mod service;
 pub mod wakeup;

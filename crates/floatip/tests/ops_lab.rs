@@ -12,7 +12,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use floatip::doctor::{Mark, Report};
+use floatip::cli::doctor::{Mark, Report};
 use floatip_lab::{require_root, wait_until, Host, Lab, Proc};
 
 const VIP: &str = "192.0.2.97";
@@ -227,11 +227,11 @@ fn doctor_in(host: &Host, cfg: &Path, socket: &Path) -> Report {
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(floatip::doctor::run(&cfg, &socket))
+            .block_on(floatip::cli::doctor::run(&cfg, &socket))
     })
 }
 
-fn failed<'a>(report: &'a Report, needle: &str) -> Option<&'a floatip::doctor::Item> {
+fn failed<'a>(report: &'a Report, needle: &str) -> Option<&'a floatip::cli::doctor::Item> {
     report
         .items()
         .find(|i| i.mark == Mark::Fail && i.text.contains(needle))

@@ -6,6 +6,7 @@
 //! - [`assets`]: the man pages and shell completions generated from these definitions.
 //! - [`manual`]: `floatip up` / `down`, the seed's manual procedure made safe.
 //! - [`demo`]: `floatip demo`, a live failover in network namespaces.
+//! - [`doctor`]: `floatip doctor`, the checklist of what commonly stops a floating IP from working.
 //!
 //! A new command: a variant of [`Command`] (its help text is its doc), one arm in [`run`], and its
 //! own file here when it is more than a call.
@@ -14,6 +15,7 @@ pub mod assets;
 pub mod check;
 pub mod commands;
 pub mod demo;
+pub mod doctor;
 pub mod manual;
 pub mod render;
 
@@ -168,7 +170,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .socket
                 .clone()
                 .unwrap_or_else(|| cfg.daemon.socket.clone());
-            block_on(crate::doctor::doctor(&cfg, &socket))
+            block_on(doctor::doctor(&cfg, &socket))
         }
         Command::Demo => demo::run(),
     }

@@ -260,7 +260,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     let overrides = overrides::load_overrides(&cfg.daemon.state_dir)?;
     let (host, events) = kernel::open_host()?;
     let listener = control::bind(&cfg.daemon.socket)?;
-    let metrics_listener = cfg.daemon.metrics.map(crate::metrics::bind).transpose()?;
+    let metrics_listener = cfg.daemon.metrics.map(crate::http::bind).transpose()?;
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot install the SIGHUP handler")?;
     let wakeup = Wakeup::new().context("cannot create the loop's timer and doorbell")?;
@@ -292,7 +292,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     if let Some(l) = metrics_listener {
         let calls = calls_tx.clone();
         tokio::spawn(async move {
-            if let Err(err) = crate::metrics::serve(l, calls).await {
+            if let Err(err) = crate::http::serve(l, calls).await {
                 error!("metrics endpoint stopped: {err:#}");
             }
         });

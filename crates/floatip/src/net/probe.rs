@@ -17,9 +17,10 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
-use super::announce::{
-    arp_probe_frame, dad_ns_frame, parse_arp, parse_nd, PacketSocket, ARP_AND_ND_FILTER, ETH_P_ARP,
-    ETH_P_IPV6, ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT, PACKET_OUTGOING,
+use super::announce::{PacketSocket, ARP_AND_ND_FILTER, PACKET_OUTGOING};
+use super::frame::{
+    arp_probe_frame, dad_ns_frame, parse_arp, parse_nd, ETH_P_ARP, ETH_P_IPV6, ND_NEIGHBOR_ADVERT,
+    ND_NEIGHBOR_SOLICIT,
 };
 use super::vrrp_socket::async_fd;
 
@@ -215,7 +216,7 @@ pub fn classify(frame: &[u8], ours: [u8; 6]) -> Option<(IpAddr, [u8; 6])> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::announce::{garp_frame, icmpv6_frame, unsolicited_na_frame};
+    use super::super::frame::{garp_frame, icmpv6_frame, unsolicited_na_frame};
     use super::*;
 
     const US: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -243,7 +244,7 @@ mod tests {
         assert_eq!(classify(&unsolicited_na_frame(US, vip), US), None);
         assert_eq!(classify(&dad_ns_frame(THEM, vip), US), None);
         // NS from the VIP with a source link-layer option.
-        let group = super::super::announce::solicited_node(&"2001:db8::1".parse().unwrap());
+        let group = super::super::frame::solicited_node(&"2001:db8::1".parse().unwrap());
         let mut icmp = vec![ND_NEIGHBOR_SOLICIT, 0, 0, 0, 0, 0, 0, 0];
         icmp.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
         icmp.extend_from_slice(&[1, 1]);
