@@ -9,6 +9,7 @@
 //! - [`control`]: the control socket protocol (one definition for daemon and CLI), server and client.
 //! - [`checks`], [`witness`]: health checks and the witness, run off the protocol loop.
 //! - [`hooks`]: notify scripts, run in order, one at a time per instance.
+//! - [`exec`]: bounded child processes (own process group, killed and reaped on overrun) for checks and hooks.
 //! - [`conflict`]: what a master does when another MAC answers for its VIP.
 //! - [`manual`]: `floatip up` / `down`, the seed's manual procedure made safe.
 
@@ -20,6 +21,7 @@ pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod doctor;
+pub mod exec;
 pub mod hooks;
 pub mod manual;
 pub mod metrics;
