@@ -27,17 +27,17 @@ use anyhow::{bail, Context, Result};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
-use crate::checks::{self, CheckReport, CheckState, TaskSet};
 use crate::config::{self, Config, InstanceConfig};
 use crate::conflict::{Conflicts, Verdict};
 use crate::control::{self, ControlCall, Request, Response};
+use crate::health::witness::{self, WitnessReport};
+use crate::health::{self, CheckReport, CheckState, TaskSet};
 use crate::hooks::{self, Hooks};
 use crate::net::announce::Announcer;
 use crate::net::netlink::{self, LinkInfo, NetEvent, Netlink};
 use crate::net::probe::ConflictWatch;
 use crate::net::vrrp_socket::{Datagram, VrrpSender, VrrpSocket};
 use crate::wakeup::{Bell, Wakeup};
-use crate::witness::{self, WitnessReport};
 use vrrp::packet::{self, GROUP_V4, GROUP_V6};
 use vrrp::validate::{self, Received, RxPolicy};
 use vrrp::{Action, ChecksumMode, Event, Override, State};
@@ -221,7 +221,7 @@ impl Runtime {
     /// Fold tracked interfaces, checks and a yielded conflict into one fault and one priority for the core.
     fn reevaluate(&mut self, now: Instant) {
         let (check_fault, priority) =
-            checks::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+            health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
         let fault = self
             .tracked
             .iter()
@@ -243,7 +243,7 @@ impl Runtime {
 
     fn facts(&self) -> control::InstanceFacts {
         let (_, effective_base) =
-            checks::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+            health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
         let priority_note = (effective_base != self.cfg.priority).then(|| {
             let failing: Vec<String> = self
                 .cfg
@@ -544,7 +544,7 @@ impl Daemon {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let check_tasks = checks::spawn(id, &inst.name, &inst.checks, self.chans.checks.clone());
+        let check_tasks = health::spawn(id, &inst.name, &inst.checks, self.chans.checks.clone());
         let witness_task = witness::spawn(
             id,
             inst.witness.clone(),
@@ -623,7 +623,7 @@ impl Daemon {
         }
         if rt.cfg.checks != new.checks {
             rt.checks = CheckState::for_checks(&new.checks);
-            rt.check_tasks = checks::spawn(rt.id, &new.name, &new.checks, chans.checks.clone());
+            rt.check_tasks = health::spawn(rt.id, &new.name, &new.checks, chans.checks.clone());
             what.push("checks".to_string());
         }
         if rt.cfg.witness != new.witness {

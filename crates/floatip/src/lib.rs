@@ -7,13 +7,12 @@
 //! - [`cli`]: the command line.
 //! - [`demo`]: `floatip demo`, a live failover in network namespaces.
 //! - [`control`]: the control socket protocol (one definition for daemon and CLI), server and client.
-//! - [`checks`], [`witness`]: health checks and the witness, run off the protocol loop.
+//! - [`health`]: health checks (one file per kind) and the witness, run off the protocol loop.
 //! - [`hooks`]: notify scripts, run in order, one at a time per instance.
 //! - [`exec`]: bounded child processes (own process group, killed and reaped on overrun) for checks and hooks.
 //! - [`conflict`]: what a master does when another MAC answers for its VIP.
 //! - [`manual`]: `floatip up` / `down`, the seed's manual procedure made safe.
 
-pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod conflict;
@@ -22,10 +21,10 @@ pub mod daemon;
 pub mod demo;
 pub mod doctor;
 pub mod exec;
+pub mod health;
 pub mod hooks;
 pub mod manual;
 pub mod metrics;
 pub mod net;
 pub mod service;
 pub mod wakeup;
-pub mod witness;
