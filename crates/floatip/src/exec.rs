@@ -130,6 +130,32 @@ impl LineBuf {
     }
 }
 
+/// A child's stdout and stderr (each `None` when not piped or at its end), split into lines.
+struct Pipes {
+    stdout: Option<tokio::process::ChildStdout>,
+    stderr: Option<tokio::process::ChildStderr>,
+    out_lines: LineBuf,
+    err_lines: LineBuf,
+}
+
+impl Pipes {
+    /// Reads what one of the pipes has and passes its complete lines to `on_line`; a pipe at its end
+    /// (or failing) becomes `None`. Pends forever when neither is left. Cancel-safe.
+    async fn read(&mut self, on_line: &mut impl FnMut(Stream, &str)) {
+        let (mut out_buf, mut err_buf) = ([0u8; 2048], [0u8; 2048]);
+        tokio::select! {
+            n = read_opt(&mut self.stdout, &mut out_buf) => match n {
+                Some(n) => self.out_lines.push(&out_buf[..n], |l| on_line(Stream::Stdout, l)),
+                None => self.stdout = None,
+            },
+            n = read_opt(&mut self.stderr, &mut err_buf) => match n {
+                Some(n) => self.err_lines.push(&err_buf[..n], |l| on_line(Stream::Stderr, l)),
+                None => self.stderr = None,
+            },
+        }
+    }
+}
+
 /// Runs `cmd` (stdin from /dev/null; stdout and stderr as the caller configured them: piped ones are
 /// read and passed line by line to `on_line`) in its own process group, for at most `timeout`. On
 /// overrun the whole group gets SIGKILL and the child is reaped. Never leaves a zombie behind.
@@ -140,22 +166,17 @@ pub(crate) async fn run_bounded(
 ) -> io::Result<Finished> {
     let deadline = Instant::now() + timeout;
     let mut child = GroupChild::spawn(cmd)?;
-    let mut stdout = child.child.stdout.take();
-    let mut stderr = child.child.stderr.take();
-    let (mut out_lines, mut err_lines) = (LineBuf::default(), LineBuf::default());
-    let (mut out_buf, mut err_buf) = ([0u8; 2048], [0u8; 2048]);
+    let mut pipes = Pipes {
+        stdout: child.child.stdout.take(),
+        stderr: child.child.stderr.take(),
+        out_lines: LineBuf::default(),
+        err_lines: LineBuf::default(),
+    };
 
     let status = loop {
         tokio::select! {
             status = child.child.wait() => break Some(status),
-            n = read_opt(&mut stdout, &mut out_buf) => match n {
-                Some(n) => out_lines.push(&out_buf[..n], |l| on_line(Stream::Stdout, l)),
-                None => stdout = None,
-            },
-            n = read_opt(&mut stderr, &mut err_buf) => match n {
-                Some(n) => err_lines.push(&err_buf[..n], |l| on_line(Stream::Stderr, l)),
-                None => stderr = None,
-            },
+            () = pipes.read(&mut on_line) => {}
             _ = tokio::time::sleep_until(deadline) => break None,
         }
     };
@@ -179,21 +200,14 @@ pub(crate) async fn run_bounded(
 
     // Output still in the pipes: read it, but not forever (a background grandchild may hold them open).
     let grace = Instant::now() + PIPE_GRACE;
-    while stdout.is_some() || stderr.is_some() {
+    while pipes.stdout.is_some() || pipes.stderr.is_some() {
         tokio::select! {
-            n = read_opt(&mut stdout, &mut out_buf) => match n {
-                Some(n) => out_lines.push(&out_buf[..n], |l| on_line(Stream::Stdout, l)),
-                None => stdout = None,
-            },
-            n = read_opt(&mut stderr, &mut err_buf) => match n {
-                Some(n) => err_lines.push(&err_buf[..n], |l| on_line(Stream::Stderr, l)),
-                None => stderr = None,
-            },
+            () = pipes.read(&mut on_line) => {}
             _ = tokio::time::sleep_until(grace) => break,
         }
     }
-    out_lines.finish(|l| on_line(Stream::Stdout, l));
-    err_lines.finish(|l| on_line(Stream::Stderr, l));
+    pipes.out_lines.finish(|l| on_line(Stream::Stdout, l));
+    pipes.err_lines.finish(|l| on_line(Stream::Stderr, l));
     Ok(finished)
 }
 
