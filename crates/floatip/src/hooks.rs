@@ -17,8 +17,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use crate::checks::{describe_status, human, io_text, run_bounded, Finished, Stream};
 use crate::config::NotifyConfig;
+use crate::exec::{describe_status, human, io_text, run_bounded, Finished, Stream};
 
 /// Pending hooks beyond this are dropped oldest first (with an error in the log): a hook stuck until its
 /// timeout while the instance flaps must not grow memory without bound. The newest transition, the one

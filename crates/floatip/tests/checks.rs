@@ -6,9 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use floatip::checks::{self, evaluate, evaluate_states, CheckReport, CheckState, RiseFall};
 use floatip::config::{CheckConfig, CheckKind};
-use floatip::witness::{self, WitnessReport};
+use floatip::health::witness::{self, WitnessReport};
+use floatip::health::{self, evaluate, evaluate_states, CheckReport, CheckState, RiseFall};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -225,7 +225,7 @@ async fn tcp_check_healthy_then_failing_after_fall() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let target = listener.local_addr().unwrap();
     let (tx, mut rx) = mpsc::channel(256);
-    let _tasks = checks::spawn(3, "files", &[check("smb", CheckKind::Tcp { target })], tx);
+    let _tasks = health::spawn(3, "files", &[check("smb", CheckKind::Tcp { target })], tx);
 
     let first = next(&mut rx).await;
     assert_eq!((first.instance, first.check), (3, 0));
@@ -311,7 +311,7 @@ fn http(addr: SocketAddr, path: &str, status: Option<u16>, body: Option<&str>) -
 async fn http_check_status_and_body() {
     let addr = http_server().await;
     let t = Duration::from_secs(5);
-    let run = |kind: CheckKind| async move { checks::run_once(&kind, t).await };
+    let run = |kind: CheckKind| async move { health::run_once(&kind, t).await };
 
     assert_eq!(run(http(addr, "/ok", None, None)).await, Ok(()));
     let e = run(http(addr, "/down", None, None)).await.unwrap_err();
@@ -341,7 +341,7 @@ async fn http_check_status_and_body() {
     let e = run(http(addr, "/missing", None, None)).await.unwrap_err();
     assert!(e.contains("404"), "{e}");
 
-    let e = checks::run_once(&http(addr, "/hang", None, None), Duration::from_millis(300))
+    let e = health::run_once(&http(addr, "/hang", None, None), Duration::from_millis(300))
         .await
         .unwrap_err();
     assert!(e.contains("no answer within 300ms"), "{e}");
@@ -362,7 +362,7 @@ async fn http_check_reports_failing() {
     let (tx, mut rx) = mpsc::channel(256);
     let mut c = check("web", http(addr, "/down", None, None));
     c.fall = 1;
-    let _tasks = checks::spawn(0, "web", &[c], tx);
+    let _tasks = health::spawn(0, "web", &[c], tx);
     let r = next(&mut rx).await;
     assert!(!r.ok && !r.healthy && r.changed, "{r:?}");
     assert!(r.error.unwrap().contains("503"));
@@ -375,18 +375,18 @@ async fn http_check_reports_failing() {
 async fn exec_check_exit_status_and_stderr() {
     let dir = TempDir::new("exec-status");
     let t = Duration::from_secs(5);
-    assert_eq!(checks::run_once(&exec(&["true"]), t).await, Ok(()));
-    let e = checks::run_once(&exec(&["false"]), t).await.unwrap_err();
+    assert_eq!(health::run_once(&exec(&["true"]), t).await, Ok(()));
+    let e = health::run_once(&exec(&["false"]), t).await.unwrap_err();
     assert_eq!(e, "false: exit status 1");
     let script = dir.script(
         "nfs",
         "echo checking >&2\necho 'nfsd is not running' >&2\necho 'stdout is not the reason'\nexit 2",
     );
-    let e = checks::run_once(&exec(&["/bin/sh", &script]), t)
+    let e = health::run_once(&exec(&["/bin/sh", &script]), t)
         .await
         .unwrap_err();
     assert_eq!(e, "/bin/sh: exit status 2: nfsd is not running");
-    let e = checks::run_once(&exec(&["/nonexistent/check-nfs"]), t)
+    let e = health::run_once(&exec(&["/nonexistent/check-nfs"]), t)
         .await
         .unwrap_err();
     assert!(
@@ -404,7 +404,7 @@ async fn exec_check_killed_at_timeout_and_reaped() {
         &format!("echo $$ > {}\nexec sleep 10", pid_file.display()),
     );
     let started = std::time::Instant::now();
-    let e = checks::run_once(&exec(&["/bin/sh", &script]), Duration::from_millis(300))
+    let e = health::run_once(&exec(&["/bin/sh", &script]), Duration::from_millis(300))
         .await
         .unwrap_err();
     assert!(
@@ -429,7 +429,7 @@ async fn exec_check_kills_the_whole_process_group() {
         "group",
         &format!("sleep 10 &\necho $! > {}\nwait", pid_file.display()),
     );
-    let e = checks::run_once(&exec(&["/bin/sh", &script]), Duration::from_millis(300))
+    let e = health::run_once(&exec(&["/bin/sh", &script]), Duration::from_millis(300))
         .await
         .unwrap_err();
     assert!(e.contains("killed"), "{e}");
@@ -453,7 +453,7 @@ async fn hung_exec_check_does_not_delay_other_checks() {
     let mut hung = check("hung", exec(&["/bin/sh", &script]));
     hung.timeout = Duration::from_secs(3);
     let (tx, mut rx) = mpsc::channel(256);
-    let _tasks = checks::spawn(
+    let _tasks = health::spawn(
         0,
         "files",
         &[hung, check("smb", CheckKind::Tcp { target })],
@@ -507,13 +507,13 @@ fn ipv6_loopback_up() -> bool {
 
 #[tokio::test]
 async fn icmp_echo_to_loopback() {
-    let v4 = checks::icmp_echo(IpAddr::V4(Ipv4Addr::LOCALHOST), Duration::from_secs(2)).await;
+    let v4 = health::icmp_echo(IpAddr::V4(Ipv4Addr::LOCALHOST), Duration::from_secs(2)).await;
     if icmp_unavailable(&v4) {
         return;
     }
     assert!(v4.is_ok(), "{v4:?}");
     assert_eq!(
-        checks::run_once(
+        health::run_once(
             &CheckKind::Icmp {
                 target: IpAddr::V4(Ipv4Addr::LOCALHOST)
             },
@@ -524,13 +524,13 @@ async fn icmp_echo_to_loopback() {
     );
     // Several at once: each must get its own reply (id/seq matching).
     let many = futures::future::join_all(
-        (0..8).map(|_| checks::icmp_echo(IpAddr::V4(Ipv4Addr::LOCALHOST), Duration::from_secs(2))),
+        (0..8).map(|_| health::icmp_echo(IpAddr::V4(Ipv4Addr::LOCALHOST), Duration::from_secs(2))),
     )
     .await;
     assert!(many.iter().all(Result::is_ok), "{many:?}");
 
     if ipv6_loopback_up() {
-        let v6 = checks::icmp_echo(IpAddr::V6(Ipv6Addr::LOCALHOST), Duration::from_secs(2)).await;
+        let v6 = health::icmp_echo(IpAddr::V6(Ipv6Addr::LOCALHOST), Duration::from_secs(2)).await;
         assert!(v6.is_ok(), "{v6:?}");
     } else {
         eprintln!("SKIPPED: ::1 is not configured here; IPv6 echo not tested");
@@ -539,7 +539,7 @@ async fn icmp_echo_to_loopback() {
 
 #[tokio::test]
 async fn witness_on_loopback_is_reachable() {
-    let probe = checks::icmp_echo(IpAddr::V4(Ipv4Addr::LOCALHOST), Duration::from_secs(2)).await;
+    let probe = health::icmp_echo(IpAddr::V4(Ipv4Addr::LOCALHOST), Duration::from_secs(2)).await;
     if icmp_unavailable(&probe) {
         return;
     }

@@ -10,12 +10,12 @@ use vrrp::{Event, State};
 use super::actions::spawn_announce;
 use super::runtime::{SockKey, Speaker};
 use super::{Daemon, Sighting, PROBE_EVERY};
-use crate::checks::CheckReport;
 use crate::conflict::Verdict;
 use crate::control;
+use crate::health::witness::WitnessReport;
+use crate::health::CheckReport;
 use crate::net::netlink::NetEvent;
 use crate::net::vrrp_socket::Datagram;
-use crate::witness::WitnessReport;
 
 impl Daemon {
     pub(super) fn on_timer(&mut self, now: Instant) {

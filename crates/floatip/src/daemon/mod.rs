@@ -49,12 +49,12 @@ use anyhow::{bail, Context, Result};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
-use crate::checks::CheckReport;
 use crate::config::Config;
 use crate::control::{self, ControlCall, Response};
+use crate::health::witness::WitnessReport;
+use crate::health::CheckReport;
 use crate::net::netlink::NetEvent;
 use crate::wakeup::{Bell, Wakeup};
-use crate::witness::WitnessReport;
 use vrrp::{Event, Override};
 
 use kernel::{AdvertSender, Announce, Kernel, Receive};

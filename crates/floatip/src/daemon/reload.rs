@@ -9,9 +9,9 @@ use vrrp::Event;
 
 use super::runtime::Tracked;
 use super::{setup::spawn_hooks, Daemon, WITNESS_EVERY};
-use crate::checks::{self, CheckState};
 use crate::config::{self, InstanceConfig};
-use crate::witness;
+use crate::health::witness;
+use crate::health::{self, CheckState};
 
 impl Daemon {
     /// Re-read the config. Unchanged instances keep their state; a changed priority applies in place;
@@ -118,7 +118,7 @@ impl Daemon {
         }
         if rt.cfg.checks != new.checks {
             rt.checks = CheckState::for_checks(&new.checks);
-            rt.check_tasks = checks::spawn(rt.id, &new.name, &new.checks, chans.checks.clone());
+            rt.check_tasks = health::spawn(rt.id, &new.name, &new.checks, chans.checks.clone());
             what.push("checks".to_string());
         }
         if rt.cfg.witness != new.witness {

@@ -12,7 +12,6 @@ use vrrp::validate::RxPolicy;
 use vrrp::{ChecksumMode, Event, State};
 
 use super::kernel::{AdvertSender, Announce};
-use crate::checks::{self, CheckState, TaskSet};
 use crate::config::InstanceConfig;
 use crate::conflict::Conflicts;
 use crate::control::{
@@ -20,6 +19,7 @@ use crate::control::{
     HistoryEntry, InstanceStatus, MasterStatus, OverrideMode, PriorityStatus, SpeakerStatus,
     VipStatus, HISTORY_MAX,
 };
+use crate::health::{self, CheckState, TaskSet};
 use crate::hooks::Hooks;
 use crate::net::netlink::LinkInfo;
 
@@ -169,7 +169,7 @@ impl Runtime {
     /// Fold tracked interfaces, checks and a yielded conflict into one fault and one priority for the core.
     pub(super) fn reevaluate(&mut self, now: Instant) {
         let (check_fault, priority) =
-            checks::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+            health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
         let fault = self
             .tracked
             .iter()
@@ -323,7 +323,7 @@ impl Runtime {
     /// "check smb failing: weight -60": why weighted checks moved the priority, when they did.
     fn weights_note(&self) -> Option<String> {
         let (_, effective_base) =
-            checks::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+            health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
         (effective_base != self.cfg.priority).then(|| {
             let failing: Vec<String> = self
                 .cfg

@@ -16,12 +16,12 @@ use vrrp::{ChecksumMode, Event};
 
 use super::runtime::{Counters, Runtime, Tracked};
 use super::{Daemon, MAX_PACKET, WITNESS_EVERY};
-use crate::checks::{self, CheckState};
 use crate::config::{self, InstanceConfig};
 use crate::conflict::Conflicts;
+use crate::health::witness;
+use crate::health::{self, CheckState};
 use crate::hooks::{self, Hooks};
 use crate::net::netlink;
-use crate::witness;
 
 impl Daemon {
     /// Build the runtime of one instance: resolve its interfaces, open (or share) its sockets, start its
@@ -130,7 +130,7 @@ impl Daemon {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let check_tasks = checks::spawn(id, &inst.name, &inst.checks, self.chans.checks.clone());
+        let check_tasks = health::spawn(id, &inst.name, &inst.checks, self.chans.checks.clone());
         let witness_task = witness::spawn(
             id,
             inst.witness.clone(),

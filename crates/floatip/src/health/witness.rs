@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::debug;
 
-use crate::checks::{human, icmp_echo, TaskSet};
+use super::{icmp_echo, TaskSet};
+use crate::exec::human;
 
 /// The probe interval when the config does not set one.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
