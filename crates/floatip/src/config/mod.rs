@@ -10,9 +10,11 @@
 
 mod duration;
 mod error;
+mod hints;
 mod keys;
 mod model;
 mod raw;
+mod reference;
 mod validate;
 mod walk;
 
@@ -21,6 +23,7 @@ use std::path::Path;
 pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Problem};
 pub use model::*;
+pub use reference::render_reference;
 
 use error::Cx;
 use raw::RawFile;

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::keys::INSTANCE;
+
 /// Where `floatip run` and `floatip check` look without `--config`.
 pub const DEFAULT_PATH: &str = "/etc/floatip/floatip.toml";
 /// `[daemon] socket` when unset.
@@ -127,6 +129,32 @@ impl InstanceConfig {
             preempt_delay: self.preempt_delay,
             addresses: self.addresses.iter().map(|vip| vip.addr).collect(),
             primary,
+        }
+    }
+
+    /// Whether a reload from `self` to `new` leaves the election alone, so it applies to the running
+    /// instance in place, without a failover: the two differ only in keys marked `in_place` in
+    /// [`super::keys`] (priority, announcements, lifetime, checks, hooks, witness, tracked interfaces). A
+    /// change to or from priority 255, the address owner, changes how the core claims: not in place.
+    pub fn same_election(&self, new: &InstanceConfig) -> bool {
+        let mut probe = new.clone();
+        for key in INSTANCE.keys.iter().filter(|k| k.in_place) {
+            probe.take_key(key.name, self);
+        }
+        probe == *self && (self.priority == 255) == (new.priority == 255)
+    }
+
+    /// Sets the field of key `name` to `from`'s.
+    fn take_key(&mut self, name: &str, from: &InstanceConfig) {
+        match name {
+            "priority" => self.priority = from.priority,
+            "announce" => self.announce = from.announce.clone(),
+            "address_lifetime" => self.address_lifetime = from.address_lifetime,
+            "check" => self.checks = from.checks.clone(),
+            "notify" => self.notify = from.notify.clone(),
+            "witness" => self.witness = from.witness.clone(),
+            "track_interfaces" => self.track_interfaces = from.track_interfaces.clone(),
+            other => unreachable!("keys.rs marks `{other}` in_place: give it a case here"),
         }
     }
 }

@@ -7,7 +7,8 @@ use std::ops::Range;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::keys::{unknown_key_hint, Schema};
+use super::hints::unknown_key_hint;
+use super::keys::{Table, ROOT};
 
 // Tables that only exist through a dotted key or a deeper header (`a.b = 1`, `[x.y]` without `[x]`) have no
 // position in toml, and `Spanned<T>` fails on them outright. The walk must read any file, so it asks for a
@@ -176,13 +177,13 @@ pub(super) struct UnknownKey {
 pub(super) fn unknown_keys(text: &str) -> Option<Vec<UnknownKey>> {
     let tree = toml::from_str::<Node>(text).ok()?;
     let mut unknown = Vec::new();
-    walk_keys(&tree, Schema::Root, 0..0, &mut unknown);
+    walk_keys(&tree, &ROOT, 0..0, &mut unknown);
     Some(unknown)
 }
 
-/// Collects every key that `schema` does not know, recursing into the tables floatip defines. `around` is
+/// Collects every key that `table` does not know, recursing into the tables floatip defines. `around` is
 /// the best position known for the table itself, for keys toml has no position for.
-fn walk_keys(node: &Node, schema: Schema, around: Range<usize>, out: &mut Vec<UnknownKey>) {
+fn walk_keys(node: &Node, table: &Table, around: Range<usize>, out: &mut Vec<UnknownKey>) {
     let NodeKind::Table(entries) = &node.kind else {
         return;
     };
@@ -194,16 +195,16 @@ fn walk_keys(node: &Node, schema: Schema, around: Range<usize>, out: &mut Vec<Un
             .clone()
             .or_else(|| value.span.clone())
             .unwrap_or_else(|| around.clone());
-        if !schema.keys().contains(&name) {
+        let Some(def) = table.key(name) else {
             out.push(UnknownKey {
                 key_span,
                 value_span: value.span.clone(),
-                what: format!("unknown key `{name}` in {}", schema.table_name()),
-                hint: unknown_key_hint(name, schema),
+                what: format!("unknown key `{name}` in {}", table.name),
+                hint: unknown_key_hint(name, table),
             });
             continue;
-        }
-        if let Some(child) = schema.child(name) {
+        };
+        if let Some(child) = def.table {
             match &value.kind {
                 NodeKind::Array(items) => {
                     for item in items {
@@ -215,6 +216,7 @@ fn walk_keys(node: &Node, schema: Schema, around: Range<usize>, out: &mut Vec<Un
         }
     }
 }
+
 /// Replaces `key = value` with spaces (newlines kept, multi-byte characters as as many spaces, so no
 /// position moves), with its comma inside an inline table. Only plain pairs are touched; anything else (a
 /// table header) stays, and stage 1 stops there, after stage 0 has listed it.

@@ -9,6 +9,7 @@ use toml::Spanned;
 use super::is_valid_name;
 use crate::config::duration::format_duration;
 use crate::config::error::Cx;
+use crate::config::keys;
 use crate::config::model::*;
 use crate::config::raw::RawCheck;
 
@@ -55,16 +56,14 @@ pub(super) fn validate_check(
         ("command", raw.command.as_ref().map(|v| v.span())),
     ];
     let kind_name = raw.kind.as_ref().map(|k| k.get_ref().as_str());
-    let (allowed, usage): (&[&str], &str) = match kind_name {
-        Some("icmp") => (&["target"], "an icmp check takes target = \"192.0.2.254\""),
-        Some("tcp") => (&["target"], "a tcp check takes target = \"127.0.0.1:445\""),
-        Some("http") => (
-            &["url", "expect_status", "expect_body"],
-            "an http check takes url = \"http://127.0.0.1:8080/health\", and optionally expect_status and expect_body",
-        ),
-        Some("exec") => (&["command"], "an exec check takes command = [\"/usr/local/bin/check-nfs\", \"--quick\"]"),
-        _ => (&["target", "url", "expect_status", "expect_body", "command"], ""),
+    let usage = match kind_name {
+        Some("icmp") => "an icmp check takes target = \"192.0.2.254\"",
+        Some("tcp") => "a tcp check takes target = \"127.0.0.1:445\"",
+        Some("http") => "an http check takes url = \"http://127.0.0.1:8080/health\", and optionally expect_status and expect_body",
+        Some("exec") => "an exec check takes command = [\"/usr/local/bin/check-nfs\", \"--quick\"]",
+        _ => "",
     };
+    let allowed = keys::check_kind_keys(kind_name.unwrap_or_default());
     if let Some(kind) = kind_name.filter(|_| !usage.is_empty()) {
         for (key, span) in &present {
             if let Some(span) = span {
