@@ -1,170 +1,14 @@
 //! Stage 0: every key of every table, so that all unknown keys are reported (with the hints of
-//! [`super::keys`]), not only the first; then blanked out of the text so the rest can still be checked.
+//! [`super::hints`]), not only the first; then blanked out of the text so the rest can still be checked.
 
-use std::fmt;
 use std::ops::Range;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
+use toml_edit::{ArrayOfTables, ImDocument, Item, Key, Value};
 
 use super::hints::unknown_key_hint;
 use super::keys::{Table, ROOT};
 
-// Tables that only exist through a dotted key or a deeper header (`a.b = 1`, `[x.y]` without `[x]`) have no
-// position in toml, and `Spanned<T>` fails on them outright. The walk must read any file, so it asks for a
-// span the way `Spanned` does (serde_spanned's protocol, stable across toml 0.8) and accepts a plain value
-// when the deserializer has none to give.
-const SPANNED_NAME: &str = "$__serde_spanned_private_Spanned";
-const SPANNED_START: &str = "$__serde_spanned_private_start";
-const SPANNED_END: &str = "$__serde_spanned_private_end";
-const SPANNED_VALUE: &str = "$__serde_spanned_private_value";
-const SPANNED_FIELDS: &[&str] = &[SPANNED_START, SPANNED_END, SPANNED_VALUE];
-
-/// Any TOML value, with the position of each key and value where toml knows it (only tables and arrays
-/// are looked into).
-struct Node {
-    span: Option<Range<usize>>,
-    kind: NodeKind,
-}
-
-enum NodeKind {
-    Table(Vec<(Key, Node)>),
-    Array(Vec<Node>),
-    Scalar,
-}
-
-struct Key {
-    span: Option<Range<usize>>,
-    name: String,
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-                Ok(Key {
-                    span: None,
-                    name: v.to_string(),
-                })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Key, A::Error> {
-                let (span, first) = read_span(&mut map)?;
-                match (span, first) {
-                    (Some(span), None) => Ok(Key {
-                        span: Some(span),
-                        name: map.next_value::<String>()?,
-                    }),
-                    _ => Err(de::Error::custom("a key that is a table")),
-                }
-            }
-        }
-        d.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, V)
-    }
-}
-
-/// Reads serde_spanned's start and end fields if the map begins with them: `(Some(span), None)`, with the
-/// value next. Otherwise `(None, Some(first key))` of an ordinary table.
-#[allow(clippy::type_complexity)]
-fn read_span<'de, A: MapAccess<'de>>(
-    map: &mut A,
-) -> Result<(Option<Range<usize>>, Option<Option<Key>>), A::Error> {
-    let Some(first) = map.next_key::<Key>()? else {
-        return Ok((None, Some(None)));
-    };
-    if first.name != SPANNED_START {
-        return Ok((None, Some(Some(first))));
-    }
-    let start: usize = map.next_value()?;
-    let _end_key = map.next_key::<Key>()?;
-    let end: usize = map.next_value()?;
-    let _value_key = map.next_key::<Key>()?;
-    Ok((Some(start..end), None))
-}
-
-struct NodeVisitor;
-
-impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any TOML value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Node, E> {
-        Ok(Node::scalar())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Node, E> {
-        Ok(Node::scalar())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Node, E> {
-        Ok(Node::scalar())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
-        Ok(Node::scalar())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Node, E> {
-        Ok(Node::scalar())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Node>()? {
-            items.push(item);
-        }
-        Ok(Node {
-            span: None,
-            kind: NodeKind::Array(items),
-        })
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let first = match read_span(&mut map)? {
-            (Some(span), _) => {
-                let mut node = map.next_value::<Unspanned>()?.0;
-                node.span = Some(span);
-                return Ok(node);
-            }
-            (None, first) => first.flatten(),
-        };
-        let mut entries = Vec::new();
-        let mut next = first;
-        while let Some(key) = next {
-            let value = map.next_value::<Node>()?;
-            entries.push((key, value));
-            next = map.next_key::<Key>()?;
-        }
-        Ok(Node {
-            span: None,
-            kind: NodeKind::Table(entries),
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_struct(SPANNED_NAME, SPANNED_FIELDS, NodeVisitor)
-    }
-}
-
-/// The value inside a span: asking for a span again here would recurse forever.
-struct Unspanned(Node);
-
-impl<'de> Deserialize<'de> for Unspanned {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(NodeVisitor).map(Unspanned)
-    }
-}
-
-impl Node {
-    fn scalar() -> Node {
-        Node {
-            span: None,
-            kind: NodeKind::Scalar,
-        }
-    }
-}
-
+/// A key that no table knows, where it is, and what to say about it.
 pub(super) struct UnknownKey {
     pub(super) key_span: Range<usize>,
     value_span: Option<Range<usize>>,
@@ -173,46 +17,97 @@ pub(super) struct UnknownKey {
 }
 
 /// Every key of `text` that no table knows, or `None` when `text` is not TOML (stage 1 then reports the
-/// syntax error with its position).
+/// syntax error with its position). The document is toml_edit's, the parser under toml's serde, so the
+/// positions are the ones stage 1 reports. Tables that only exist through a dotted key or a deeper header
+/// (`a.b = 1`, `[x.y]` without `[x]`) have no position of their own: their keys do.
 pub(super) fn unknown_keys(text: &str) -> Option<Vec<UnknownKey>> {
-    let tree = toml::from_str::<Node>(text).ok()?;
+    let doc = ImDocument::parse(text).ok()?;
     let mut unknown = Vec::new();
-    walk_keys(&tree, &ROOT, 0..0, &mut unknown);
+    walk(Node::Table(doc.as_table()), &ROOT, 0..0, &mut unknown);
     Some(unknown)
+}
+
+/// A value of the document: a `[header]` table, an array of them, or a value (inline tables included).
+#[derive(Clone, Copy)]
+enum Node<'a> {
+    Table(&'a toml_edit::Table),
+    Tables(&'a ArrayOfTables),
+    Value(&'a Value),
+    None,
+}
+
+impl<'a> Node<'a> {
+    fn of(item: &'a Item) -> Node<'a> {
+        match item {
+            Item::Table(t) => Node::Table(t),
+            Item::ArrayOfTables(a) => Node::Tables(a),
+            Item::Value(v) => Node::Value(v),
+            Item::None => Node::None,
+        }
+    }
+
+    fn span(self) -> Option<Range<usize>> {
+        match self {
+            Node::Table(t) => t.span(),
+            Node::Tables(a) => a.span(),
+            Node::Value(v) => v.span(),
+            Node::None => None,
+        }
+    }
+
+    /// The keys of a table, in file order (nothing for any other value).
+    fn entries(self) -> Vec<(Option<&'a Key>, &'a str, Node<'a>)> {
+        match self {
+            Node::Table(t) => t
+                .iter()
+                .map(|(name, item)| (t.key(name), name, Node::of(item)))
+                .collect(),
+            Node::Value(Value::InlineTable(t)) => t
+                .iter()
+                .map(|(name, value)| (t.key(name), name, Node::Value(value)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The elements of an array (of tables or of values); `None` for anything else.
+    fn elements(self) -> Option<Vec<Node<'a>>> {
+        match self {
+            Node::Tables(a) => Some(a.iter().map(Node::Table).collect()),
+            Node::Value(Value::Array(a)) => Some(a.iter().map(Node::Value).collect()),
+            _ => None,
+        }
+    }
 }
 
 /// Collects every key that `table` does not know, recursing into the tables floatip defines. `around` is
 /// the best position known for the table itself, for keys toml has no position for.
-fn walk_keys(node: &Node, table: &Table, around: Range<usize>, out: &mut Vec<UnknownKey>) {
-    let NodeKind::Table(entries) = &node.kind else {
-        return;
-    };
-    let around = node.span.clone().unwrap_or(around);
-    for (key, value) in entries {
-        let name = key.name.as_str();
+fn walk(node: Node<'_>, table: &Table, around: Range<usize>, out: &mut Vec<UnknownKey>) {
+    let around = node.span().unwrap_or(around);
+    for (key, name, value) in node.entries() {
         let key_span = key
-            .span
-            .clone()
-            .or_else(|| value.span.clone())
+            .and_then(Key::span)
+            .or_else(|| value.span())
             .unwrap_or_else(|| around.clone());
         let Some(def) = table.key(name) else {
             out.push(UnknownKey {
                 key_span,
-                value_span: value.span.clone(),
+                value_span: value.span(),
                 what: format!("unknown key `{name}` in {}", table.name),
                 hint: unknown_key_hint(name, table),
             });
             continue;
         };
-        if let Some(child) = def.table {
-            match &value.kind {
-                NodeKind::Array(items) => {
-                    for item in items {
-                        walk_keys(item, child, key_span.clone(), out);
-                    }
+        let Some(child) = def.table else {
+            continue;
+        };
+        match value.elements() {
+            Some(items) => {
+                for item in items {
+                    walk(item, child, key_span.clone(), out);
                 }
-                _ => walk_keys(value, child, key_span, out),
             }
+            None => walk(value, child, key_span, out),
         }
     }
 }
