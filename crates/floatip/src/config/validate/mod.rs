@@ -1,6 +1,7 @@
 //! Stage 2: the raw tables in, the typed [`Config`] out, every problem collected on the way. One file
 //! per table; the rules that span instances (names, virtual routers, VIPs) are here.
 
+mod addresses;
 mod announce;
 mod check;
 mod daemon;
