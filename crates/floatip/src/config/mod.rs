@@ -1,12 +1,12 @@
 //! The configuration file: TOML in, a validated [`Config`] out, or every problem with file:line:column.
 //!
 //! Three stages, as in ripgrep's flags: [`walk`] reads every key of the file and reports each one no
-//! table knows (with the hints of [`keys`]), then blanks it out; [`raw`] reads the rest into serde structs
+//! table knows (with the hints of [`hints`]), then blanks it out; [`raw`] reads the rest into serde structs
 //! that keep every value's position; [`validate`] turns them into the typed [`model`] and collects every
 //! problem ([`error`]) instead of stopping at the first.
 //!
 //! A key is defined once, in [`keys`]: the key lists, the type hints and the reference tables of
-//! `docs/config.md` come from there.
+//! `docs/config.md` ([`reference`]) come from there.
 
 mod duration;
 mod error;
