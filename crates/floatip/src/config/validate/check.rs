@@ -1,0 +1,320 @@
+//! `[[instance.check]]`: a health check, its kind and the keys that kind takes, and its timing.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::is_valid_name;
+use crate::config::duration::format_duration;
+use crate::config::error::Cx;
+use crate::config::keys;
+use crate::config::model::*;
+use crate::config::raw::RawCheck;
+
+pub(super) fn validate_check(
+    cx: &mut Cx<'_>,
+    spanned: &Spanned<RawCheck>,
+    instance: &str,
+) -> Option<CheckConfig> {
+    let raw = spanned.get_ref();
+    let table = spanned.span();
+    let mut ok = true;
+
+    let name = match &raw.name {
+        None => {
+            cx.missing(
+                table.clone(),
+                "name",
+                &format!("a check of instance {instance}"),
+                "name = \"smb\"",
+            );
+            None
+        }
+        Some(n) if !is_valid_name(n.get_ref()) => {
+            cx.at(
+                n.span(),
+                format!("check name \"{}\" is not a valid name", n.get_ref()),
+                "use 1-32 characters from a-z, 0-9, _ and -, e.g. name = \"smb\"",
+            );
+            None
+        }
+        Some(n) => Some(n.get_ref().clone()),
+    };
+    let label = name.clone().unwrap_or_else(|| "this check".into());
+
+    // Which optional keys each kind takes; the rest are errors (a key that silently does nothing misleads).
+    let present: [(&str, Option<Range<usize>>); 5] = [
+        ("target", raw.target.as_ref().map(|v| v.span())),
+        ("url", raw.url.as_ref().map(|v| v.span())),
+        (
+            "expect_status",
+            raw.expect_status.as_ref().map(|v| v.span()),
+        ),
+        ("expect_body", raw.expect_body.as_ref().map(|v| v.span())),
+        ("command", raw.command.as_ref().map(|v| v.span())),
+    ];
+    let kind_name = raw.kind.as_ref().map(|k| k.get_ref().as_str());
+    let usage = match kind_name {
+        Some("icmp") => "an icmp check takes target = \"192.0.2.254\"",
+        Some("tcp") => "a tcp check takes target = \"127.0.0.1:445\"",
+        Some("http") => "an http check takes url = \"http://127.0.0.1:8080/health\", and optionally expect_status and expect_body",
+        Some("exec") => "an exec check takes command = [\"/usr/local/bin/check-nfs\", \"--quick\"]",
+        _ => "",
+    };
+    let allowed = keys::check_kind_keys(kind_name.unwrap_or_default());
+    if let Some(kind) = kind_name.filter(|_| !usage.is_empty()) {
+        for (key, span) in &present {
+            if let Some(span) = span {
+                if !allowed.contains(key) {
+                    cx.at(
+                        span.clone(),
+                        format!("check {label}: `{key}` does not apply to kind = \"{kind}\""),
+                        format!("{usage}; remove `{key}`"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+    }
+
+    let kind = match (&raw.kind, kind_name) {
+        (None, _) => {
+            cx.missing(
+                table.clone(),
+                "kind",
+                &format!("check {label}"),
+                "kind = \"tcp\" (one of icmp, tcp, http, exec)",
+            );
+            None
+        }
+        (Some(_), Some("icmp")) => match &raw.target {
+            None => {
+                cx.missing(
+                    table.clone(),
+                    "target",
+                    &format!("icmp check {label}"),
+                    "target = \"192.0.2.254\"",
+                );
+                None
+            }
+            Some(t) => match t.get_ref().parse::<IpAddr>() {
+                Ok(target) => Some(CheckKind::Icmp { target }),
+                Err(_) => {
+                    cx.at(
+                        t.span(),
+                        format!("check {label}: target \"{}\" is not an IP address", t.get_ref()),
+                        "an icmp check pings an IP address (no host names, no port), e.g. target = \"192.0.2.254\"",
+                    );
+                    None
+                }
+            },
+        },
+        (Some(_), Some("tcp")) => match &raw.target {
+            None => {
+                cx.missing(
+                    table.clone(),
+                    "target",
+                    &format!("tcp check {label}"),
+                    "target = \"127.0.0.1:445\"",
+                );
+                None
+            }
+            Some(t) => match t.get_ref().parse::<SocketAddr>() {
+                Ok(target) if target.port() != 0 => Some(CheckKind::Tcp { target }),
+                _ => {
+                    cx.at(
+                        t.span(),
+                        format!("check {label}: target \"{}\" is not an ADDRESS:PORT", t.get_ref()),
+                        "a tcp check connects to an IP and port (no host names), e.g. target = \"127.0.0.1:445\" or \"[2001:db8::10]:445\"",
+                    );
+                    None
+                }
+            },
+        },
+        (Some(_), Some("http")) => {
+            let url = match &raw.url {
+                None => {
+                    cx.missing(
+                        table.clone(),
+                        "url",
+                        &format!("http check {label}"),
+                        "url = \"http://127.0.0.1:8080/health\"",
+                    );
+                    None
+                }
+                Some(u) => match check_http_url(u.get_ref()) {
+                    Ok(()) => Some(u.get_ref().clone()),
+                    Err(e) => {
+                        cx.at(
+                            u.span(),
+                            format!("check {label}: url \"{}\" {e}", u.get_ref()),
+                            "write a plain http URL to a local health endpoint, e.g. url = \"http://127.0.0.1:8080/health\"",
+                        );
+                        None
+                    }
+                },
+            };
+            let expect_status = match &raw.expect_status {
+                None => Some(None),
+                Some(s) => cx
+                    .int_in(
+                        s,
+                        "expect_status",
+                        100..=599,
+                        "expect_status is an HTTP status, 100-599; leave it out to accept any 2xx",
+                    )
+                    .map(|s| Some(s as u16)),
+            };
+            let expect_body = match &raw.expect_body {
+                Some(b) if b.get_ref().is_empty() => {
+                    cx.at(
+                        b.span(),
+                        "expect_body is empty, so it checks nothing",
+                        "give the text the body must contain, or remove the key",
+                    );
+                    None
+                }
+                other => Some(other.as_ref().map(|b| b.get_ref().clone())),
+            };
+            (|| {
+                Some(CheckKind::Http {
+                    url: url?,
+                    expect_status: expect_status?,
+                    expect_body: expect_body?,
+                })
+            })()
+        }
+        (Some(_), Some("exec")) => match &raw.command {
+            None => {
+                cx.missing(
+                    table.clone(),
+                    "command",
+                    &format!("exec check {label}"),
+                    "command = [\"/usr/local/bin/check-nfs\", \"--quick\"]",
+                );
+                None
+            }
+            Some(c) => cx
+                .argv(c, "command")
+                .map(|command| CheckKind::Exec { command }),
+        },
+        (Some(k), Some(other)) => {
+            cx.at(
+                k.span(),
+                format!("check {label}: kind \"{other}\" is not a check kind"),
+                "kind is one of \"icmp\" (ping target), \"tcp\" (connect to target), \"http\" (GET url), \"exec\" (run command)",
+            );
+            None
+        }
+        (Some(_), None) => None,
+    };
+
+    let interval = cx.duration(
+        raw.interval.as_ref(),
+        "interval",
+        DEFAULT_CHECK_INTERVAL,
+        Duration::from_millis(10),
+        Duration::from_secs(3600),
+    );
+    // Without a timeout the default is 1s, or half a shorter interval, so `interval = "200ms"` alone is valid.
+    let timeout = match (&raw.timeout, interval) {
+        (None, Some(i)) => Some(DEFAULT_CHECK_TIMEOUT.min(i / 2)),
+        (None, None) => None,
+        (Some(t), interval) => cx.any_duration(t, "timeout").and_then(|d| {
+            if d.is_zero() {
+                cx.at(t.span(), format!("check {label}: timeout is zero"), "give the check time to answer, e.g. timeout = \"1s\"");
+                return None;
+            }
+            match interval {
+                Some(i) if d >= i => {
+                    cx.at(
+                        t.span(),
+                        format!(
+                            "check {label}: timeout {} is not shorter than interval {}",
+                            format_duration(d),
+                            format_duration(i)
+                        ),
+                        format!(
+                            "a check must finish before the next one starts: use a timeout below {} (e.g. \"{}\") or a longer interval",
+                            format_duration(i),
+                            format_duration(i / 2)
+                        ),
+                    );
+                    None
+                }
+                _ => Some(d),
+            }
+        }),
+    };
+    let rise = match &raw.rise {
+        None => Some(DEFAULT_CHECK_RISE),
+        Some(r) => cx
+            .int_in(
+                r,
+                "rise",
+                1..=100,
+                "rise is 1-100 consecutive successes (default 2)",
+            )
+            .map(|r| r as u32),
+    };
+    let fall = match &raw.fall {
+        None => Some(DEFAULT_CHECK_FALL),
+        Some(f) => cx
+            .int_in(
+                f,
+                "fall",
+                1..=100,
+                "fall is 1-100 consecutive failures (default 3)",
+            )
+            .map(|f| f as u32),
+    };
+    let weight = match &raw.weight {
+        None => Some(None),
+        Some(w) if *w.get_ref() == 0 => {
+            cx.at(
+                w.span(),
+                format!("check {label}: weight 0 would make a failing check do nothing"),
+                "use a negative weight such as -60 to lower the priority, or remove weight so a failing check means FAULT",
+            );
+            None
+        }
+        Some(w) => cx
+            .int_in(w, "weight", -254..=254, "weight is -254 to 254 (not 0); a failing check adds it to the priority, e.g. weight = -60")
+            .map(|w| Some(w as i32)),
+    };
+
+    if !ok {
+        return None;
+    }
+    Some(CheckConfig {
+        name: name?,
+        kind: kind?,
+        interval: interval?,
+        timeout: timeout?,
+        rise: rise?,
+        fall: fall?,
+        weight: weight?,
+    })
+}
+
+fn check_http_url(url: &str) -> Result<(), &'static str> {
+    if url.starts_with("https://") {
+        return Err("uses https, which http checks do not speak");
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err("does not start with http://");
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() {
+        return Err("has no host");
+    }
+    if authority.contains('@') || authority.contains(char::is_whitespace) {
+        return Err("has an invalid host part");
+    }
+    if url.contains(char::is_whitespace) {
+        return Err("contains spaces");
+    }
+    Ok(())
+}
