@@ -2,7 +2,8 @@
 //! and stderr read line by line, killed (the whole group) and reaped when it overruns its timeout.
 //!
 //! Owns: `run_bounded` and how a run ended (`Finished`), and the words a run's failures are reported in:
-//! `describe_status` ("exit status 3", "killed by SIGSEGV"), `io_text` and `human`.
+//! `describe_status` ("exit status 3", "killed by SIGSEGV") and `io_text`; durations in them are
+//! `config::format_duration`'s.
 
 use std::io;
 use std::os::unix::process::ExitStatusExt as _;
@@ -251,18 +252,6 @@ pub(crate) fn io_text(e: &io::Error) -> String {
     }
 }
 
-/// "250ms", "2s", "1.5s".
-pub(crate) fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{}s", d.as_secs_f64())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,8 +275,5 @@ mod tests {
     fn readable_errors() {
         let e = io::Error::from_raw_os_error(libc::ECONNREFUSED);
         assert_eq!(io_text(&e), "connection refused");
-        assert_eq!(human(Duration::from_millis(250)), "250ms");
-        assert_eq!(human(Duration::from_secs(2)), "2s");
-        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
     }
 }

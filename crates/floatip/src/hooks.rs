@@ -17,8 +17,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+use crate::config::format_duration;
 use crate::config::NotifyConfig;
-use crate::exec::{describe_status, human, io_text, run_bounded, Finished, Stream};
+use crate::exec::{describe_status, io_text, run_bounded, Finished, Stream};
 
 /// Pending hooks beyond this are dropped oldest first (with an error in the log): a hook stuck until its
 /// timeout while the instance flaps must not grow memory without bound. The newest transition, the one
@@ -151,7 +152,7 @@ impl Hooks {
             error!(
                 instance = %self.instance,
                 "hooks still running after {}: killed the running hook, {skipped} not run",
-                human(bound)
+                format_duration(bound)
             );
         }
     }
@@ -217,7 +218,7 @@ async fn run_hook(instance: &str, job: Job, timeout: Duration) {
             instance,
             hook,
             "{hook} hook timed out after {}: killed {program}{}",
-            human(timeout),
+            format_duration(timeout),
             if reaped { "" } else { " (not yet reaped)" }
         ),
         Err(e) => error!(

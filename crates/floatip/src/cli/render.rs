@@ -1,8 +1,9 @@
 //! `floatip status` for people: the status model rendered as one block per instance.
 
 use std::fmt::Write as _;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use crate::config::format_duration;
 use crate::control::{unix_secs, InstanceStatus, OverrideMode};
 
 /// `floatip status` for people: one block per instance.
@@ -90,14 +91,14 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
         Some(m) if m.is_self => format!(
             "us ({}), adverts every {}",
             m.address,
-            human_interval(m.interval_ms)
+            format_duration(Duration::from_millis(m.interval_ms))
         ),
         Some(m) => {
             let mut s = format!(
                 "{} priority {}, adverts every {}",
                 m.address,
                 m.priority,
-                human_interval(m.interval_ms)
+                format_duration(Duration::from_millis(m.interval_ms))
             );
             if let Some(age) = m.last_advert_age_ms {
                 let _ = write!(
@@ -118,7 +119,7 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
             "{} priority {} every {}, heard {} ago",
             s.address,
             s.priority,
-            human_interval(s.interval_ms),
+            format_duration(Duration::from_millis(s.interval_ms)),
             human_age_secs(s.last_heard_age_ms as f64 / 1000.0)
         );
         line(out, if i == 0 { "speakers" } else { "" }, &text);
@@ -230,28 +231,14 @@ fn human_age_secs(secs: f64) -> String {
     }
 }
 
-/// "10ms", "1s", "1.5s".
-fn human_interval(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{}s", ms as f64 / 1000.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn ages_and_intervals_read_well() {
+    fn ages_read_well() {
         assert_eq!(human_age_secs(0.42), "0.4s");
         assert_eq!(human_age_secs(192.0), "3m12s");
         assert_eq!(human_age_secs(7380.0), "2h03m");
-        assert_eq!(human_interval(1000), "1s");
-        assert_eq!(human_interval(10), "10ms");
-        assert_eq!(human_interval(1500), "1.5s");
     }
 }

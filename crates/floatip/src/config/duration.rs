@@ -105,3 +105,18 @@ pub fn format_duration(d: Duration) -> String {
         format!("{nanos}ns")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one formatter also writes the durations people read in logs and `floatip status`.
+    #[test]
+    fn people_read_short_durations() {
+        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(format_duration(Duration::from_millis(10)), "10ms");
+        assert_eq!(format_duration(Duration::from_secs(1)), "1s");
+        assert_eq!(format_duration(Duration::from_secs(2)), "2s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+    }
+}

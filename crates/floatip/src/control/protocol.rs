@@ -17,8 +17,6 @@ use super::status::InstanceStatus;
 /// Bumped when a request or response changes incompatibly. Adding a field to [`InstanceStatus`] is
 /// compatible and does not bump it.
 pub const PROTOCOL_VERSION: u32 = 1;
-/// The default control socket (`[daemon] socket`, `--socket`, `FLOATIP_SOCKET` override it).
-pub const DEFAULT_SOCKET: &str = "/run/floatip/floatip.sock";
 /// The longest request line the daemon reads. A status request is about 60 bytes.
 pub const MAX_REQUEST: usize = 64 * 1024;
 /// How long either side waits for the other before giving up.

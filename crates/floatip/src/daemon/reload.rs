@@ -47,7 +47,7 @@ impl Daemon {
         for inst in &new.instances {
             match live(self, &inst.name) {
                 Some(i) if self.instances[i].cfg == *inst => {}
-                Some(i) if same_election(&self.instances[i].cfg, inst) => {
+                Some(i) if self.instances[i].cfg.same_election(inst) => {
                     let tracked = self.resolve_tracked(inst).map_err(|e| {
                         anyhow::anyhow!("{e:#}\nthe running configuration stays in force")
                     })?;
@@ -76,7 +76,7 @@ impl Daemon {
             let stays = new
                 .instances
                 .iter()
-                .any(|i| i.name == rt.cfg.name && (*i == rt.cfg || same_election(&rt.cfg, i)));
+                .any(|i| i.name == rt.cfg.name && (*i == rt.cfg || rt.cfg.same_election(i)));
             if !stays {
                 rt.retiring = true;
                 rt.core.handle_event(now, Event::Shutdown);
@@ -183,18 +183,4 @@ impl Daemon {
             }
         }
     }
-}
-
-/// Everything the election depends on is the same, so the change applies in place without a failover.
-/// (A change to or from priority 255, the address owner, changes how the core claims: not in place.)
-pub(super) fn same_election(old: &InstanceConfig, new: &InstanceConfig) -> bool {
-    let mut probe = new.clone();
-    probe.priority = old.priority;
-    probe.announce = old.announce.clone();
-    probe.address_lifetime = old.address_lifetime;
-    probe.checks = old.checks.clone();
-    probe.notify = old.notify.clone();
-    probe.witness = old.witness.clone();
-    probe.track_interfaces = old.track_interfaces.clone();
-    probe == *old && (old.priority == 255) == (new.priority == 255)
 }

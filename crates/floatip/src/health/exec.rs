@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
-use crate::exec::{describe_status, human, io_text, run_bounded, Finished};
+use crate::config::format_duration;
+use crate::exec::{describe_status, io_text, run_bounded, Finished};
 
 /// One run of `argv` (no shell). `Err` carries the exit status and the last line of stderr.
 pub(super) async fn check(argv: &[String], timeout: Duration) -> Result<(), String> {
@@ -41,7 +42,7 @@ pub(super) async fn check(argv: &[String], timeout: Duration) -> Result<(), Stri
         ))),
         Finished::TimedOut { .. } => Err(with_stderr(format!(
             "{program}: no result within {}, killed",
-            human(timeout)
+            format_duration(timeout)
         ))),
     }
 }

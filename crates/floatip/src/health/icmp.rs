@@ -10,7 +10,8 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
-use crate::exec::{human, io_text};
+use crate::config::format_duration;
+use crate::exec::io_text;
 
 static ICMP_SEQ: AtomicU16 = AtomicU16::new(1);
 
@@ -24,7 +25,7 @@ pub async fn icmp_echo(target: IpAddr, timeout: Duration) -> Result<Duration, St
         Ok(Err(e)) => Err(format!("ping {target}: {e}")),
         Err(_) => Err(format!(
             "ping {target}: no echo reply within {}",
-            human(timeout)
+            format_duration(timeout)
         )),
     }
 }

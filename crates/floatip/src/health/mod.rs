@@ -26,8 +26,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
+use crate::config::format_duration;
 use crate::config::{CheckConfig, CheckKind};
-use crate::exec::human;
 
 pub use icmp::icmp_echo;
 
@@ -377,7 +377,10 @@ async fn bounded(
 ) -> Result<(), String> {
     match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,
-        Err(_) => Err(format!("{what}: no answer within {}", human(timeout))),
+        Err(_) => Err(format!(
+            "{what}: no answer within {}",
+            format_duration(timeout)
+        )),
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::debug;
 
 use super::{icmp_echo, TaskSet};
-use crate::exec::human;
+use crate::config::format_duration;
 
 /// The probe interval when the config does not set one.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -95,7 +95,7 @@ async fn run(
             format!("witness reachable: {} answered", answering.join(", "))
         } else {
             let silent = if last_answer.iter().any(Option::is_some) {
-                format!("no answer for {}", human(window))
+                format!("no answer for {}", format_duration(window))
             } else {
                 "no answer yet".to_string()
             };
