@@ -386,10 +386,7 @@ const NFT_DROP_MULTICAST: &str = "table bridge vrrp {\n  chain filter {\n    \
 
 /// Whether `nft` can run; if not, a loud note (and a panic under CI, which installs nftables).
 fn have_nft() -> bool {
-    let ok = std::process::Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = nft_available();
     if !ok {
         let strict =
             |k: &str| std::env::var(k).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));

@@ -99,7 +99,17 @@ pub(crate) fn check_tools() -> Result<()> {
 /// acceptable (`CI=true` or `CI=1`, or `FLOATIP_LAB_REQUIRED=1`) it panics instead, so a CI job
 /// cannot pass by skipping.
 pub fn require_root(test_name: &str) -> bool {
-    let Some(why) = lab_unavailable() else {
+    require(
+        test_name,
+        lab_unavailable(),
+        "run as root, e.g. `sudo -E cargo test`",
+    )
+}
+
+/// Whether a lab test can run, given what it lacks (`missing`, `None` when nothing): the rule of
+/// [`require_root`] for any prerequisite (a tool, a package). `hint` says how to provide it.
+pub fn require(test_name: &str, missing: Option<&str>, hint: &str) -> bool {
+    let Some(why) = missing else {
         return true;
     };
     let strict =
@@ -117,7 +127,7 @@ pub fn require_root(test_name: &str) -> bool {
         "\n\
          ************************************************************************\n\
          *** SKIPPED {test_name}: {why}\n\
-         *** run as root, e.g. `sudo -E cargo test`; set CI=true to make this fail\n\
+         *** {hint}; set CI=true to make this fail\n\
          ************************************************************************\n"
     );
     false

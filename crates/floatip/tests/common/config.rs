@@ -10,15 +10,21 @@ use super::{VIP4, VIP6};
 /// One `[[instance]]` of a floatip config.
 #[derive(Clone, Debug)]
 pub struct Instance {
-    pub name: String,
+    /// The instance's name ("files").
+    name: String,
+    /// The interface it runs on ("eth0").
     pub interface: String,
     pub vrid: u8,
-    pub priority: u8,
-    pub version: u8,
-    pub advert_interval: String,
-    pub preempt: bool,
+    priority: u8,
+    /// VRRP version, 2 or 3.
+    version: u8,
+    /// "100ms", "1s".
+    advert_interval: String,
+    preempt: bool,
+    /// The VIPs with their prefix length ("192.0.2.97/24").
     pub addresses: Vec<String>,
-    pub unicast_peers: Vec<String>,
+    /// Unicast peers (empty: multicast).
+    unicast_peers: Vec<String>,
     /// Extra lines appended verbatim inside the `[[instance]]` table (keys, then sub-tables such
     /// as `[[instance.check]]` or `[instance.notify]`).
     pub extra: String,

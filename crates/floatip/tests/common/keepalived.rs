@@ -4,33 +4,15 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use floatip_lab::{spawn_keepalived, Host, Lab, Proc, KEEPALIVED};
+use floatip_lab::{require, spawn_keepalived, Host, Lab, Proc, KEEPALIVED};
 
 use super::{write_file, VIP4};
 
-/// Whether keepalived is installed. If not: a loud SKIPPED and false, but with `CI=true` (or
-/// `FLOATIP_LAB_REQUIRED=1`) a panic, since `.ci/run` installs it.
+/// Whether keepalived is installed: [`require`]'s rule (a loud SKIPPED, or a failure under
+/// `CI=true`, since `.ci/run` installs it).
 pub fn require_keepalived(test_name: &str) -> bool {
-    if Path::new(KEEPALIVED).exists() {
-        return true;
-    }
-    let strict =
-        |k: &str| std::env::var(k).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-    if strict("CI") || strict("FLOATIP_LAB_REQUIRED") {
-        panic!(
-            "{test_name}: {KEEPALIVED} is missing (apt-get install keepalived); CI must not skip"
-        );
-    }
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n\
-         ************************************************************************\n\
-         *** SKIPPED {test_name}: {KEEPALIVED} not found\n\
-         *** apt-get install keepalived; set CI=true to make this fail\n\
-         ************************************************************************\n"
-    );
-    false
+    let missing = (!Path::new(KEEPALIVED).exists()).then(|| format!("{KEEPALIVED} not found"));
+    require(test_name, missing.as_deref(), "apt-get install keepalived")
 }
 
 /// One keepalived `vrrp_instance`.

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use config::{config_text, floatip_config, write_file, Instance};
-pub use floatip_lab::{require_root, wait_until, Host, Lab, Proc};
+pub use floatip_lab::{require, require_root, wait_until, Host, Lab, Proc};
 pub use fs::TempDir;
 pub use keepalived::{
     foreign_drops, keepalived_config, keepalived_rejections, require_keepalived, start_keepalived,
@@ -80,4 +80,18 @@ pub fn two_hosts(name: &str) -> (Lab, Host, Host) {
     let h2 = hosts.pop().expect("h2");
     let h1 = hosts.pop().expect("h1");
     (lab, h1, h2)
+}
+
+/// Whether `nft` (nftables) runs here.
+pub fn nft_available() -> bool {
+    std::process::Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether nftables is installed: [`require`]'s rule (a loud SKIPPED, or a failure under CI).
+pub fn require_nft(test_name: &str) -> bool {
+    let missing = (!nft_available()).then_some("nft not found");
+    require(test_name, missing, "apt-get install nftables")
 }
