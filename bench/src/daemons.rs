@@ -199,27 +199,7 @@ pub fn start(
                 &conf,
                 keepalived_config(setup, name, priority, priority > 100),
             )?;
-            let p = |n: &str| dir.join(format!("keepalived-{name}-{n}.pid"));
-            let (pp, rp, cp) = (p("main"), p("vrrp"), p("checkers"));
-            host.spawn(
-                &[
-                    "/usr/sbin/keepalived",
-                    "-n",
-                    "-l",
-                    "-D",
-                    "-G",
-                    "-P",
-                    "-f",
-                    conf.to_str().context("path")?,
-                    "-p",
-                    pp.to_str().context("path")?,
-                    "-r",
-                    rp.to_str().context("path")?,
-                    "-c",
-                    cp.to_str().context("path")?,
-                ],
-                Some(&log),
-            )?
+            floatip_lab::spawn_keepalived(host, &conf, dir, &log)?
         }
     };
     Ok(Running {

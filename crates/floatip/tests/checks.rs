@@ -2,10 +2,13 @@
 //! ICMP echo to 127.0.0.1 and ::1. Every wait is bounded; no assertion depends on how fast the machine is
 //! beyond generous margins.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use common::TempDir;
 use floatip::config::{CheckConfig, CheckKind};
 use floatip::health::witness::{self, WitnessReport};
 use floatip::health::{self, evaluate, evaluate_states, CheckReport, CheckState, RiseFall};
@@ -43,33 +46,6 @@ async fn next(rx: &mut mpsc::Receiver<CheckReport>) -> CheckReport {
         .await
         .expect("no check report within 10s")
         .expect("check tasks ended")
-}
-
-/// A directory for scripts and pid files, removed at the end (also when the test fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("floatip-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    /// Writes a shell script; run it as ["/bin/sh", path] (no exec bit, no ETXTBSY races).
-    fn script(&self, name: &str, body: &str) -> String {
-        let path = self.0.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        path.to_string_lossy().into_owned()
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn exec(argv: &[&str]) -> CheckKind {

@@ -1,47 +1,23 @@
 //! The control socket: wire shape, server behaviour over a real Unix socket in a temporary directory,
 //! client errors, overrides file, and the human status.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::TempDir;
 use floatip::cli::commands::{cmd_release, cmd_status, cmd_takeover};
 use floatip::cli::render::render;
 use floatip::control::{self, *};
 use floatip::daemon::{load_overrides, save_overrides, OVERRIDES_FILE};
 use serde_json::json;
 use tokio::sync::mpsc;
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "fipctl-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn sample_status() -> InstanceStatus {
     let since = (SystemTime::now() - Duration::from_secs(192))
@@ -263,7 +239,7 @@ fn error_message(line: &str) -> String {
 #[tokio::test]
 async fn server_answers_and_survives_bad_input() {
     let dir = TempDir::new("serve");
-    let path = dir.path().join("run/floatip.sock");
+    let path = dir.dir().join("run/floatip.sock");
     let (tx, rx) = mpsc::channel(8);
     let listener = control::bind(&path).unwrap();
     let server = tokio::spawn(accept_loop(listener, tx));
@@ -357,7 +333,7 @@ async fn server_answers_and_survives_bad_input() {
 #[tokio::test]
 async fn live_socket_is_refused_and_stale_one_replaced() {
     let dir = TempDir::new("live");
-    let path = dir.path().join("floatip.sock");
+    let path = dir.dir().join("floatip.sock");
 
     // Stale: a socket file nobody listens on any more.
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
@@ -390,7 +366,7 @@ async fn live_socket_is_refused_and_stale_one_replaced() {
 #[test]
 fn client_without_daemon_says_so() {
     let dir = TempDir::new("nodaemon");
-    let path = dir.path().join("floatip.sock");
+    let path = dir.dir().join("floatip.sock");
     let err = call(&path, Request::Status { instance: None }).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -413,7 +389,7 @@ fn client_without_daemon_says_so() {
 #[test]
 fn overrides_round_trip_and_corrupt_file_is_explained() {
     let dir = TempDir::new("overrides");
-    let state = dir.path().join("var/lib/floatip");
+    let state = dir.dir().join("var/lib/floatip");
     assert!(
         load_overrides(&state).unwrap().is_empty(),
         "no file = no overrides"

@@ -1,41 +1,15 @@
 //! Notify hooks with real processes: order, one at a time, environment, timeouts, failures, drain.
 //! Scripts live in a temp dir and run as ["/bin/sh", script] (no exec bit, no ETXTBSY races).
 
+mod common;
+
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::TempDir;
 use floatip::config::NotifyConfig;
 use floatip::hooks;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(test: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("floatip-hooks-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn script(&self, name: &str, body: &str) -> Vec<String> {
-        let path = self.0.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        vec!["/bin/sh".to_string(), path.to_string_lossy().into_owned()]
-    }
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_string_lossy().into_owned()
-    }
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.0.join(name)).unwrap_or_default()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn notify(timeout: Duration) -> NotifyConfig {
     NotifyConfig {
@@ -81,7 +55,7 @@ impl Log {
 async fn hooks_run_one_at_a_time_in_order() {
     let dir = TempDir::new("order");
     let log = dir.file("log");
-    let script = dir.script(
+    let script = dir.sh(
         "hook",
         &format!(
             "echo \"start $FLOATIP_REASON\" >> {log}\nsleep 0.1\necho \"end $FLOATIP_REASON\" >> {log}"
@@ -110,7 +84,7 @@ async fn hooks_get_the_environment() {
     let dir = TempDir::new("env");
     let out = dir.file("env");
     let mut config = notify(Duration::from_secs(10));
-    config.master = Some(dir.script("env", &format!("env | grep '^FLOATIP_' | sort > {out}")));
+    config.master = Some(dir.sh("env", &format!("env | grep '^FLOATIP_' | sort > {out}")));
     let hooks = hooks::spawn("files".into(), config);
     hooks.transition(
         "MASTER",
@@ -142,7 +116,7 @@ async fn each_state_runs_its_own_hook() {
         (&mut config.fault, "fault"),
         (&mut config.stop, "stop"),
     ] {
-        *slot = Some(dir.script(name, &format!("echo {name} $FLOATIP_STATE >> {log}")));
+        *slot = Some(dir.sh(name, &format!("echo {name} $FLOATIP_STATE >> {log}")));
     }
     let hooks = hooks::spawn("files".into(), config);
     hooks.transition("BACKUP", "INIT", "start", &[]);
@@ -164,8 +138,8 @@ async fn a_hung_hook_is_killed_and_the_next_one_runs() {
     let dir = TempDir::new("timeout");
     let pid_file = dir.file("pid");
     let mut config = notify(Duration::from_millis(300));
-    config.master = Some(dir.script("hang", &format!("echo $$ > {pid_file}\nexec sleep 10")));
-    config.backup = Some(dir.script("next", &format!("echo ran > {}", dir.file("next"))));
+    config.master = Some(dir.sh("hang", &format!("echo $$ > {pid_file}\nexec sleep 10")));
+    config.backup = Some(dir.sh("next", &format!("echo ran > {}", dir.file("next"))));
     let hooks = hooks::spawn("files".into(), config);
     hooks.transition("MASTER", "BACKUP", "test", &[]);
     hooks.transition("BACKUP", "MASTER", "test", &[]);
@@ -202,11 +176,11 @@ async fn a_failing_hook_is_logged_with_its_status_and_output() {
     let _guard = log.install();
     let dir = TempDir::new("fail");
     let mut config = notify(Duration::from_secs(10));
-    config.master = Some(dir.script(
+    config.master = Some(dir.sh(
         "fail",
         "echo 'starting smbd'\necho 'smbd: no such share' >&2\nexit 3",
     ));
-    config.backup = Some(dir.script("next", &format!("echo ran > {}", dir.file("next"))));
+    config.backup = Some(dir.sh("next", &format!("echo ran > {}", dir.file("next"))));
     config.fault = Some(vec!["/nonexistent/floatip-hook".to_string()]);
     let hooks = hooks::spawn("files".into(), config);
     hooks.transition("MASTER", "BACKUP", "test", &[]);
@@ -237,7 +211,7 @@ async fn drain_is_bounded_and_kills_the_running_hook() {
     let dir = TempDir::new("drain");
     let pid_file = dir.file("pid");
     let mut config = notify(Duration::from_secs(60));
-    config.stop = Some(dir.script("slow-stop", &format!("echo $$ > {pid_file}\nexec sleep 30")));
+    config.stop = Some(dir.sh("slow-stop", &format!("echo $$ > {pid_file}\nexec sleep 30")));
     let hooks = hooks::spawn("files".into(), config);
     hooks.transition("STOP", "MASTER", "daemon stopping", &[]);
     let started = std::time::Instant::now();

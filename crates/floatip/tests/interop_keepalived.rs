@@ -14,7 +14,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use floatip_lab::{require_root, Host, Lab};
 
 /// One VRRP version's settings on both sides.
 #[derive(Clone, Copy)]
@@ -83,21 +82,15 @@ impl Proto {
 }
 
 fn setup(name: &str) -> (Lab, Host, Host, Host) {
-    let mut lab = Lab::new(name).expect("cannot build the lab");
-    let h1 = lab
-        .add_host("h1", "192.0.2.1/24", Some("2001:db8::1/64"))
-        .expect("h1");
-    let h2 = lab
-        .add_host("h2", "192.0.2.2/24", Some("2001:db8::2/64"))
-        .expect("h2");
-    let c = lab
-        .add_host("c", "192.0.2.100/24", Some("2001:db8::100/64"))
-        .expect("c");
+    let (mut lab, mut hosts) = lab_with_hosts(name, 2, true);
+    let c = add_client(&mut lab);
+    let h2 = hosts.pop().expect("h2");
+    let h1 = hosts.pop().expect("h1");
     (lab, h1, h2, c)
 }
 
 /// Neither side rejected the other's adverts.
-fn assert_no_rejections(f: &Floatip, k: &Keepalived) {
+fn assert_no_rejections(f: &Node, k: &Keepalived) {
     let drops = foreign_drops(&f.log());
     assert!(
         drops.is_empty(),
@@ -121,7 +114,7 @@ fn floatip_master_keepalived_backup(name: &str, p: Proto) {
     let (lab, h1, h2, c) = setup(name);
     let both = [&h1, &h2];
     let vip = p.vip();
-    let f = start_floatip_log(&lab, &h1, &[p.floatip(150)], "debug");
+    let f = Node::spawn_with(&lab, &h1, "", "debug", &[p.floatip(150)]);
     wait_sole_owner(&both, &h1, vip, SETTLE);
     let k = start_keepalived(&lab, &h2, &p.keepalived(100));
     assert!(
@@ -175,7 +168,7 @@ fn keepalived_master_floatip_backup(name: &str, p: Proto) {
     let vip = p.vip();
     let k = start_keepalived(&lab, &h1, &p.keepalived(150));
     wait_sole_owner(&both, &h1, vip, SETTLE);
-    let f = start_floatip_log(&lab, &h2, &[p.floatip(100)], "debug");
+    let f = Node::spawn_with(&lab, &h2, "", "debug", &[p.floatip(100)]);
     assert!(
         f.wait_log("managing", SETTLE),
         "floatip did not start: {}",

@@ -9,280 +9,29 @@
 //! wrong", never measure. Helpers panic with a readable message so the `Lab` drops while unwinding
 //! and prints the tail of every daemon's log.
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use floatip_lab::{require_root, wait_until, Host, Lab, Proc};
+use common::VIP4 as VIP;
+use common::*;
 use serde_json::Value;
 
-const VIP: &str = "192.0.2.97";
 const VIP_CIDR: &str = "192.0.2.97/24";
 const VIP2: &str = "192.0.2.98";
 const VIP2_CIDR: &str = "192.0.2.98/24";
-/// Bound for elections, moves and daemon start-up on a busy 2-core machine.
-const SETTLE: Duration = Duration::from_secs(15);
-const STEP: Duration = Duration::from_millis(25);
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_floatip")
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("lab paths are UTF-8")
-}
-
-// ---------------------------------------------------------------------------------------------
-// Configs and daemons
-
-/// One `[[instance]]`: VRRPv3 on eth0, adverts every 100 ms.
-#[derive(Clone, Copy, Debug)]
-struct Inst {
-    name: &'static str,
-    vrid: u8,
-    priority: u8,
-    vip: &'static str,
-}
-
-/// The file server: `files`, VRID 51, 192.0.2.97/24.
-fn files(priority: u8) -> Inst {
-    Inst {
-        name: "files",
-        vrid: 51,
-        priority,
-        vip: VIP_CIDR,
-    }
-}
 
 /// A second service: `web`, VRID 52, 192.0.2.98/24.
-fn web(priority: u8) -> Inst {
-    Inst {
-        name: "web",
-        vrid: 52,
-        priority,
-        vip: VIP2_CIDR,
-    }
-}
-
-fn config_text(state_dir: &Path, instances: &[Inst]) -> String {
-    let mut s = format!("[daemon]\nstate_dir = \"{}\"\n", state_dir.display());
-    for i in instances {
-        let _ = write!(
-            s,
-            "\n[[instance]]\nname = \"{}\"\ninterface = \"eth0\"\nvrid = {}\npriority = {}\n\
-             advert_interval = \"100ms\"\naddresses = [\"{}\"]\n",
-            i.name, i.vrid, i.priority, i.vip
-        );
-    }
-    s
-}
-
-/// A floatip daemon in one lab host: config, control socket, state dir and log in the lab's dir.
-struct Node {
-    host: Host,
-    conf: PathBuf,
-    sock: PathBuf,
-    state_dir: PathBuf,
-    log: PathBuf,
-    proc: Option<Proc>,
-}
-
-impl Node {
-    /// Writes the config and starts `floatip run`; returns once its control socket answers.
-    fn start(lab: &Lab, host: &Host, instances: &[Inst]) -> Node {
-        let mut node = Node {
-            host: host.clone(),
-            conf: lab.path(&format!("{}.toml", host.name)),
-            sock: lab.path(&format!("{}.sock", host.name)),
-            state_dir: lab.path(&format!("{}-state", host.name)),
-            log: lab.path(&format!("floatip-{}.log", host.name)),
-            proc: None,
-        };
-        node.write_config(instances);
-        node.spawn();
-        node
-    }
-
-    fn write_config(&self, instances: &[Inst]) {
-        self.write_config_text(&config_text(&self.state_dir, instances));
-    }
-
-    fn write_config_text(&self, text: &str) {
-        std::fs::write(&self.conf, text)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", self.conf.display()));
-    }
-
-    /// (Re)starts the daemon with the same config, socket, state dir and log (appended to).
-    fn spawn(&mut self) {
-        let argv = [
-            bin(),
-            "--socket",
-            path_str(&self.sock),
-            "run",
-            "--config",
-            path_str(&self.conf),
-        ];
-        let proc = self
-            .host
-            .spawn(&argv, Some(&self.log))
-            .unwrap_or_else(|e| panic!("cannot start floatip on {}: {e:#}", self.host.name));
-        self.proc = Some(proc);
-        let up = wait_until(SETTLE, STEP, || {
-            self.proc().is_running() && self.ctl(&["status", "--json"]).status.success()
-        });
-        assert!(
-            up,
-            "floatip on {} did not answer on its control socket within {SETTLE:?} (running: {}); log:\n{}",
-            self.host.name,
-            self.proc().is_running(),
-            self.log()
-        );
-    }
-
-    fn proc(&self) -> &Proc {
-        self.proc.as_ref().expect("daemon started")
-    }
-
-    /// SIGTERM (make-before-break stop) and wait for it to exit.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let mut p = self.proc.take().expect("daemon started");
-        p.stop(Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("floatip on {} did not exit", self.host.name))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read(&self.log)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    }
-
-    /// `floatip --socket S ARGS...` inside the host, whatever its exit status.
-    fn ctl(&self, args: &[&str]) -> Output {
-        let mut argv = vec![bin(), "--socket", path_str(&self.sock)];
-        argv.extend_from_slice(args);
-        self.host
-            .output(&argv)
-            .unwrap_or_else(|e| panic!("cannot run floatip {args:?} on {}: {e:#}", self.host.name))
-    }
-
-    /// `floatip ARGS...` that must succeed; returns stdout.
-    fn ctl_ok(&self, args: &[&str]) -> String {
-        let out = self.ctl(args);
-        assert!(
-            out.status.success(),
-            "`floatip {}` on {} failed ({}): stdout: {} stderr: {}",
-            args.join(" "),
-            self.host.name,
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// `floatip ARGS...` that must fail; returns stderr.
-    fn ctl_err(&self, args: &[&str]) -> String {
-        let out = self.ctl(args);
-        assert!(
-            !out.status.success(),
-            "`floatip {}` on {} should have failed; stdout: {}",
-            args.join(" "),
-            self.host.name,
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    /// `status NAME --json`, parsed; returns that instance's object.
-    fn status(&self, name: &str) -> Value {
-        let text = self.ctl_ok(&["status", name, "--json"]);
-        let v: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {text}"));
-        assert_eq!(v["version"], 1, "protocol version: {v}");
-        let list = v["instances"].as_array().expect("instances is an array");
-        assert_eq!(list.len(), 1, "status {name} lists one instance: {v}");
-        assert_eq!(list[0]["name"], name);
-        list[0].clone()
-    }
-
-    /// Polls `status NAME --json` until `pred` holds; panics naming `what` and the last status.
-    fn wait_status(&self, name: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let mut last = Value::Null;
-        let ok = wait_until(SETTLE, Duration::from_millis(50), || {
-            last = self.status(name);
-            pred(&last)
-        });
-        assert!(
-            ok,
-            "{}: {what} not seen within {SETTLE:?}; last status: {last:#}",
-            self.host.name
-        );
-        last
-    }
-
-    fn wait_state(&self, name: &str, state: &str) -> Value {
-        self.wait_status(name, &format!("state {state}"), |s| s["state"] == state)
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Ownership
-
-fn holders(hosts: &[&Host], vip: &str) -> Vec<String> {
-    hosts
-        .iter()
-        .filter(|h| h.has_address(vip))
-        .map(|h| h.name.clone())
-        .collect()
-}
-
-/// Waits until `owner` (or nobody, with `None`) is the only holder of `vip` among `hosts`.
-fn wait_owner(hosts: &[&Host], owner: Option<&Host>, vip: &str) {
-    let want: Vec<String> = owner.map(|h| h.name.clone()).into_iter().collect();
-    let mut last = Vec::new();
-    let ok = wait_until(SETTLE, STEP, || {
-        last = holders(hosts, vip);
-        last == want
-    });
-    assert!(
-        ok,
-        "expected holders of {vip} to be {want:?} within {SETTLE:?}; holders: {last:?}"
-    );
-}
-
-/// Samples for `duration`: every sample must show exactly `owner` (or nobody) holding `vip`.
-fn assert_owner_for(hosts: &[&Host], owner: Option<&Host>, vip: &str, duration: Duration) {
-    let want: Vec<String> = owner.map(|h| h.name.clone()).into_iter().collect();
-    let end = Instant::now() + duration;
-    let mut samples = 0;
-    loop {
-        let h = holders(hosts, vip);
-        samples += 1;
-        assert_eq!(
-            h, want,
-            "sample {samples}: holders of {vip} should be {want:?}"
-        );
-        if Instant::now() >= end {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(40));
-    }
-}
-
-/// Two hosts `h1` (192.0.2.1, MAC ..:01) and `h2` (192.0.2.2, MAC ..:02).
-fn two_hosts(name: &str) -> (Lab, Host, Host) {
-    let mut lab = Lab::new(name).expect("lab");
-    let h1 = lab.add_host("h1", "192.0.2.1/24", None).expect("h1");
-    let h2 = lab.add_host("h2", "192.0.2.2/24", None).expect("h2");
-    (lab, h1, h2)
+fn web(priority: u8) -> Instance {
+    Instance::named("web", 52, priority, VIP2_CIDR)
 }
 
 /// h1 (priority 150) and h2 (100) running `files`, h1 elected.
 fn elected_pair(name: &str) -> (Lab, Node, Node) {
     let (lab, h1, h2) = two_hosts(name);
-    let n1 = Node::start(&lab, &h1, &[files(150)]);
-    let n2 = Node::start(&lab, &h2, &[files(100)]);
+    let n1 = Node::start(&lab, &h1, &[Instance::v4(150)]);
+    let n2 = Node::start(&lab, &h2, &[Instance::v4(100)]);
     wait_owner(&[&h1, &h2], Some(&h1), VIP);
     n1.wait_state("files", "MASTER");
     n2.wait_state("files", "BACKUP");
@@ -395,7 +144,13 @@ fn status_json_reflects_kernel_and_vip_is_restored() {
     });
     assert_eq!(s1["state"], "MASTER");
     assert!(n1.log().contains("putting it back"), "{}", n1.log());
-    assert_owner_for(&[&h1, &h2], Some(&h1), VIP, Duration::from_millis(600));
+    assert_owner_for(
+        &[&h1, &h2],
+        Some(&h1),
+        VIP,
+        Duration::from_millis(600),
+        SAMPLE,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -412,7 +167,13 @@ fn takeover_moves_vip_and_auto_returns_it() {
     let msg = n2.ctl_ok(&["takeover", "files"]);
     assert!(msg.contains("files"), "{msg}");
     wait_owner(&hosts, Some(&n2.host), VIP);
-    assert_owner_for(&hosts, Some(&n2.host), VIP, Duration::from_millis(1500));
+    assert_owner_for(
+        &hosts,
+        Some(&n2.host),
+        VIP,
+        Duration::from_millis(1500),
+        SAMPLE,
+    );
 
     let s2 = n2.wait_state("files", "MASTER");
     assert_eq!(s2["override"], "takeover", "{s2:#}");
@@ -427,7 +188,13 @@ fn takeover_moves_vip_and_auto_returns_it() {
     // auto: h2 falls back to 100, h1 (150, preempt) takes the VIP back.
     n2.ctl_ok(&["auto", "files"]);
     wait_owner(&hosts, Some(&n1.host), VIP);
-    assert_owner_for(&hosts, Some(&n1.host), VIP, Duration::from_millis(1000));
+    assert_owner_for(
+        &hosts,
+        Some(&n1.host),
+        VIP,
+        Duration::from_millis(1000),
+        SAMPLE,
+    );
     let s2 = n2.wait_state("files", "BACKUP");
     assert!(s2["override"].is_null(), "{s2:#}");
     assert_eq!(s2["priority"]["effective"], 100);
@@ -468,7 +235,7 @@ fn release_moves_vip_and_stays_released_until_auto() {
     wait_owner(&hosts, Some(&n2.host), VIP);
     // h1's master-down interval is 3 x 100 ms + skew (~0.34 s): 2 s is several of them, and h1 has
     // the higher priority, so only the override keeps it from preempting.
-    assert_owner_for(&hosts, Some(&n2.host), VIP, Duration::from_secs(2));
+    assert_owner_for(&hosts, Some(&n2.host), VIP, Duration::from_secs(2), SAMPLE);
     let s1 = n1.wait_state("files", "BACKUP");
     assert_eq!(s1["override"], "release", "{s1:#}");
     assert_eq!(s1["vips"][0]["present_in_kernel"], false);
@@ -476,7 +243,13 @@ fn release_moves_vip_and_stays_released_until_auto() {
 
     n1.ctl_ok(&["auto", "files"]);
     wait_owner(&hosts, Some(&n1.host), VIP);
-    assert_owner_for(&hosts, Some(&n1.host), VIP, Duration::from_millis(800));
+    assert_owner_for(
+        &hosts,
+        Some(&n1.host),
+        VIP,
+        Duration::from_millis(800),
+        SAMPLE,
+    );
     let s1 = n1.wait_state("files", "MASTER");
     assert!(s1["override"].is_null(), "{s1:#}");
     n2.wait_state("files", "BACKUP");
@@ -495,7 +268,7 @@ fn release_without_peer_refuses_unless_forced() {
     }
     let (lab, h1, h2) = two_hosts("ctlnopeer");
     let hosts = [&h1, &h2];
-    let n1 = Node::start(&lab, &h1, &[files(150)]);
+    let n1 = Node::start(&lab, &h1, &[Instance::v4(150)]);
     wait_owner(&hosts, Some(&h1), VIP);
     n1.wait_state("files", "MASTER");
 
@@ -504,7 +277,7 @@ fn release_without_peer_refuses_unless_forced() {
         err.contains("no other router") && err.contains("--force"),
         "the refusal explains itself: {err}"
     );
-    assert_owner_for(&hosts, Some(&h1), VIP, Duration::from_millis(800));
+    assert_owner_for(&hosts, Some(&h1), VIP, Duration::from_millis(800), SAMPLE);
     let s1 = n1.status("files");
     assert_eq!(s1["state"], "MASTER");
     assert!(
@@ -521,7 +294,7 @@ fn release_without_peer_refuses_unless_forced() {
 
     n1.ctl_ok(&["release", "files", "--force"]);
     wait_owner(&hosts, None, VIP);
-    assert_owner_for(&hosts, None, VIP, Duration::from_millis(1500));
+    assert_owner_for(&hosts, None, VIP, Duration::from_millis(1500), SAMPLE);
     let s1 = n1.wait_state("files", "BACKUP");
     assert_eq!(s1["override"], "release", "{s1:#}");
     assert_eq!(s1["vips"][0]["present_in_kernel"], false);
@@ -552,14 +325,14 @@ fn release_override_survives_daemon_restart() {
 
     let st = n1.stop();
     assert!(st.success(), "SIGTERM: clean exit, got {st}");
-    assert_owner_for(&hosts, Some(&h2), VIP, Duration::from_millis(300));
+    assert_owner_for(&hosts, Some(&h2), VIP, Duration::from_millis(300), SAMPLE);
 
-    n1.spawn();
+    n1.restart();
     assert!(n1.log().contains("restoring"), "{}", n1.log());
     let s1 = n1.wait_state("files", "BACKUP");
     assert_eq!(s1["override"], "release", "{s1:#}");
     // h1 has the higher priority and preempt: without the override it would claim within ~0.4 s.
-    assert_owner_for(&hosts, Some(&h2), VIP, Duration::from_secs(2));
+    assert_owner_for(&hosts, Some(&h2), VIP, Duration::from_secs(2), SAMPLE);
     assert_eq!(n1.status("files")["state"], "BACKUP");
 
     n1.ctl_ok(&["auto", "files"]);
@@ -590,7 +363,7 @@ fn conflict_with_higher_mac_yields_and_heals() {
         "this test needs the by-hand host to have the higher MAC"
     );
     let hosts = [&h1, &h2];
-    let n1 = Node::start(&lab, &h1, &[files(150)]);
+    let n1 = Node::start(&lab, &h1, &[Instance::v4(150)]);
     wait_owner(&hosts, Some(&h1), VIP);
     n1.wait_state("files", "MASTER");
 
@@ -643,7 +416,7 @@ fn conflict_with_lower_mac_master_keeps_vip() {
         "this test needs the by-hand host to have the lower MAC"
     );
     let hosts = [&h1, &hand];
-    let n1 = Node::start(&lab, &h1, &[files(150)]);
+    let n1 = Node::start(&lab, &h1, &[Instance::v4(150)]);
     wait_owner(&hosts, Some(&h1), VIP);
     n1.wait_state("files", "MASTER");
 
@@ -666,7 +439,7 @@ fn conflict_with_lower_mac_master_keeps_vip() {
         "{log}"
     );
     hand.del_address(VIP_CIDR).expect("ip addr del on h3");
-    assert_owner_for(&hosts, Some(&h1), VIP, Duration::from_millis(500));
+    assert_owner_for(&hosts, Some(&h1), VIP, Duration::from_millis(500), SAMPLE);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -686,7 +459,13 @@ fn byhand_copy_on_backup_is_removed() {
         "h2's log explains the removal: {}",
         n2.log()
     );
-    assert_owner_for(&hosts, Some(&n1.host), VIP, Duration::from_millis(800));
+    assert_owner_for(
+        &hosts,
+        Some(&n1.host),
+        VIP,
+        Duration::from_millis(800),
+        SAMPLE,
+    );
     n1.wait_state("files", "MASTER");
     n2.wait_state("files", "BACKUP");
 }
@@ -697,12 +476,10 @@ fn byhand_copy_on_backup_is_removed() {
 /// Needs no root and no namespace: the CLI only talks to a Unix socket that is not there.
 #[test]
 fn cli_without_daemon_says_so() {
-    let dir = std::env::temp_dir().join(format!("floatip-ctl-nodaemon-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let missing = dir.join("nonexistent.sock");
+    let dir = TempDir::new("ctl-nodaemon");
+    let missing = dir.path("nonexistent.sock");
     // A stale socket: bound, then the listener is gone (a killed daemon leaves this behind).
-    let stale = dir.join("stale.sock");
+    let stale = dir.path("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
 
     for sock in [&missing, &stale] {
@@ -714,7 +491,7 @@ fn cli_without_daemon_says_so() {
             &["auto", "files"],
             &["reload"],
         ] {
-            let out = std::process::Command::new(bin())
+            let out = std::process::Command::new(floatip_bin())
                 .arg("--socket")
                 .arg(sock)
                 .args(args)
@@ -734,7 +511,6 @@ fn cli_without_daemon_says_so() {
             assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -742,9 +518,9 @@ fn unknown_instance_lists_known_names() {
     if !require_root("unknown_instance_lists_known_names") {
         return;
     }
-    let mut lab = Lab::new("ctlunknown").expect("lab");
-    let h1 = lab.add_host("h1", "192.0.2.1/24", None).expect("h1");
-    let n1 = Node::start(&lab, &h1, &[files(150), web(150)]);
+    let (lab, hosts) = lab_with_hosts("ctlunknown", 1, false);
+    let h1 = &hosts[0];
+    let n1 = Node::start(&lab, h1, &[Instance::v4(150), web(150)]);
     for args in [
         &["status", "nosuch"][..],
         &["status", "nosuch", "--json"],
@@ -773,23 +549,23 @@ fn reload_applies_priority_refuses_bad_config_and_adds_removes_instances() {
     }
     let (_lab, n1, n2) = elected_pair("ctlreload");
     let hosts = [&n1.host, &n2.host];
-    let pid2 = n2.proc().pid();
+    let pid2 = n2.proc.pid();
 
     // A priority change applies in place: h2 (now 200) preempts, and its daemon keeps running.
-    n2.write_config(&[files(200)]);
+    n2.write_config(&[Instance::v4(200)]);
     let msg = n2.ctl_ok(&["reload"]);
     assert!(msg.contains("priority 200"), "{msg}");
     wait_owner(&hosts, Some(&n2.host), VIP);
     let s2 = n2.wait_state("files", "MASTER");
     assert_eq!(s2["priority"]["configured"], 200);
     assert_eq!(s2["priority"]["effective"], 200);
-    assert!(n2.proc().is_running());
-    assert_eq!(n2.proc().pid(), pid2);
+    assert!(n2.proc.is_running());
+    assert_eq!(n2.proc.pid(), pid2);
     assert_eq!(n2.log().matches("ready:").count(), 1, "not restarted");
     n1.wait_state("files", "BACKUP");
 
     // A broken file is refused with file:line and the running config stays.
-    let good = config_text(&n2.state_dir, &[files(200)]);
+    let good = n2.config_text(&[Instance::v4(200)]);
     let bad = good.replace("vrid = 51", "vrid = 300");
     let line = bad
         .lines()
@@ -801,32 +577,44 @@ fn reload_applies_priority_refuses_bad_config_and_adds_removes_instances() {
     let at = format!("{}:{line}", n2.conf.display());
     assert!(err.contains(&at), "the refusal names {at}: {err}");
     assert!(err.contains("stays"), "{err}");
-    assert_owner_for(&hosts, Some(&n2.host), VIP, Duration::from_millis(800));
+    assert_owner_for(
+        &hosts,
+        Some(&n2.host),
+        VIP,
+        Duration::from_millis(800),
+        SAMPLE,
+    );
     let s2 = n2.status("files");
     assert_eq!(s2["state"], "MASTER");
     assert_eq!(s2["priority"]["configured"], 200);
 
     // A second instance added on both (h1 by SIGHUP, h2 by `floatip reload`) is elected.
-    n1.write_config(&[files(150), web(150)]);
-    n2.write_config(&[files(200), web(100)]);
-    assert!(n1.proc().signal(libc::SIGHUP));
+    n1.write_config(&[Instance::v4(150), web(150)]);
+    n2.write_config(&[Instance::v4(200), web(100)]);
+    assert!(n1.proc.signal(libc::SIGHUP));
     n2.ctl_ok(&["reload"]);
     wait_owner(&hosts, Some(&n1.host), VIP2);
     n1.wait_state("web", "MASTER");
     n2.wait_state("web", "BACKUP");
     // files was not disturbed.
-    assert_owner_for(&hosts, Some(&n2.host), VIP, Duration::from_millis(300));
+    assert_owner_for(
+        &hosts,
+        Some(&n2.host),
+        VIP,
+        Duration::from_millis(300),
+        SAMPLE,
+    );
     assert_eq!(n2.status("files")["state"], "MASTER");
 
     // Removed again (backup first, then master): its VIP is released, nobody holds it.
-    n2.write_config(&[files(200)]);
+    n2.write_config(&[Instance::v4(200)]);
     let msg = n2.ctl_ok(&["reload"]);
     assert!(msg.contains("web"), "{msg}");
-    n1.write_config(&[files(150)]);
+    n1.write_config(&[Instance::v4(150)]);
     let msg = n1.ctl_ok(&["reload"]);
     assert!(msg.contains("web"), "{msg}");
     wait_owner(&hosts, None, VIP2);
-    assert_owner_for(&hosts, None, VIP2, Duration::from_millis(1000));
+    assert_owner_for(&hosts, None, VIP2, Duration::from_millis(1000), SAMPLE);
     for n in [&n1, &n2] {
         let err = n.ctl_err(&["status", "web"]);
         assert!(err.contains("web"), "{err}");
@@ -838,8 +626,14 @@ fn reload_applies_priority_refuses_bad_config_and_adds_removes_instances() {
         );
     }
     // And files still has exactly one owner.
-    assert_owner_for(&hosts, Some(&n2.host), VIP, Duration::from_millis(300));
-    assert!(n1.proc().is_running() && n2.proc().is_running());
+    assert_owner_for(
+        &hosts,
+        Some(&n2.host),
+        VIP,
+        Duration::from_millis(300),
+        SAMPLE,
+    );
+    assert!(n1.proc.is_running() && n2.proc.is_running());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -850,14 +644,12 @@ fn up_refuses_taken_address_and_moves_client_on_free_one() {
     if !require_root("up_refuses_taken_address_and_moves_client_on_free_one") {
         return;
     }
-    let mut lab = Lab::new("ctlup").expect("lab");
-    let h1 = lab.add_host("h1", "192.0.2.1/24", None).expect("h1");
-    let h2 = lab.add_host("h2", "192.0.2.2/24", None).expect("h2");
+    let (mut lab, h1, h2) = two_hosts("ctlup");
     let c = lab.add_host("c", "192.0.2.100/24", None).expect("c");
     // No daemon anywhere: point the CLI at a socket nobody listens on (never the host's default).
     let sock = lab.path("none.sock");
     let floatip = |host: &Host, args: &[&str]| -> Output {
-        let mut argv = vec![bin(), "--socket", path_str(&sock)];
+        let mut argv = vec![floatip_bin(), "--socket", path_str(&sock)];
         argv.extend_from_slice(args);
         host.output(&argv).expect("run floatip")
     };
@@ -920,7 +712,7 @@ fn reload_of_changed_master_instance_does_not_fight_over_vip() {
     }
     let (_lab, n1, n2) = elected_pair("ctlreload2");
     let hosts = [&n1.host, &n2.host];
-    let text = config_text(&n1.state_dir, &[files(150)]) + "\n[instance.announce]\ncount = 3\n";
+    let text = n1.config_text(&[Instance::v4(150)]) + "\n[instance.announce]\ncount = 3\n";
     n1.write_config_text(&text);
     let before = n1.log().len();
     let msg = n1.ctl_ok(&["reload"]);
@@ -929,7 +721,13 @@ fn reload_of_changed_master_instance_does_not_fight_over_vip() {
     wait_owner(&hosts, Some(&n1.host), VIP);
     n1.wait_state("files", "MASTER");
     n2.wait_state("files", "BACKUP");
-    assert_owner_for(&hosts, Some(&n1.host), VIP, Duration::from_millis(500));
+    assert_owner_for(
+        &hosts,
+        Some(&n1.host),
+        VIP,
+        Duration::from_millis(500),
+        SAMPLE,
+    );
     let log = n1.log();
     let after = log.get(before..).unwrap_or_default();
     let fights: Vec<&str> = after

@@ -6,32 +6,18 @@
 //! Every wait is bounded by a generous bound that means "something is wrong", never a measurement:
 //! these tests assert behaviour (who holds the VIP, what `floatip status --json` says, what the hooks
 //! wrote), never timings.
-//!
-//! Helpers are local to this file on purpose: the shared `tests/common` module is being written by
-//! another test file's author, and these tests should not break when it changes.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use floatip_lab::{require_root, wait_until, Host, Lab, Proc};
+use common::VIP4 as VIP;
+use common::*;
 use serde_json::Value;
 
-/// The service address the tests move around.
-const VIP: &str = "192.0.2.97";
 /// The instance name every config uses.
 const NAME: &str = "files";
-/// Bound for elections and failovers when the suite runs in parallel on a small machine.
-const SETTLE: Duration = Duration::from_secs(15);
-/// Poll step for address checks.
-const STEP: Duration = Duration::from_millis(20);
-
-fn floatip_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_floatip")
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("lab paths are UTF-8")
-}
 
 /// A real python3 (not a pyenv shim, which is slow to start and may depend on the caller's cwd).
 fn python3() -> &'static str {
@@ -42,134 +28,18 @@ fn python3() -> &'static str {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Configs and daemons
-
-/// `[daemon]` plus one `[[instance]]` "files" for 192.0.2.97/24 on eth0, VRID 51, VRRPv3, preempt on.
-/// `keys` are extra `key = value` lines inside the instance; `tables` are sub-tables
-/// (`[[instance.check]]`, `[instance.notify]`) that follow it.
-fn config(
-    lab: &Lab,
-    host: &Host,
-    priority: u8,
-    interval: &str,
-    keys: &str,
-    tables: &str,
-) -> String {
-    let state = lab.path(&format!("{}-state", host.name));
-    format!(
-        "# lab_health test config for {host}\n\
-         [daemon]\n\
-         state_dir = \"{state}\"\n\
-         \n\
-         [[instance]]\n\
-         name = \"{NAME}\"\n\
-         interface = \"eth0\"\n\
-         vrid = 51\n\
-         priority = {priority}\n\
-         version = 3\n\
-         advert_interval = \"{interval}\"\n\
-         preempt = true\n\
-         addresses = [\"{VIP}/24\"]\n\
-         {keys}\n\
-         {tables}\n",
-        host = host.name,
-        state = state.display(),
-    )
+/// "files" for 192.0.2.97/24 on eth0, VRID 51, VRRPv3, preempt on. `keys` are extra `key = value`
+/// lines inside the instance; `tables` are sub-tables (`[[instance.check]]`, `[instance.notify]`)
+/// that follow it.
+fn files(priority: u8, interval: &str, keys: &str, tables: &str) -> Instance {
+    Instance::v4(priority)
+        .interval(interval)
+        .extra(&format!("{keys}\n{tables}\n"))
 }
 
-/// A floatip daemon running inside a lab host.
-struct Daemon {
-    host: Host,
-    proc: Proc,
-    socket: PathBuf,
-}
-
-impl Daemon {
-    /// Starts `floatip --socket S run --config C` in `host` with `conf` as its config, and waits
-    /// (bounded) until its control socket answers.
-    fn start(lab: &Lab, host: &Host, conf: &str) -> Daemon {
-        let conf_path = lab.path(&format!("{}.toml", host.name));
-        std::fs::write(&conf_path, conf)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", conf_path.display()));
-        let socket = lab.path(&format!("{}.sock", host.name));
-        let log = lab.path(&format!("floatip-{}.log", host.name));
-        let argv = [
-            floatip_bin(),
-            "--socket",
-            path_str(&socket),
-            "run",
-            "--config",
-            path_str(&conf_path),
-        ];
-        let proc = host
-            .spawn(&argv, Some(&log))
-            .unwrap_or_else(|e| panic!("cannot start floatip on {}: {e:#}", host.name));
-        let d = Daemon {
-            host: host.clone(),
-            proc,
-            socket,
-        };
-        let up = wait_until(SETTLE, Duration::from_millis(50), || {
-            d.status().is_some() || !d.proc.is_running()
-        });
-        assert!(
-            up && d.proc.is_running(),
-            "floatip on {} did not come up; log:\n{}",
-            host.name,
-            d.log()
-        );
-        d
-    }
-
-    fn log(&self) -> String {
-        self.proc.log()
-    }
-
-    /// `floatip --socket S status files --json`, the one instance's object; None if the daemon does
-    /// not answer (not up yet, or gone).
-    fn status(&self) -> Option<Value> {
-        let out = self
-            .host
-            .output(&[
-                floatip_bin(),
-                "--socket",
-                path_str(&self.socket),
-                "status",
-                NAME,
-                "--json",
-            ])
-            .ok()?;
-        if !out.status.success() {
-            return None;
-        }
-        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-        let inst = v.get("instances")?.get(0)?.clone();
-        (inst.get("name")?.as_str()? == NAME).then_some(inst)
-    }
-
-    /// Polls the status until `pred` holds; panics with `what` and the last status after `timeout`.
-    fn wait_status(&self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-        let mut last = None;
-        let ok = wait_until(timeout, Duration::from_millis(50), || {
-            last = self.status();
-            last.as_ref().is_some_and(&pred)
-        });
-        let last = last.unwrap_or(Value::Null);
-        assert!(
-            ok,
-            "{}: expected {what} within {timeout:?}; last status:\n{}",
-            self.host.name,
-            serde_json::to_string_pretty(&last).unwrap_or_default()
-        );
-        last
-    }
-
-    fn wait_state(&self, state: &str, timeout: Duration) -> Value {
-        self.wait_status(&format!("state {state}"), timeout, |s| {
-            s["state"].as_str() == Some(state)
-        })
-    }
+/// Waits until `owner` alone holds the VIP; `why` names the step in the failure message.
+fn wait_holder(hosts: &[&Host], owner: &Host, why: &str) {
+    wait_holders(hosts, Some(owner), VIP, SETTLE, why);
 }
 
 /// The instance's transitions from the status history, as ("FROM", "TO", "reason").
@@ -185,31 +55,6 @@ fn history(status: &Value) -> Vec<(String, String, String)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Ownership
-
-fn holders(hosts: &[&Host]) -> Vec<String> {
-    hosts
-        .iter()
-        .filter(|h| h.has_address(VIP))
-        .map(|h| h.name.clone())
-        .collect()
-}
-
-/// Waits until `owner` holds the VIP and no other host of `hosts` does.
-fn wait_sole_owner(hosts: &[&Host], owner: &Host, why: &str) {
-    let mut last = Vec::new();
-    let ok = wait_until(SETTLE, STEP, || {
-        last = holders(hosts);
-        last.len() == 1 && last[0] == owner.name
-    });
-    assert!(
-        ok,
-        "{why}: expected {} to be the only holder of {VIP} within {SETTLE:?}; holders: {last:?}",
-        owner.name
-    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -288,14 +133,6 @@ fn wait_ready(host: &Host, p: &Proc) {
     );
 }
 
-/// Two hosts on a fresh lab.
-fn two_hosts(name: &str) -> (Lab, Host, Host) {
-    let mut lab = Lab::new(name).expect("lab");
-    let h1 = lab.add_host("h1", "192.0.2.1/24", None).expect("h1");
-    let h2 = lab.add_host("h2", "192.0.2.2/24", None).expect("h2");
-    (lab, h1, h2)
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. tcp check
 
@@ -313,19 +150,19 @@ fn tcp_check_failure_moves_vip_and_recovery_brings_it_back() {
     );
     let srv1 = tcp_server(&h1, PORT);
     let _srv2 = tcp_server(&h2, PORT);
-    let d1 = Daemon::start(&lab, &h1, &config(&lab, &h1, 150, "100ms", "", &check));
-    let d2 = Daemon::start(&lab, &h2, &config(&lab, &h2, 100, "100ms", "", &check));
-    wait_sole_owner(&hosts, &h1, "both services up");
-    d2.wait_state("BACKUP", SETTLE);
-    let s1 = d1.wait_status("check svc healthy", SETTLE, |s| {
+    let d1 = Node::start(&lab, &h1, &[files(150, "100ms", "", &check)]);
+    let d2 = Node::start(&lab, &h2, &[files(100, "100ms", "", &check)]);
+    wait_holder(&hosts, &h1, "both services up");
+    d2.wait_state(NAME, "BACKUP");
+    let s1 = d1.wait_status(NAME, "check svc healthy", |s| {
         s["checks"][0]["healthy"] == Value::Bool(true)
     });
     assert_eq!(s1["checks"][0]["name"], "svc");
 
     // The service on the master dies: FAULT, and the VIP goes to the backup.
     assert!(srv1.kill9());
-    wait_sole_owner(&hosts, &h2, "h1's service killed");
-    let s1 = d1.wait_state("FAULT", SETTLE);
+    wait_holder(&hosts, &h2, "h1's service killed");
+    let s1 = d1.wait_state(NAME, "FAULT");
     let reason = s1["reason"].as_str().unwrap_or_default();
     assert!(
         reason.contains("check svc failing"),
@@ -348,14 +185,14 @@ fn tcp_check_failure_moves_vip_and_recovery_brings_it_back() {
         "h1's history should show MASTER -> FAULT: {:?}",
         history(&s1)
     );
-    d2.wait_state("MASTER", SETTLE);
+    d2.wait_state(NAME, "MASTER");
 
     // The service comes back: after `rise` successes h1 is a candidate again and preempts.
     let _srv1 = tcp_server(&h1, PORT);
-    wait_sole_owner(&hosts, &h1, "h1's service restarted");
-    let s1 = d1.wait_state("MASTER", SETTLE);
+    wait_holder(&hosts, &h1, "h1's service restarted");
+    let s1 = d1.wait_state(NAME, "MASTER");
     assert_eq!(s1["checks"][0]["healthy"], Value::Bool(true), "{s1:#}");
-    d2.wait_state("BACKUP", SETTLE);
+    d2.wait_state(NAME, "BACKUP");
 }
 
 /// docs/checks.md, "Rise, fall, and the first result": a host whose service is down at boot is failing
@@ -374,7 +211,7 @@ fn service_down_at_boot_never_claims() {
     );
     // h1 alone, its service not running: no peer, so only the check can keep it from claiming
     // once master-down (about 0.34 s) has passed.
-    let d1 = Daemon::start(&lab, &h1, &config(&lab, &h1, 150, "100ms", "", &check));
+    let d1 = Node::start(&lab, &h1, &[files(150, "100ms", "", &check)]);
     let end = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < end {
         assert!(
@@ -383,7 +220,7 @@ fn service_down_at_boot_never_claims() {
         );
         std::thread::sleep(Duration::from_millis(25));
     }
-    let s1 = d1.wait_state("FAULT", SETTLE);
+    let s1 = d1.wait_state(NAME, "FAULT");
     assert!(
         !history(&s1).iter().any(|(_, to, _)| to == "MASTER"),
         "h1 was MASTER at some point: {:?}",
@@ -392,11 +229,11 @@ fn service_down_at_boot_never_claims() {
 
     // A healthy h2 claims; h1's service comes up and h1 takes over.
     let _srv2 = tcp_server(&h2, PORT);
-    let _d2 = Daemon::start(&lab, &h2, &config(&lab, &h2, 100, "100ms", "", &check));
-    wait_sole_owner(&hosts, &h2, "only h2's service is up");
+    let _d2 = Node::start(&lab, &h2, &[files(100, "100ms", "", &check)]);
+    wait_holder(&hosts, &h2, "only h2's service is up");
     let _srv1 = tcp_server(&h1, PORT);
-    wait_sole_owner(&hosts, &h1, "h1's service came up");
-    d1.wait_state("MASTER", SETTLE);
+    wait_holder(&hosts, &h1, "h1's service came up");
+    d1.wait_state(NAME, "MASTER");
 }
 
 /// The same promise when the first attempt does not fail fast but hangs: the service is down at boot
@@ -415,14 +252,14 @@ fn service_hanging_at_boot_never_claims() {
     let (lab, h1, _h2) = two_hosts("healthboothang");
     let check = "[[instance.check]]\nname = \"svc\"\nkind = \"exec\"\n\
                  command = [\"/bin/sleep\", \"30\"]\ntimeout = \"900ms\"\ninterval = \"1s\"\n";
-    let d1 = Daemon::start(&lab, &h1, &config(&lab, &h1, 150, "100ms", "", check));
+    let d1 = Node::start(&lab, &h1, &[files(150, "100ms", "", check)]);
     let end = Instant::now() + Duration::from_millis(2000);
     let mut held = false;
     while Instant::now() < end && !held {
         held = h1.has_address(VIP);
         std::thread::sleep(Duration::from_millis(20));
     }
-    let s1 = d1.wait_state("FAULT", SETTLE);
+    let s1 = d1.wait_state(NAME, "FAULT");
     assert!(
         !held && !history(&s1).iter().any(|(_, to, _)| to == "MASTER"),
         "h1 claimed {VIP} before its check's first (failing) result: history {:?}",
@@ -452,15 +289,15 @@ fn http_check_wrong_status_moves_vip_and_200_brings_it_back() {
     std::fs::write(&code2, "200\n").expect("code file");
     let _srv1 = http_server(&h1, PORT, &code1);
     let _srv2 = http_server(&h2, PORT, &code2);
-    let d1 = Daemon::start(&lab, &h1, &config(&lab, &h1, 150, "100ms", "", &check));
-    let d2 = Daemon::start(&lab, &h2, &config(&lab, &h2, 100, "100ms", "", &check));
-    wait_sole_owner(&hosts, &h1, "both web services healthy");
-    d2.wait_state("BACKUP", SETTLE);
+    let d1 = Node::start(&lab, &h1, &[files(150, "100ms", "", &check)]);
+    let d2 = Node::start(&lab, &h2, &[files(100, "100ms", "", &check)]);
+    wait_holder(&hosts, &h1, "both web services healthy");
+    d2.wait_state(NAME, "BACKUP");
 
     // The master's health endpoint says 503: FAULT, VIP to h2.
     std::fs::write(&code1, "503\n").expect("code file");
-    wait_sole_owner(&hosts, &h2, "h1 answers 503");
-    let s1 = d1.wait_state("FAULT", SETTLE);
+    wait_holder(&hosts, &h2, "h1 answers 503");
+    let s1 = d1.wait_state(NAME, "FAULT");
     let reason = s1["reason"].as_str().unwrap_or_default();
     assert!(
         reason.contains("check web failing") && reason.contains("503"),
@@ -471,8 +308,8 @@ fn http_check_wrong_status_moves_vip_and_200_brings_it_back() {
 
     // 200 again: back to h1.
     std::fs::write(&code1, "200\n").expect("code file");
-    wait_sole_owner(&hosts, &h1, "h1 answers 200 again");
-    let s1 = d1.wait_state("MASTER", SETTLE);
+    wait_holder(&hosts, &h1, "h1 answers 200 again");
+    let s1 = d1.wait_state(NAME, "MASTER");
     assert_eq!(s1["checks"][0]["healthy"], Value::Bool(true), "{s1:#}");
 }
 
@@ -537,10 +374,10 @@ fn hanging_exec_check_times_out_and_adverts_continue() {
     let check = "[[instance.check]]\nname = \"hang\"\nkind = \"exec\"\n\
                  command = [\"/bin/sleep\", \"30\"]\ntimeout = \"600ms\"\ninterval = \"800ms\"\n\
                  weight = -10\n";
-    let d1 = Daemon::start(&lab, &h1, &config(&lab, &h1, 150, "100ms", "", check));
-    let d2 = Daemon::start(&lab, &h2, &config(&lab, &h2, 100, "100ms", "", ""));
-    wait_sole_owner(&hosts, &h1, "h1 at 140 against h2 at 100");
-    let s1 = d1.wait_status("the hanging check failing", SETTLE, |s| {
+    let d1 = Node::start(&lab, &h1, &[files(150, "100ms", "", check)]);
+    let d2 = Node::start(&lab, &h2, &[files(100, "100ms", "", "")]);
+    wait_holder(&hosts, &h1, "h1 at 140 against h2 at 100");
+    let s1 = d1.wait_status(NAME, "the hanging check failing", |s| {
         s["checks"][0]["healthy"] == Value::Bool(false)
     });
     let err = s1["checks"][0]["last_error"].as_str().unwrap_or_default();
@@ -548,16 +385,16 @@ fn hanging_exec_check_times_out_and_adverts_continue() {
         err.contains("/bin/sleep") && err.contains("no result within"),
         "the check should fail by its timeout: last_error {err:?}"
     );
-    d1.wait_status("effective priority 140", SETTLE, |s| {
+    d1.wait_status(NAME, "effective priority 140", |s| {
         s["priority"]["effective"] == 140
     });
-    d2.wait_state("BACKUP", SETTLE);
+    d2.wait_state(NAME, "BACKUP");
 
     // Several attempts hang and are killed; the VIP stays on h1 all along and no sleep piles up.
     let end = Instant::now() + Duration::from_secs(4);
     let (mut samples, mut saw_sleep, mut max_sleep, mut max_children) = (0, false, 0, 0);
     while Instant::now() < end {
-        let h = holders(&hosts);
+        let h = holders(&hosts, VIP);
         assert_eq!(
             h,
             vec!["h1".to_string()],
@@ -583,10 +420,10 @@ fn hanging_exec_check_times_out_and_adverts_continue() {
         saw_sleep,
         "never saw the exec check's sleep running in {samples} samples"
     );
-    let s1 = d1.status().expect("h1 status");
+    let s1 = d1.status(NAME);
     assert_eq!(s1["state"], "MASTER", "{s1:#}");
     assert_eq!(s1["priority"]["effective"], 140, "{s1:#}");
-    let s2 = d2.status().expect("h2 status");
+    let s2 = d2.status(NAME);
     assert!(
         !history(&s2).iter().any(|(_, to, _)| to == "MASTER"),
         "h2 must never have become MASTER: {:?}",
@@ -627,17 +464,17 @@ fn weighted_check_lowers_priority_and_peer_preempts() {
          interval = \"200ms\"\nfall = 2\nrise = 2\nweight = -60\n",
         marker.display()
     );
-    let d1 = Daemon::start(&lab, &h1, &config(&lab, &h1, 150, "100ms", "", &check));
-    let d2 = Daemon::start(&lab, &h2, &config(&lab, &h2, 100, "100ms", "", ""));
-    wait_sole_owner(&hosts, &h1, "h1 at 150 against h2 at 100");
-    let s1 = d1.wait_state("MASTER", SETTLE);
+    let d1 = Node::start(&lab, &h1, &[files(150, "100ms", "", &check)]);
+    let d2 = Node::start(&lab, &h2, &[files(100, "100ms", "", "")]);
+    wait_holder(&hosts, &h1, "h1 at 150 against h2 at 100");
+    let s1 = d1.wait_state(NAME, "MASTER");
     assert_eq!(s1["priority"]["effective"], 150, "{s1:#}");
     assert_eq!(s1["priority"]["why_different"], Value::Null, "{s1:#}");
 
     // The check fails: 150 - 60 = 90 < 100, so h2 preempts. h1 is BACKUP, not FAULT.
     std::fs::remove_file(&marker).expect("remove marker");
-    wait_sole_owner(&hosts, &h2, "h1's weighted check failing");
-    let s1 = d1.wait_state("BACKUP", SETTLE);
+    wait_holder(&hosts, &h2, "h1's weighted check failing");
+    let s1 = d1.wait_state(NAME, "BACKUP");
     assert_eq!(s1["priority"]["configured"], 150, "{s1:#}");
     assert_eq!(s1["priority"]["effective"], 90, "{s1:#}");
     let why = s1["priority"]["why_different"].as_str().unwrap_or_default();
@@ -650,10 +487,10 @@ fn weighted_check_lowers_priority_and_peer_preempts() {
         "a weighted check must not put h1 in FAULT: {:?}",
         history(&s1)
     );
-    let s2 = d2.wait_state("MASTER", SETTLE);
+    let s2 = d2.wait_state(NAME, "MASTER");
     assert_eq!(s2["master"]["self"], true, "{s2:#}");
     // h2 hears h1's lowered priority.
-    d2.wait_status("h1 heard at priority 90", SETTLE, |s| {
+    d2.wait_status(NAME, "h1 heard at priority 90", |s| {
         s["speakers"].as_array().is_some_and(|v| {
             v.iter()
                 .any(|p| p["address"] == "192.0.2.1" && p["priority"] == 90)
@@ -662,8 +499,8 @@ fn weighted_check_lowers_priority_and_peer_preempts() {
 
     // Healthy again: back to 150, and h1 preempts.
     std::fs::write(&marker, "").expect("marker");
-    wait_sole_owner(&hosts, &h1, "h1's weighted check healthy again");
-    let s1 = d1.wait_state("MASTER", SETTLE);
+    wait_holder(&hosts, &h1, "h1's weighted check healthy again");
+    let s1 = d1.wait_state(NAME, "MASTER");
     assert_eq!(s1["priority"]["effective"], 150, "{s1:#}");
     assert_eq!(s1["priority"]["why_different"], Value::Null, "{s1:#}");
 }
@@ -686,31 +523,31 @@ fn tracked_interface_down_faults_and_up_returns() {
     .expect("add eth1");
     h1.ip(&["link", "set", "eth1p", "up"]).expect("eth1p up");
     h1.ip(&["link", "set", "eth1", "up"]).expect("eth1 up");
-    let d1 = Daemon::start(
+    let d1 = Node::start(
         &lab,
         &h1,
-        &config(&lab, &h1, 150, "100ms", "track_interfaces = [\"eth1\"]", ""),
+        &[files(150, "100ms", "track_interfaces = [\"eth1\"]", "")],
     );
-    let d2 = Daemon::start(&lab, &h2, &config(&lab, &h2, 100, "100ms", "", ""));
-    wait_sole_owner(&hosts, &h1, "eth1 up");
-    d1.wait_state("MASTER", SETTLE);
+    let d2 = Node::start(&lab, &h2, &[files(100, "100ms", "", "")]);
+    wait_holder(&hosts, &h1, "eth1 up");
+    d1.wait_state(NAME, "MASTER");
 
     // Administratively down, then carrier loss (the far end goes down, as with a pulled cable).
     for (what, dev) in [("eth1 set down", "eth1"), ("eth1 lost carrier", "eth1p")] {
         h1.ip(&["link", "set", dev, "down"]).expect("link down");
-        wait_sole_owner(&hosts, &h2, what);
-        let s1 = d1.wait_state("FAULT", SETTLE);
+        wait_holder(&hosts, &h2, what);
+        let s1 = d1.wait_state(NAME, "FAULT");
         let reason = s1["reason"].as_str().unwrap_or_default();
         assert!(
             reason.contains("tracked interface eth1"),
             "{what}: h1's FAULT reason should name the tracked interface: {reason:?}"
         );
-        d2.wait_state("MASTER", SETTLE);
+        d2.wait_state(NAME, "MASTER");
 
         h1.ip(&["link", "set", dev, "up"]).expect("link up");
-        wait_sole_owner(&hosts, &h1, &format!("{what}, then up again"));
-        d1.wait_state("MASTER", SETTLE);
-        d2.wait_state("BACKUP", SETTLE);
+        wait_holder(&hosts, &h1, &format!("{what}, then up again"));
+        d1.wait_state(NAME, "MASTER");
+        d2.wait_state(NAME, "BACKUP");
     }
 }
 
@@ -725,12 +562,12 @@ fn witness_unreachable_backup_never_claims() {
     let (mut lab, h1, h2) = two_hosts("healthwitness");
     let hosts = [&h1, &h2];
     let keys = "witness = [\"192.0.2.254\"]";
-    let d1 = Daemon::start(&lab, &h1, &config(&lab, &h1, 150, "100ms", keys, ""));
-    let d2 = Daemon::start(&lab, &h2, &config(&lab, &h2, 100, "100ms", keys, ""));
+    let d1 = Node::start(&lab, &h1, &[files(150, "100ms", keys, "")]);
+    let d2 = Node::start(&lab, &h2, &[files(100, "100ms", keys, "")]);
 
     // No router yet: nobody can reach the witness, so nobody claims (master-down is about 0.36 s).
     for d in [&d1, &d2] {
-        let s = d.wait_status("claim_inhibit: witness unreachable", SETTLE, |s| {
+        let s = d.wait_status(NAME, "claim_inhibit: witness unreachable", |s| {
             s["claim_inhibit"]
                 .as_str()
                 .is_some_and(|c| c.contains("witness unreachable"))
@@ -740,7 +577,7 @@ fn witness_unreachable_backup_never_claims() {
     let end = Instant::now() + Duration::from_millis(1500);
     while Instant::now() < end {
         assert!(
-            holders(&hosts).is_empty(),
+            holders(&hosts, VIP).is_empty(),
             "a host claimed {VIP} without reaching its witness"
         );
         std::thread::sleep(Duration::from_millis(50));
@@ -750,22 +587,22 @@ fn witness_unreachable_backup_never_claims() {
     let router = lab
         .add_host("router", "192.0.2.254/24", None)
         .expect("router");
-    wait_sole_owner(&hosts, &h1, "the witness answers");
-    d1.wait_state("MASTER", SETTLE);
-    d2.wait_status("h2 BACKUP, free to claim", SETTLE, |s| {
+    wait_holder(&hosts, &h1, "the witness answers");
+    d1.wait_state(NAME, "MASTER");
+    d2.wait_status(NAME, "h2 BACKUP, free to claim", |s| {
         s["state"] == "BACKUP" && s["claim_inhibit"].is_null()
     });
 
     // The router goes away: h2 may not claim any more; h1 is not demoted by it.
     router.link_down().expect("router link down");
-    let s2 = d2.wait_status("claim_inhibit: witness unreachable", SETTLE, |s| {
+    let s2 = d2.wait_status(NAME, "claim_inhibit: witness unreachable", |s| {
         s["claim_inhibit"]
             .as_str()
             .is_some_and(|c| c.contains("witness unreachable"))
     });
     assert_eq!(s2["state"], "BACKUP", "{s2:#}");
     assert_eq!(
-        holders(&hosts),
+        holders(&hosts, VIP),
         vec!["h1".to_string()],
         "the master keeps the VIP"
     );
@@ -784,7 +621,7 @@ fn witness_unreachable_backup_never_claims() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let s2 = d2.status().expect("h2 status");
+    let s2 = d2.status(NAME);
     assert_eq!(s2["state"], "BACKUP", "{s2:#}");
     let inhibit = s2["claim_inhibit"].as_str().unwrap_or_default();
     assert!(
@@ -794,12 +631,12 @@ fn witness_unreachable_backup_never_claims() {
 
     // The witness answers again: h2 claims.
     router.link_up().expect("router link up");
-    wait_sole_owner(
+    wait_holder(
         &hosts,
         &h2,
         "h2 reaches the witness again, h1 still cut off",
     );
-    let s2 = d2.wait_state("MASTER", SETTLE);
+    let s2 = d2.wait_state(NAME, "MASTER");
     assert_eq!(s2["claim_inhibit"], Value::Null, "{s2:#}");
 }
 
@@ -900,28 +737,20 @@ fn hooks_run_in_order_one_at_a_time_with_environment() {
     };
     let out1 = lab.path("h1-hooks.txt");
     let out2 = lab.path("h2-hooks.txt");
-    let mut d1 = Daemon::start(
-        &lab,
-        &h1,
-        &config(&lab, &h1, 150, "100ms", "", &notify(&out1)),
-    );
-    let mut d2 = Daemon::start(
-        &lab,
-        &h2,
-        &config(&lab, &h2, 100, "100ms", "", &notify(&out2)),
-    );
-    wait_sole_owner(&hosts, &h1, "election");
-    d2.wait_state("BACKUP", SETTLE);
+    let mut d1 = Node::start(&lab, &h1, &[files(150, "100ms", "", &notify(&out1))]);
+    let mut d2 = Node::start(&lab, &h2, &[files(100, "100ms", "", &notify(&out2))]);
+    wait_holder(&hosts, &h1, "election");
+    d2.wait_state(NAME, "BACKUP");
 
     // A failover and back: h1 loses its link (FAULT), h2 claims; the link returns, h1 preempts.
     // The transitions come faster than the hooks run, so they queue.
     h1.link_down().expect("h1 link down");
-    wait_sole_owner(&hosts, &h2, "h1's link down");
-    d1.wait_state("FAULT", SETTLE);
+    wait_holder(&hosts, &h2, "h1's link down");
+    d1.wait_state(NAME, "FAULT");
     h1.link_up().expect("h1 link up");
-    wait_sole_owner(&hosts, &h1, "h1's link back");
-    let s1 = d1.wait_state("MASTER", SETTLE);
-    d2.wait_state("BACKUP", SETTLE);
+    wait_holder(&hosts, &h1, "h1's link back");
+    let s1 = d1.wait_state(NAME, "MASTER");
+    d2.wait_state(NAME, "BACKUP");
     let h1_history = history(&s1);
 
     // SIGTERM: h1 hands over, runs its stop hook, and exits.
@@ -931,8 +760,8 @@ fn hooks_run_in_order_one_at_a_time_with_environment() {
         .wait_exit(SETTLE)
         .expect("h1's daemon did not exit after SIGTERM");
     assert!(status.success(), "h1's daemon exited with {status}");
-    wait_sole_owner(&hosts, &h2, "h1 stopped");
-    let s2 = d2.wait_state("MASTER", SETTLE);
+    wait_holder(&hosts, &h2, "h1 stopped");
+    let s2 = d2.wait_state(NAME, "MASTER");
     let h2_history = history(&s2);
     assert!(d2.proc.signal(libc::SIGTERM));
     let status = d2

@@ -15,41 +15,22 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::*;
-use floatip_lab::{require_root, Host, Lab, Pinger};
+use floatip_lab::Pinger;
 
 /// A lab with hosts h1..hN (192.0.2.N/24, 2001:db8::N/64) and a client c (.100).
 fn setup(name: &str, n: usize) -> (Lab, Vec<Host>, Host) {
-    let mut lab = Lab::new(name).expect("cannot build the lab");
-    let mut hosts = Vec::new();
-    for i in 1..=n {
-        hosts.push(
-            lab.add_host(
-                &format!("h{i}"),
-                &format!("192.0.2.{i}/24"),
-                Some(&format!("2001:db8::{i}/64")),
-            )
-            .expect("cannot add a host"),
-        );
-    }
-    let c = lab
-        .add_host("c", "192.0.2.100/24", Some("2001:db8::100/64"))
-        .expect("cannot add the client");
+    let (mut lab, hosts) = lab_with_hosts(name, n, true);
+    let c = add_client(&mut lab);
     (lab, hosts, c)
 }
 
 /// Starts h1 (priority 150) first and waits until it holds the VIP alone, then h2 (100); returns
 /// both daemons once h1 is still the only owner with h2 running.
-fn master_and_backup(
-    lab: &Lab,
-    h1: &Host,
-    h2: &Host,
-    i1: Instance,
-    i2: Instance,
-) -> (Floatip, Floatip) {
+fn master_and_backup(lab: &Lab, h1: &Host, h2: &Host, i1: Instance, i2: Instance) -> (Node, Node) {
     let vip = vip_of(&i1);
-    let d1 = start_floatip(lab, h1, &[i1]);
+    let d1 = Node::spawn(lab, h1, &[i1]);
     wait_sole_owner(&[h1, h2], h1, &vip, SETTLE);
-    let d2 = start_floatip(lab, h2, &[i2]);
+    let d2 = Node::spawn(lab, h2, &[i2]);
     // h2 starts as backup, hears h1 and stays quiet.
     assert!(
         d2.wait_log("managing", SETTLE),
@@ -73,8 +54,8 @@ fn election_higher_priority_wins() {
     let (lab, hosts, c) = setup("vrrpelect", 2);
     let (h1, h2) = (&hosts[0], &hosts[1]);
     // Both start at once, as after a power cut.
-    let d1 = start_floatip(&lab, h1, &[Instance::v4(150)]);
-    let d2 = start_floatip(&lab, h2, &[Instance::v4(100)]);
+    let d1 = Node::spawn(&lab, h1, &[Instance::v4(150)]);
+    let d2 = Node::spawn(&lab, h2, &[Instance::v4(100)]);
     wait_sole_owner(&[h1, h2], h1, VIP4, SETTLE);
     // Exactly one owner over ~10 adverts.
     assert_sole_owner_for(
@@ -322,12 +303,12 @@ fn stale_vip_removed_at_start() {
     }
     let (lab, hosts, _c) = setup("vrrpstale", 2);
     let (h1, h2) = (&hosts[0], &hosts[1]);
-    let _d1 = start_floatip(&lab, h1, &[Instance::v4(150)]);
+    let _d1 = Node::spawn(&lab, h1, &[Instance::v4(150)]);
     wait_sole_owner(&[h1, h2], h1, VIP4, SETTLE);
     h2.add_address(&format!("{VIP4}/24"))
         .expect("add the stale VIP");
     assert!(h2.has_address(VIP4));
-    let d2 = start_floatip(&lab, h2, &[Instance::v4(100)]);
+    let d2 = Node::spawn(&lab, h2, &[Instance::v4(100)]);
     assert!(
         wait_not_holding(h2, VIP4, SETTLE),
         "h2's daemon left the stale VIP in place: {}",
@@ -405,10 +386,7 @@ const NFT_DROP_MULTICAST: &str = "table bridge vrrp {\n  chain filter {\n    \
 
 /// Whether `nft` can run; if not, a loud note (and a panic under CI, which installs nftables).
 fn have_nft() -> bool {
-    let ok = std::process::Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let ok = nft_available();
     if !ok {
         let strict =
             |k: &str| std::env::var(k).is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
@@ -548,7 +526,7 @@ fn ipv6_start_waits_for_link_local_dad() {
         "no tentative link-local: {:?}",
         h1.address_info()
     );
-    let d1 = start_floatip(&lab, h1, &[Instance::v6(150)]);
+    let d1 = Node::spawn(&lab, h1, &[Instance::v6(150)]);
     wait_sole_owner(&[h1], h1, VIP6, SETTLE);
     let log = d1.log();
     assert!(
@@ -567,9 +545,9 @@ fn three_hosts_next_highest_wins() {
     let (lab, hosts, _c) = setup("vrrpthree", 3);
     let (h1, h2, h3) = (&hosts[0], &hosts[1], &hosts[2]);
     let all = [h1, h2, h3];
-    let _d1 = start_floatip(&lab, h1, &[Instance::v4(200)]);
-    let _d3 = start_floatip(&lab, h3, &[Instance::v4(50)]);
-    let _d2 = start_floatip(&lab, h2, &[Instance::v4(150)]);
+    let _d1 = Node::spawn(&lab, h1, &[Instance::v4(200)]);
+    let _d3 = Node::spawn(&lab, h3, &[Instance::v4(50)]);
+    let _d2 = Node::spawn(&lab, h2, &[Instance::v4(150)]);
     wait_sole_owner(&all, h1, VIP4, SETTLE);
     assert_sole_owner_for(
         &all,

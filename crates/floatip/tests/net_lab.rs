@@ -1,39 +1,28 @@
 //! Real-kernel tests of `floatip::net` in network namespaces.
 //!
-//! Each test builds its own tiny lab: a "switch" namespace holding a bridge, and host namespaces whose
-//! `eth0` is a veth into that bridge. Addresses come only from 192.0.2.0/24 and 2001:db8::/64, nothing
-//! is added to the root namespace, and a Drop guard deletes every namespace (also on panic).
+//! Each test builds its own tiny lab (`tests/common`, from `floatip_lab`): a "switch" namespace
+//! holding a bridge, and hosts h1.. whose `eth0` is a veth into that bridge, at 192.0.2.N/24 and
+//! 2001:db8::N/64. Nothing is added to the root namespace, and dropping the lab deletes every
+//! namespace (also on panic).
 //! Code runs inside a namespace on a dedicated thread that `setns`es into it; sockets keep the
 //! namespace they were created in, so one thread can hold sockets of several hosts.
 //!
 //! Needs root (CAP_SYS_ADMIN + CAP_NET_RAW). Without it every test prints "SKIPPED" and passes, unless
 //! `CI=true`, where it fails.
 
+mod common;
+
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::*;
 use floatip::net::announce::Announcer;
 use floatip::net::netlink::{self, NetEvent, Netlink};
 use floatip::net::probe::{arp_probe, ndp_probe, ConflictWatch};
 use floatip::net::vrrp_socket::{VrrpSocket, VRRP_GROUP_V4, VRRP_GROUP_V6};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn have_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("lab tests need root, and CI=true: refusing to skip");
-    }
-    // Written to the real stderr (not eprintln!, which the test harness captures) so it is seen.
-    use std::io::Write;
-    let _ = std::io::stderr().write_all(b"\n*** SKIPPED: lab tests need root ***\n\n");
-    false
-}
+use floatip_lab::format_mac;
 
 fn ip(args: &[&str]) -> String {
     let out = Command::new("ip")
@@ -49,133 +38,26 @@ fn ip(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A bridge in its own namespace plus hosts; hosts are numbered 1.. in creation order and get
-/// 192.0.2.<n>/24 and 2001:db8::<n>/64 on eth0.
-struct Lab {
-    prefix: String,
-    switch: String,
-    hosts: Vec<String>,
-}
-
-impl Lab {
-    fn new(hosts: &[&str]) -> Lab {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let prefix = format!("fipnet{}{}", std::process::id(), n);
-        let switch = format!("{prefix}-sw");
-        let mut lab = Lab {
-            prefix: prefix.clone(),
-            switch: switch.clone(),
-            hosts: Vec::new(),
-        };
-        // From here on, Drop cleans up whatever was created.
-        ip(&["netns", "add", &switch]);
-        ip(&["-n", &switch, "link", "set", "lo", "up"]);
-        ip(&[
-            "-n",
-            &switch,
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "mcast_snooping",
-            "0",
-        ]);
-        ip(&["-n", &switch, "link", "set", "br0", "up"]);
-        for (i, h) in hosts.iter().enumerate() {
-            let ns = format!("{prefix}-{h}");
-            ip(&["netns", "add", &ns]);
-            lab.hosts.push(ns.clone());
-            ip(&["-n", &ns, "link", "set", "lo", "up"]);
-            let port = format!("p{i}");
-            ip(&[
-                "-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ]);
-            ip(&["-n", &switch, "link", "set", &port, "master", "br0", "up"]);
-            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-            let v4 = format!("192.0.2.{}/24", i + 1);
-            let v6 = format!("2001:db8::{}/64", i + 1);
-            ip(&["-n", &ns, "addr", "add", &v4, "dev", "eth0"]);
-            ip(&["-n", &ns, "-6", "addr", "add", &v6, "dev", "eth0", "nodad"]);
-        }
-        lab
-    }
-
-    fn ns(&self, host: &str) -> String {
-        let ns = format!("{}-{host}", self.prefix);
-        assert!(self.hosts.contains(&ns), "no host {host}");
-        ns
-    }
-
-    fn mac(&self, host: &str) -> [u8; 6] {
-        let out = ip(&["-n", &self.ns(host), "-o", "link", "show", "eth0"]);
-        let word = out
-            .split_whitespace()
-            .skip_while(|w| *w != "link/ether")
-            .nth(1)
-            .expect("no MAC");
-        parse_mac(word)
-    }
-
-    /// Waits (bounded) until no address of `host` is tentative (the link-local one goes through DAD).
-    fn wait_dad(&self, host: &str) {
-        let ns = self.ns(host);
-        for _ in 0..100 {
-            if ip(&["-n", &ns, "-6", "addr", "show", "dev", "eth0", "tentative"])
-                .trim()
-                .is_empty()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("addresses of {host} stayed tentative");
-    }
-
-    fn link_local(&self, host: &str) -> Ipv6Addr {
-        let out = ip(&[
-            "-n",
-            &self.ns(host),
-            "-6",
-            "-o",
-            "addr",
-            "show",
-            "dev",
-            "eth0",
-            "scope",
-            "link",
-        ]);
-        let word = out
-            .split_whitespace()
-            .skip_while(|w| *w != "inet6")
-            .nth(1)
-            .expect("no link-local address");
-        word.split('/').next().unwrap().parse().unwrap()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in self.hosts.iter().chain(std::iter::once(&self.switch)) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-    }
-}
-
-fn parse_mac(s: &str) -> [u8; 6] {
-    let v: Vec<u8> = s
-        .split(':')
-        .map(|p| u8::from_str_radix(p, 16).unwrap())
-        .collect();
-    v.try_into().unwrap()
-}
-
-fn fmt_mac(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+/// `host`'s link-local address on eth0.
+fn link_local(host: &Host) -> Ipv6Addr {
+    let out = ip(&[
+        "-n",
+        &host.netns,
+        "-6",
+        "-o",
+        "addr",
+        "show",
+        "dev",
+        "eth0",
+        "scope",
+        "link",
+    ]);
+    let word = out
+        .split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .expect("no link-local address");
+    word.split('/').next().unwrap().parse().unwrap()
 }
 
 /// Moves the current thread into namespace `ns`.
@@ -209,12 +91,12 @@ async fn eth0(nl: &Netlink) -> u32 {
 
 #[test]
 fn netlink_addresses() {
-    if !have_root() {
+    if !require_root("netlink_addresses") {
         return;
     }
-    let lab = Lab::new(&["a"]);
-    let ns = lab.ns("a");
-    let mac = lab.mac("a");
+    let (_lab, hosts) = lab_with_hosts("netlink_addresses", 1, true);
+    let ns = hosts[0].netns.clone();
+    let mac = hosts[0].mac;
     run(move || async move {
         enter(&ns);
         let nl = Netlink::new().unwrap();
@@ -319,11 +201,15 @@ fn netlink_addresses() {
 
 #[test]
 fn refresher_sets_lifetimes_and_reports_failures_by_address() {
-    if !have_root() {
+    if !require_root("refresher_sets_lifetimes_and_reports_failures_by_address") {
         return;
     }
-    let lab = Lab::new(&["a"]);
-    let ns = lab.ns("a");
+    let (_lab, hosts) = lab_with_hosts(
+        "refresher_sets_lifetimes_and_reports_failures_by_address",
+        1,
+        true,
+    );
+    let ns = hosts[0].netns.clone();
     run(move || async move {
         enter(&ns);
         let nl = Netlink::new().unwrap();
@@ -378,11 +264,11 @@ fn refresher_sets_lifetimes_and_reports_failures_by_address() {
 
 #[test]
 fn the_monitor_filter_drops_the_loops_own_refreshes() {
-    if !have_root() {
+    if !require_root("the_monitor_filter_drops_the_loops_own_refreshes") {
         return;
     }
-    let lab = Lab::new(&["a"]);
-    let ns = lab.ns("a");
+    let (_lab, hosts) = lab_with_hosts("the_monitor_filter_drops_the_loops_own_refreshes", 1, true);
+    let ns = hosts[0].netns.clone();
     run(move || async move {
         enter(&ns);
         let nl = Netlink::new().unwrap();
@@ -464,12 +350,12 @@ async fn expect_without(
 
 #[test]
 fn netlink_monitor() {
-    if !have_root() {
+    if !require_root("netlink_monitor") {
         return;
     }
-    let lab = Lab::new(&["a"]);
-    let ns = lab.ns("a");
-    let sw = lab.switch.clone();
+    let (_lab, hosts) = lab_with_hosts("netlink_monitor", 1, true);
+    let ns = hosts[0].netns.clone();
+    let h1 = hosts[0].clone();
     run(move || async move {
         enter(&ns);
         let nl = Netlink::new().unwrap();
@@ -536,7 +422,7 @@ fn netlink_monitor() {
         .await;
 
         // Carrier loss: the switch side of the veth goes down.
-        ip(&["-n", &sw, "link", "set", "p0", "down"]);
+        h1.link_down().unwrap();
         expect(
             &mut rx,
             NetEvent::Link {
@@ -546,7 +432,7 @@ fn netlink_monitor() {
         )
         .await;
         assert!(!nl.link_by_index(idx).await.unwrap().up);
-        ip(&["-n", &sw, "link", "set", "p0", "up"]);
+        h1.link_up().unwrap();
         expect(
             &mut rx,
             NetEvent::Link {
@@ -591,11 +477,11 @@ async fn recv_timeout(
 
 #[test]
 fn vrrp_socket_v4() {
-    if !have_root() {
+    if !require_root("vrrp_socket_v4") {
         return;
     }
-    let lab = Lab::new(&["a", "b"]);
-    let (na, nb) = (lab.ns("a"), lab.ns("b"));
+    let (_lab, hosts) = lab_with_hosts("vrrp_socket_v4", 2, true);
+    let (na, nb) = (hosts[0].netns.clone(), hosts[1].netns.clone());
     run(move || async move {
         enter(&na);
         let ia = eth0(&Netlink::new().unwrap()).await;
@@ -647,14 +533,12 @@ fn vrrp_socket_v4() {
 
 #[test]
 fn vrrp_socket_v6() {
-    if !have_root() {
+    if !require_root("vrrp_socket_v6") {
         return;
     }
-    let lab = Lab::new(&["a", "b"]);
-    lab.wait_dad("a");
-    lab.wait_dad("b");
-    let (na, nb) = (lab.ns("a"), lab.ns("b"));
-    let (lla, llb) = (lab.link_local("a"), lab.link_local("b"));
+    let (_lab, hosts) = lab_with_hosts("vrrp_socket_v6", 2, true);
+    let (na, nb) = (hosts[0].netns.clone(), hosts[1].netns.clone());
+    let (lla, llb) = (link_local(&hosts[0]), link_local(&hosts[1]));
     run(move || async move {
         enter(&na);
         let nla = Netlink::new().unwrap();
@@ -714,7 +598,7 @@ fn neigh_mac(ns: &str, addr: &str) -> Option<String> {
 }
 
 fn wait_neigh(ns: &str, addr: &str, want: [u8; 6]) -> Result<(), Option<String>> {
-    let want = fmt_mac(want);
+    let want = format_mac(&want);
     let mut last = None;
     for _ in 0..100 {
         last = neigh_mac(ns, addr);
@@ -728,12 +612,12 @@ fn wait_neigh(ns: &str, addr: &str, want: [u8; 6]) -> Result<(), Option<String>>
 
 #[test]
 fn announce_updates_neighbours() {
-    if !have_root() {
+    if !require_root("announce_updates_neighbours") {
         return;
     }
-    let lab = Lab::new(&["a", "b"]);
-    let (na, nb) = (lab.ns("a"), lab.ns("b"));
-    let mac_a = lab.mac("a");
+    let (_lab, hosts) = lab_with_hosts("announce_updates_neighbours", 2, true);
+    let (na, nb) = (hosts[0].netns.clone(), hosts[1].netns.clone());
+    let mac_a = hosts[0].mac;
     // B believes the VIPs are at a stale, fake MAC.
     for (fam, vip) in [("-4", "192.0.2.60"), ("-6", "2001:db8::60")] {
         ip(&[
@@ -777,12 +661,12 @@ fn announce_updates_neighbours() {
 
 #[test]
 fn probes_and_conflict_watch() {
-    if !have_root() {
+    if !require_root("probes_and_conflict_watch") {
         return;
     }
-    let lab = Lab::new(&["a", "b"]);
-    let (na, nb) = (lab.ns("a"), lab.ns("b"));
-    let (mac_a, mac_b) = (lab.mac("a"), lab.mac("b"));
+    let (_lab, hosts) = lab_with_hosts("probes_and_conflict_watch", 2, true);
+    let (na, nb) = (hosts[0].netns.clone(), hosts[1].netns.clone());
+    let (mac_a, mac_b) = (hosts[0].mac, hosts[1].mac);
     run(move || async move {
         enter(&nb);
         let ib = eth0(&Netlink::new().unwrap()).await;

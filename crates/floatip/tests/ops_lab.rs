@@ -6,53 +6,28 @@
 //! Every namespace carries the lab's prefix ("fipops..."), every address is 192.0.2.0/24 or the
 //! namespace's own loopback, every wait is bounded, and the `Lab` removes everything on drop.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use common::VIP4 as VIP;
+use common::*;
 use floatip::cli::doctor::{Mark, Report};
-use floatip_lab::{require_root, wait_until, Host, Lab, Proc};
 
-const VIP: &str = "192.0.2.97";
 const METRICS: &str = "127.0.0.1:9797";
-const SETTLE: Duration = Duration::from_secs(20);
-const STEP: Duration = Duration::from_millis(100);
 
-fn floatip_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_floatip")
+/// The `[daemon]` line that turns the metrics endpoint on.
+fn metrics_key() -> String {
+    format!("metrics = \"{METRICS}\"\n")
 }
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("lab paths are UTF-8")
-}
-
-/// A floatip config for `host`: one instance per (name, interface, vrid, priority, address).
-fn config(lab: &Lab, host: &Host, instances: &[(&str, &str, u8, u8, &str)]) -> PathBuf {
-    let mut text = format!(
-        "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\nmetrics = \"{METRICS}\"\n",
-        path_str(&lab.path(&format!("{}.sock", host.name))),
-        path_str(&lab.path(&format!("{}-state", host.name))),
-    );
-    for (name, interface, vrid, priority, address) in instances {
-        text.push_str(&format!(
-            "\n[[instance]]\nname = \"{name}\"\ninterface = \"{interface}\"\nvrid = {vrid}\n\
-             priority = {priority}\nadvert_interval = \"100ms\"\naddresses = [\"{address}\"]\n"
-        ));
-    }
-    let path = lab.path(&format!("{}.toml", host.name));
-    std::fs::write(&path, text).expect("write config");
-    path
-}
-
-fn start(lab: &Lab, host: &Host, cfg: &Path) -> Proc {
-    let log = lab.path(&format!("{}.log", host.name));
-    host.spawn(
-        &[floatip_bin(), "run", "--config", path_str(cfg)],
-        Some(&log),
-    )
-    .expect("start floatip")
+/// A floatip daemon in `host` with the metrics endpoint on, running `instances`.
+fn start(lab: &Lab, host: &Host, instances: &[Instance]) -> Node {
+    Node::spawn_with(lab, host, &metrics_key(), "info", instances)
 }
 
 /// Runs `f` on a fresh thread that has joined `host`'s network namespace (the test's other threads
@@ -102,21 +77,17 @@ fn metrics_follow_a_failover() -> anyhow::Result<()> {
     if !require_root("ops_metrics_failover") {
         return Ok(());
     }
-    let mut lab = Lab::new("fipopsmetrics")?;
-    let h1 = lab.add_host("h1", "192.0.2.1/24", None)?;
-    let h2 = lab.add_host("h2", "192.0.2.2/24", None)?;
-    let c1 = config(&lab, &h1, &[("files", "eth0", 51, 200, "192.0.2.97/24")]);
-    let c2 = config(&lab, &h2, &[("files", "eth0", 51, 100, "192.0.2.97/24")]);
-    let _d1 = start(&lab, &h1, &c1);
-    let _d2 = start(&lab, &h2, &c2);
+    let (lab, h1, h2) = two_hosts("fipopsmetrics");
+    let _d1 = start(&lab, &h1, &[Instance::v4(200)]);
+    let _d2 = start(&lab, &h2, &[Instance::v4(100)]);
 
     assert!(
-        wait_until(SETTLE, STEP, || state_is(&h1, "files", "MASTER")),
+        wait_until(SETTLE, POLL, || state_is(&h1, "files", "MASTER")),
         "h1's metrics never showed MASTER: {:?}",
         scrape(&h1)
     );
     assert!(
-        wait_until(SETTLE, STEP, || state_is(&h2, "files", "BACKUP")),
+        wait_until(SETTLE, POLL, || state_is(&h2, "files", "BACKUP")),
         "h2's metrics never showed BACKUP: {:?}",
         scrape(&h2)
     );
@@ -172,12 +143,12 @@ fn metrics_follow_a_failover() -> anyhow::Result<()> {
     // Host loss: h1's switch port goes down; h2 takes over and its metrics say so.
     h1.link_down()?;
     assert!(
-        wait_until(SETTLE, STEP, || state_is(&h2, "files", "MASTER")),
+        wait_until(SETTLE, POLL, || state_is(&h2, "files", "MASTER")),
         "h2's metrics never showed MASTER after h1 went away: {:?}",
         scrape(&h2)
     );
     assert!(
-        wait_until(SETTLE, STEP, || state_is(&h1, "files", "FAULT")),
+        wait_until(SETTLE, POLL, || state_is(&h1, "files", "FAULT")),
         "h1's metrics never showed FAULT with its link down: {:?}",
         scrape(&h1)
     );
@@ -239,43 +210,31 @@ fn failed<'a>(report: &'a Report, needle: &str) -> Option<&'a floatip::cli::doct
 
 #[test]
 fn doctor_names_firewall_and_interface_faults() -> anyhow::Result<()> {
-    if !require_root("ops_doctor") {
+    if !require_root("ops_doctor") || !require_nft("ops_doctor") {
         return Ok(());
     }
-    let nft_missing = std::process::Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_err();
-    if nft_missing {
-        eprintln!("ops_doctor: SKIPPED: nft not installed (apt-get install nftables)");
-        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-            panic!("nft is required under CI");
-        }
-        return Ok(());
-    }
-    let mut lab = Lab::new("fipopsdoctor")?;
-    let h1 = lab.add_host("h1", "192.0.2.1/24", None)?;
-    let h2 = lab.add_host("h2", "192.0.2.2/24", None)?;
+    let (lab, h1, h2) = two_hosts("fipopsdoctor");
     // h2 is the master the doctor on h1 should hear and see answering ARP.
-    let c2 = config(&lab, &h2, &[("files", "eth0", 51, 200, "192.0.2.97/24")]);
-    let _d2 = start(&lab, &h2, &c2);
+    let _d2 = start(&lab, &h2, &[Instance::v4(200)]);
     // h1: no daemon; an interface that is down, and an interface that does not exist.
     // (a veth pair inside h1, left down: kernels without the dummy module have veth, the lab needs it)
     h1.ip(&[
         "link", "add", "dum0", "type", "veth", "peer", "name", "dum1",
     ])?;
-    let c1 = config(
-        &lab,
-        &h1,
-        &[
-            ("files", "eth0", 51, 100, "192.0.2.97/24"),
-            ("gone", "eth9", 53, 100, "192.0.2.98/24"),
-            ("quiet", "dum0", 54, 100, "192.0.2.99/24"),
-        ],
-    );
     let socket = lab.path("h1.sock");
+    let daemon_keys = format!("socket = \"{}\"\n{}", path_str(&socket), metrics_key());
+    let instances = [
+        Instance::v4(100),
+        Instance::named("gone", 53, 100, "192.0.2.98/24").interface("eth9"),
+        Instance::named("quiet", 54, 100, "192.0.2.99/24").interface("dum0"),
+    ];
+    let c1 = write_file(
+        &lab,
+        "h1.toml",
+        &config_text(&lab.path("h1-state"), &daemon_keys, &instances),
+    );
     assert!(
-        wait_until(SETTLE, STEP, || h2.has_address(VIP)),
+        wait_until(SETTLE, POLL, || h2.has_address(VIP)),
         "h2 never became master"
     );
 

@@ -27,6 +27,7 @@
 //! and deletes its namespaces. See README.md.
 
 mod addr;
+mod keepalived;
 mod lab;
 mod ping;
 mod proc;
@@ -40,6 +41,7 @@ use anyhow::{bail, Result};
 pub use addr::{
     format_mac, is_lab_address, parse_lab_cidr, parse_lab_ip, parse_lab_v4, parse_lab_v6, parse_mac,
 };
+pub use keepalived::{spawn_keepalived, KEEPALIVED};
 pub use lab::{AddrInfo, Host, Lab, MAX_HOST_NAME, STOP_GRACE};
 pub use ping::{Gap, PingReport, Pinger, Reply};
 pub use proc::{Proc, COMMAND_TIMEOUT};
@@ -97,7 +99,17 @@ pub(crate) fn check_tools() -> Result<()> {
 /// acceptable (`CI=true` or `CI=1`, or `FLOATIP_LAB_REQUIRED=1`) it panics instead, so a CI job
 /// cannot pass by skipping.
 pub fn require_root(test_name: &str) -> bool {
-    let Some(why) = lab_unavailable() else {
+    require(
+        test_name,
+        lab_unavailable(),
+        "run as root, e.g. `sudo -E cargo test`",
+    )
+}
+
+/// Whether a lab test can run, given what it lacks (`missing`, `None` when nothing): the rule of
+/// [`require_root`] for any prerequisite (a tool, a package). `hint` says how to provide it.
+pub fn require(test_name: &str, missing: Option<&str>, hint: &str) -> bool {
+    let Some(why) = missing else {
         return true;
     };
     let strict =
@@ -115,7 +127,7 @@ pub fn require_root(test_name: &str) -> bool {
         "\n\
          ************************************************************************\n\
          *** SKIPPED {test_name}: {why}\n\
-         *** run as root, e.g. `sudo -E cargo test`; set CI=true to make this fail\n\
+         *** {hint}; set CI=true to make this fail\n\
          ************************************************************************\n"
     );
     false
