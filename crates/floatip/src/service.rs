@@ -471,7 +471,7 @@ mod tests {
         let e = journal_entry(
             &Level::WARN,
             "floatip::daemon",
-            Some("src/daemon.rs"),
+            Some("src/daemon/mod.rs"),
             Some(7),
             "BACKUP -> MASTER: master down",
             Some("files"),
