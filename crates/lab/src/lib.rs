@@ -27,6 +27,7 @@
 //! and deletes its namespaces. See README.md.
 
 mod addr;
+mod host;
 mod keepalived;
 mod lab;
 mod ping;
@@ -41,8 +42,9 @@ use anyhow::{bail, Result};
 pub use addr::{
     format_mac, is_lab_address, parse_lab_cidr, parse_lab_ip, parse_lab_v4, parse_lab_v6, parse_mac,
 };
+pub use host::{AddrInfo, Host};
 pub use keepalived::{spawn_keepalived, KEEPALIVED};
-pub use lab::{AddrInfo, Host, Lab, MAX_HOST_NAME, STOP_GRACE};
+pub use lab::{Lab, MAX_HOST_NAME, STOP_GRACE};
 pub use ping::{Gap, PingReport, Pinger, Reply};
 pub use proc::{run_output, Proc, COMMAND_TIMEOUT};
 
