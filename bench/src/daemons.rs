@@ -253,7 +253,7 @@ pub fn kill9(r: &Running) -> Result<()> {
                 bail!("keepalived had already exited");
             }
             for c in children(r.proc.pid()) {
-                crate::sys::kill(c, libc::SIGKILL);
+                floatip_lab::kill_pid(c, libc::SIGKILL);
             }
             r.proc.kill9();
         }
@@ -322,7 +322,7 @@ pub fn floatip_has_command(floatip_bin: &Path, cmd: &str) -> bool {
     let Some(bin) = floatip_bin.to_str() else {
         return false;
     };
-    crate::run_output(&[bin, "--help"], Duration::from_secs(5))
+    floatip_lab::run_output(&[bin, "--help"], Duration::from_secs(5))
         .map(|o| {
             String::from_utf8_lossy(&o.stdout)
                 .lines()

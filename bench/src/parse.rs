@@ -126,17 +126,7 @@ pub fn first_hold_after(iv: &[(f64, f64)], from: f64) -> Option<f64> {
 /// `end`. `Err(open)` when no reply came after the event: the service never came back, `open` is
 /// the time from the last reply to `end` (a lower bound).
 pub fn longest_gap(replies: &[f64], event: f64, end: f64) -> Result<f64, f64> {
-    let before = replies
-        .iter()
-        .copied()
-        .filter(|&t| t <= event)
-        .reduce(f64::max);
-    let mut after: Vec<f64> = replies
-        .iter()
-        .copied()
-        .filter(|&t| t > event && t <= end)
-        .collect();
-    after.sort_by(f64::total_cmp);
+    let (before, after) = around(replies, event, end);
     let Some(start) = before else {
         return Err(end - event);
     };
@@ -150,6 +140,37 @@ pub fn longest_gap(replies: &[f64], event: f64, end: f64) -> Result<f64, f64> {
         prev = t;
     }
     Ok(gap)
+}
+
+/// ms after the event at which the longest gap ended (0 if none).
+pub fn gap_end_ms(replies: &[f64], event: f64, end: f64) -> f64 {
+    let (mut prev, after) = around(replies, event, end);
+    let mut best = (0.0, 0.0);
+    for t in after {
+        if let Some(p) = prev {
+            if t - p > best.0 {
+                best = (t - p, t - event);
+            }
+        }
+        prev = Some(t);
+    }
+    best.1 * 1000.0
+}
+
+/// The last reply at or before `event` (None: none), and the replies after it up to `end`, sorted.
+fn around(replies: &[f64], event: f64, end: f64) -> (Option<f64>, Vec<f64>) {
+    let before = replies
+        .iter()
+        .copied()
+        .filter(|&t| t <= event)
+        .reduce(f64::max);
+    let mut after: Vec<f64> = replies
+        .iter()
+        .copied()
+        .filter(|&t| t > event && t <= end)
+        .collect();
+    after.sort_by(f64::total_cmp);
+    (before, after)
 }
 
 /// First field of /proc/PID/schedstat: nanoseconds spent on a CPU.

@@ -27,6 +27,7 @@
 //! and deletes its namespaces. See README.md.
 
 mod addr;
+mod host;
 mod keepalived;
 mod lab;
 mod ping;
@@ -41,10 +42,11 @@ use anyhow::{bail, Result};
 pub use addr::{
     format_mac, is_lab_address, parse_lab_cidr, parse_lab_ip, parse_lab_v4, parse_lab_v6, parse_mac,
 };
+pub use host::{AddrInfo, Host};
 pub use keepalived::{spawn_keepalived, KEEPALIVED};
-pub use lab::{AddrInfo, Host, Lab, MAX_HOST_NAME, STOP_GRACE};
+pub use lab::{Lab, MAX_HOST_NAME, STOP_GRACE};
 pub use ping::{Gap, PingReport, Pinger, Reply};
-pub use proc::{Proc, COMMAND_TIMEOUT};
+pub use proc::{run_output, Proc, COMMAND_TIMEOUT};
 
 /// Why labs cannot run here, or `None` if they can. Checked once per process.
 pub fn lab_unavailable() -> Option<&'static str> {
@@ -165,6 +167,13 @@ pub fn unix_now() -> f64 {
 pub fn install_signal_cleanup() -> Result<()> {
     sys::install_handlers()?;
     Ok(())
+}
+
+/// Sends `sig` to one process that is not a [`Proc`] but was started by this run, directly or not
+/// (e.g. a daemon's own child, its pid read from /proc a moment before); false if kill(2) failed.
+/// Only one positive pid: 0 and negative (process-group) pids are refused.
+pub fn kill_pid(pid: u32, sig: i32) -> bool {
+    sys::kill(pid, sig)
 }
 
 /// Whether SIGINT or SIGTERM arrived since [`install_signal_cleanup`].
