@@ -40,6 +40,12 @@
 //!   claims as soon as the inhibit ends if no master has been heard meanwhile; an owner does not claim
 //!   at startup either. A master is not demoted. `Override::Takeover` is the operator's explicit word
 //!   and claims even when inhibited (but never while in Fault).
+//! - Probe before a claim after silence (floatip, not RFC; `Config::probe_before_claim`): when
+//!   master-down runs out with no master heard, or after the master went quiet, the master may be
+//!   frozen or killed with its addresses still on its interface (the kernel answers for them). The
+//!   instance stays Backup and asks the daemon to probe ([`Action::Probe`]); it claims on
+//!   [`Event::ProbeQuiet`]. A priority-0 step-down and a preempted lower-priority master are alive and
+//!   let go themselves: no probe. An advert heard while probing ends the wait as usual.
 //! - Overrides: Takeover = effective priority 254 until `Auto`, claim at once; Release = never claim
 //!   until `Auto` (a master steps down make-before-break); Auto = configured behaviour again (a
 //!   released backup whose master-down has passed claims at once; a takeover master stays master
@@ -69,6 +75,9 @@ pub struct Config {
     pub addresses: Vec<IpAddr>,
     /// Our primary address on the interface (the advert source); breaks priority ties.
     pub primary: IpAddr,
+    /// Before a claim after silence (master-down with no master heard, or after the master went
+    /// quiet), make sure nobody still answers for the addresses: see [`Action::Probe`].
+    pub probe_before_claim: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,6 +141,9 @@ pub enum Event {
     /// A reason not to claim the VIP (witness unreachable), or its end (`None`). A master is not demoted.
     ClaimInhibit(Option<String>),
     Override(Override),
+    /// After [`Action::Probe`]: nobody else answers for the addresses any more, so a claim waiting on
+    /// it goes ahead.
+    ProbeQuiet,
 }
 
 /// Plain-data outputs, executed by the daemon in the order they are polled.
@@ -143,6 +155,11 @@ pub enum Action {
     RemoveAddresses(Vec<IpAddr>),
     /// Gratuitous ARP / unsolicited NA burst for these addresses.
     Announce(Vec<IpAddr>),
+    /// A claim after silence is due, but a master that went quiet may be frozen or killed with its
+    /// addresses still on its interface: ask the LAN who answers for these addresses (ARP probe /
+    /// neighbour solicitation), keep asking while anyone does, and send [`Event::ProbeQuiet`] once
+    /// nobody does. The instance stays Backup meanwhile; an advert heard ends the wait as usual.
+    Probe(Vec<IpAddr>),
     Transition(Transition),
 }
 
@@ -247,6 +264,8 @@ pub struct Instance {
     preempt_hold_until: Option<Instant>,
     /// Master-down passed while a claim was held back (released or inhibited): claim as soon as allowed.
     claim_due: bool,
+    /// A claim after silence waits for [`Event::ProbeQuiet`] ([`Action::Probe`] was sent).
+    probing: bool,
     last_heal_announce: Option<Instant>,
     last_transition: Option<Transition>,
     actions: VecDeque<Action>,
@@ -280,6 +299,7 @@ impl Instance {
             wait: Wait::Nobody,
             preempt_hold_until: None,
             claim_due: false,
+            probing: false,
             last_heal_announce: None,
             last_transition: None,
             actions: VecDeque::new(),
@@ -330,6 +350,20 @@ impl Instance {
                 }
             }
             Event::Override(o) => self.on_override(now, o),
+            Event::ProbeQuiet => {
+                if std::mem::take(&mut self.probing)
+                    && self.state == State::Backup
+                    && self.claim_due
+                    && self.auto_claim_allowed()
+                {
+                    let reason = format!(
+                        "{}; nobody else answers for {} any more",
+                        self.claim_reason(),
+                        list(&self.config.addresses)
+                    );
+                    self.become_master(now, reason);
+                }
+            }
         }
         // A master tells the group about a new priority at once rather than at the next advert.
         if self.state == State::Master
@@ -422,6 +456,11 @@ impl Instance {
         self.last_transition.as_ref()
     }
 
+    /// True while a claim waits for [`Event::ProbeQuiet`] (see [`Action::Probe`]).
+    pub fn probing(&self) -> bool {
+        self.probing && self.state == State::Backup
+    }
+
     /// For `floatip status`: why a backup is not claiming even though it would otherwise, e.g.
     /// "not claiming: witness unreachable" or "not claiming: released by operator".
     pub fn not_claiming(&self) -> Option<String> {
@@ -431,9 +470,16 @@ impl Instance {
         if self.override_mode == Some(Override::Release) {
             return Some("not claiming: released by operator (until auto)".to_string());
         }
-        self.claim_inhibit
-            .as_ref()
-            .map(|r| format!("not claiming: {r}"))
+        if let Some(r) = &self.claim_inhibit {
+            return Some(format!("not claiming: {r}"));
+        }
+        self.probing.then(|| {
+            format!(
+                "not claiming yet: {} may still be answered by a master that went quiet (frozen or \
+                 killed, its addresses still up); claiming once nobody answers",
+                list(&self.config.addresses)
+            )
+        })
     }
 
     /// Skew_Time for our effective priority at the interval in force, to the nanosecond.
@@ -604,6 +650,7 @@ impl Instance {
             self.timers.master_down = Some(now + self.skew_time());
             self.wait = Wait::SteppedDown(src);
             self.claim_due = false;
+            self.probing = false;
             self.preempt_hold_until = None;
             return;
         }
@@ -631,6 +678,7 @@ impl Instance {
         self.timers.master_down = Some(now + self.master_down_interval());
         self.wait = Wait::Master(src);
         self.claim_due = false;
+        self.probing = false;
     }
 
     /// RFC 5798 6.4.3 / RFC 9568 6.4.3.
@@ -718,8 +766,30 @@ impl Instance {
             self.timers.master_down = Some(now + self.master_down_interval());
             return;
         }
+        if self.must_probe() {
+            self.start_probe(now);
+            return;
+        }
         let reason = self.claim_reason();
         self.become_master(now, reason);
+    }
+
+    /// A claim after silence, with probing configured, that no probe has cleared yet. (A master that
+    /// stepped down with priority 0, or a lower-priority one we preempt, is alive and lets go itself.)
+    fn must_probe(&self) -> bool {
+        self.config.probe_before_claim && matches!(self.wait, Wait::Nobody | Wait::Master(_))
+    }
+
+    /// Hold the claim until [`Event::ProbeQuiet`]; master-down stays armed so that a change of who we
+    /// wait for (a lower-priority master appearing) is acted on.
+    fn start_probe(&mut self, now: Instant) {
+        self.claim_due = true;
+        self.timers.master_down = Some(now + self.master_down_interval());
+        if !self.probing {
+            self.probing = true;
+            self.actions
+                .push_back(Action::Probe(self.config.addresses.clone()));
+        }
     }
 
     fn claim_reason(&self) -> String {
@@ -741,6 +811,10 @@ impl Instance {
     /// A claim that master-down allowed earlier but something held back, now released.
     fn claim_if_due(&mut self, now: Instant, why: &str) {
         if self.state == State::Backup && self.claim_due && self.auto_claim_allowed() {
+            if self.must_probe() {
+                self.start_probe(now);
+                return;
+            }
             let reason = format!("{}; {why}", self.claim_reason());
             self.become_master(now, reason);
         }
@@ -795,6 +869,7 @@ impl Instance {
         self.handoff = None;
         self.interval = self.config.advert_interval;
         self.claim_due = false;
+        self.probing = false;
         self.preempt_hold_until = None;
         self.wait = Wait::Nobody;
         // The claim's own announce does not count: after a split the loser announced later than we did.
@@ -817,6 +892,7 @@ impl Instance {
         self.timers = Timers::default();
         self.handoff = None;
         self.claim_due = false;
+        self.probing = false;
         self.preempt_hold_until = None;
         self.wait = match heard {
             Some((src, interval)) => {
@@ -994,4 +1070,13 @@ pub fn fmt_duration(d: Duration) -> String {
     } else {
         format!("{:.1} us", d.as_secs_f64() * 1e6)
     }
+}
+
+/// "192.0.2.97, 192.0.2.98" for reasons.
+fn list(addresses: &[IpAddr]) -> String {
+    addresses
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

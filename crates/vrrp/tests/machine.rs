@@ -24,6 +24,7 @@ fn cfg(priority: u8, primary: u8) -> Config {
         preempt_delay: Duration::ZERO,
         addresses: vec![vip()],
         primary: ip(primary),
+        probe_before_claim: false,
     }
 }
 
@@ -722,4 +723,131 @@ fn adverts_for_other_vrids_versions_or_from_ourselves_are_ignored() {
     i.handle_event(t, adv_event(2, 200));
     assert_eq!(i.state(), State::Master);
     assert!(drain(&mut i).is_empty());
+}
+
+// ---- probe before a claim after silence -------------------------------------------------------
+
+fn probing_cfg(priority: u8, primary: u8) -> Config {
+    Config {
+        probe_before_claim: true,
+        ..cfg(priority, primary)
+    }
+}
+
+fn has_probe(actions: &[Action]) -> bool {
+    actions.iter().any(|a| matches!(a, Action::Probe(_)))
+}
+
+#[test]
+fn a_silent_master_is_probed_for_before_the_claim() {
+    let t0 = Instant::now();
+    let mut i = backup(probing_cfg(100, 2), t0);
+    i.handle_event(t0 + ms(100), adv_event(1, 200));
+    drain(&mut i);
+    // The master goes quiet: at master-down the backup asks who still answers, and does not claim.
+    let t = i.poll_timeout().unwrap();
+    i.handle_timeout(t);
+    let a = drain(&mut i);
+    assert!(has_probe(&a), "{a:?}");
+    assert!(!has_add(&a));
+    assert_eq!(i.state(), State::Backup);
+    assert!(i.probing());
+    assert!(i.not_claiming().unwrap().contains("192.0.2.97"));
+    // Nobody answers any more: the claim goes ahead, with a reason that says so.
+    i.handle_event(t + ms(5), Event::ProbeQuiet);
+    let a = drain(&mut i);
+    assert!(has_add(&a) && has_announce(&a));
+    assert_eq!(i.state(), State::Master);
+    let reason = &transitions(&a)[0].reason;
+    assert!(reason.contains("no advert from 192.0.2.1"), "{reason}");
+    assert!(reason.contains("nobody else answers"), "{reason}");
+    assert!(!i.probing());
+}
+
+#[test]
+fn a_start_with_nobody_heard_probes_too() {
+    let t0 = Instant::now();
+    let mut i = backup(probing_cfg(100, 2), t0);
+    let t = i.poll_timeout().unwrap();
+    i.handle_timeout(t);
+    assert!(has_probe(&drain(&mut i)));
+    assert_eq!(i.state(), State::Backup);
+}
+
+#[test]
+fn a_master_heard_while_probing_ends_the_wait() {
+    let t0 = Instant::now();
+    let mut i = backup(probing_cfg(100, 2), t0);
+    let t = i.poll_timeout().unwrap();
+    i.handle_timeout(t);
+    drain(&mut i);
+    // The old master was only slow: it speaks again before the probe came back quiet.
+    i.handle_event(t + ms(2), adv_event(1, 200));
+    drain(&mut i);
+    assert!(!i.probing());
+    i.handle_event(t + ms(4), Event::ProbeQuiet);
+    assert!(
+        !has_add(&drain(&mut i)),
+        "a stale ProbeQuiet does not claim"
+    );
+    assert_eq!(i.state(), State::Backup);
+}
+
+#[test]
+fn the_probe_is_asked_for_once_while_it_runs() {
+    let t0 = Instant::now();
+    let mut i = backup(probing_cfg(100, 2), t0);
+    let t = i.poll_timeout().unwrap();
+    i.handle_timeout(t);
+    assert!(has_probe(&drain(&mut i)));
+    // Someone keeps answering for a long time (a frozen master's kernel): master-down passes again.
+    let t2 = i.poll_timeout().unwrap();
+    i.handle_timeout(t2);
+    assert!(!has_probe(&drain(&mut i)), "the daemon is still probing");
+    assert_eq!(i.state(), State::Backup);
+    i.handle_event(t2 + ms(1), Event::ProbeQuiet);
+    drain(&mut i);
+    assert_eq!(i.state(), State::Master);
+}
+
+#[test]
+fn a_step_down_and_a_preemption_claim_without_a_probe() {
+    let t0 = Instant::now();
+    // Priority 0 from the master: it keeps its addresses until it hears the successor.
+    let mut i = backup(probing_cfg(100, 2), t0);
+    i.handle_event(t0 + ms(10), adv_event(1, 0));
+    drain(&mut i);
+    let t = i.poll_timeout().unwrap();
+    i.handle_timeout(t);
+    let a = drain(&mut i);
+    assert!(!has_probe(&a) && has_add(&a), "{a:?}");
+    // A lower-priority master is alive: it steps down when it hears us.
+    let mut i = backup(probing_cfg(200, 2), t0);
+    i.handle_event(t0 + ms(10), adv_event(1, 100));
+    drain(&mut i);
+    let t = i.poll_timeout().unwrap();
+    i.handle_timeout(t);
+    let a = drain(&mut i);
+    assert!(!has_probe(&a) && has_add(&a), "{a:?}");
+}
+
+#[test]
+fn an_inhibit_during_the_probe_holds_the_claim_and_probes_again_after() {
+    let t0 = Instant::now();
+    let mut i = backup(probing_cfg(100, 2), t0);
+    let t = i.poll_timeout().unwrap();
+    i.handle_timeout(t);
+    drain(&mut i);
+    i.handle_event(
+        t + ms(1),
+        Event::ClaimInhibit(Some("witness unreachable".into())),
+    );
+    i.handle_event(t + ms(2), Event::ProbeQuiet);
+    assert!(!has_add(&drain(&mut i)));
+    i.handle_event(t + ms(3), Event::ClaimInhibit(None));
+    let a = drain(&mut i);
+    assert!(has_probe(&a) && !has_add(&a), "{a:?}");
+    i.handle_event(t + ms(8), Event::ProbeQuiet);
+    drain(&mut i);
+    assert_eq!(i.state(), State::Master);
 }

@@ -56,6 +56,7 @@ impl Spec {
             preempt_delay: self.preempt_delay,
             addresses: vec![VIP],
             primary: primary(i),
+            probe_before_claim: false,
         }
     }
 }
@@ -243,6 +244,7 @@ impl Lan {
                     );
                     self.routers[i].announces += 1;
                 }
+                Action::Probe(_) => panic!("router {i} probes, but the simulated LAN does not ask"),
                 Action::Transition(t) => {
                     assert!(!t.reason.trim().is_empty(), "empty reason: {t:?}");
                     assert_eq!(t.from, self.routers[i].told, "router {i}: {t:?}");

@@ -129,6 +129,7 @@ impl InstanceConfig {
             preempt_delay: self.preempt_delay,
             addresses: self.addresses.iter().map(|vip| vip.addr).collect(),
             primary,
+            probe_before_claim: true,
         }
     }
 

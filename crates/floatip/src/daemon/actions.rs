@@ -9,6 +9,7 @@ use tracing::{debug, error, info, warn};
 use vrrp::packet;
 use vrrp::{Action, State};
 
+use super::claim_probe::AfterProbe;
 use super::runtime::{Record, Runtime};
 use super::{Block, Daemon, HOOK_DRAIN, PROBE_EVERY};
 
@@ -25,8 +26,11 @@ impl Daemon {
                 continue;
             }
             let rt = &mut self.instances[i];
-            let serving =
-                rt.holding && rt.core.state() == State::Master && rt.core.handoff().is_none();
+            rt.drop_stale_probe();
+            let serving = rt.holding
+                && rt.core.state() == State::Master
+                && rt.core.handoff().is_none()
+                && !rt.restoring();
             rt.may_announce.store(serving, Ordering::Relaxed);
             let probe =
                 (rt.holding && rt.core.state() == State::Master) || rt.conflicts.yielded.is_some();
@@ -127,6 +131,7 @@ impl Daemon {
                 }
             }
             Action::Announce(addrs) => spawn_announce(rt, addrs),
+            Action::Probe(_) => rt.start_probe(now, AfterProbe::Claim),
             Action::Transition(t) => {
                 self.status_dirty = true;
                 info!(instance = %rt.cfg.name, "{} -> {}: {}", t.from, t.to, t.reason);

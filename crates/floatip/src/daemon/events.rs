@@ -8,6 +8,7 @@ use vrrp::validate::{self, Received};
 use vrrp::{Event, State};
 
 use super::actions::spawn_announce;
+use super::claim_probe::AfterProbe;
 use super::runtime::{SockKey, Speaker};
 use super::{Daemon, Sighting, PROBE_EVERY};
 use crate::conflict::Verdict;
@@ -49,7 +50,9 @@ impl Daemon {
                 .is_some_and(|t| t <= now + rt.refresh_slack())
             {
                 rt.next_refresh = Some(now + rt.refresh_period());
-                for vip in &rt.cfg.addresses {
+                // While a VIP is being put back, a refresh would add it before the probe says it may
+                // (the kernel creates a missing address on a refresh).
+                for vip in rt.cfg.addresses.iter().filter(|_| !rt.restoring()) {
                     if let Err(err) = self.kernel.refresh(
                         rt.link.index,
                         vip.addr,
@@ -198,17 +201,8 @@ impl Daemon {
                     let Some(vip) = rt.cfg.addresses.iter().find(|v| v.addr == addr) else {
                         continue;
                     };
-                    warn!(instance = %rt.cfg.name, vip = %vip, "our VIP was removed while we are master (by hand, or its lifetime ran out); putting it back and announcing it");
-                    rt.counters.vip_restored += 1;
-                    if let Err(err) = self.kernel.add_address(
-                        index,
-                        vip.addr,
-                        vip.prefix_len,
-                        Some(rt.cfg.address_lifetime),
-                    ) {
-                        warn!(instance = %rt.cfg.name, vip = %vip, "cannot put the VIP back: {err:#}");
-                    }
-                    spawn_announce(rt, vec![vip.addr]);
+                    warn!(instance = %rt.cfg.name, vip = %vip, "our VIP was removed while we are master (by hand, or its lifetime ran out); putting it back once nobody else answers for it");
+                    rt.start_probe(now, AfterProbe::Restore(vec![*vip]));
                 }
             }
             NetEvent::AddressAdded { index, addr, .. } => {
@@ -274,6 +268,9 @@ impl Daemon {
             }
             let mac = s.holder;
             rt.heard_since_probe = true;
+            if rt.probe_answered(s.addr, mac) {
+                continue;
+            }
             // A backup hearing the master announce is normal; so is the successor announcing during a handoff.
             if !rt.holding || rt.core.state() != State::Master || rt.core.handoff().is_some() {
                 if rt.conflicts.yielded.is_some() {

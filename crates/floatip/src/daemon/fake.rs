@@ -72,6 +72,15 @@ impl FakeHost {
             .any(|(a, _)| *a == addr)
     }
 
+    /// The address goes away by itself (its lifetime ran out), without the daemon asking.
+    pub fn remove_now(&self, index: u32, addr: IpAddr) {
+        let mut st = self.0.lock().unwrap();
+        st.addresses
+            .get_mut(&index)
+            .expect("a known interface")
+            .retain(|(a, _)| *a != addr);
+    }
+
     fn log(&self, call: Call) {
         self.0.lock().unwrap().log.push(call);
     }
@@ -129,8 +138,14 @@ impl Kernel for FakeHost {
         Ok(())
     }
 
-    fn refresh(&mut self, _index: u32, addr: IpAddr, _len: u8, _life: Duration) -> io::Result<()> {
-        self.log(Call::Refresh(addr));
+    /// Like the kernel, a refresh of an address that is gone adds it again.
+    fn refresh(&mut self, index: u32, addr: IpAddr, len: u8, _life: Duration) -> io::Result<()> {
+        let mut st = self.0.lock().unwrap();
+        let list = st.addresses.get_mut(&index).expect("a known interface");
+        if !list.iter().any(|(a, _)| *a == addr) {
+            list.push((addr, len));
+        }
+        st.log.push(Call::Refresh(addr));
         Ok(())
     }
 

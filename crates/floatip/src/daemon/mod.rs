@@ -21,11 +21,13 @@
 //! - [`setup`]: preparing and starting an instance;
 //! - [`events`]: what happens to the loop (timers, packets, netlink, checks, sightings);
 //! - [`actions`]: carrying out what the cores ask;
+//! - [`claim_probe`]: claiming (or putting back) a VIP only once nobody else answers for it;
 //! - [`operator`]: status, takeover, release, auto and reload from the control socket;
 //! - [`reload`]: applying a new config without needless failovers;
 //! - [`overrides`]: the operator's overrides, kept across restarts.
 
 mod actions;
+mod claim_probe;
 mod events;
 #[cfg(test)]
 mod fake;
@@ -225,8 +227,19 @@ impl Daemon {
         }
     }
 
+    /// How late the loop may run, while it holds VIPs, before a peer could have claimed them: half
+    /// the shortest master-down interval among the instances holding VIPs (`None`: nothing held).
+    fn stall_grace(&self) -> Option<Duration> {
+        self.instances
+            .iter()
+            .filter(|r| r.holding)
+            .map(|r| r.core.handoff_window() / 2)
+            .min()
+    }
+
     /// A deadline passed: the cores' timers, then refreshes, announcements and probes that are due.
     fn on_deadline(&mut self, now: Instant) {
+        self.probe_rounds(now);
         self.on_timer(now);
         self.refresh(now);
     }
@@ -439,11 +452,17 @@ fn protocol_loop(
         .flatten()
         .min()
         .unwrap_or(now + far);
+        // While we hold VIPs we promise to run again within a grace; a loop that did not (stopped,
+        // a paused machine) may have lost them meanwhile (see `Daemon::after_stall`).
+        let promise = daemon.stall_grace().map(|g| (now, deadline.max(now + g)));
         let woken = daemon
             .wakeup
             .wait(deadline)
             .context("the loop's wait failed")?;
         now = woken.now;
+        if let Some((before, _)) = promise.filter(|(_, p)| now > *p) {
+            daemon.after_stall(now, now.saturating_duration_since(before));
+        }
         for &token in &woken.sockets {
             if token == REFRESHER {
                 daemon.on_refresh_errors();

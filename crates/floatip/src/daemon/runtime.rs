@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use vrrp::validate::RxPolicy;
 use vrrp::{ChecksumMode, Event, State};
 
+use super::claim_probe::ClaimProbe;
 use super::kernel::{AdvertSender, Announce};
 use crate::config::InstanceConfig;
 use crate::conflict::Conflicts;
@@ -105,6 +106,8 @@ pub struct Runtime {
     pub(super) heard_since_probe: bool,
     /// Removed by a reload: stepping down, dropped once stopped.
     pub(super) retiring: bool,
+    /// A claim or a restore waiting until nobody else answers for the VIP.
+    pub(super) probe: Option<ClaimProbe>,
     pub(super) check_tasks: TaskSet,
     pub(super) witness_task: TaskSet,
 }
@@ -137,6 +140,7 @@ impl Runtime {
             self.next_refresh.map(|t| t + self.refresh_slack()),
             self.next_announce_refresh,
             self.next_probe.map(|t| t + self.refresh_slack()),
+            self.probe.as_ref().map(|p| p.round_ends),
         ]
         .into_iter()
         .flatten()
@@ -284,7 +288,12 @@ impl Runtime {
                 conflicts: self.conflicts.total,
             },
             override_mode,
-            claim_inhibit: self.core.not_claiming(),
+            claim_inhibit: match self.probe_holder() {
+                Some(holder) if self.core.probing() => Some(format!(
+                    "not claiming yet: {holder}; claiming once nobody answers"
+                )),
+                _ => self.core.not_claiming(),
+            },
             conflicts: self
                 .conflicts
                 .sightings

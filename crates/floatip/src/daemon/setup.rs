@@ -169,6 +169,7 @@ impl Daemon {
             probed: false,
             heard_since_probe: false,
             retiring: false,
+            probe: None,
             check_tasks,
             witness_task,
         })

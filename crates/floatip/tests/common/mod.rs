@@ -13,6 +13,7 @@ mod fs;
 mod keepalived;
 mod node;
 mod owner;
+mod watch;
 
 use std::path::Path;
 use std::time::Duration;
@@ -30,6 +31,7 @@ pub use owner::{
     wait_client_reaches, wait_holders, wait_not_holding, wait_owner, wait_single_owner,
     wait_sole_owner,
 };
+pub use watch::{parse_events, two_owner_spans, AddrEvent, AddrWatch};
 
 /// The IPv4 service address every test moves around.
 pub const VIP4: &str = "192.0.2.97";

@@ -4,7 +4,8 @@
 //! actions, and check what the API contract promises: no panic; the deadline is never in the past after
 //! any call; `Transition`s chain (each `from` is the previous `to`, starting at Initialize) and end in
 //! `state()`; addresses are added only when not held and removed only when held; adverts and
-//! announcements come only from a router holding the addresses; and it holds them exactly while MASTER.
+//! announcements come only from a router holding the addresses; it holds them exactly while MASTER;
+//! and a probe is asked for only by a backup that then waits for it.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -32,6 +33,7 @@ enum Ev {
     Takeover,
     Release,
     Auto,
+    ProbeQuiet,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -43,6 +45,7 @@ struct Input {
     interval_cs: u16,
     preempt: bool,
     preempt_delay_cs: u8,
+    probe_before_claim: bool,
     /// (milliseconds to advance, event)
     steps: Vec<(u16, Ev)>,
 }
@@ -93,6 +96,10 @@ fn drain(inst: &mut Instance, seen: &mut Seen, now: Instant) {
             Some(Action::SendAdvert(_)) | Some(Action::Announce(_)) => {
                 assert!(seen.holding, "advertised or announced without holding the addresses");
             }
+            Some(Action::Probe(_)) => {
+                assert!(!seen.holding, "probed for addresses it holds");
+                assert!(inst.probing(), "asked for a probe without waiting for it");
+            }
         }
     }
     panic!("poll_action never returned None");
@@ -115,6 +122,7 @@ fuzz_target!(|input: Input| {
         preempt_delay: Duration::from_millis(u64::from(input.preempt_delay_cs) * 10),
         addresses: vec![addr(input.v6, 97)],
         primary: addr(input.v6, 1),
+        probe_before_claim: input.probe_before_claim,
     };
     let mut now = Instant::now();
     let mut inst = Instance::new(config.clone());
@@ -166,6 +174,7 @@ fuzz_target!(|input: Input| {
             Ev::Takeover => Event::Override(Override::Takeover),
             Ev::Release => Event::Override(Override::Release),
             Ev::Auto => Event::Override(Override::Auto),
+            Ev::ProbeQuiet => Event::ProbeQuiet,
         };
         inst.handle_event(now, event);
         drain(&mut inst, &mut seen, now);

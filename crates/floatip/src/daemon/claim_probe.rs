@@ -1,0 +1,219 @@
+//! Claiming only what nobody else answers for. Before a claim after silence (the core's
+//! [`vrrp::Action::Probe`]: the master that went quiet may be frozen or killed with the VIP still on
+//! its interface) and before putting back a VIP that vanished while we are master (removed by hand, or
+//! expired while this daemon was stopped, when another host may have claimed it meanwhile), the
+//! instance asks the LAN who answers for the VIP (ARP probe / neighbour solicitation) in rounds of
+//! [`PROBE_ROUND`]. Answers arrive as sightings through the ARP/ND watch; a round without one lets the
+//! claim or the restore go ahead. While anyone answers, it waits, so two hosts never hold the VIP.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+use vrrp::{Event, State};
+
+use super::actions::spawn_announce;
+use super::runtime::Runtime;
+use super::Daemon;
+use crate::config::Vip;
+use crate::control::format_mac;
+
+/// How long a round waits for an answer. On a LAN a host's kernel answers an ARP probe in well under
+/// a millisecond; this is what a claim after silence costs on top of master-down when nobody answers.
+pub(super) const PROBE_ROUND: Duration = Duration::from_millis(4);
+
+/// What a quiet round leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum AfterProbe {
+    /// Tell the core ([`Event::ProbeQuiet`]); it claims.
+    Claim,
+    /// Put these VIPs back (we are master and hold them).
+    Restore(Vec<Vip>),
+}
+
+/// A probe in progress.
+#[derive(Debug)]
+pub(super) struct ClaimProbe {
+    pub(super) then: AfterProbe,
+    /// When the current round's answers are in.
+    pub(super) round_ends: Instant,
+    /// Someone answered in this round.
+    answered: bool,
+    /// Who answered last (said once in the log, shown by `status`).
+    holder: Option<(IpAddr, [u8; 6])>,
+}
+
+impl Runtime {
+    /// Starts probing (or adds VIPs to a restore already running) and sends the first round. While a
+    /// VIP is being put back, nothing announces it (clients must not be sent to a host without it).
+    pub(super) fn start_probe(&mut self, now: Instant, then: AfterProbe) {
+        if matches!(then, AfterProbe::Restore(_)) {
+            self.may_announce.store(false, Ordering::Relaxed);
+        }
+        match (&mut self.probe, then) {
+            (
+                Some(ClaimProbe {
+                    then: AfterProbe::Restore(vips),
+                    ..
+                }),
+                AfterProbe::Restore(more),
+            ) => {
+                for v in more {
+                    if !vips.contains(&v) {
+                        vips.push(v);
+                    }
+                }
+            }
+            (slot, then) => {
+                *slot = Some(ClaimProbe {
+                    then,
+                    round_ends: now + PROBE_ROUND,
+                    answered: false,
+                    holder: None,
+                });
+            }
+        }
+        self.send_probes();
+    }
+
+    /// The VIPs the running probe asks about.
+    fn probed_vips(&self) -> Vec<IpAddr> {
+        match self.probe.as_ref().map(|p| &p.then) {
+            Some(AfterProbe::Claim) => self.cfg.addresses.iter().map(|v| v.addr).collect(),
+            Some(AfterProbe::Restore(vips)) => vips.iter().map(|v| v.addr).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    fn send_probes(&self) {
+        for addr in self.probed_vips() {
+            if let Err(err) = self.announcer.probe(addr) {
+                warn!(instance = %self.cfg.name, "cannot probe for {addr}: {err}");
+            }
+        }
+    }
+
+    /// A sighting of `holder` answering for `addr`: counts against a running probe. Returns whether a
+    /// probe took it (then it is not a conflict with a VIP we hold: we do not hold it now).
+    pub(super) fn probe_answered(&mut self, addr: IpAddr, holder: [u8; 6]) -> bool {
+        if !self.probed_vips().contains(&addr) {
+            return false;
+        }
+        let name = self.cfg.name.clone();
+        let Some(p) = self.probe.as_mut() else {
+            return false;
+        };
+        p.answered = true;
+        if p.holder.replace((addr, holder)).is_none() {
+            warn!(instance = %name, "{addr} is still answered by {}: waiting until it stops before {} it (a frozen or killed master's kernel keeps the address until its lifetime runs out)",
+                format_mac(&holder),
+                if p.then == AfterProbe::Claim { "claiming" } else { "putting back" });
+        }
+        true
+    }
+
+    /// Who keeps the running probe waiting, for `status`.
+    pub(super) fn probe_holder(&self) -> Option<String> {
+        let (addr, mac) = self.probe.as_ref()?.holder?;
+        Some(format!("{addr} is still answered by {}", format_mac(&mac)))
+    }
+
+    /// A probe for a claim ends when the core stops waiting for it (an advert was heard, a fault).
+    pub(super) fn drop_stale_probe(&mut self) {
+        if self
+            .probe
+            .as_ref()
+            .is_some_and(|p| p.then == AfterProbe::Claim && !self.core.probing())
+        {
+            self.probe = None;
+        }
+    }
+
+    /// A restore runs: the VIPs are not in the kernel, and a lifetime refresh would add them back.
+    pub(super) fn restoring(&self) -> bool {
+        self.probe
+            .as_ref()
+            .is_some_and(|p| matches!(p.then, AfterProbe::Restore(_)))
+    }
+}
+
+impl Daemon {
+    /// Rounds that ended: another one while anyone answered, else the claim or restore goes ahead.
+    pub(super) fn probe_rounds(&mut self, now: Instant) {
+        for rt in &mut self.instances {
+            let Some(p) = rt.probe.as_mut() else {
+                continue;
+            };
+            if p.round_ends > now {
+                continue;
+            }
+            if std::mem::take(&mut p.answered) {
+                p.round_ends = now + PROBE_ROUND;
+                rt.send_probes();
+                continue;
+            }
+            let Some(done) = rt.probe.take() else {
+                continue;
+            };
+            match done.then {
+                AfterProbe::Claim => {
+                    if done.holder.is_some() {
+                        info!(instance = %rt.cfg.name, "nobody answers for {} any more", rt.vips().join(", "));
+                    }
+                    rt.core.handle_event(now, Event::ProbeQuiet);
+                }
+                AfterProbe::Restore(vips) => {
+                    if !rt.holding || rt.core.state() != State::Master {
+                        continue;
+                    }
+                    for vip in &vips {
+                        info!(instance = %rt.cfg.name, vip = %vip, "nobody else answers for it: putting our VIP back and announcing it");
+                        rt.counters.vip_restored += 1;
+                        if let Err(err) = self.kernel.add_address(
+                            rt.link.index,
+                            vip.addr,
+                            vip.prefix_len,
+                            Some(rt.cfg.address_lifetime),
+                        ) {
+                            warn!(instance = %rt.cfg.name, vip = %vip, "cannot put the VIP back: {err:#}");
+                        }
+                    }
+                    rt.next_refresh = Some(now + rt.refresh_period());
+                    let serving = rt.core.handoff().is_none();
+                    rt.may_announce.store(serving, Ordering::Relaxed);
+                    spawn_announce(rt, vips.iter().map(|v| v.addr).collect());
+                }
+            }
+        }
+    }
+
+    /// The loop did not run for longer than it promised (the daemon was stopped, or the machine
+    /// paused): VIPs we hold may have expired, or been taken off by the guard, and another host may
+    /// have claimed them meanwhile. Those missing from the kernel are put back only after a probe.
+    pub(super) fn after_stall(&mut self, now: Instant, stalled: Duration) {
+        for rt in self.instances.iter_mut().filter(|r| r.holding) {
+            let present = match self.kernel.addresses(rt.link.index) {
+                Ok(a) => a,
+                Err(err) => {
+                    warn!(instance = %rt.cfg.name, "cannot list the addresses after a stall: {err:#}");
+                    continue;
+                }
+            };
+            let missing: Vec<Vip> = rt
+                .cfg
+                .addresses
+                .iter()
+                .filter(|v| !present.iter().any(|(a, _)| *a == v.addr))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            warn!(instance = %rt.cfg.name, "this daemon did not run for {} (stopped? a paused VM?) and {} went away meanwhile; another host may hold it now, so it goes back only once nobody answers for it",
+                crate::config::format_duration(stalled),
+                missing.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "));
+            rt.start_probe(now, AfterProbe::Restore(missing));
+        }
+    }
+}
