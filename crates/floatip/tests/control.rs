@@ -53,6 +53,7 @@ fn sample_status() -> InstanceStatus {
             priority: 100,
             interval_ms: 1000,
             addresses: 1,
+            advertised: vec!["192.0.2.97".parse().unwrap()],
             last_heard_age_ms: 400,
         }],
         counters: CountersStatus {
@@ -63,6 +64,7 @@ fn sample_status() -> InstanceStatus {
             vip_restored: 0,
             transitions: Default::default(),
             conflicts: 0,
+            interface_drops: BTreeMap::from([("vrid".to_string(), 3)]),
         },
         override_mode: Some(OverrideMode::Takeover),
         claim_inhibit: None,
@@ -70,6 +72,13 @@ fn sample_status() -> InstanceStatus {
             address: "192.0.2.97".parse().unwrap(),
             mac: "02:00:00:00:00:03".into(),
             last_seen_age_ms: 1500,
+        }],
+        clashes: vec![ClashStatus {
+            address: "192.0.2.9".parse().unwrap(),
+            addresses: vec!["192.0.2.50".parse().unwrap()],
+            priority: 200,
+            adverts: 12,
+            last_heard_age_ms: 300,
         }],
         checks: vec![CheckStatus {
             name: "smb".into(),
@@ -144,13 +153,15 @@ fn status_response_has_the_documented_json_shape() {
                 "master": {"address": "192.0.2.1", "self": true, "priority": 150, "interval_ms": 1000,
                            "last_advert_age_ms": null},
                 "speakers": [{"address": "192.0.2.2", "priority": 100, "interval_ms": 1000, "addresses": 1,
-                              "last_heard_age_ms": 400}],
+                              "advertised": ["192.0.2.97"], "last_heard_age_ms": 400}],
                 "counters": {"adverts_sent": 182, "adverts_received": 37, "send_errors": 0,
                              "drops": {"ttl": 2}, "vip_restored": 0,
-                             "transitions": {}, "conflicts": 0},
+                             "transitions": {}, "conflicts": 0, "interface_drops": {"vrid": 3}},
                 "override": "takeover",
                 "claim_inhibit": null,
                 "conflicts": [{"address": "192.0.2.97", "mac": "02:00:00:00:00:03", "last_seen_age_ms": 1500}],
+                "clashes": [{"address": "192.0.2.9", "addresses": ["192.0.2.50"], "priority": 200,
+                             "adverts": 12, "last_heard_age_ms": 300}],
                 "checks": [{"name": "smb", "healthy": false, "latency_ms": 1.5, "last_error": "connection refused"}],
                 "history": [{"at": 1700000000.5, "from": "BACKUP", "to": "MASTER",
                              "reason": "MASTER: no advert from 192.0.2.2 for 3.61 s (master down)"}]
@@ -164,6 +175,24 @@ fn status_response_has_the_documented_json_shape() {
             instances: vec![st]
         }
     );
+    // A daemon from before `advertised`, `interface_drops` and `clashes` still parses.
+    let mut old = value.clone();
+    let inst = &mut old["response"]["instances"][0];
+    inst.as_object_mut().unwrap().remove("clashes");
+    inst["speakers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("advertised");
+    inst["counters"]
+        .as_object_mut()
+        .unwrap()
+        .remove("interface_drops");
+    let Response::Status { instances } = parse_response(old.to_string().as_bytes()).unwrap() else {
+        panic!("not a status")
+    };
+    assert!(instances[0].clashes.is_empty());
+    assert!(instances[0].speakers[0].advertised.is_empty());
+    assert!(instances[0].counters.interface_drops.is_empty());
     assert_eq!(
         encode_response(&Response::Done {
             message: "ok".into()
@@ -451,8 +480,10 @@ fn render_shows_the_key_lines() {
         "  why:       MASTER: no advert from 192.0.2.2 for 3.61 s (master down)",
         "  priority:  150 (configured 150)",
         "  master:    us (192.0.2.1), adverts every 1s",
-        "  speakers:  192.0.2.2 priority 100 every 1s, heard 0.4s ago",
+        "  speakers:  192.0.2.2 priority 100 every 1s, heard 0.4s ago, for 192.0.2.97",
         "  counters:  sent 182, received 37, dropped 2 (ttl 2)",
+        "  unmatched: 3 packets on eth0 that no instance took (vrid 3)",
+        "  CLASH:     192.0.2.9 speaks on VRID 51 (priority 200) for 192.0.2.50, not for ours; heard 0.3s ago, 12 adverts ignored: pick another VRID on one of the two clusters",
         "  override:  takeover",
         "  CONFLICT:  192.0.2.97 also answered by 02:00:00:00:00:03",
         "  checks:    smb FAILING (1.5ms): connection refused",

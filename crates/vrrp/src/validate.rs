@@ -2,6 +2,34 @@
 //! accept or drop, and every drop has a named reason the daemon counts.
 //!
 //! API CONTRACT (shared with the daemon; add to it freely, change it only in agreement).
+//!
+//! ## An advert with another address set (a VRID clash)
+//!
+//! RFC 3768 (VRRPv2) section 7.1: the receiver "MAY verify that the IP address(es) associated with
+//! the VRID are valid"; if that check fails it "SHOULD log the event", and unless the sender is the
+//! address owner (priority 255) it "MUST drop the packet". RFC 5798 and RFC 9568 (VRRPv3) keep the
+//! "MAY verify" and the "SHOULD log", but no longer say what becomes of the packet.
+//!
+//! Our reading and decision, for both versions and every priority: an advert is from our virtual
+//! router only if it lists **every one of our virtual addresses** (as a set: order and repeats do not
+//! matter). Anything else is dropped as [`DropReason::AddressSet`], so the election never yields to
+//! it and never claims because of it. The daemon counts it, logs it once per speaker and shows it in
+//! `status` as a VRID clash. Why:
+//! - Yielding to a master that does not list one of our VIPs leaves that VIP with no owner for as
+//!   long as it talks: the outage VRRP exists to prevent. keepalived drops such adverts too ("ip
+//!   address associated with VRID 51 not present in MASTER advert").
+//! - **v3:** the RFC leaves it open; we drop, as v2 does, for the reason above.
+//! - **Priority 255:** v2 would accept an address owner's advert whatever it lists. We do not: an
+//!   owner whose list lacks one of our VIPs does not own that VIP, and yielding to it leaves the VIP
+//!   dark. Two owners on one VRID is a misconfiguration anyway (RFC 9568 erratum 8298).
+//! - **Our VIPs plus others** is accepted (keepalived compares the sets exactly; we accept a
+//!   superset): that master serves all of ours, so following it darkens none of them. Only a master
+//!   advertises, so this also makes a VIP list change hitless when done in order: to add a VIP,
+//!   reload the master first, then the backups; to remove one, the backups first, then the master.
+//!   With keepalived peers the sets must be equal (it ignores any difference).
+//!
+//! An empty [`RxPolicy::virtual_addresses`] turns the comparison off (a listener that is not a
+//! virtual router of its own).
 
 use std::net::IpAddr;
 
@@ -28,6 +56,9 @@ pub struct RxPolicy {
     pub own_addresses: Vec<IpAddr>,
     /// Unicast mode: accept only from these sources (empty = multicast mode, any source).
     pub unicast_peers: Vec<IpAddr>,
+    /// Our virtual addresses: an advert that does not list every one of them is another virtual
+    /// router's ([`DropReason::AddressSet`]). Empty = not compared.
+    pub virtual_addresses: Vec<IpAddr>,
 }
 
 /// Why a received packet was dropped. `label()` is stable (metrics label, status JSON).
@@ -49,6 +80,21 @@ pub enum DropReason {
     NotAPeer(IpAddr),
     #[error("destination {0} is neither the VRRP group nor a unicast address of ours")]
     Destination(IpAddr),
+    /// The advert does not list `missing`, one of our virtual addresses: another virtual router
+    /// speaks on our VRID (a VRID clash). The advert is in the `Err` so the daemon can say who.
+    #[error("VRID clash: the advert does not list our address {missing} (it lists {})", list(&.advert.addresses))]
+    AddressSet { missing: IpAddr, advert: Advert },
+}
+
+fn list(addresses: &[IpAddr]) -> String {
+    if addresses.is_empty() {
+        return "no addresses".to_string();
+    }
+    addresses
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl DropReason {
@@ -64,6 +110,7 @@ impl DropReason {
             DropReason::Own => "own",
             DropReason::NotAPeer(_) => "not_a_peer",
             DropReason::Destination(_) => "destination",
+            DropReason::AddressSet { .. } => "address_set",
         }
     }
 }
@@ -91,10 +138,9 @@ pub fn peek_vrid(bytes: &[u8]) -> Option<u8> {
 /// 6. the source is not one of our own addresses ([`DropReason::Own`]);
 /// 7. unicast mode: the source is a configured peer ([`DropReason::NotAPeer`]);
 /// 8. the destination is the VRRP group of the family, or, in unicast mode only, a unicast
-///    address ([`DropReason::Destination`]).
-///
-/// The advert's address list is not compared with ours (RFC 5798: "MAY"); a mismatch is the
-/// daemon's to log, it does not change the election.
+///    address ([`DropReason::Destination`]);
+/// 9. the advert lists every one of our virtual addresses, in any order, others allowed
+///    ([`DropReason::AddressSet`]; see the module docs for why, also at priority 255).
 pub fn validate(bytes: &[u8], rx: &Received, policy: &RxPolicy) -> Result<Advert, DropReason> {
     if rx.ttl != packet::TTL {
         return Err(DropReason::Ttl(rx.ttl));
@@ -122,6 +168,13 @@ pub fn validate(bytes: &[u8], rx: &Received, policy: &RxPolicy) -> Result<Advert
     if !destination_ok(rx.dst, unicast) {
         return Err(DropReason::Destination(rx.dst));
     }
+    if let Some(&missing) = policy
+        .virtual_addresses
+        .iter()
+        .find(|a| !advert.addresses.contains(a))
+    {
+        return Err(DropReason::AddressSet { missing, advert });
+    }
     Ok(advert)
 }
 
@@ -137,6 +190,88 @@ fn destination_ok(dst: IpAddr, unicast: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// A v3 advert from 192.0.2.9 on VRID 51 at `priority` listing `addresses`, checked against a
+    /// policy whose virtual addresses are `ours`.
+    fn check(
+        version: Version,
+        priority: u8,
+        addresses: &[&str],
+        ours: &[&str],
+    ) -> Result<Advert, DropReason> {
+        let advert = Advert {
+            version,
+            vrid: 51,
+            priority,
+            interval_cs: 100,
+            addresses: addresses.iter().map(|a| ip(a)).collect(),
+        };
+        let (src, dst) = (ip("192.0.2.9"), IpAddr::V4(packet::GROUP_V4));
+        let bytes = packet::encode(&advert, src, dst, ChecksumMode::PseudoHeader);
+        let policy = RxPolicy {
+            vrid: 51,
+            version,
+            interval_cs: 100,
+            checksum: ChecksumMode::PseudoHeader,
+            own_addresses: vec![ip("192.0.2.1")],
+            unicast_peers: vec![],
+            virtual_addresses: ours.iter().map(|a| ip(a)).collect(),
+        };
+        validate(&bytes, &Received { src, dst, ttl: 255 }, &policy)
+    }
+
+    #[test]
+    fn an_advert_with_another_address_set_is_a_clash() {
+        let ours = ["192.0.2.97", "192.0.2.98"];
+        // Same set, any order: ours.
+        assert!(check(Version::V3, 100, &["192.0.2.98", "192.0.2.97"], &ours).is_ok());
+        // Ours plus others: that master serves all of ours, follow it.
+        assert!(check(
+            Version::V3,
+            100,
+            &["192.0.2.99", "192.0.2.97", "192.0.2.98"],
+            &ours
+        )
+        .is_ok());
+        // Disjoint, a subset, none at all: another virtual router, at any priority, in v2 and v3.
+        for version in [Version::V2, Version::V3] {
+            for priority in [1, 254, 255] {
+                for theirs in [&["192.0.2.50"][..], &["192.0.2.97"][..], &[][..]] {
+                    let got = check(version, priority, theirs, &ours);
+                    let Err(reason) = got else {
+                        panic!("{version:?} priority {priority} listing {theirs:?} was accepted");
+                    };
+                    assert_eq!(reason.label(), "address_set");
+                    let DropReason::AddressSet { missing, advert } = &reason else {
+                        unreachable!()
+                    };
+                    assert!(ours.contains(&missing.to_string().as_str()));
+                    assert_eq!(advert.priority, priority);
+                    assert!(reason.to_string().starts_with("VRID clash"), "{reason}");
+                }
+            }
+        }
+        // Without virtual addresses nothing is compared.
+        assert!(check(Version::V3, 100, &["192.0.2.50"], &[]).is_ok());
+    }
+
+    #[test]
+    fn a_clash_message_lists_what_the_advert_carried() {
+        let got = check(
+            Version::V3,
+            200,
+            &["192.0.2.50", "192.0.2.51"],
+            &["192.0.2.97"],
+        );
+        assert_eq!(
+            got.unwrap_err().to_string(),
+            "VRID clash: the advert does not list our address 192.0.2.97 (it lists 192.0.2.50, 192.0.2.51)"
+        );
+    }
 
     #[test]
     fn peek_vrid_needs_a_full_header() {

@@ -449,6 +449,7 @@ fn policy(version: Version) -> RxPolicy {
         checksum: ChecksumMode::AcceptEither,
         own_addresses: vec![v4("192.0.2.2"), v6("fe80::2")],
         unicast_peers: vec![],
+        virtual_addresses: vec![],
     }
 }
 

@@ -127,6 +127,7 @@ fn keepalived_adverts_pass_validation() {
             checksum: ChecksumMode::AcceptEither,
             own_addresses: vec!["192.0.2.2".parse().unwrap(), "2001:db8::2".parse().unwrap()],
             unicast_peers: vec![],
+            virtual_addresses: expected.addresses.to_vec(),
         };
         let rx = Received {
             src: fx.src,

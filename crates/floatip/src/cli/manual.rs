@@ -400,6 +400,7 @@ mod tests {
             override_mode: None,
             claim_inhibit: None,
             conflicts: vec![],
+            clashes: vec![],
             checks: vec![],
             history: vec![],
         };
@@ -579,6 +580,7 @@ mod lab_tests {
             override_mode: None,
             claim_inhibit: None,
             conflicts: vec![],
+            clashes: vec![],
             checks: vec![],
             history: vec![],
         }

@@ -29,8 +29,14 @@ fn render_at(instances: &[InstanceStatus], now: SystemTime) -> String {
     out
 }
 
+/// One labelled line; an empty label continues the line above (no colon).
 fn line(out: &mut String, label: &str, text: &str) {
-    let _ = writeln!(out, "  {:<11}{text}", format!("{label}:"));
+    let label = if label.is_empty() {
+        String::new()
+    } else {
+        format!("{label}:")
+    };
+    let _ = writeln!(out, "  {label:<11}{text}");
 }
 
 fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
@@ -115,13 +121,16 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
         line(out, "speakers", "none heard");
     }
     for (i, s) in st.speakers.iter().enumerate() {
-        let text = format!(
+        let mut text = format!(
             "{} priority {} every {}, heard {} ago",
             s.address,
             s.priority,
             format_duration(Duration::from_millis(s.interval_ms)),
             human_age_secs(s.last_heard_age_ms as f64 / 1000.0)
         );
+        if !s.advertised.is_empty() {
+            let _ = write!(text, ", for {}", addresses(&s.advertised));
+        }
         line(out, if i == 0 { "speakers" } else { "" }, &text);
     }
     let c = &st.counters;
@@ -141,6 +150,36 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
         let _ = write!(counters, ", VIP restored {}", c.vip_restored);
     }
     line(out, "counters", &counters);
+    let unclaimed: u64 = c.interface_drops.values().sum();
+    if unclaimed > 0 {
+        let by: Vec<String> = c
+            .interface_drops
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        line(
+            out,
+            "unmatched",
+            &format!(
+                "{unclaimed} packets on {} that no instance took ({})",
+                st.interface,
+                by.join(", ")
+            ),
+        );
+    }
+    for (i, cl) in st.clashes.iter().enumerate() {
+        let text = format!(
+            "{} speaks on VRID {} (priority {}) for {}, not for ours; heard {} ago, {} adverts ignored: \
+             pick another VRID on one of the two clusters",
+            cl.address,
+            st.vrid,
+            cl.priority,
+            addresses(&cl.addresses),
+            human_age_secs(cl.last_heard_age_ms as f64 / 1000.0),
+            cl.adverts
+        );
+        line(out, if i == 0 { "CLASH" } else { "" }, &text);
+    }
     for (i, cf) in st.conflicts.iter().enumerate() {
         let text = format!(
             "{} also answered by {}, {} ago",
@@ -179,6 +218,16 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
         let text = format!("{} {} -> {}  {reason}", clock(h.at, now_s), h.from, h.to);
         line(out, if i == 0 && skip == 0 { "history" } else { "" }, &text);
     }
+}
+
+fn addresses(list: &[std::net::IpAddr]) -> String {
+    if list.is_empty() {
+        return "no addresses".to_string();
+    }
+    list.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// "14:02:11" in local time, with the date when it is not today-ish (over 20 hours ago).

@@ -37,6 +37,10 @@ pub struct InstanceStatus {
     pub claim_inhibit: Option<String>,
     /// Other hosts seen answering for our VIPs.
     pub conflicts: Vec<ConflictStatus>,
+    /// VRID clashes: speakers on our VRID whose adverts do not list our addresses (another virtual
+    /// router), heard within the last minute. Their adverts are ignored.
+    #[serde(default)]
+    pub clashes: Vec<ClashStatus>,
     pub checks: Vec<CheckStatus>,
     /// The last transitions, oldest first, newest last; at most [`HISTORY_MAX`].
     pub history: Vec<HistoryEntry>,
@@ -80,6 +84,23 @@ pub struct SpeakerStatus {
     pub interval_ms: u64,
     /// How many addresses its last advert listed.
     pub addresses: usize,
+    /// The addresses its last advert listed, in advert order.
+    #[serde(default)]
+    pub advertised: Vec<IpAddr>,
+    pub last_heard_age_ms: u64,
+}
+
+/// A speaker on our VRID whose adverts do not list our addresses: another virtual router.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClashStatus {
+    /// Its advert source address.
+    pub address: IpAddr,
+    /// The addresses its last advert listed.
+    pub addresses: Vec<IpAddr>,
+    /// The priority in its last advert.
+    pub priority: u8,
+    /// Its adverts ignored since it was first heard (or heard again after a minute of silence).
+    pub adverts: u64,
     pub last_heard_age_ms: u64,
 }
 
@@ -98,6 +119,11 @@ pub struct CountersStatus {
     /// Conflicts confirmed since the daemon started (another MAC answering for our VIP).
     #[serde(default)]
     pub conflicts: u64,
+    /// VRRP packets read on this instance's interface and address family that no instance took, by
+    /// reason ("truncated": under 8 bytes; "vrid": a VRID no instance there runs). Shared: every
+    /// instance on the same interface and family shows the same numbers.
+    #[serde(default)]
+    pub interface_drops: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

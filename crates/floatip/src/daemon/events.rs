@@ -4,11 +4,12 @@
 use std::time::Instant;
 
 use tracing::{debug, info, warn};
-use vrrp::validate::{self, Received};
+use vrrp::validate::{self, DropReason, Received};
 use vrrp::{Event, State};
 
 use super::actions::spawn_announce;
 use super::claim_probe::AfterProbe;
+use super::clash;
 use super::runtime::{SockKey, Speaker};
 use super::{Daemon, Sighting, PROBE_EVERY};
 use crate::conflict::Verdict;
@@ -121,9 +122,11 @@ impl Daemon {
         }
     }
 
+    /// One VRRP packet read from the socket `key`: every packet ends up counted, as an advert of an
+    /// instance, a drop of an instance (by reason) or a drop of the socket's (no instance took it).
     pub(super) fn on_packet(&mut self, now: Instant, key: SockKey, d: &Datagram, bytes: &[u8]) {
         let Some(vrid) = validate::peek_vrid(bytes) else {
-            *self.unmatched_drops.entry("truncated").or_default() += 1;
+            self.count_unmatched(key, "truncated");
             return;
         };
         let rx = Received {
@@ -146,7 +149,7 @@ impl Daemon {
                         Speaker {
                             priority: advert.priority,
                             interval_cs: advert.interval_cs,
-                            addresses: advert.addresses.len(),
+                            addresses: advert.addresses.clone(),
                             last_heard: now,
                         },
                     );
@@ -155,13 +158,36 @@ impl Daemon {
                 }
                 Err(reason) => {
                     *rt.counters.drops.entry(reason.label()).or_default() += 1;
+                    if let DropReason::AddressSet { advert, .. } = &reason {
+                        if rt.clashes.heard(now, d.src, advert) {
+                            warn!(
+                                "{}",
+                                clash::describe(
+                                    &rt.cfg.name,
+                                    rt.cfg.vrid,
+                                    d.src,
+                                    advert,
+                                    &rt.policy.virtual_addresses
+                                )
+                            );
+                        }
+                    }
                     debug!(instance = %rt.cfg.name, src = %d.src, "dropped an advert: {reason}");
                 }
             }
         }
         if !matched {
-            *self.unmatched_drops.entry("vrid").or_default() += 1;
+            self.count_unmatched(key, "vrid");
         }
+    }
+
+    fn count_unmatched(&mut self, key: SockKey, reason: &'static str) {
+        *self
+            .unmatched_drops
+            .entry(key)
+            .or_default()
+            .entry(reason)
+            .or_default() += 1;
     }
 
     pub(super) fn on_net_event(&mut self, now: Instant, ev: NetEvent) {

@@ -28,6 +28,7 @@
 
 mod actions;
 mod claim_probe;
+mod clash;
 mod events;
 #[cfg(test)]
 mod fake;
@@ -162,8 +163,9 @@ pub struct Daemon {
     pending_starts: Vec<Runtime>,
     next_id: usize,
     chans: Channels,
-    /// Packets no instance could claim (unknown VRID, undecodable header), by reason.
-    pub unmatched_drops: BTreeMap<&'static str, u64>,
+    /// Packets no instance could claim (unknown VRID, undecodable header), by socket and reason;
+    /// `status` shows each instance its socket's.
+    pub unmatched_drops: HashMap<SockKey, BTreeMap<&'static str, u64>>,
     /// Failed reads of a VRRP socket (logged once per doubling).
     receive_errors: u64,
 }
@@ -200,7 +202,7 @@ impl Daemon {
             pending_starts: Vec::new(),
             next_id: 0,
             chans,
-            unmatched_drops: BTreeMap::new(),
+            unmatched_drops: HashMap::new(),
             receive_errors: 0,
         })
     }

@@ -33,7 +33,12 @@ impl Daemon {
                         .addresses(rt.link.index)
                         .map(|a| a.into_iter().map(|(ip, _)| ip).collect())
                         .unwrap_or_default();
-                    all.push(rt.status(&present, now));
+                    let mut st = rt.status(&present, now);
+                    if let Some(drops) = self.unmatched_drops.get(&rt.sock_key) {
+                        st.counters.interface_drops =
+                            drops.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+                    }
+                    all.push(st);
                 }
                 let _ = call
                     .reply

@@ -12,6 +12,7 @@ use vrrp::validate::RxPolicy;
 use vrrp::{ChecksumMode, Event, State};
 
 use super::claim_probe::ClaimProbe;
+use super::clash::Clashes;
 use super::kernel::{AdvertSender, Announce};
 use crate::config::InstanceConfig;
 use crate::conflict::Conflicts;
@@ -38,7 +39,8 @@ pub struct Record {
 pub struct Speaker {
     pub priority: u8,
     pub interval_cs: u16,
-    pub addresses: usize,
+    /// The addresses its last advert listed (shared with the advert, not copied).
+    pub addresses: Arc<[IpAddr]>,
     pub last_heard: Instant,
 }
 
@@ -89,6 +91,8 @@ pub struct Runtime {
     pub checks: Vec<CheckState>,
     pub(super) tracked: Vec<Tracked>,
     pub conflicts: Conflicts,
+    /// Speakers on our VRID whose adverts do not list our addresses (their adverts are dropped).
+    pub clashes: Clashes,
     /// The fault reason, base priority and claim inhibit last given to the core, to send only changes.
     pub(super) fault_sent: Option<String>,
     pub(super) priority_sent: u8,
@@ -194,7 +198,7 @@ impl Runtime {
     }
 
     /// The instance's status, as `floatip status` shows it. `present` is every address the kernel has
-    /// on the interface now.
+    /// on the interface now. `counters.interface_drops` is the daemon's to fill in (its socket's).
     pub fn status(&self, present: &[IpAddr], now: Instant) -> InstanceStatus {
         let effective = self.core.effective_priority();
         let override_mode = self.core.override_mode().and_then(OverrideMode::from_vrrp);
@@ -238,7 +242,8 @@ impl Runtime {
                 address: *addr,
                 priority: s.priority,
                 interval_ms: u64::from(s.interval_cs) * 10,
-                addresses: s.addresses,
+                addresses: s.addresses.len(),
+                advertised: s.addresses.to_vec(),
                 last_heard_age_ms: age_ms(now, s.last_heard),
             })
             .collect();
@@ -286,6 +291,7 @@ impl Runtime {
                     .map(|((from, to), n)| (format!("{from}->{to}"), *n))
                     .collect(),
                 conflicts: self.conflicts.total,
+                interface_drops: BTreeMap::new(),
             },
             override_mode,
             claim_inhibit: match self.probe_holder() {
@@ -306,6 +312,7 @@ impl Runtime {
                         .unwrap_or(u64::MAX),
                 })
                 .collect(),
+            clashes: self.clashes.status(now),
             checks: self
                 .checks
                 .iter()

@@ -98,6 +98,7 @@ impl Daemon {
                 .filter(|a| !vips.contains(a))
                 .collect(),
             unicast_peers: inst.unicast_peers.clone(),
+            virtual_addresses: vips.clone(),
         };
         let targets = if inst.unicast_peers.is_empty() {
             vec![if v6 {
@@ -158,6 +159,7 @@ impl Daemon {
             checks: CheckState::for_checks(&inst.checks),
             tracked,
             conflicts: Conflicts::default(),
+            clashes: Default::default(),
             fault_sent: None,
             priority_sent: inst.priority.min(254),
             inhibit_sent: None,

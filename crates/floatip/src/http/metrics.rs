@@ -44,6 +44,10 @@ pub fn render(instances: &[InstanceStatus]) -> String {
     let master_age = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
     let vip_present = Family::<Labels, Gauge>::default();
     let claim_inhibited = Family::<Labels, Gauge>::default();
+    let clashes = Family::<Labels, Gauge>::default();
+    let interface_drops = Family::<Labels, Counter>::default();
+    // Shared by the instances on one interface and family: exported once.
+    let mut sockets_seen = std::collections::BTreeSet::new();
 
     for inst in instances {
         let name = inst.name.as_str();
@@ -111,6 +115,25 @@ pub fn render(instances: &[InstanceStatus]) -> String {
         claim_inhibited
             .get_or_create(&one)
             .set(i64::from(inst.claim_inhibit.is_some()));
+        clashes
+            .get_or_create(&one)
+            .set(i64::try_from(inst.clashes.len()).unwrap_or(i64::MAX));
+        let family = if inst.vips.iter().any(|v| v.address.contains(':')) {
+            "ipv6"
+        } else {
+            "ipv4"
+        };
+        if sockets_seen.insert((inst.interface.clone(), family)) {
+            for (reason, n) in &inst.counters.interface_drops {
+                interface_drops
+                    .get_or_create(&labels(&[
+                        ("interface", &inst.interface),
+                        ("family", family),
+                        ("reason", reason),
+                    ]))
+                    .inc_by(*n);
+            }
+        }
     }
 
     reg.register(
@@ -138,6 +161,16 @@ pub fn render(instances: &[InstanceStatus]) -> String {
         "adverts_dropped",
         "Received VRRP adverts dropped, by reason (ttl, checksum, interval, ...)",
         dropped,
+    );
+    reg.register(
+        "interface_drops",
+        "VRRP packets read on an interface that no instance took, by reason (truncated: under 8 bytes; vrid: a VRID no instance there runs)",
+        interface_drops,
+    );
+    reg.register(
+        "vrid_clashes",
+        "Speakers on the instance's VRID whose adverts do not list its addresses (another virtual router), heard in the last minute",
+        clashes,
     );
     reg.register(
         "advert_send_errors",
@@ -244,10 +277,12 @@ pub(super) mod tests {
                 .into_iter()
                 .collect(),
                 conflicts: 2,
+                interface_drops: [("vrid".to_string(), 5)].into_iter().collect(),
             },
             override_mode: None,
             claim_inhibit: None,
             conflicts: vec![],
+            clashes: vec![],
             checks: vec![CheckStatus {
                 name: "smb".into(),
                 healthy: false,
@@ -288,6 +323,8 @@ pub(super) mod tests {
             floatip_master_advert_age_seconds{vrrp_instance="files"} 0.25
             floatip_vip_present{vrrp_instance="files",address="192.0.2.97/24"} 0
             floatip_claim_inhibited{vrrp_instance="files"} 0
+            floatip_vrid_clashes{vrrp_instance="files"} 0
+            floatip_interface_drops_total{interface="eth0",family="ipv4",reason="vrid"} 5
         "#;
         for line in expected.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let (series, value) = line.rsplit_once(' ').unwrap();
@@ -325,5 +362,41 @@ pub(super) mod tests {
         assert!(text.contains(r#"floatip_instance_state{vrrp_instance="web",state="MASTER"} 0"#));
         assert!(text
             .contains(r#"floatip_vip_present{vrrp_instance="files",address="192.0.2.97/24"} 1"#));
+    }
+
+    #[test]
+    fn interface_drops_are_exported_once_per_interface_and_family() {
+        // Two instances on eth0 (IPv4) share one socket and show the same drops.
+        let text = render(&[status("files", "MASTER"), status("web", "BACKUP")]);
+        assert!(
+            text.contains(
+                r#"floatip_interface_drops_total{interface="eth0",family="ipv4",reason="vrid"} 5"#
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_vrid_clash_is_a_gauge_of_foreign_speakers() {
+        let mut st = status("files", "MASTER");
+        st.clashes = vec![crate::control::ClashStatus {
+            address: "192.0.2.9".parse().unwrap(),
+            addresses: vec!["192.0.2.50".parse().unwrap()],
+            priority: 254,
+            adverts: 40,
+            last_heard_age_ms: 100,
+        }];
+        st.counters.drops.insert("address_set".into(), 40);
+        let text = render(&[st]);
+        assert!(
+            text.contains(r#"floatip_vrid_clashes{vrrp_instance="files"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"floatip_adverts_dropped_total{vrrp_instance="files",reason="address_set"} 40"#
+            ),
+            "{text}"
+        );
     }
 }

@@ -40,6 +40,25 @@ pub struct Datagram {
     pub len: usize,
 }
 
+impl Datagram {
+    /// A packet read whose IP header could not be made sense of (the kernel checks headers, so this
+    /// should not happen): handed over empty, from and to the unspecified address, so the reader
+    /// still counts it (as a runt) rather than losing it silently.
+    pub fn unreadable(v6: bool) -> Datagram {
+        let none: IpAddr = if v6 {
+            Ipv6Addr::UNSPECIFIED.into()
+        } else {
+            Ipv4Addr::UNSPECIFIED.into()
+        };
+        Datagram {
+            src: none,
+            dst: none,
+            ttl: 0,
+            len: 0,
+        }
+    }
+}
+
 /// A raw VRRP socket bound to one interface.
 ///
 /// The daemon's loop polls it itself ([`VrrpSocket::try_recv`] on its own epoll); the async
@@ -175,8 +194,8 @@ impl VrrpSocket {
         self.ifindex
     }
 
-    /// Receives one VRRP message into `buf`. Malformed IPv4 datagrams (shorter than their header) are
-    /// skipped. A message longer than `buf` is truncated to `buf.len()`.
+    /// Receives one VRRP message into `buf`. A datagram whose IP header cannot be read comes back as
+    /// [`Datagram::unreadable`] (empty). A message longer than `buf` is truncated to `buf.len()`.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Datagram> {
         let reg = self.registered()?;
         loop {
@@ -189,8 +208,8 @@ impl VrrpSocket {
         }
     }
 
-    /// Receives one VRRP message without waiting: `None` once the socket is drained. Malformed IPv4
-    /// datagrams are skipped, as in [`VrrpSocket::recv`].
+    /// Receives one VRRP message without waiting: `None` once the socket is drained. Unreadable
+    /// datagrams come back empty, as in [`VrrpSocket::recv`], so every packet read can be counted.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<Datagram>> {
         loop {
             let raw = match recv_raw(self.sock.as_raw_fd(), buf) {
@@ -202,7 +221,7 @@ impl VrrpSocket {
             if self.v6 {
                 let src = match raw.src {
                     Some(IpAddr::V6(a)) => IpAddr::V6(a),
-                    _ => continue,
+                    _ => return Ok(Some(Datagram::unreadable(true))),
                 };
                 return Ok(Some(Datagram {
                     src,
@@ -214,9 +233,9 @@ impl VrrpSocket {
                     len: raw.len,
                 }));
             }
-            if let Some(d) = strip_ipv4_header(buf, raw.len) {
-                return Ok(Some(d));
-            }
+            return Ok(Some(
+                strip_ipv4_header(buf, raw.len).unwrap_or(Datagram::unreadable(false)),
+            ));
         }
     }
 

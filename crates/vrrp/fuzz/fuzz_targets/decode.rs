@@ -73,6 +73,7 @@ fuzz_target!(|input: Input| {
         checksum: mode,
         own_addresses: input.own.iter().map(Addr::ip).collect(),
         unicast_peers: input.peers.iter().map(Addr::ip).collect(),
+        virtual_addresses: vec![],
     };
     let rx = Received {
         src,

@@ -144,18 +144,30 @@ pub(super) fn wire_items(
                 s.count
             ),
         ));
-        if s.addresses != ours {
+        if !ours.is_subset(&s.addresses) {
             items.push(fail(
                 format!(
-                    "{src} uses VRID {} with a different address set ({}; ours: {})",
+                    "VRID clash: {src} speaks on VRID {} for {}, not for ours ({}): another virtual router \
+                     uses our VRID; floatip ignores its adverts (keepalived too)",
                     inst.vrid,
                     addr_list(&s.addresses),
                     addr_list(&ours)
                 ),
                 &[
-                    "every host of one VRID must carry the same addresses: fix `addresses` on one side,",
-                    "or give one of the groups another `vrid` (1-255, unique on the LAN)",
+                    "pick another VRID on one of the two clusters (`vrid`, 1-255, unique on the LAN),",
+                    "or, if it is meant to be our peer, give both the same `addresses`",
                 ],
+            ));
+        } else if s.addresses != ours {
+            items.push(warn(
+                format!(
+                    "{src} on VRID {} lists more than our addresses ({}; ours: {}): floatip follows it \
+                     (it serves all of ours), keepalived would not",
+                    inst.vrid,
+                    addr_list(&s.addresses),
+                    addr_list(&ours)
+                ),
+                &["finish the address change on every host so the lists are equal again"],
             ));
         }
         if s.version != our_version {
@@ -179,6 +191,25 @@ pub(super) fn wire_items(
                 &["add it to `unicast_peers`, or move it to another VRID"],
             ));
         }
+    }
+    // What the daemon heard (over the last minute) and doctor's short listen may have missed.
+    for clash in status.map(|st| st.clashes.as_slice()).unwrap_or_default() {
+        if on_vrid.iter().any(|(src, _)| **src == clash.address) {
+            continue;
+        }
+        let theirs: BTreeSet<IpAddr> = clash.addresses.iter().copied().collect();
+        items.push(fail(
+            format!(
+                "VRID clash: the daemon hears {} on VRID {} (priority {}) for {}, not for ours ({}), last {} ms ago",
+                clash.address,
+                inst.vrid,
+                clash.priority,
+                addr_list(&theirs),
+                addr_list(&ours),
+                clash.last_heard_age_ms
+            ),
+            &["pick another VRID on one of the two clusters (`vrid`, 1-255, unique on the LAN)"],
+        ));
     }
     for line in broken {
         items.push(warn(
@@ -248,7 +279,7 @@ pub(super) fn wire_items(
                 fix: causes,
             }),
         }
-    } else if on_vrid.iter().all(|(_, s)| s.addresses == ours) {
+    } else if on_vrid.iter().all(|(_, s)| ours.is_subset(&s.addresses)) {
         items.push(item(
             Mark::Ok,
             format!("adverts on VRID {} arrive, with our address set", inst.vrid),
@@ -349,4 +380,95 @@ pub(super) async fn owner_items(
         }
     }
     items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn instance() -> InstanceConfig {
+        let text =
+            "[[instance]]\nname = \"files\"\ninterface = \"eth0\"\nvrid = 51\npriority = 150\n\
+                    addresses = [\"192.0.2.97/24\", \"192.0.2.98/24\"]\n";
+        let cfg = crate::config::parse(text, std::path::Path::new("test.toml")).unwrap();
+        cfg.instances[0].clone()
+    }
+
+    fn heard(src: &str, priority: u8, addresses: &[&str]) -> Heard {
+        Heard {
+            src: src.parse().unwrap(),
+            ttl: 255,
+            vrid: Some(51),
+            advert: Ok(packet::Advert {
+                version: vrrp::Version::V3,
+                vrid: 51,
+                priority,
+                interval_cs: 100,
+                addresses: addresses
+                    .iter()
+                    .map(|a| a.parse().unwrap())
+                    .collect::<Arc<[_]>>(),
+            }),
+        }
+    }
+
+    fn marks(items: &[Item], needle: &str) -> Vec<Mark> {
+        items
+            .iter()
+            .filter(|i| i.text.contains(needle))
+            .map(|i| i.mark)
+            .collect()
+    }
+
+    #[test]
+    fn a_speaker_without_our_addresses_is_named_a_clash_with_the_fix() {
+        let items = wire_items(
+            &instance(),
+            &[heard("192.0.2.9", 254, &["192.0.2.50"])],
+            None,
+            Duration::from_secs(3),
+        );
+        let clash = items
+            .iter()
+            .find(|i| {
+                i.text
+                    .starts_with("VRID clash: 192.0.2.9 speaks on VRID 51 for 192.0.2.50")
+            })
+            .unwrap_or_else(|| panic!("no clash item in {items:#?}"));
+        assert_eq!(clash.mark, Mark::Fail);
+        assert!(
+            clash.fix[0].contains("pick another VRID"),
+            "{:?}",
+            clash.fix
+        );
+    }
+
+    #[test]
+    fn order_does_not_matter_and_a_superset_is_only_a_warning() {
+        let inst = instance();
+        let same = wire_items(
+            &inst,
+            &[heard("192.0.2.2", 200, &["192.0.2.98", "192.0.2.97"])],
+            None,
+            Duration::from_secs(3),
+        );
+        assert!(marks(&same, "VRID clash").is_empty(), "{same:#?}");
+        assert_eq!(marks(&same, "with our address set"), vec![Mark::Ok]);
+        let more = wire_items(
+            &inst,
+            &[heard(
+                "192.0.2.2",
+                200,
+                &["192.0.2.97", "192.0.2.99", "192.0.2.98"],
+            )],
+            None,
+            Duration::from_secs(3),
+        );
+        assert!(marks(&more, "VRID clash").is_empty(), "{more:#?}");
+        assert_eq!(
+            marks(&more, "lists more than our addresses"),
+            vec![Mark::Warn]
+        );
+    }
 }
