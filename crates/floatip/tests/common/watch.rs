@@ -1,4 +1,4 @@
-//! Who held a VIP when, from the kernel's own address events: `ip -timestamp -oneline monitor
+//! Who held a VIP when, from the kernel's own address events: `ip -tshort -oneline monitor
 //! address` in each host, so that a moment of two owners is seen however short it is (sampling can
 //! miss it). Timestamps are the machine's wall clock, shared by every namespace.
 
@@ -31,7 +31,7 @@ impl AddrWatch {
             .spawn(
                 &[
                     "ip",
-                    "-timestamp",
+                    "-tshort",
                     "-oneline",
                     "monitor",
                     "address",
