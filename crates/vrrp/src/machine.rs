@@ -45,6 +45,11 @@
 //!   released backup whose master-down has passed claims at once; a takeover master stays master
 //!   until normal rules move it).
 //! - Adverts for another VRID or version, or from our own primary address, are ignored.
+//! - `Follow` (floatip's sync groups, not RFC): the daemon moves an instance with its siblings, which
+//!   live on one host. To `Master`: a backup claims now, unless released or inhibited. To `Backup`: a
+//!   master gives its addresses up at once, as on hearing a better master (the group's better master
+//!   is claiming them); one that is handing off ends its handoff as if its successor had spoken (the
+//!   group's successor spoke on a sibling's VRID).
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -132,6 +137,12 @@ pub enum Event {
     /// A reason not to claim the VIP (witness unreachable), or its end (`None`). A master is not demoted.
     ClaimInhibit(Option<String>),
     Override(Override),
+    /// The daemon's sync group moves this instance with a sibling (see the module header): `to` is
+    /// `Master` or `Backup` (anything else is ignored), `reason` the transition's reason.
+    Follow {
+        to: State,
+        reason: String,
+    },
 }
 
 /// Plain-data outputs, executed by the daemon in the order they are polled.
@@ -330,6 +341,7 @@ impl Instance {
                 }
             }
             Event::Override(o) => self.on_override(now, o),
+            Event::Follow { to, reason } => self.on_follow(now, to, &reason),
         }
         // A master tells the group about a new priority at once rather than at the next advert.
         if self.state == State::Master
@@ -568,6 +580,22 @@ impl Instance {
                 }
             },
             State::Initialize | State::Fault => {}
+        }
+    }
+
+    fn on_follow(&mut self, now: Instant, to: State, reason: &str) {
+        match (self.state, to) {
+            (State::Backup, State::Master) if self.auto_claim_allowed() && !self.stopped => {
+                self.become_master(now, format!("MASTER: {reason}"));
+            }
+            (State::Master, State::Backup) if self.handoff.is_some() => {
+                self.end_handoff(now, reason.to_string(), None);
+            }
+            (State::Master, State::Backup) => {
+                self.remove_addresses();
+                self.enter_backup_after(now, None, format!("BACKUP: {reason}"));
+            }
+            _ => {}
         }
     }
 
@@ -870,11 +898,9 @@ impl Instance {
     }
 
     fn finish_handoff(&mut self, now: Instant, successor: Option<(IpAddr, &Advert)>) {
-        let Some(h) = self.handoff.take() else {
+        let Some(h) = self.handoff else {
             return;
         };
-        self.timers = Timers::default();
-        self.remove_addresses();
         let how = match successor {
             Some((src, advert)) => format!(
                 "successor {src} (priority {}) heard after {}",
@@ -886,17 +912,28 @@ impl Instance {
                 fmt_duration(self.handoff_window())
             ),
         };
+        let heard = successor.map(|(src, advert)| MasterSeen {
+            address: src,
+            priority: advert.priority,
+            interval: advert.interval().max(MIN_INTERVAL),
+            last_heard: now,
+        });
+        self.end_handoff(now, how, heard);
+    }
+
+    /// Remove the addresses and end the handoff in its end state; `how` says how it ended.
+    fn end_handoff(&mut self, now: Instant, how: String, successor: Option<MasterSeen>) {
+        let Some(h) = self.handoff.take() else {
+            return;
+        };
+        self.timers = Timers::default();
+        self.remove_addresses();
         match h.kind {
             Handoff::Release => {
-                let heard = successor.map(|(src, advert)| {
-                    let interval = advert.interval().max(MIN_INTERVAL);
-                    self.master_seen = Some(MasterSeen {
-                        address: src,
-                        priority: advert.priority,
-                        interval,
-                        last_heard: now,
-                    });
-                    (src, interval)
+                let heard = successor.map(|m| {
+                    let heard = (m.address, m.interval);
+                    self.master_seen = Some(m);
+                    heard
                 });
                 self.enter_backup_after(
                     now,

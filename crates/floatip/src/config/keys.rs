@@ -107,8 +107,9 @@ const ADDRESSES: &str = "a list of quoted addresses, e.g. [\"192.0.2.2\"]";
 const ARGV: &str = "an argv array, e.g. [\"/usr/local/bin/x\", \"--flag\"]";
 
 /// Every table, the top level first; the order "belongs in" hints search them.
-pub(crate) static TABLES_ALL: [&Table; 7] =
-    [&ROOT, &DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY, &GROUP];
+pub(crate) static TABLES_ALL: [&Table; 7] = [
+    &ROOT, &DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY, &GROUP,
+];
 
 /// The tables with keys of their own (every table but the top level).
 pub(crate) static TABLES: [&Table; 6] = [&DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY, &GROUP];

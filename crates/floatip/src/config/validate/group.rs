@@ -59,7 +59,10 @@ pub(super) fn validate_groups(
                     let (line, _) = position(cx.text, *first);
                     cx.at(
                         n.span(),
-                        format!("group name \"{}\" is already used (line {line})", n.get_ref()),
+                        format!(
+                            "group name \"{}\" is already used (line {line})",
+                            n.get_ref()
+                        ),
                         "give each group its own name, or merge the two groups into one",
                     );
                     None
@@ -181,12 +184,16 @@ mod tests {
                 instances: vec!["files-v4".into(), "files-v6".into()],
             }]
         );
-        assert!(parse(&file(""), Path::new("f.toml")).unwrap().groups.is_empty());
+        assert!(parse(&file(""), Path::new("f.toml"))
+            .unwrap()
+            .groups
+            .is_empty());
     }
 
     #[test]
     fn an_unknown_member_is_refused_with_its_line_and_the_names_there_are() {
-        let e = refused("[[group]]\nname = \"fileserver\"\ninstances = [\"files-v4\", \"files-6\"]\n");
+        let e =
+            refused("[[group]]\nname = \"fileserver\"\ninstances = [\"files-v4\", \"files-6\"]\n");
         let p = &e.problems[0];
         assert_eq!((p.line, p.column), (21, 26), "{e}");
         assert!(p.what.contains("no instance named \"files-6\""), "{e}");
@@ -196,13 +203,28 @@ mod tests {
     #[test]
     fn bad_groups_are_refused_each_with_a_reason() {
         let cases = [
-            ("name = \"files-v4\"\ninstances = [\"files-v4\", \"files-v6\"]", "also an instance's name"),
-            ("name = \"File Server\"\ninstances = [\"files-v4\", \"files-v6\"]", "not a valid name"),
-            ("name = \"g\"\ninstances = [\"files-v4\"]", "needs at least 2"),
-            ("name = \"g\"\ninstances = [\"files-v4\", \"files-v4\"]", "twice"),
+            (
+                "name = \"files-v4\"\ninstances = [\"files-v4\", \"files-v6\"]",
+                "also an instance's name",
+            ),
+            (
+                "name = \"File Server\"\ninstances = [\"files-v4\", \"files-v6\"]",
+                "not a valid name",
+            ),
+            (
+                "name = \"g\"\ninstances = [\"files-v4\"]",
+                "needs at least 2",
+            ),
+            (
+                "name = \"g\"\ninstances = [\"files-v4\", \"files-v4\"]",
+                "twice",
+            ),
             ("instances = [\"files-v4\", \"files-v6\"]", "has no `name`"),
             ("name = \"g\"", "has no `instances`"),
-            ("name = \"g\"\ninstances = [\"files-v4\", \"files-v6\"]\nmembers = 2", "unknown key `members`"),
+            (
+                "name = \"g\"\ninstances = [\"files-v4\", \"files-v6\"]\nmembers = 2",
+                "unknown key `members`",
+            ),
         ];
         for (body, want) in cases {
             let e = refused(&format!("[[group]]\n{body}\n"));
@@ -218,11 +240,19 @@ mod tests {
             "[[group]]\nname = \"a\"\ninstances = [\"files-v4\", \"files-v6\"]\n\n\
              [[group]]\nname = \"b\"\ninstances = [\"web\", \"files-v6\"]\n",
         );
-        assert!(e.to_string().contains("\"files-v6\" is already in group a (line 21)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("\"files-v6\" is already in group a (line 21)"),
+            "{e}"
+        );
         let e = refused(
             "[[group]]\nname = \"a\"\ninstances = [\"files-v4\", \"files-v6\"]\n\n\
              [[group]]\nname = \"a\"\ninstances = [\"web\", \"files-v4\"]\n",
         );
-        assert!(e.to_string().contains("group name \"a\" is already used (line 20)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("group name \"a\" is already used (line 20)"),
+            "{e}"
+        );
     }
 }
