@@ -15,6 +15,9 @@ use crate::control::{self, ControlCall, Request, Response};
 
 impl Daemon {
     pub(super) fn on_control(&mut self, now: Instant, call: ControlCall) {
+        let Some(call) = self.group_call(now, call) else {
+            return;
+        };
         let outcome = match call.request {
             Request::Status { instance } => {
                 let mut all = Vec::new();
@@ -35,9 +38,11 @@ impl Daemon {
                         .unwrap_or_default();
                     all.push(rt.status(&present, now));
                 }
-                let _ = call
-                    .reply
-                    .send(control::select_instances(all, instance.as_deref()));
+                let _ = call.reply.send(control::select_status(
+                    all,
+                    self.group_status(),
+                    instance.as_deref(),
+                ));
                 return;
             }
             Request::Takeover { instance } => {
