@@ -134,6 +134,7 @@ fn status_response_has_the_documented_json_shape() {
     st.history[0].at = 1700000000.5;
     let line = encode_response(&Response::Status {
         instances: vec![st.clone()],
+        groups: Vec::new(),
     });
     let value: serde_json::Value = serde_json::from_str(&line).unwrap();
     let expected = json!({
@@ -172,7 +173,8 @@ fn status_response_has_the_documented_json_shape() {
     assert_eq!(
         parse_response(line.as_bytes()).unwrap(),
         Response::Status {
-            instances: vec![st]
+            instances: vec![st],
+            groups: Vec::new(),
         }
     );
     // A daemon from before `advertised`, `interface_drops` and `clashes` still parses.
@@ -187,7 +189,8 @@ fn status_response_has_the_documented_json_shape() {
         .as_object_mut()
         .unwrap()
         .remove("interface_drops");
-    let Response::Status { instances } = parse_response(old.to_string().as_bytes()).unwrap() else {
+    let Response::Status { instances, .. } = parse_response(old.to_string().as_bytes()).unwrap()
+    else {
         panic!("not a status")
     };
     assert!(instances[0].clashes.is_empty());
@@ -314,7 +317,7 @@ async fn server_answers_and_survives_bad_input() {
         .await
         .unwrap();
     match resp {
-        Response::Status { instances } => {
+        Response::Status { instances, .. } => {
             assert_eq!(instances.len(), 1);
             assert_eq!(instances[0].name, "files");
         }
@@ -499,4 +502,36 @@ fn render_shows_the_key_lines() {
     let mut missing = sample_status();
     missing.vips[0].present_in_kernel = false;
     assert!(render(&[missing]).contains("192.0.2.97/24 MISSING"));
+}
+
+#[test]
+fn status_groups_are_optional_on_the_wire() {
+    use floatip::control::{GroupMemberStatus, GroupStatus};
+    // A daemon without groups (or from before groups) sends none, and it reads as none.
+    let old = r#"{"version":1,"response":{"type":"status","instances":[]}}"#;
+    assert_eq!(
+        parse_response(old.as_bytes()).unwrap(),
+        Response::Status {
+            instances: vec![],
+            groups: vec![]
+        }
+    );
+    let member = |name: &str, state: &str| GroupMemberStatus {
+        name: name.into(),
+        state: state.into(),
+    };
+    let g = GroupStatus::new(
+        "fileserver",
+        vec![member("files-v4", "MASTER"), member("files-v6", "BACKUP")],
+    );
+    let line = encode_response(&Response::Status {
+        instances: vec![],
+        groups: vec![g],
+    });
+    let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        value["response"]["groups"],
+        json!([{"name": "fileserver", "members": [{"name": "files-v4", "state": "MASTER"},
+                {"name": "files-v6", "state": "BACKUP"}], "split": true}])
+    );
 }

@@ -51,6 +51,11 @@
 //!   released backup whose master-down has passed claims at once; a takeover master stays master
 //!   until normal rules move it).
 //! - Adverts for another VRID or version, or from our own primary address, are ignored.
+//! - `Follow` (floatip's sync groups, not RFC): the daemon moves an instance with its siblings, which
+//!   live on one host. To `Master`: a backup claims now, unless released or inhibited. To `Backup`: a
+//!   master gives its addresses up at once, as on hearing a better master (the group's better master
+//!   is claiming them); one that is handing off ends its handoff as if its successor had spoken (the
+//!   group's successor spoke on a sibling's VRID).
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -144,6 +149,12 @@ pub enum Event {
     /// After [`Action::Probe`]: nobody else answers for the addresses any more, so a claim waiting on
     /// it goes ahead.
     ProbeQuiet,
+    /// The daemon's sync group moves this instance with a sibling (see the module header): `to` is
+    /// `Master` or `Backup` (anything else is ignored), `reason` the transition's reason.
+    Follow {
+        to: State,
+        reason: String,
+    },
 }
 
 /// Plain-data outputs, executed by the daemon in the order they are polled.
@@ -266,6 +277,8 @@ pub struct Instance {
     claim_due: bool,
     /// A claim after silence waits for [`Event::ProbeQuiet`] ([`Action::Probe`] was sent).
     probing: bool,
+    /// The reason of a group's claim that waits for the probe.
+    follow_reason: Option<String>,
     last_heal_announce: Option<Instant>,
     last_transition: Option<Transition>,
     actions: VecDeque<Action>,
@@ -300,6 +313,7 @@ impl Instance {
             preempt_hold_until: None,
             claim_due: false,
             probing: false,
+            follow_reason: None,
             last_heal_announce: None,
             last_transition: None,
             actions: VecDeque::new(),
@@ -356,14 +370,18 @@ impl Instance {
                     && self.claim_due
                     && self.auto_claim_allowed()
                 {
+                    let why = match self.follow_reason.take() {
+                        Some(follow) => follow,
+                        None => self.claim_reason(),
+                    };
                     let reason = format!(
-                        "{}; nobody else answers for {} any more",
-                        self.claim_reason(),
+                        "{why}; nobody else answers for {} any more",
                         list(&self.config.addresses)
                     );
                     self.become_master(now, reason);
                 }
             }
+            Event::Follow { to, reason } => self.on_follow(now, to, &reason),
         }
         // A master tells the group about a new priority at once rather than at the next advert.
         if self.state == State::Master
@@ -617,6 +635,29 @@ impl Instance {
         }
     }
 
+    fn on_follow(&mut self, now: Instant, to: State, reason: &str) {
+        match (self.state, to) {
+            (State::Backup, State::Master) if self.auto_claim_allowed() && !self.stopped => {
+                // Nobody heard on our own VRID lately: the old master may be frozen with our
+                // addresses still up, so the claim waits for the probe like any claim after silence.
+                if self.config.probe_before_claim && self.master_silent(now) {
+                    self.follow_reason = Some(format!("MASTER: {reason}"));
+                    self.start_probe(now);
+                } else {
+                    self.become_master(now, format!("MASTER: {reason}"));
+                }
+            }
+            (State::Master, State::Backup) if self.handoff.is_some() => {
+                self.end_handoff(now, reason.to_string(), None);
+            }
+            (State::Master, State::Backup) => {
+                self.remove_addresses();
+                self.enter_backup_after(now, None, format!("BACKUP: {reason}"));
+            }
+            _ => {}
+        }
+    }
+
     fn on_advert(&mut self, now: Instant, src: IpAddr, advert: &Advert) {
         if advert.vrid != self.config.vrid
             || advert.version != self.config.version
@@ -651,6 +692,7 @@ impl Instance {
             self.wait = Wait::SteppedDown(src);
             self.claim_due = false;
             self.probing = false;
+            self.follow_reason = None;
             self.preempt_hold_until = None;
             return;
         }
@@ -679,6 +721,7 @@ impl Instance {
         self.wait = Wait::Master(src);
         self.claim_due = false;
         self.probing = false;
+        self.follow_reason = None;
     }
 
     /// RFC 5798 6.4.3 / RFC 9568 6.4.3.
@@ -780,6 +823,13 @@ impl Instance {
         self.config.probe_before_claim && matches!(self.wait, Wait::Nobody | Wait::Master(_))
     }
 
+    /// No master heard on our VRID within a master-down interval.
+    fn master_silent(&self, now: Instant) -> bool {
+        self.master_seen.as_ref().is_none_or(|m| {
+            now.saturating_duration_since(m.last_heard) >= self.master_down_interval()
+        })
+    }
+
     /// Hold the claim until [`Event::ProbeQuiet`]; master-down stays armed so that a change of who we
     /// wait for (a lower-priority master appearing) is acted on.
     fn start_probe(&mut self, now: Instant) {
@@ -870,6 +920,7 @@ impl Instance {
         self.interval = self.config.advert_interval;
         self.claim_due = false;
         self.probing = false;
+        self.follow_reason = None;
         self.preempt_hold_until = None;
         self.wait = Wait::Nobody;
         // The claim's own announce does not count: after a split the loser announced later than we did.
@@ -893,6 +944,7 @@ impl Instance {
         self.handoff = None;
         self.claim_due = false;
         self.probing = false;
+        self.follow_reason = None;
         self.preempt_hold_until = None;
         self.wait = match heard {
             Some((src, interval)) => {
@@ -946,11 +998,9 @@ impl Instance {
     }
 
     fn finish_handoff(&mut self, now: Instant, successor: Option<(IpAddr, &Advert)>) {
-        let Some(h) = self.handoff.take() else {
+        let Some(h) = self.handoff else {
             return;
         };
-        self.timers = Timers::default();
-        self.remove_addresses();
         let how = match successor {
             Some((src, advert)) => format!(
                 "successor {src} (priority {}) heard after {}",
@@ -962,17 +1012,28 @@ impl Instance {
                 fmt_duration(self.handoff_window())
             ),
         };
+        let heard = successor.map(|(src, advert)| MasterSeen {
+            address: src,
+            priority: advert.priority,
+            interval: advert.interval().max(MIN_INTERVAL),
+            last_heard: now,
+        });
+        self.end_handoff(now, how, heard);
+    }
+
+    /// Remove the addresses and end the handoff in its end state; `how` says how it ended.
+    fn end_handoff(&mut self, now: Instant, how: String, successor: Option<MasterSeen>) {
+        let Some(h) = self.handoff.take() else {
+            return;
+        };
+        self.timers = Timers::default();
+        self.remove_addresses();
         match h.kind {
             Handoff::Release => {
-                let heard = successor.map(|(src, advert)| {
-                    let interval = advert.interval().max(MIN_INTERVAL);
-                    self.master_seen = Some(MasterSeen {
-                        address: src,
-                        priority: advert.priority,
-                        interval,
-                        last_heard: now,
-                    });
-                    (src, interval)
+                let heard = successor.map(|m| {
+                    let heard = (m.address, m.interval);
+                    self.master_seen = Some(m);
+                    heard
                 });
                 self.enter_backup_after(
                     now,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::control::{call, Request, Response, PROTOCOL_VERSION};
 
-use super::render::render;
+use super::render::{render, render_groups};
 
 /// `floatip status [NAME] [--json]`. `--json` prints `{"version":1,"instances":[...]}`.
 pub fn cmd_status(socket: &Path, name: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
@@ -16,13 +16,16 @@ pub fn cmd_status(socket: &Path, name: Option<&str>, json: bool) -> anyhow::Resu
         },
     )?;
     match response {
-        Response::Status { instances } => {
+        Response::Status { instances, groups } => {
             if json {
-                let out =
+                let mut out =
                     serde_json::json!({ "version": PROTOCOL_VERSION, "instances": instances });
+                if !groups.is_empty() {
+                    out["groups"] = serde_json::to_value(&groups)?;
+                }
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
-                print!("{}", render(&instances));
+                print!("{}{}", render_groups(&groups), render(&instances));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -251,7 +251,7 @@ async fn managed_by_daemon(socket: &Path, addr: IpAddr) -> anyhow::Result<Option
             )
             })
         }
-        Ok(Response::Status { instances }) => instances,
+        Ok(Response::Status { instances, .. }) => instances,
         Ok(Response::Error { message }) => bail!(
             "cannot ask the floatip daemon whether it manages {addr}: {message}; not touching it"
         ),

@@ -4,11 +4,33 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use crate::config::format_duration;
-use crate::control::{unix_secs, InstanceStatus, OverrideMode};
+use crate::control::{unix_secs, GroupStatus, InstanceStatus, OverrideMode};
 
 /// `floatip status` for people: one block per instance.
 pub fn render(instances: &[InstanceStatus]) -> String {
     render_at(instances, SystemTime::now())
+}
+
+/// The `[[group]]`s, one line each: "group fileserver: files-v4 MASTER, files-v6 BACKUP  split!", and a
+/// blank line after them; nothing without groups.
+pub fn render_groups(groups: &[GroupStatus]) -> String {
+    let mut out = String::new();
+    for g in groups {
+        let members: Vec<String> = g
+            .members
+            .iter()
+            .map(|m| format!("{} {}", m.name, m.state))
+            .collect();
+        let _ = write!(out, "group {}: {}", g.name, members.join(", "));
+        if g.split {
+            out.push_str("  split! (its members are not MASTER on one host)");
+        }
+        out.push('\n');
+    }
+    if !groups.is_empty() {
+        out.push('\n');
+    }
+    out
 }
 
 /// How many transitions the human form shows (`--json` has all of them).
@@ -283,6 +305,23 @@ fn human_age_secs(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_show_their_members_and_a_split() {
+        use crate::control::GroupMemberStatus;
+        let member = |name: &str, state: &str| GroupMemberStatus {
+            name: name.into(),
+            state: state.into(),
+        };
+        let together = GroupStatus::new("fs", vec![member("a", "BACKUP"), member("b", "BACKUP")]);
+        let split = GroupStatus::new("fs", vec![member("a", "MASTER"), member("b", "BACKUP")]);
+        assert_eq!(
+            render_groups(&[together]),
+            "group fs: a BACKUP, b BACKUP\n\n"
+        );
+        assert!(render_groups(&[split]).contains("a MASTER, b BACKUP  split!"));
+        assert_eq!(render_groups(&[]), "");
+    }
 
     #[test]
     fn ages_read_well() {

@@ -107,10 +107,12 @@ const ADDRESSES: &str = "a list of quoted addresses, e.g. [\"192.0.2.2\"]";
 const ARGV: &str = "an argv array, e.g. [\"/usr/local/bin/x\", \"--flag\"]";
 
 /// Every table, the top level first; the order "belongs in" hints search them.
-pub(crate) static TABLES_ALL: [&Table; 6] = [&ROOT, &DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY];
+pub(crate) static TABLES_ALL: [&Table; 7] = [
+    &ROOT, &DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY, &GROUP,
+];
 
 /// The tables with keys of their own (every table but the top level).
-pub(crate) static TABLES: [&Table; 5] = [&DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY];
+pub(crate) static TABLES: [&Table; 6] = [&DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY, &GROUP];
 
 /// The top level of the file.
 pub(crate) static ROOT: Table = Table {
@@ -134,6 +136,15 @@ pub(crate) static ROOT: Table = Table {
             "[`[[instance]]`](#instance).",
         )
         .table(&INSTANCE),
+        key(
+            "group",
+            "array of tables",
+            "none",
+            "",
+            "tables of their own, each headed [[group]]",
+            "[`[[group]]`](#group).",
+        )
+        .table(&GROUP),
     ],
 };
 
@@ -224,6 +235,15 @@ pub(crate) static NOTIFY: Table = Table {
     ],
 };
 
+/// `[[group]]`: instances that live on one host together (keepalived's `vrrp_sync_group`).
+pub(crate) static GROUP: Table = Table {
+    name: "[[group]]",
+    keys: &[
+    key("name", "string", "**required**", "1-32 characters from `a-z 0-9 _ -`; unique among groups and instances", STRING, "Shown in logs and status, and used by commands: `floatip takeover fileserver` moves every member."),
+    key("instances", "list of instance names", "**required**", "at least 2; each an `[[instance]]` of this file, in one group at most; no duplicates", "a list of quoted instance names, e.g. [\"files-v4\", \"files-v6\"]", "The members. They are MASTER on one host together: a member does not claim while a sibling hears a live master, follows a sibling that becomes MASTER or yields to a better master, and a FAULT of one hands the whole group over."),
+    ],
+};
+
 /// What `key` takes, for the hint after a value of the wrong type (the line shows the key, not its table).
 pub(super) fn key_type(key: &str) -> &'static str {
     TABLES_ALL
@@ -301,13 +321,14 @@ mod tests {
 
     #[test]
     fn every_raw_field_is_a_defined_key_and_every_key_a_raw_field() {
-        let pairs: [(&Table, &[&str]); 6] = [
+        let pairs: [(&Table, &[&str]); 7] = [
             (&ROOT, fields::<RawFile>()),
             (&DAEMON, fields::<RawDaemon>()),
             (&INSTANCE, fields::<RawInstance>()),
             (&ANNOUNCE, fields::<RawAnnounce>()),
             (&CHECK, fields::<RawCheck>()),
             (&NOTIFY, fields::<RawNotify>()),
+            (&GROUP, fields::<RawGroup>()),
         ];
         for (table, raw) in pairs {
             assert_eq!(

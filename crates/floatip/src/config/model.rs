@@ -34,6 +34,16 @@ pub struct Config {
     pub path: PathBuf,
     pub daemon: DaemonConfig,
     pub instances: Vec<InstanceConfig>,
+    /// `[[group]]`s: instances that are MASTER on one host together.
+    pub groups: Vec<GroupConfig>,
+}
+
+/// One `[[group]]` (keepalived's `vrrp_sync_group`): its members are MASTER on one host together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupConfig {
+    pub name: String,
+    /// At least two instance names of the same file, each in no other group.
+    pub instances: Vec<String>,
 }
 
 /// `[daemon]`: settings of the process, not of any one instance.

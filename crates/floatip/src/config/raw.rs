@@ -14,6 +14,15 @@ pub(super) struct RawFile {
     pub(super) daemon: Option<RawDaemon>,
     #[serde(default)]
     pub(super) instance: Vec<Spanned<RawInstance>>,
+    #[serde(default)]
+    pub(super) group: Vec<Spanned<RawGroup>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGroup {
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) instances: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
-use super::status::InstanceStatus;
+use super::status::{GroupStatus, InstanceStatus};
 
 /// Bumped when a request or response changes incompatibly. Adding a field to [`InstanceStatus`] is
 /// compatible and does not bump it.
@@ -45,15 +45,14 @@ pub enum Request {
 pub enum Response {
     Status {
         instances: Vec<InstanceStatus>,
+        /// The `[[group]]`s (absent without any, and from daemons that predate groups).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        groups: Vec<GroupStatus>,
     },
     /// A command was carried out; `message` says what happened, for a person.
-    Done {
-        message: String,
-    },
+    Done { message: String },
     /// A command was refused or failed; `message` says why and what to do.
-    Error {
-        message: String,
-    },
+    Error { message: String },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

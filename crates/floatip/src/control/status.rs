@@ -211,14 +211,66 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The answer to `Status { instance }`: all instances, the named one, or an error listing the names.
+/// One `[[group]]` as `floatip status` shows it: its members' states, and whether they disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    pub name: String,
+    pub members: Vec<GroupMemberStatus>,
+    /// Some members are MASTER and some are not: the group's VIPs are on more than one host (or
+    /// moving right now).
+    pub split: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMemberStatus {
+    pub name: String,
+    /// As in the instance's `state`.
+    pub state: String,
+}
+
+impl GroupStatus {
+    /// The group named `name` over its members' states (in the group's order).
+    pub fn new(name: &str, members: Vec<GroupMemberStatus>) -> GroupStatus {
+        let masters = members.iter().filter(|m| m.state == "MASTER").count();
+        GroupStatus {
+            name: name.to_string(),
+            split: masters > 0 && masters < members.len(),
+            members,
+        }
+    }
+}
+
+/// The answer to `Status { instance }` without groups: all instances, the named one, or an error.
 pub fn select_instances(all: Vec<InstanceStatus>, instance: Option<&str>) -> Response {
+    select_status(all, Vec::new(), instance)
+}
+
+/// The answer to `Status { instance }`: all instances and groups, the named instance, the named group
+/// with its members, or an error listing the names.
+pub fn select_status(
+    all: Vec<InstanceStatus>,
+    groups: Vec<GroupStatus>,
+    instance: Option<&str>,
+) -> Response {
     let Some(name) = instance else {
-        return Response::Status { instances: all };
+        return Response::Status {
+            instances: all,
+            groups,
+        };
     };
     if all.iter().any(|i| i.name == name) {
         return Response::Status {
             instances: all.into_iter().filter(|i| i.name == name).collect(),
+            groups: Vec::new(),
+        };
+    }
+    if let Some(g) = groups.into_iter().find(|g| g.name == name) {
+        return Response::Status {
+            instances: all
+                .into_iter()
+                .filter(|i| g.members.iter().any(|m| m.name == i.name))
+                .collect(),
+            groups: vec![g],
         };
     }
     Response::Error {

@@ -60,6 +60,18 @@ impl FakeHost {
         host
     }
 
+    /// Another interface (up), without addresses: one to track.
+    pub fn add_link(&self, name: &str, index: u32) {
+        let mut st = self.0.lock().unwrap();
+        st.links.push(LinkInfo {
+            index,
+            name: name.to_string(),
+            mac: [2, 0, 0, 0, 0, index as u8],
+            up: true,
+        });
+        st.addresses.insert(index, Vec::new());
+    }
+
     /// Everything done so far, and forget it.
     pub fn take_log(&self) -> Vec<Call> {
         std::mem::take(&mut self.0.lock().unwrap().log)

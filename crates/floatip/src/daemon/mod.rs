@@ -23,6 +23,7 @@
 //! - [`actions`]: carrying out what the cores ask;
 //! - [`claim_probe`]: claiming (or putting back) a VIP only once nobody else answers for it;
 //! - [`operator`]: status, takeover, release, auto and reload from the control socket;
+//! - [`groups`]: sync groups, whose members are MASTER on one host together;
 //! - [`reload`]: applying a new config without needless failovers;
 //! - [`overrides`]: the operator's overrides, kept across restarts.
 
@@ -32,6 +33,7 @@ mod clash;
 mod events;
 #[cfg(test)]
 mod fake;
+mod groups;
 pub mod kernel;
 mod operator;
 mod overrides;
@@ -159,6 +161,8 @@ pub struct Daemon {
     status_dirty: bool,
     /// Releases waiting to see a successor before they answer the operator.
     pending_releases: Vec<PendingRelease>,
+    /// The `[[group]]`s and what the loop remembers about their members.
+    groups: groups::Groups,
     /// Instances from a reload that wait for a retiring instance holding the same VIPs to finish.
     pending_starts: Vec<Runtime>,
     next_id: usize,
@@ -199,6 +203,7 @@ impl Daemon {
             overrides,
             status_dirty: false,
             pending_releases: Vec::new(),
+            groups: groups::Groups::new(cfg.groups.clone()),
             pending_starts: Vec::new(),
             next_id: 0,
             chans,
@@ -219,9 +224,11 @@ impl Daemon {
     /// Carry out what the last inputs and deadlines led to: the cores' actions, the releases that
     /// can be answered, the instances that were waiting for a handoff to end.
     fn carry_out(&mut self, now: Instant) {
+        self.sync_groups(now);
         self.drain_actions(now);
         if !self.pending_releases.is_empty() {
             self.settle_releases(now);
+            self.answer_group_releases();
             self.drain_actions(now);
         }
         if !self.pending_starts.is_empty() {

@@ -15,6 +15,9 @@ use crate::control::{self, ControlCall, Request, Response};
 
 impl Daemon {
     pub(super) fn on_control(&mut self, now: Instant, call: ControlCall) {
+        let Some(call) = self.group_call(now, call) else {
+            return;
+        };
         let outcome = match call.request {
             Request::Status { instance } => {
                 let mut all = Vec::new();
@@ -40,9 +43,11 @@ impl Daemon {
                     }
                     all.push(st);
                 }
-                let _ = call
-                    .reply
-                    .send(control::select_instances(all, instance.as_deref()));
+                let _ = call.reply.send(control::select_status(
+                    all,
+                    self.group_status(),
+                    instance.as_deref(),
+                ));
                 return;
             }
             Request::Takeover { instance } => {

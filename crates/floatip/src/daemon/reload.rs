@@ -67,6 +67,7 @@ impl Daemon {
             .iter()
             .filter(|inst| live(self, &inst.name).is_some_and(|i| self.instances[i].cfg == **inst))
             .count();
+        self.groups.set(new.groups.clone());
         let mut changed = Vec::new();
         for (i, inst, tracked) in in_place {
             changed.push(self.update_in_place(i, &inst, tracked, now));

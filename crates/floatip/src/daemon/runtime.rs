@@ -99,6 +99,9 @@ pub struct Runtime {
     pub(super) inhibit_sent: Option<String>,
     /// Why the witness says not to claim (`None` once it answers, or without a witness).
     pub(super) witness_inhibit: Option<String>,
+    /// Why this instance's sync group says not to claim, or to be in FAULT ([`super::groups`]).
+    pub(super) group_inhibit: Option<String>,
+    pub(super) group_fault: Option<String>,
     /// Announcement bursts run only while this holds (MASTER, holding, not handing over).
     pub(super) may_announce: Arc<AtomicBool>,
     pub(super) hooks: Option<Hooks>,
@@ -160,14 +163,18 @@ impl Runtime {
     pub(super) fn reevaluate_inhibit(&mut self, now: Instant) {
         // Only a check whose failure means FAULT holds the claim back; a weighted one adjusts the
         // priority once it reports.
-        let inhibit = self.witness_inhibit.clone().or_else(|| {
-            self.cfg
-                .checks
-                .iter()
-                .zip(&self.checks)
-                .find(|(cfg, state)| cfg.weight.is_none() && !state.known)
-                .map(|(cfg, _)| format!("waiting for the first result of check {}", cfg.name))
-        });
+        let inhibit = self
+            .witness_inhibit
+            .clone()
+            .or_else(|| {
+                self.cfg
+                    .checks
+                    .iter()
+                    .zip(&self.checks)
+                    .find(|(cfg, state)| cfg.weight.is_none() && !state.known)
+                    .map(|(cfg, _)| format!("waiting for the first result of check {}", cfg.name))
+            })
+            .or_else(|| self.group_inhibit.clone());
         if inhibit != self.inhibit_sent {
             self.inhibit_sent = inhibit.clone();
             self.core.handle_event(now, Event::ClaimInhibit(inhibit));
@@ -176,15 +183,9 @@ impl Runtime {
 
     /// Fold tracked interfaces, checks and a yielded conflict into one fault and one priority for the core.
     pub(super) fn reevaluate(&mut self, now: Instant) {
-        let (check_fault, priority) =
+        let (_, priority) =
             health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
-        let fault = self
-            .tracked
-            .iter()
-            .find(|t| !t.up)
-            .map(|t| format!("tracked interface {} is down", t.name))
-            .or(check_fault)
-            .or_else(|| self.conflicts.yielded.clone());
+        let fault = self.own_fault().or_else(|| self.group_fault.clone());
         if fault != self.fault_sent {
             self.fault_sent = fault.clone();
             self.core.handle_event(now, Event::Fault(fault));
@@ -195,6 +196,19 @@ impl Runtime {
         }
         // Last: lifting the inhibit may claim at once, which must see the fault and priority above.
         self.reevaluate_inhibit(now);
+    }
+
+    /// The fault of this instance's own (tracked interfaces, checks, a yielded conflict; the link is the
+    /// core's), before its group's.
+    pub(super) fn own_fault(&self) -> Option<String> {
+        let (check_fault, _) =
+            health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+        self.tracked
+            .iter()
+            .find(|t| !t.up)
+            .map(|t| format!("tracked interface {} is down", t.name))
+            .or(check_fault)
+            .or_else(|| self.conflicts.yielded.clone())
     }
 
     /// The instance's status, as `floatip status` shows it. `present` is every address the kernel has

@@ -163,6 +163,8 @@ impl Daemon {
             fault_sent: None,
             priority_sent: inst.priority.min(254),
             inhibit_sent: None,
+            group_inhibit: None,
+            group_fault: None,
             witness_inhibit: (!inst.witness.is_empty())
                 .then(|| "witness: first probe pending".to_string()),
             may_announce: Arc::new(AtomicBool::new(false)),

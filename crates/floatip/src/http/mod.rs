@@ -172,7 +172,7 @@ async fn snapshot(calls: &mpsc::Sender<ControlCall>) -> Result<Vec<InstanceStatu
             LOOP_TIMEOUT.as_secs()
         )),
         Ok(Err(e)) => Err(e),
-        Ok(Ok(Response::Status { instances })) => Ok(instances),
+        Ok(Ok(Response::Status { instances, .. })) => Ok(instances),
         Ok(Ok(other)) => Err(format!("unexpected answer from the daemon loop: {other:?}")),
     }
 }
@@ -309,6 +309,7 @@ mod tests {
             while let Some(call) = rx.recv().await {
                 let _ = call.reply.send(Response::Status {
                     instances: vec![status("files", "MASTER")],
+                    groups: Vec::new(),
                 });
             }
         });

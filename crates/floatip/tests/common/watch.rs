@@ -30,13 +30,7 @@ impl AddrWatch {
         let proc = host
             .spawn(
                 &[
-                    "ip",
-                    "-tshort",
-                    "-oneline",
-                    "monitor",
-                    "address",
-                    "dev",
-                    "eth0",
+                    "ip", "-tshort", "-oneline", "monitor", "address", "dev", "eth0",
                 ],
                 Some(&log),
             )

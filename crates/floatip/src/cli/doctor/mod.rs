@@ -159,7 +159,7 @@ pub async fn run(config: &Config, socket: &Path) -> Report {
         items: vec![],
     };
     let statuses: Option<Vec<InstanceStatus>> = match daemon {
-        Ok(Ok(Response::Status { instances })) => {
+        Ok(Ok(Response::Status { instances, .. })) => {
             let line = instances
                 .iter()
                 .map(|i| format!("{}: {}", i.name, i.state))

@@ -5,6 +5,7 @@ mod addresses;
 mod announce;
 mod check;
 mod daemon;
+mod group;
 mod instance;
 mod notify;
 
@@ -20,6 +21,7 @@ use super::error::{position, Cx};
 use super::model::{Config, DaemonConfig, Vip};
 use super::raw::{RawArgv, RawDuration, RawFile};
 use daemon::validate_daemon;
+use group::validate_groups;
 use instance::validate_instance;
 
 impl Cx<'_> {
@@ -162,11 +164,13 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: RawFile) -> Option<Config> {
         }
     }
     cross_instance(cx, &facts);
+    let groups = validate_groups(cx, &raw.group, &facts);
 
     Some(Config {
         path: cx.path.to_path_buf(),
         daemon: daemon?,
         instances: all_ok.then_some(instances)?,
+        groups: groups?,
     })
 }
 /// What cross-instance rules need from each instance, as far as it could be read.
