@@ -6,7 +6,10 @@
 //! moment before its advert. A conflict that persists for [`CONFIRM_AFTER`] is logged and answered by
 //! re-announcing; one that persists for [`YIELD_AFTER`] is resolved without VRRP (whose adverts are
 //! evidently not getting through): the higher MAC keeps the address, the lower one yields and says why,
-//! and stays out until probes find the address answered by nobody for [`CLEAR_ROUNDS`] rounds.
+//! and stays out until probes find the address answered by nobody for [`CLEAR_ROUNDS`] rounds, or
+//! until an advert of this instance's VRID is heard again: then the other owner is one of our VRRP
+//! routers and the election decides (a claim still waits until nobody else answers, see
+//! `daemon::claim_probe`).
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -127,6 +130,16 @@ impl Conflicts {
         false
     }
 
+    /// A VRRP speaker of this instance is heard again: the election decides who holds the address,
+    /// not the conflict rule (meant for an owner that is not one of our routers). Returns the yield
+    /// that ends, if any.
+    pub fn advert_heard(&mut self) -> Option<String> {
+        let ended = self.yielded.take()?;
+        self.sightings.clear();
+        self.clear_rounds = 0;
+        Some(ended)
+    }
+
     /// Sightings stop mattering once we are not master (a new master announcing is normal).
     pub fn reset_sightings(&mut self) {
         self.sightings.clear();
@@ -148,6 +161,18 @@ mod tests {
 
     fn vip() -> IpAddr {
         "192.0.2.97".parse().unwrap()
+    }
+
+    #[test]
+    fn an_advert_heard_ends_a_yield() {
+        let mut c = Conflicts::default();
+        let t0 = Instant::now();
+        assert_eq!(c.advert_heard(), None);
+        c.sighting(t0, vip(), HIGHER, OURS);
+        let v = c.sighting(t0 + Duration::from_secs(4), vip(), HIGHER, OURS);
+        assert!(matches!(v, Verdict::Yield(_)));
+        assert!(c.advert_heard().unwrap().contains("yielding 192.0.2.97"));
+        assert!(c.yielded.is_none() && c.sightings.is_empty());
     }
 
     #[test]

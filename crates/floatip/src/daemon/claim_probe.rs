@@ -23,6 +23,9 @@ use crate::control::format_mac;
 /// a millisecond; this is what a claim after silence costs on top of master-down when nobody answers.
 pub(super) const PROBE_ROUND: Duration = Duration::from_millis(4);
 
+/// How often a restore that waits for the host's own address looks again (then probes afresh).
+const PRIMARY_RECHECK: Duration = Duration::from_millis(100);
+
 /// What a quiet round leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum AfterProbe {
@@ -42,6 +45,10 @@ pub(super) struct ClaimProbe {
     answered: bool,
     /// Who answered last (said once in the log, shown by `status`).
     holder: Option<(IpAddr, [u8; 6])>,
+    /// A restore waits for the host's own address (said once); this round sent no probe, so its
+    /// end starts a fresh one rather than counting as quiet.
+    waiting_for_primary: bool,
+    unprobed_round: bool,
 }
 
 impl Runtime {
@@ -71,6 +78,8 @@ impl Runtime {
                     round_ends: now + PROBE_ROUND,
                     answered: false,
                     holder: None,
+                    waiting_for_primary: false,
+                    unprobed_round: false,
                 });
             }
         }
@@ -148,10 +157,28 @@ impl Daemon {
             if p.round_ends > now {
                 continue;
             }
-            if std::mem::take(&mut p.answered) {
+            if std::mem::take(&mut p.answered) || std::mem::take(&mut p.unprobed_round) {
                 p.round_ends = now + PROBE_ROUND;
                 rt.send_probes();
                 continue;
+            }
+            // Put back before the host's own address, a VIP would become the interface's primary
+            // address (the source of everything the host sends): wait for it, then probe again.
+            if matches!(p.then, AfterProbe::Restore(_)) {
+                let index = rt.link.index;
+                let primary = rt.primary;
+                let has_primary = self
+                    .kernel
+                    .addresses(index)
+                    .map_or(true, |a| a.iter().any(|(x, _)| *x == primary));
+                if !has_primary {
+                    if !std::mem::replace(&mut p.waiting_for_primary, true) {
+                        info!(instance = %rt.cfg.name, "waiting for the host's own address {primary} on {} before putting the VIP back", rt.cfg.interface);
+                    }
+                    p.round_ends = now + PRIMARY_RECHECK;
+                    p.unprobed_round = true;
+                    continue;
+                }
             }
             let Some(done) = rt.probe.take() else {
                 continue;

@@ -144,6 +144,10 @@ impl Daemon {
             match validate::validate(bytes, &rx, &rt.policy) {
                 Ok(advert) => {
                     rt.counters.adverts_received += 1;
+                    if let Some(ended) = rt.conflicts.advert_heard() {
+                        info!(instance = %rt.cfg.name, src = %d.src, "adverts on VRID {} are heard again: the election decides, no longer the conflict rule (was: {ended})", rt.cfg.vrid);
+                        rt.reevaluate(now);
+                    }
                     rt.speakers.insert(
                         d.src,
                         Speaker {

@@ -159,12 +159,18 @@ impl Daemon {
         }
     }
 
+    /// Records the operator's override and saves the overrides file; a failure to save is said in
+    /// the daemon's log too (the operator's terminal may be gone by the next restart).
     pub(super) fn set_override(&mut self, name: &str, o: Override) -> Result<()> {
         match o {
             Override::Auto => self.overrides.remove(name),
             other => self.overrides.insert(name.to_string(), other),
         };
-        overrides::save_overrides(&self.state_dir, &self.overrides)
+        let saved = overrides::save_overrides(&self.state_dir, &self.overrides);
+        if let Err(err) = &saved {
+            warn!(instance = %name, "the {o:?} override is in force but could not be saved, so it will not survive a restart: {err:#}");
+        }
+        saved
     }
 
     /// Answer releases whose handoff ended; abandon those no successor answered (the master resumes).
