@@ -238,3 +238,44 @@ fn a_clean_stop_leaves_no_guard_and_removes_nothing() {
         d1.log()
     );
 }
+
+/// kill -9 of floatip's daemon with keepalived (which knows nothing of floatip) as the backup, at
+/// 100 ms adverts: keepalived claims after its master-down, and the guard has taken the VIP off h1
+/// before that, so the two never hold it together.
+#[test]
+fn kill9_master_with_a_keepalived_backup_never_two_owners() {
+    let name = "kill9_master_with_a_keepalived_backup_never_two_owners";
+    if !require_root(name) || !require_keepalived(name) {
+        return;
+    }
+    let (lab, h1, h2) = two_hosts("guardka");
+    let d1 = Node::spawn(&lab, &h1, &[Instance::v4(150)]);
+    wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
+    let k = start_keepalived(&lab, &h2, &KaInstance::v4(100, 3, "0.1"));
+    assert!(
+        wait_until(SETTLE, STEP, || k.log().contains("Entering BACKUP STATE")),
+        "keepalived did not start as backup: {}",
+        k.log()
+    );
+    wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
+    assert_one_guard(&d1);
+    assert!(d1.kill(), "h1's daemon had already exited");
+    let (both, h1_gone, h2_claimed) = watch_failover(&h1, &h2);
+    assert!(
+        both.is_empty(),
+        "h1 and keepalived on h2 both held {VIP4} in {} samples (first #{}); h1 log:\n{}",
+        both.len(),
+        both[0],
+        d1.log()
+    );
+    assert!(
+        h2_claimed.is_some(),
+        "keepalived never claimed; log:\n{}",
+        k.log()
+    );
+    assert!(
+        h1_gone.is_some() && h1_gone <= h2_claimed,
+        "the VIP must leave h1 before keepalived claims it"
+    );
+    assert_guard_exits(&h1);
+}
