@@ -210,13 +210,11 @@ pub fn start(
     })
 }
 
-/// The daemon's processes: floatip is one; keepalived is the parent and its VRRP child.
+/// The daemon's processes: floatip and its guard; keepalived, the parent and its VRRP child.
 pub fn pids(r: &Running) -> Vec<u32> {
     let main = r.proc.pid();
     let mut v = vec![main];
-    if r.daemon == Daemon::Keepalived {
-        v.extend(children(main));
-    }
+    v.extend(children(main));
     v
 }
 

@@ -8,6 +8,7 @@
 //! - [`health`]: health checks (one file per kind) and the witness, run off the protocol loop.
 //! - [`hooks`]: notify scripts, run in order, one at a time per instance.
 //! - [`exec`]: bounded child processes (own process group, killed and reaped on overrun) for checks and hooks.
+//! - [`guard`]: a separate process that removes the VIPs the moment the daemon dies or stops advancing.
 //! - [`conflict`]: what a master does when another MAC answers for its VIP.
 //! - [`net`]: the kernel edges: netlink addresses and link events, VRRP raw sockets, GARP/NA, ARP probes.
 //! - [`http`]: the HTTP edge: the Prometheus metrics endpoint ([`http::metrics`] renders it).
@@ -20,6 +21,7 @@ pub mod conflict;
 pub mod control;
 pub mod daemon;
 pub mod exec;
+pub mod guard;
 pub mod health;
 pub mod hooks;
 pub mod http;

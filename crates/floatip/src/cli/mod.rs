@@ -151,11 +151,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
+            // Before any thread (the runtime's) and before the daemon's own logging: see crate::guard.
+            let level = cfg.daemon.log_level.clone();
+            let guard = crate::guard::Guard::start(|| {
+                crate::service::init_logging(cli.log_format, level.as_deref());
+            })?;
             crate::service::init_logging(cli.log_format, cfg.daemon.log_level.as_deref());
             if let Some(socket) = cli.socket {
                 cfg.daemon.socket = socket;
             }
-            block_on(crate::daemon::run(cfg, crate::daemon::shutdown_signal()))?;
+            let shutdown = crate::daemon::shutdown_signal();
+            block_on(crate::daemon::run(cfg, shutdown, guard))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor { config } => {

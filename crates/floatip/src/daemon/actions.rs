@@ -89,6 +89,10 @@ impl Daemon {
                 }
             }
             Action::AddAddresses(addrs) => {
+                // The guard hears of a VIP before the kernel has it: a crash in between leaves none.
+                rt.holding = true;
+                self.publish_held();
+                let rt = &mut self.instances[i];
                 for addr in addrs {
                     let len = rt.prefix_len(addr);
                     match self.kernel.add_address(
@@ -129,6 +133,7 @@ impl Daemon {
                         }
                     }
                 }
+                self.publish_held();
             }
             Action::Announce(addrs) => spawn_announce(rt, addrs),
             Action::Probe(_) => rt.start_probe(now, AfterProbe::Claim),
@@ -168,6 +173,7 @@ impl Daemon {
             }
             rt.holding = false;
         }
+        self.publish_held();
     }
 
     /// Let queued hooks (the stop hooks last) finish, bounded.

@@ -56,6 +56,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::control::{self, ControlCall, Response};
+use crate::guard::Guard;
 use crate::health::witness::WitnessReport;
 use crate::health::CheckReport;
 use crate::net::netlink::NetEvent;
@@ -172,6 +173,8 @@ pub struct Daemon {
     pub unmatched_drops: HashMap<SockKey, BTreeMap<&'static str, u64>>,
     /// Failed reads of a VRRP socket (logged once per doubling).
     receive_errors: u64,
+    /// The process that removes our VIPs if this one dies or stops advancing (none in unit tests).
+    guard: Option<Guard>,
 }
 
 impl Daemon {
@@ -209,6 +212,7 @@ impl Daemon {
             chans,
             unmatched_drops: HashMap::new(),
             receive_errors: 0,
+            guard: None,
         })
     }
 
@@ -236,16 +240,6 @@ impl Daemon {
         }
     }
 
-    /// How late the loop may run, while it holds VIPs, before a peer could have claimed them: half
-    /// the shortest master-down interval among the instances holding VIPs (`None`: nothing held).
-    fn stall_grace(&self) -> Option<Duration> {
-        self.instances
-            .iter()
-            .filter(|r| r.holding)
-            .map(|r| r.core.handoff_window() / 2)
-            .min()
-    }
-
     /// A deadline passed: the cores' timers, then refreshes, announcements and probes that are due.
     fn on_deadline(&mut self, now: Instant) {
         self.probe_rounds(now);
@@ -255,6 +249,41 @@ impl Daemon {
 
     fn all_stopped(&self) -> bool {
         self.instances.iter().all(|r| r.core.is_stopped())
+    }
+
+    /// How late past its planned wakeup the loop may be before the guard takes our VIPs off (`None`:
+    /// none held): half the time between a master's next advert and the earliest moment a backup
+    /// may claim (its master-down interval), so neither a late loop nor a late guard costs two owners.
+    fn guard_slack(&self) -> Option<Duration> {
+        self.instances
+            .iter()
+            .filter(|r| r.holding)
+            .map(|r| {
+                r.core
+                    .handoff_window()
+                    .saturating_sub(r.cfg.advert_interval)
+                    / 2
+            })
+            .min()
+    }
+
+    /// Tells the guard which VIPs we hold: before they are added, after they are removed.
+    fn publish_held(&self) {
+        if let Some(guard) = &self.guard {
+            let held: Vec<_> = self
+                .instances
+                .iter()
+                .filter(|r| r.holding)
+                .flat_map(|r| {
+                    let index = r.link.index;
+                    r.cfg
+                        .addresses
+                        .iter()
+                        .map(move |v| (index, v.addr, v.prefix_len))
+                })
+                .collect();
+            guard.set_held(&held);
+        }
     }
 
     /// The longest make-before-break handoff any instance may need.
@@ -272,7 +301,7 @@ impl Daemon {
 ///
 /// The protocol loop gets a thread of its own ([`protocol_loop`], see [`crate::wakeup`]); this task
 /// keeps the runtime turning for everything else and forwards signals and the tasks' inputs to it.
-pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> {
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) -> Result<()> {
     if cfg.instances.is_empty() {
         bail!(
             "{}: no [[instance]] configured; nothing to do",
@@ -308,6 +337,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
             chans,
             inputs,
             ready_tx,
+            guard,
         )
     });
     // Calls queue until the loop is ready; `floatip status` during start-up waits rather than fails.
@@ -401,6 +431,7 @@ async fn forward(
 
 /// The protocol loop, on its own thread: set up every instance, then feed the cores and carry out what
 /// they ask until a stop completes.
+#[allow(clippy::too_many_arguments)] // each is one of the loop's own parts, handed over once
 fn protocol_loop(
     cfg: Config,
     kernel: Box<dyn Kernel>,
@@ -409,8 +440,10 @@ fn protocol_loop(
     chans: Channels,
     mut inputs: mpsc::Receiver<Input>,
     ready: oneshot::Sender<()>,
+    guard: Guard,
 ) -> Result<()> {
     let mut daemon = Daemon::new(kernel, &cfg, overrides, wakeup, chans)?;
+    daemon.guard = Some(guard);
     // Resolve everything before changing anything: a bad setup leaves the host untouched.
     let mut prepared = Vec::new();
     for inst in &cfg.instances {
@@ -461,9 +494,13 @@ fn protocol_loop(
         .flatten()
         .min()
         .unwrap_or(now + far);
-        // While we hold VIPs we promise to run again within a grace; a loop that did not (stopped,
-        // a paused machine) may have lost them meanwhile (see `Daemon::after_stall`).
-        let promise = daemon.stall_grace().map(|g| (now, deadline.max(now + g)));
+        // While we hold VIPs the loop promises to run again by its deadline plus a slack: the guard
+        // takes the VIPs off if it does not, and a loop that wakes past its promise (it was stopped,
+        // the machine paused) checks what it still holds (see `Daemon::after_stall`).
+        let promise = daemon.guard_slack().map(|s| (now, deadline + s));
+        if let Some(guard) = &daemon.guard {
+            guard.alive_until(now, promise.map(|(_, p)| p));
+        }
         let woken = daemon
             .wakeup
             .wait(deadline)

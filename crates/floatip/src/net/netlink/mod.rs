@@ -5,13 +5,15 @@
 //! plain `NETLINK_ROUTE` socket subscribed to `RTNLGRP_LINK`, `RTNLGRP_IPV4_IFADDR` and
 //! `RTNLGRP_IPV6_IFADDR`, parsed by hand (a few fixed-layout headers and attributes), so the monitor does
 //! not depend on rtnetlink internals that churn between versions; `filter.rs`, the monitor's socket
-//! filter ([`MonitorFilter`]); `refresher.rs`, VIP lifetime refreshes without an answer ([`Refresher`]).
+//! filter ([`MonitorFilter`]); `refresher.rs`, VIP lifetime refreshes without an answer ([`Refresher`]);
+//! `remover.rs`, synchronous removals for the guard process, which has no runtime ([`AddressRemover`]).
 //!
 //! Every socket is opened in the network namespace of the calling thread.
 
 mod filter;
 mod monitor;
 mod refresher;
+mod remover;
 
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -28,6 +30,7 @@ use netlink_packet_route::AddressFamily;
 pub use filter::MonitorFilter;
 pub use monitor::{monitor, monitor_filtered, parse_events, NetEvent};
 pub use refresher::Refresher;
+pub use remover::AddressRemover;
 
 /// One network interface as the daemon needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
