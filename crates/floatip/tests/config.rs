@@ -896,3 +896,19 @@ fn unknown_tables_are_reported_once() {
         .contains("unknown key `server` in the top level"));
     assert_eq!(all[0].line, 1);
 }
+
+#[test]
+fn a_control_character_in_a_comment_is_named_at_its_position() {
+    for (byte, name) in [
+        ('\u{7f}', "U+007F DEL"),
+        ('\0', "U+0000 NUL"),
+        ('\u{1b}', "U+001B"),
+    ] {
+        let text = format!(
+            "[[instance]]\nname = \"files\" # bad {byte} byte\ninterface = \"eth0\"\nvrid = 51\naddresses = [\"192.0.2.97/24\"]\n"
+        );
+        let p = problem_at(&text, 2, name, "delete it");
+        assert_eq!(p.column, 22, "{p}");
+        assert!(p.what.contains("control character"), "{p}");
+    }
+}

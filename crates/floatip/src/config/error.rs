@@ -87,6 +87,28 @@ impl Cx<'_> {
 
     pub(super) fn toml_error(&mut self, e: &toml::de::Error) {
         let span = e.span().unwrap_or(0..0);
+        // TOML allows no control character but tab anywhere, not even in a comment; the parser's
+        // own words ("expected newline") would send the author looking for the wrong thing.
+        if let Some(c) = self.text[floor_char_boundary(self.text, span.start)..]
+            .chars()
+            .next()
+            .filter(|c| c.is_control() && *c != '\t' && *c != '\n' && *c != '\r')
+        {
+            let name = match c {
+                '\0' => " NUL".to_string(),
+                '\u{7f}' => " DEL".to_string(),
+                _ => String::new(),
+            };
+            self.at(
+                span,
+                format!(
+                    "a control character (U+{:04X}{name}) here; TOML allows none, not even in a comment",
+                    u32::from(c)
+                ),
+                "delete it (`cat -A` shows it as ^@, ^? or ^X; an editor may show nothing)",
+            );
+            return;
+        }
         let message = e.message().trim().to_string();
         let line_text = line_at(self.text, span.start).trim();
         let hint = if line_text.starts_with("[instance]") || line_text.starts_with("[daemon.") {
