@@ -259,6 +259,20 @@ pub fn kill9(r: &Running) -> Result<()> {
     Ok(())
 }
 
+/// Signals the daemon and its children (keepalived's VRRP child does the work; floatip's guard is
+/// left alone: it is what a frozen floatip has besides itself).
+pub fn signal_all(r: &Running, sig: i32) -> Result<()> {
+    if !r.proc.signal(sig) {
+        bail!("{} had already exited", r.daemon.name());
+    }
+    if r.daemon == Daemon::Keepalived {
+        for c in children(r.proc.pid()) {
+            floatip_lab::kill_pid(c, sig);
+        }
+    }
+    Ok(())
+}
+
 /// Total CPU time (ns, every thread) and RSS (kB) of `pids` now.
 pub fn cpu_rss(pids: &[u32]) -> Result<(u64, u64)> {
     let (mut ns, mut kb) = (0, 0);
