@@ -427,6 +427,7 @@ fn netlink_monitor() {
             &mut rx,
             NetEvent::Link {
                 index: idx,
+                name: "eth0".into(),
                 up: false,
             },
         )
@@ -437,6 +438,7 @@ fn netlink_monitor() {
             &mut rx,
             NetEvent::Link {
                 index: idx,
+                name: "eth0".into(),
                 up: true,
             },
         )
@@ -448,6 +450,7 @@ fn netlink_monitor() {
             &mut rx,
             NetEvent::Link {
                 index: idx,
+                name: "eth0".into(),
                 up: false,
             },
         )
@@ -457,6 +460,7 @@ fn netlink_monitor() {
             &mut rx,
             NetEvent::Link {
                 index: idx,
+                name: "eth0".into(),
                 up: true,
             },
         )

@@ -155,6 +155,9 @@ pub enum Event {
         to: State,
         reason: String,
     },
+    /// Our primary address (the advert source, which breaks ties) is now this one: the interface was
+    /// created again, or got its address only after start-up. Changes nothing else.
+    Primary(IpAddr),
 }
 
 /// Plain-data outputs, executed by the daemon in the order they are polled.
@@ -382,6 +385,7 @@ impl Instance {
                 }
             }
             Event::Follow { to, reason } => self.on_follow(now, to, &reason),
+            Event::Primary(addr) => self.config.primary = addr,
         }
         // A master tells the group about a new priority at once rather than at the next advert.
         if self.state == State::Master

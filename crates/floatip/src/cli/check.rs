@@ -28,11 +28,62 @@ pub fn check(path: &Path) -> Result<ExitCode> {
                     addrs.join(", ")
                 );
             }
+            for warning in
+                missing_interfaces(&cfg, |name| Path::new("/sys/class/net").join(name).exists())
+            {
+                println!("  warning: {warning}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
             eprintln!("{err}");
             Ok(ExitCode::from(2))
         }
+    }
+}
+
+/// A warning for each instance whose interface `exists` does not know: not an error, since the daemon
+/// waits for it in FAULT (a VLAN or bridge created late at boot), but a typo looks the same.
+fn missing_interfaces(cfg: &config::Config, exists: impl Fn(&str) -> bool) -> Vec<String> {
+    cfg.instances
+        .iter()
+        .filter(|inst| !exists(&inst.interface))
+        .map(|inst| {
+            format!(
+                "interface {} does not exist on this host (yet): instance {} will wait for it in FAULT \
+                 (a typo? `ip link` shows the names)",
+                inst.interface, inst.name
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_interface_is_a_warning_naming_it_and_its_instance() {
+        let dir = std::env::temp_dir().join(format!("floatip-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("floatip.toml");
+        std::fs::write(
+            &path,
+            "[[instance]]\nname = \"files\"\ninterface = \"eth0\"\nvrid = 51\npriority = 150\n\
+             addresses = [\"192.0.2.97/24\"]\n\n[[instance]]\nname = \"late\"\ninterface = \"eth1\"\n\
+             vrid = 52\npriority = 150\naddresses = [\"192.0.2.98/24\"]\n",
+        )
+        .unwrap();
+        let cfg = config::load(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let warnings = missing_interfaces(&cfg, |name| name == "eth0");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0]
+                .starts_with("interface eth1 does not exist on this host (yet): instance late"),
+            "{}",
+            warnings[0]
+        );
+        assert!(missing_interfaces(&cfg, |_| true).is_empty());
     }
 }

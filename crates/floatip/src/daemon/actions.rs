@@ -9,6 +9,7 @@ use tracing::{debug, error, info, warn};
 use vrrp::packet;
 use vrrp::{Action, State};
 
+use super::attach::NO_LINK;
 use super::claim_probe::AfterProbe;
 use super::runtime::{Record, Runtime};
 use super::{Block, Daemon, HOOK_DRAIN, PROBE_EVERY};
@@ -122,6 +123,10 @@ impl Daemon {
                 rt.next_refresh = None;
                 rt.next_announce_refresh = None;
                 rt.conflicts.reset_sightings();
+                if rt.link.index == NO_LINK {
+                    info!(instance = %rt.cfg.name, "{} went with interface {}", addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "), rt.cfg.interface);
+                    return;
+                }
                 for addr in addrs {
                     let len = rt.prefix_len(addr);
                     match self.kernel.remove_address(rt.link.index, addr, len) {

@@ -8,6 +8,7 @@ use vrrp::validate::{self, DropReason, Received};
 use vrrp::{Event, State};
 
 use super::actions::spawn_announce;
+use super::attach::NO_LINK;
 use super::claim_probe::AfterProbe;
 use super::clash;
 use super::runtime::{SockKey, Speaker};
@@ -138,7 +139,7 @@ impl Daemon {
         for rt in self
             .instances
             .iter_mut()
-            .filter(|r| r.sock_key == key && r.cfg.vrid == vrid)
+            .filter(|r| r.sock_key == key && r.cfg.vrid == vrid && r.detached.is_none())
         {
             matched = true;
             match validate::validate(bytes, &rx, &rt.policy) {
@@ -196,7 +197,8 @@ impl Daemon {
 
     pub(super) fn on_net_event(&mut self, now: Instant, ev: NetEvent) {
         match ev {
-            NetEvent::Link { index, up } => {
+            NetEvent::Link { index, name, up } => {
+                self.on_link_named(now, index, &name);
                 for rt in &mut self.instances {
                     if rt.link.index == index && rt.link.up != up {
                         rt.link.up = up;
@@ -223,6 +225,20 @@ impl Daemon {
                     }
                 }
             }
+            NetEvent::LinkRemoved { index, .. } => {
+                self.detach_link(now, index);
+                for rt in &mut self.instances {
+                    let mut changed = false;
+                    for t in rt.tracked.iter_mut().filter(|t| t.index == index && t.up) {
+                        t.up = false;
+                        changed = true;
+                        warn!(instance = %rt.cfg.name, "tracked interface {} was deleted", t.name);
+                    }
+                    if changed {
+                        rt.reevaluate(now);
+                    }
+                }
+            }
             NetEvent::AddressRemoved { index, addr, .. } => {
                 for rt in self.instances.iter_mut().filter(|r| r.link.index == index) {
                     if !rt.holding || rt.core.state() != State::Master {
@@ -236,6 +252,16 @@ impl Daemon {
                 }
             }
             NetEvent::AddressAdded { index, addr, .. } => {
+                // An instance waiting for an address on this interface may go ahead now.
+                let waiting: Vec<usize> = (0..self.instances.len())
+                    .filter(|&i| {
+                        let rt = &self.instances[i];
+                        rt.detached.is_some() && rt.link.index == index && !rt.retiring
+                    })
+                    .collect();
+                for i in waiting {
+                    self.try_attach(now, i);
+                }
                 // Our VIP appearing while we do not hold it is the two-owner mistake (an `ip addr add` by
                 // hand on the backup): the daemon manages this address, so it takes the copy away.
                 for rt in self.instances.iter_mut().filter(|r| r.link.index == index) {
@@ -250,6 +276,43 @@ impl Daemon {
                         warn!(instance = %rt.cfg.name, vip = %vip, "cannot remove it: {err:#}");
                     }
                 }
+            }
+        }
+    }
+
+    /// A link called `name` has index `index`: an instance waiting for that interface tries again, and
+    /// one (or a tracked interface) still on an older index learns that the interface was replaced
+    /// (a deletion the monitor did not report).
+    fn on_link_named(&mut self, now: Instant, index: u32, name: &str) {
+        if name.is_empty() {
+            return;
+        }
+        let replaced: Vec<u32> = self
+            .instances
+            .iter()
+            .filter(|r| r.cfg.interface == name && r.link.index != index && r.link.index != NO_LINK)
+            .map(|r| r.link.index)
+            .collect();
+        for old in replaced {
+            self.detach_link(now, old);
+        }
+        let waiting: Vec<usize> = (0..self.instances.len())
+            .filter(|&i| {
+                let rt = &self.instances[i];
+                rt.cfg.interface == name && rt.detached.is_some() && !rt.retiring
+            })
+            .collect();
+        for i in waiting {
+            self.try_attach(now, i);
+        }
+        for rt in &mut self.instances {
+            for t in rt
+                .tracked
+                .iter_mut()
+                .filter(|t| t.name == name && t.index != index)
+            {
+                info!(instance = %rt.cfg.name, "tracked interface {name} is back (index {index})");
+                t.index = index;
             }
         }
     }
@@ -293,7 +356,10 @@ impl Daemon {
 
     pub(super) fn on_sighting(&mut self, now: Instant, s: Sighting) {
         for rt in self.instances.iter_mut() {
-            if rt.link.index != s.ifindex || !rt.cfg.addresses.iter().any(|v| v.addr == s.addr) {
+            if rt.link.index != s.ifindex
+                || rt.detached.is_some()
+                || !rt.cfg.addresses.iter().any(|v| v.addr == s.addr)
+            {
                 continue;
             }
             let mac = s.holder;

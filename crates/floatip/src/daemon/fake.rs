@@ -30,6 +30,8 @@ pub enum Call {
     },
     Announce(IpAddr),
     Probe(IpAddr),
+    /// The daemon let go of what watched a deleted interface.
+    ForgetLink(u32),
 }
 
 #[derive(Default)]
@@ -72,6 +74,24 @@ impl FakeHost {
         st.addresses.insert(index, Vec::new());
     }
 
+    /// The interface goes away with its addresses (deleted; it may come back under a new index).
+    pub fn remove_link(&self, name: &str) {
+        let mut st = self.0.lock().unwrap();
+        if let Some(pos) = st.links.iter().position(|l| l.name == name) {
+            let link = st.links.remove(pos);
+            st.addresses.remove(&link.index);
+        }
+    }
+
+    /// Someone else (DHCP, networkd) gives the interface an address.
+    pub fn add_own(&self, index: u32, own: (IpAddr, u8)) {
+        let mut st = self.0.lock().unwrap();
+        st.addresses
+            .get_mut(&index)
+            .expect("a known interface")
+            .push(own);
+    }
+
     /// Everything done so far, and forget it.
     pub fn take_log(&self) -> Vec<Call> {
         std::mem::take(&mut self.0.lock().unwrap().log)
@@ -79,9 +99,12 @@ impl FakeHost {
 
     /// Whether the interface has the address now.
     pub fn has(&self, index: u32, addr: IpAddr) -> bool {
-        self.0.lock().unwrap().addresses[&index]
-            .iter()
-            .any(|(a, _)| *a == addr)
+        self.0
+            .lock()
+            .unwrap()
+            .addresses
+            .get(&index)
+            .is_some_and(|l| l.iter().any(|(a, _)| *a == addr))
     }
 
     /// The address goes away by itself (its lifetime ran out), without the daemon asking.
@@ -108,8 +131,23 @@ impl Kernel for FakeHost {
             .ok_or_else(|| anyhow!("no interface named {name}"))
     }
 
+    fn find_link(&self, name: &str) -> Result<Option<LinkInfo>> {
+        let st = self.0.lock().unwrap();
+        Ok(st.links.iter().find(|l| l.name == name).cloned())
+    }
+
+    fn forget_link(&mut self, index: u32) {
+        self.log(Call::ForgetLink(index));
+    }
+
     fn addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>> {
-        Ok(self.0.lock().unwrap().addresses[&index].clone())
+        self.0
+            .lock()
+            .unwrap()
+            .addresses
+            .get(&index)
+            .cloned()
+            .ok_or_else(|| anyhow!("no interface with index {index}"))
     }
 
     fn address_details(&self, index: u32) -> Result<Vec<AddrDetails>> {
@@ -134,7 +172,10 @@ impl Kernel for FakeHost {
         _lifetime: Option<Duration>,
     ) -> Result<()> {
         let mut st = self.0.lock().unwrap();
-        let list = st.addresses.get_mut(&index).expect("a known interface");
+        let list = st
+            .addresses
+            .get_mut(&index)
+            .ok_or_else(|| anyhow!("no interface with index {index}"))?;
         if !list.iter().any(|(a, _)| *a == addr) {
             list.push((addr, prefix_len));
         }
@@ -144,7 +185,10 @@ impl Kernel for FakeHost {
 
     fn remove_address(&self, index: u32, addr: IpAddr, _prefix_len: u8) -> Result<()> {
         let mut st = self.0.lock().unwrap();
-        let list = st.addresses.get_mut(&index).expect("a known interface");
+        let list = st
+            .addresses
+            .get_mut(&index)
+            .ok_or_else(|| anyhow!("no interface with index {index}"))?;
         list.retain(|(a, _)| *a != addr);
         st.log.push(Call::Remove(addr));
         Ok(())
@@ -153,7 +197,10 @@ impl Kernel for FakeHost {
     /// Like the kernel, a refresh of an address that is gone adds it again.
     fn refresh(&mut self, index: u32, addr: IpAddr, len: u8, _life: Duration) -> io::Result<()> {
         let mut st = self.0.lock().unwrap();
-        let list = st.addresses.get_mut(&index).expect("a known interface");
+        let list = st
+            .addresses
+            .get_mut(&index)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))?;
         if !list.iter().any(|(a, _)| *a == addr) {
             list.push((addr, len));
         }

@@ -5,6 +5,7 @@
 //!
 //! Everything here is called from the protocol loop's thread, in the order the cores asked for it.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::RawFd;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tracing::warn;
 
 use super::{Block, Sighting};
@@ -24,6 +26,10 @@ use crate::net::vrrp_socket::{Datagram, VrrpSender, VrrpSocket};
 /// What the daemon needs from the host.
 pub trait Kernel {
     fn link_by_name(&self, name: &str) -> Result<LinkInfo>;
+    /// The interface called `name`, or `None` while there is none (not created yet, or deleted).
+    fn find_link(&self, name: &str) -> Result<Option<LinkInfo>>;
+    /// The interface `index` is gone: stop what watches it (its ARP/ND watch).
+    fn forget_link(&mut self, index: u32);
     /// Every address on the interface, with its prefix length.
     fn addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>>;
     /// Every address on the interface with its flags (tentative, DAD failed, ...).
@@ -101,6 +107,8 @@ pub struct Host {
     refresher: Refresher,
     /// Keeps the notifications of our own refreshes away from the monitor.
     monitor_filter: MonitorFilter,
+    /// The ARP/ND watch tasks, by interface (ended when the interface goes).
+    watches: HashMap<u32, Vec<JoinHandle<()>>>,
 }
 
 impl Host {
@@ -109,6 +117,7 @@ impl Host {
             netlink,
             refresher,
             monitor_filter,
+            watches: HashMap::new(),
         }
     }
 }
@@ -116,6 +125,16 @@ impl Host {
 impl Kernel for Host {
     fn link_by_name(&self, name: &str) -> Result<LinkInfo> {
         self.netlink.link_by_name(name).block()
+    }
+
+    fn find_link(&self, name: &str) -> Result<Option<LinkInfo>> {
+        self.netlink.find_link(name).block()
+    }
+
+    fn forget_link(&mut self, index: u32) {
+        for task in self.watches.remove(&index).unwrap_or_default() {
+            task.abort();
+        }
     }
 
     fn addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>> {
@@ -190,7 +209,8 @@ impl Kernel for Host {
         tx: mpsc::Sender<Sighting>,
     ) -> Result<()> {
         let watch = ConflictWatch::open(index, mac, v6).context("ARP/ND watch")?;
-        spawn_conflict_watch(index, watch, tx);
+        let task = spawn_conflict_watch(index, watch, tx);
+        self.watches.entry(index).or_default().push(task);
         Ok(())
     }
 }
@@ -222,7 +242,11 @@ impl Announce for Announcer {
 }
 
 /// Passive: every ARP/NA on the interface that claims an address from a MAC other than ours.
-fn spawn_conflict_watch(ifindex: u32, watch: ConflictWatch, tx: mpsc::Sender<Sighting>) {
+fn spawn_conflict_watch(
+    ifindex: u32,
+    watch: ConflictWatch,
+    tx: mpsc::Sender<Sighting>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut errors = 0u64;
         loop {
@@ -247,7 +271,7 @@ fn spawn_conflict_watch(ifindex: u32, watch: ConflictWatch, tx: mpsc::Sender<Sig
                 }
             }
         }
-    });
+    })
 }
 
 /// Opens the real host's netlink handles: the client, the refresher and the filtered monitor.

@@ -19,6 +19,7 @@
 //! - [`kernel`]: the host as one trait (links, addresses, sockets), real or fake;
 //! - [`runtime`]: one instance at run time and its status;
 //! - [`setup`]: preparing and starting an instance;
+//! - [`attach`]: an instance's hold on its interface, which may come late, go and come back;
 //! - [`events`]: what happens to the loop (timers, packets, netlink, checks, sightings);
 //! - [`actions`]: carrying out what the cores ask;
 //! - [`claim_probe`]: claiming (or putting back) a VIP only once nobody else answers for it;
@@ -28,6 +29,7 @@
 //! - [`overrides`]: the operator's overrides, kept across restarts.
 
 mod actions;
+mod attach;
 mod claim_probe;
 mod clash;
 mod events;

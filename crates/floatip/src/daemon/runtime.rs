@@ -71,8 +71,13 @@ pub struct Runtime {
     pub id: usize,
     pub cfg: InstanceConfig,
     pub core: vrrp::Instance,
+    /// The interface, while the instance has a hold on it (index [`super::attach::NO_LINK`] while it
+    /// does not exist).
     pub link: LinkInfo,
     pub primary: IpAddr,
+    /// Why the instance cannot run on its interface yet (missing, no usable address): its FAULT
+    /// reason until [`super::attach`] resolves it (`None`: attached).
+    pub(super) detached: Option<String>,
     pub(super) sock_key: SockKey,
     pub(super) announcer: Arc<dyn Announce>,
     pub(super) policy: RxPolicy,
@@ -198,11 +203,14 @@ impl Runtime {
         self.reevaluate_inhibit(now);
     }
 
-    /// The fault of this instance's own (tracked interfaces, checks, a yielded conflict; the link is the
-    /// core's), before its group's.
+    /// The fault of this instance's own (its interface missing or without an address, tracked
+    /// interfaces, checks, a yielded conflict; the link's carrier is the core's), before its group's.
     pub(super) fn own_fault(&self) -> Option<String> {
         let (check_fault, _) =
             health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+        if self.detached.is_some() {
+            return self.detached.clone();
+        }
         self.tracked
             .iter()
             .find(|t| !t.up)
@@ -270,7 +278,11 @@ impl Runtime {
             version: self.cfg.version.number(),
             state: state_name(self.core.state()).to_string(),
             since: last.map(|r| unix_secs(r.at)),
-            reason: last.map(|r| r.reason.clone()),
+            // Waiting for the interface: what is missing now (the interface, then its address).
+            reason: match &self.detached {
+                Some(why) if self.core.state() == State::Fault => Some(format!("FAULT: {why}")),
+                _ => last.map(|r| r.reason.clone()),
+            },
             priority: PriorityStatus {
                 configured: self.cfg.priority,
                 effective,

@@ -1,5 +1,5 @@
-//! Setting an instance up: resolving its interfaces and advert source, opening (or sharing) its
-//! sockets, starting its checks, witness and hooks ([`Daemon::prepare`], which changes nothing on the
+//! Setting an instance up: its interface and sockets (through [`super::attach`]; one not there yet
+//! means FAULT, not an error), its checks, witness and hooks ([`Daemon::prepare`], which changes nothing on the
 //! host), then starting its election ([`Daemon::start`]).
 
 use std::collections::{HashMap, VecDeque};
@@ -8,12 +8,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use tracing::{info, warn};
-use vrrp::packet::{GROUP_V4, GROUP_V6};
 use vrrp::validate::RxPolicy;
 use vrrp::{ChecksumMode, Event};
 
+use super::attach::{Attachment, NoInterface, NO_LINK};
 use super::runtime::{Counters, Runtime, Tracked};
 use super::{Daemon, MAX_PACKET, WITNESS_EVERY};
 use crate::config::{self, InstanceConfig};
@@ -34,97 +34,48 @@ impl Daemon {
         inst: &InstanceConfig,
         dad_patience: Duration,
     ) -> Result<Runtime> {
-        let link = self
-            .kernel
-            .link_by_name(&inst.interface)
-            .with_context(|| format!("instance {}", inst.name))?;
         let tracked = self.resolve_tracked(inst)?;
         let v6 = inst.is_v6();
         let vips: Vec<IpAddr> = inst.addresses.iter().map(|v| v.addr).collect();
-        let primary = self
-            .settled_primary(inst, link.index, &vips, dad_patience)?
-            .with_context(|| {
-                format!(
-                    "instance {}: interface {} has no {} address to send adverts from; {}",
-                    inst.name,
-                    inst.interface,
-                    if v6 { "IPv6 link-local" } else { "IPv4" },
-                    if v6 {
-                        "bring the interface up so the kernel assigns fe80::/64"
-                    } else {
-                        "give the host its own address on that interface (the VIP cannot be it)"
-                    }
-                )
-            })?;
-        let key = (link.index, v6);
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.sockets.entry(key) {
-            let sock = self
-                .kernel
-                .open_receiver(&inst.interface, link.index, v6)
-                .with_context(|| format!("instance {}: VRRP socket", inst.name))?;
-            if let Some(fd) = sock.fd() {
-                self.wakeup
-                    .watch(fd, self.socket_keys.len() as u64)
-                    .with_context(|| format!("instance {}: watching the VRRP socket", inst.name))?;
-            }
-            self.socket_keys.push(key);
-            slot.insert(sock);
-        }
-        let announcer = match self.announcers.get(&link.index) {
-            Some(a) => a.clone(),
-            None => {
-                let a = self
-                    .kernel
-                    .open_announcer(link.index, link.mac)
-                    .with_context(|| format!("instance {}: announcer", inst.name))?;
-                self.announcers.insert(link.index, a.clone());
-                a
+        let attached = self.attach(inst, dad_patience)?;
+        let (a, detached) = match attached {
+            Ok(a) => (a, None),
+            Err(u) => {
+                warn!(instance = %inst.name, "starting in FAULT: {}; joining the election once it is there", u.reason);
+                let unspecified = if v6 {
+                    IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                } else {
+                    IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+                };
+                let link = u.link_or_placeholder(&inst.interface);
+                let waiting = Attachment {
+                    sock_key: (link.index, v6),
+                    link,
+                    primary: unspecified,
+                    announcer: Arc::new(NoInterface(inst.interface.clone())),
+                    own_addresses: Vec::new(),
+                    destinations: Vec::new(),
+                };
+                (waiting, Some(u.reason))
             }
         };
-        if self.watched.insert((link.index, v6)) {
-            self.kernel
-                .watch_conflicts(link.index, link.mac, v6, self.chans.sightings.clone())
-                .with_context(|| format!("instance {}", inst.name))?;
-        }
-        let own = self.kernel.addresses(link.index)?;
+        let Attachment {
+            link,
+            primary,
+            sock_key: key,
+            announcer,
+            own_addresses,
+            destinations,
+        } = a;
         let policy = RxPolicy {
             vrid: inst.vrid,
             version: inst.version,
             interval_cs: interval_cs(inst.advert_interval),
             checksum: inst.checksum,
-            own_addresses: own
-                .iter()
-                .map(|(a, _)| *a)
-                .filter(|a| !vips.contains(a))
-                .collect(),
+            own_addresses,
             unicast_peers: inst.unicast_peers.clone(),
             virtual_addresses: vips.clone(),
         };
-        let targets = if inst.unicast_peers.is_empty() {
-            vec![if v6 {
-                IpAddr::V6(GROUP_V6)
-            } else {
-                IpAddr::V4(GROUP_V4)
-            }]
-        } else {
-            inst.unicast_peers.clone()
-        };
-        let mut destinations = Vec::new();
-        for dst in targets {
-            let key = (link.index, primary, dst);
-            let sender = match self.senders.get(&key) {
-                Some(s) => s.clone(),
-                None => {
-                    let s = self
-                        .kernel
-                        .open_sender(&inst.interface, link.index, primary, dst)
-                        .with_context(|| format!("instance {}: advert sender", inst.name))?;
-                    self.senders.insert(key, s.clone());
-                    s
-                }
-            };
-            destinations.push((dst, sender));
-        }
         let send_checksum = match inst.checksum {
             ChecksumMode::MessageOnly => ChecksumMode::MessageOnly,
             _ => ChecksumMode::PseudoHeader,
@@ -144,6 +95,7 @@ impl Daemon {
             cfg: inst.clone(),
             link,
             primary,
+            detached,
             sock_key: key,
             announcer,
             policy,
@@ -195,14 +147,15 @@ impl Daemon {
         Ok(tracked)
     }
 
-    /// The address adverts go out from (see [`Daemon::prepare`]).
+    /// The address adverts go out from (see [`Daemon::prepare`]), or why there is none usable yet
+    /// (none at all, still tentative after `dad_patience`, or duplicate address detection failed).
     pub(super) fn settled_primary(
         &self,
         inst: &InstanceConfig,
         index: u32,
         vips: &[IpAddr],
         dad_patience: Duration,
-    ) -> Result<Option<IpAddr>> {
+    ) -> Result<Result<IpAddr, String>> {
         let give_up = Instant::now() + dad_patience;
         let mut said = false;
         loop {
@@ -210,27 +163,38 @@ impl Daemon {
             let Some(d) = netlink::pick_primary(&all, inst.is_v6(), vips)
                 .and_then(|addr| all.into_iter().find(|d| d.addr == addr))
             else {
-                return Ok(None);
+                return Ok(Err(format!(
+                    "{} has no {} address to send adverts from; {}",
+                    inst.interface,
+                    if inst.is_v6() {
+                        "IPv6 link-local"
+                    } else {
+                        "IPv4"
+                    },
+                    if inst.is_v6() {
+                        "bring the interface up so the kernel assigns fe80::/64"
+                    } else {
+                        "give the host its own address on that interface (the VIP cannot be it)"
+                    }
+                )));
             };
             let addr = d.addr;
             if d.is_dad_failed() {
-                bail!(
-                    "instance {}: {addr} on {} failed duplicate address detection (another host uses it); \
+                return Ok(Err(format!(
+                    "{addr} on {} failed duplicate address detection (another host uses it); \
                      give the interface a unique link-local address",
-                    inst.name,
                     inst.interface
-                );
+                )));
             }
             if !d.is_tentative() {
-                return Ok(Some(addr));
+                return Ok(Ok(addr));
             }
             if Instant::now() >= give_up {
-                bail!(
-                    "instance {}: {addr} on {} is still tentative (duplicate address detection is running), \
-                     and adverts cannot be sent from it yet; try again in a few seconds",
-                    inst.name,
+                return Ok(Err(format!(
+                    "{addr} on {} is still tentative (duplicate address detection is running), \
+                     and adverts cannot be sent from it yet",
                     inst.interface
-                );
+                )));
             }
             if !std::mem::replace(&mut said, true) {
                 info!(instance = %inst.name, "waiting for duplicate address detection of {addr} on {}", inst.interface);
@@ -242,7 +206,11 @@ impl Daemon {
     /// Remove stale copies of the instance's VIPs (a previous run killed before their lifetime ran out),
     /// then start its election, with any override that survived a restart.
     pub(super) fn start(&mut self, mut rt: Runtime, now: Instant) -> Result<()> {
-        let present = self.kernel.addresses(rt.link.index)?;
+        let present = if rt.link.index == NO_LINK {
+            Vec::new()
+        } else {
+            self.kernel.addresses(rt.link.index)?
+        };
         for vip in &rt.cfg.addresses {
             if present.iter().any(|(a, _)| *a == vip.addr) {
                 warn!(instance = %rt.cfg.name, vip = %vip, "removing a stale copy of our VIP (left by an earlier run, or added by hand)");
@@ -269,6 +237,10 @@ impl Daemon {
         // Before the first witness answer or check result nobody knows this host can serve: at 10 ms
         // adverts master-down passes long before either can arrive.
         rt.reevaluate_inhibit(now);
+        if rt.detached.is_some() {
+            // FAULT from the start, with the missing piece as its reason.
+            rt.reevaluate(now);
+        }
         rt.core.handle_event(now, Event::Startup);
         if !rt.link.up {
             rt.core.handle_event(now, Event::LinkDown);

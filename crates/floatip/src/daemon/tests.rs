@@ -690,6 +690,7 @@ fn a_fault_of_one_member_hands_over_the_whole_group_make_before_break() {
             h.now,
             crate::net::netlink::NetEvent::Link {
                 index: ETH1,
+                name: "eth1".into(),
                 up: false,
             },
         );
@@ -723,6 +724,7 @@ fn a_fault_of_one_member_hands_over_the_whole_group_make_before_break() {
             h.now,
             crate::net::netlink::NetEvent::Link {
                 index: ETH1,
+                name: "eth1".into(),
                 up: true,
             },
         );
@@ -793,3 +795,5 @@ fn takeover_and_release_of_a_group_move_every_member() {
     );
     assert!(!h.host.has(IFINDEX, vip()) && !h.host.has(IFINDEX, vip_b()));
 }
+
+mod boot;

@@ -152,6 +152,14 @@ impl Netlink {
     }
 
     pub async fn link_by_name(&self, name: &str) -> anyhow::Result<LinkInfo> {
+        match self.find_link(name).await? {
+            Some(link) => Ok(link),
+            None => bail!("interface {name} not found (ip link shows the names)"),
+        }
+    }
+
+    /// The interface called `name`, or `None` when there is none (yet): only other failures are errors.
+    pub async fn find_link(&self, name: &str) -> anyhow::Result<Option<LinkInfo>> {
         let mut req = self
             .handle
             .link()
@@ -159,11 +167,9 @@ impl Netlink {
             .match_name(name.to_string())
             .execute();
         match req.try_next().await {
-            Ok(Some(msg)) => Ok(Self::link_info(&msg)),
-            Ok(None) => bail!("interface {name} not found (ip link shows the names)"),
-            Err(e) if nl_errno(&e) == Some(libc::ENODEV) => {
-                bail!("interface {name} not found (ip link shows the names)")
-            }
+            Ok(Some(msg)) => Ok(Some(Self::link_info(&msg))),
+            Ok(None) => Ok(None),
+            Err(e) if nl_errno(&e) == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(nl_err(e)).with_context(|| format!("cannot read interface {name}")),
         }
     }

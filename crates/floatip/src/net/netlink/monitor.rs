@@ -23,18 +23,25 @@ const IFF_UP: u32 = 0x1;
 const IFF_RUNNING: u32 = 0x40;
 pub(super) const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
+const IFLA_IFNAME: u16 = 3;
+const IFINFOMSG_LEN: usize = 16;
 
 /// A change reported by [`monitor`].
 ///
 /// `Link` events are sent for every `RTM_NEWLINK` the kernel emits, which includes notifications that
 /// change nothing the daemon cares about (statistics, MTU, ...): the same `up` value may repeat, so
-/// consumers should compare with the state they hold. A deleted link is reported as `up: false`.
+/// consumers should compare with the state they hold. A deleted link is reported as [`NetEvent::LinkRemoved`]:
+/// an interface created again under the same name (networkd restart, hot-plug) gets a new index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetEvent {
     Link {
         index: u32,
+        /// The interface's name (empty if the kernel did not say).
+        name: String,
         up: bool,
     },
+    /// The interface is gone (`RTM_DELLINK`).
+    LinkRemoved { index: u32, name: String },
     AddressAdded {
         index: u32,
         addr: IpAddr,
@@ -155,6 +162,28 @@ fn u32_ne(b: &[u8]) -> u32 {
     u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// The `IFLA_IFNAME` attribute among a link message's attributes (empty if absent or malformed).
+fn link_name(mut attrs: &[u8]) -> String {
+    while attrs.len() >= 4 {
+        let alen = u16_ne(&attrs[0..2]) as usize;
+        let aty = u16_ne(&attrs[2..4]) & 0x3fff;
+        if alen < 4 || alen > attrs.len() {
+            break;
+        }
+        if aty == IFLA_IFNAME {
+            let val = &attrs[4..alen];
+            let end = val.iter().position(|&b| b == 0).unwrap_or(val.len());
+            return String::from_utf8_lossy(&val[..end]).into_owned();
+        }
+        let step = (alen + 3) & !3;
+        if step >= attrs.len() {
+            break;
+        }
+        attrs = &attrs[step..];
+    }
+    String::new()
+}
+
 /// Parses one datagram of rtnetlink notifications into events (unknown or malformed parts are skipped).
 pub fn parse_events(mut buf: &[u8]) -> Vec<NetEvent> {
     let mut out = Vec::new();
@@ -166,11 +195,16 @@ pub fn parse_events(mut buf: &[u8]) -> Vec<NetEvent> {
         let ty = u16_ne(&buf[4..6]);
         let payload = &buf[NLMSG_HDRLEN..len];
         match ty {
-            RTM_NEWLINK | RTM_DELLINK if payload.len() >= 16 => {
+            RTM_NEWLINK | RTM_DELLINK if payload.len() >= IFINFOMSG_LEN => {
                 let index = u32_ne(&payload[4..8]);
                 let flags = u32_ne(&payload[8..12]);
-                let up = ty == RTM_NEWLINK && flags & IFF_UP != 0 && flags & IFF_RUNNING != 0;
-                out.push(NetEvent::Link { index, up });
+                let name = link_name(&payload[IFINFOMSG_LEN..]);
+                if ty == RTM_DELLINK {
+                    out.push(NetEvent::LinkRemoved { index, name });
+                } else {
+                    let up = flags & IFF_UP != 0 && flags & IFF_RUNNING != 0;
+                    out.push(NetEvent::Link { index, name, up });
+                }
             }
             RTM_NEWADDR | RTM_DELADDR if payload.len() >= 8 => {
                 let family = payload[0] as i32;
@@ -272,6 +306,8 @@ pub(super) mod tests {
         link[8..12].copy_from_slice(&(IFF_UP | IFF_RUNNING).to_ne_bytes());
         let mut link_down = link.clone();
         link_down[8..12].copy_from_slice(&IFF_UP.to_ne_bytes());
+        link.extend(attr(4, &1500u32.to_ne_bytes()));
+        link.extend(attr(IFLA_IFNAME, b"eth1\0"));
 
         let mut addr4 = vec![libc::AF_INET as u8, 24, 0, 0];
         addr4.extend_from_slice(&3u32.to_ne_bytes());
@@ -290,9 +326,14 @@ pub(super) mod tests {
         assert_eq!(
             parse_events(&buf),
             vec![
-                NetEvent::Link { index: 7, up: true },
                 NetEvent::Link {
                     index: 7,
+                    name: "eth1".into(),
+                    up: true
+                },
+                NetEvent::Link {
+                    index: 7,
+                    name: String::new(),
                     up: false
                 },
                 NetEvent::AddressAdded {
@@ -305,9 +346,9 @@ pub(super) mod tests {
                     addr: v6.into(),
                     prefix_len: 64
                 },
-                NetEvent::Link {
+                NetEvent::LinkRemoved {
                     index: 7,
-                    up: false
+                    name: "eth1".into()
                 },
             ]
         );
