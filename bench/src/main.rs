@@ -3,6 +3,7 @@
 //! `cargo run --release -p floatip-bench -- [--trials N] [--scenario NAME...] [--quick]` as root.
 //! See bench/README.md.
 
+mod chaos;
 mod daemons;
 mod parse;
 mod svg;
@@ -33,6 +34,7 @@ const SCENARIOS: &[&str] = &[
     "healthcheck",
     "cpu-10ms",
     "scale",
+    "chaos",
 ];
 
 fn now() -> f64 {
@@ -1043,6 +1045,7 @@ fn run_scenario(ctx: &mut Ctx, name: &str) -> Result<Vec<Outcome>> {
             }
             v
         }
+        "chaos" => vec![chaos::chaos_scenario(ctx)?],
         other => bail!("unknown scenario {other}; known: {}", SCENARIOS.join(", ")),
     })
 }
@@ -1283,7 +1286,7 @@ fn serve_tcp(addr: &str) -> Result<()> {
 
 fn usage() -> String {
     format!(
-        "usage: floatip-bench [--trials N] [--quick] [--scenario NAME]... [--cpu-window SECS] [--keep] [--profile]\n\
+        "usage: floatip-bench [--trials N] [--quick] [--scenario NAME]... [--cpu-window SECS] [--keep] [--profile] [--seed N]\n\
          \x20      floatip-bench serve-tcp ADDR\n\
          scenarios: {} (default: all)\n\
          Run as root. Writes bench/results/latest.md and bench/results/<scenario>.svg.",
@@ -1349,6 +1352,9 @@ fn real_main() -> Result<std::process::ExitCode> {
             "--cpu-window" => cpu_window = it.next().context("--cpu-window SECS")?.parse()?,
             "--keep" => keep = true,
             "--profile" => profile = true,
+            "--seed" => {
+                chaos::set_seed(it.next().context("--seed N")?.parse().context("--seed N")?)
+            }
             "-h" | "--help" => {
                 println!("{}", usage());
                 return Ok(std::process::ExitCode::SUCCESS);
