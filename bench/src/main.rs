@@ -4,6 +4,7 @@
 //! See bench/README.md. This file: arguments, prerequisites, the scenario list and the run; the
 //! roles live beside it (ctx, failover, cpu, report, daemons, parse, svg).
 
+mod chaos;
 mod cpu;
 mod ctx;
 mod daemons;
@@ -43,6 +44,7 @@ const SCENARIOS: &[&str] = &[
     "healthcheck",
     "cpu-10ms",
     "scale",
+    "chaos",
 ];
 
 fn run_scenario(ctx: &mut Ctx, name: &str) -> Result<Vec<Outcome>> {
@@ -86,6 +88,7 @@ fn run_scenario(ctx: &mut Ctx, name: &str) -> Result<Vec<Outcome>> {
             }
             v
         }
+        "chaos" => vec![chaos::chaos_scenario(ctx)?],
         other => bail!("unknown scenario {other}; known: {}", SCENARIOS.join(", ")),
     })
 }
@@ -130,7 +133,7 @@ fn serve_tcp(addr: &str) -> Result<()> {
 
 fn usage() -> String {
     format!(
-        "usage: floatip-bench [--trials N] [--quick] [--scenario NAME]... [--cpu-window SECS] [--keep] [--profile]\n\
+        "usage: floatip-bench [--trials N] [--quick] [--scenario NAME]... [--cpu-window SECS] [--keep] [--profile] [--seed N]\n\
          \x20      floatip-bench serve-tcp ADDR\n\
          scenarios: {} (default: all)\n\
          Run as root. Writes bench/results/latest.md and bench/results/<scenario>.svg.",
@@ -174,6 +177,9 @@ fn real_main() -> Result<std::process::ExitCode> {
             "--cpu-window" => cpu_window = it.next().context("--cpu-window SECS")?.parse()?,
             "--keep" => keep = true,
             "--profile" => profile = true,
+            "--seed" => {
+                chaos::set_seed(it.next().context("--seed N")?.parse().context("--seed N")?)
+            }
             "-h" | "--help" => {
                 println!("{}", usage());
                 return Ok(std::process::ExitCode::SUCCESS);

@@ -27,9 +27,11 @@
 //! and deletes its namespaces. See README.md.
 
 mod addr;
+mod addrwatch;
 mod host;
 mod keepalived;
 mod lab;
+mod owners;
 mod ping;
 mod proc;
 mod sys;
@@ -38,6 +40,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
+
+pub use addrwatch::{AddrWatch, MAX_WATCH_EVENTS};
+pub use owners::{
+    intersect, normalize, ownership, subtract, total, Ownership, SharedSpan, Span, Timeline,
+    WatchEvent, WatchKind,
+};
 
 pub use addr::{
     format_mac, is_lab_address, parse_lab_cidr, parse_lab_ip, parse_lab_v4, parse_lab_v6, parse_mac,

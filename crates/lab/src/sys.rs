@@ -96,3 +96,67 @@ pub fn raw_icmp_socket_in(netns: &str, v6: bool) -> std::io::Result<std::net::Ud
         .unwrap_or_else(|_| Err(std::io::Error::other("socket thread panicked")))
     })
 }
+
+/// Opens a NETLINK_ROUTE socket inside the network namespace `/run/netns/<netns>`, subscribed to
+/// the multicast `groups` (e.g. `RTMGRP_LINK | RTMGRP_IPV4_IFADDR`), with a 1 MiB receive buffer.
+///
+/// Created on a short-lived thread that `setns`es first, like [`raw_icmp_socket_in`]: the socket
+/// stays in that namespace for its whole life. Returned as a `UdpSocket` only for std's
+/// `recv`/read timeouts, which work unchanged on a netlink socket.
+pub fn netlink_route_socket_in(netns: &str, groups: u32) -> std::io::Result<std::net::UdpSocket> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let ns = std::fs::File::open(std::path::Path::new("/run/netns").join(netns))?;
+    let ns_fd = ns.as_raw_fd();
+    std::thread::scope(|s| {
+        s.spawn(|| -> std::io::Result<std::net::UdpSocket> {
+            // SAFETY: `ns_fd` is an open namespace file kept alive by `ns` for this whole scope;
+            // setns only changes this (scoped, about to exit) thread's network namespace.
+            if unsafe { libc::setns(ns_fd, libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: plain socket(2) call with constant arguments; the result is checked.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_NETLINK,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                    libc::NETLINK_ROUTE,
+                )
+            };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: `fd` is a freshly created, valid socket that nothing else owns.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            let size: libc::c_int = 1 << 20;
+            // SAFETY: setsockopt with a pointer to a live c_int and its exact size. Best effort:
+            // SO_RCVBUFFORCE (CAP_NET_ADMIN) may be refused; the default buffer then applies.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUFFORCE,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+            // SAFETY: sockaddr_nl is plain old data; zeroed is a valid value, then filled in.
+            let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+            sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+            sa.nl_groups = groups;
+            // SAFETY: bind(2) with a pointer to a live sockaddr_nl and its exact size.
+            let rc = unsafe {
+                libc::bind(
+                    fd,
+                    (&sa as *const libc::sockaddr_nl).cast(),
+                    std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(std::net::UdpSocket::from(owned))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("socket thread panicked")))
+    })
+}
