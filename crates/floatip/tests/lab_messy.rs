@@ -27,8 +27,8 @@ fn flush_for(name: &str, flushed: Duration) {
     let _n2 = Node::start(&lab, &h2, &[Instance::v4(100).interval("1s")]);
     let hosts = [&h1, &h2];
     wait_sole_owner(&hosts, &h1, VIP4, SETTLE);
-    let w1 = AddrWatch::start(&lab, &h1);
-    let w2 = AddrWatch::start(&lab, &h2);
+    let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
+    let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");
     h1.ip(&["addr", "flush", "dev", "eth0"]).expect("flush");
     std::thread::sleep(flushed);
     h1.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth0"])
@@ -44,12 +44,12 @@ fn flush_for(name: &str, flushed: Duration) {
             .unwrap_or_default()
     );
     std::thread::sleep(Duration::from_millis(300));
-    let spans = two_owner_spans(&[(false, w1.events(VIP4)), (false, w2.events(VIP4))]);
+    let (t1, t2) = (w1.stop(), w2.stop());
+    let own = ownership(&[t1.clone(), t2.clone()], t1.since, unix_now(), false);
     assert!(
-        spans.is_empty(),
-        "two owners during {spans:?}\n{}\n{}\nh1 log:\n{}",
-        w1.text(),
-        w2.text(),
+        own.shared.is_empty(),
+        "two owners during {:?}\n{t1:?}\n{t2:?}\nh1 log:\n{}",
+        own.shared,
         n1.log()
     );
 }

@@ -13,13 +13,14 @@ mod fs;
 mod keepalived;
 mod node;
 mod owner;
-mod watch;
 
 use std::path::Path;
 use std::time::Duration;
 
 pub use config::{config_text, floatip_config, write_file, Instance};
-pub use floatip_lab::{require, require_root, wait_until, Host, Lab, Proc};
+pub use floatip_lab::{
+    ownership, require, require_root, unix_now, wait_until, AddrWatch, Host, Lab, Proc, WatchKind,
+};
 pub use fs::TempDir;
 pub use keepalived::{
     foreign_drops, keepalived_config, keepalived_rejections, require_keepalived, start_keepalived,
@@ -31,7 +32,6 @@ pub use owner::{
     wait_client_reaches, wait_holders, wait_not_holding, wait_owner, wait_single_owner,
     wait_sole_owner,
 };
-pub use watch::{parse_events, two_owner_spans, AddrEvent, AddrWatch};
 
 /// The IPv4 service address every test moves around.
 pub const VIP4: &str = "192.0.2.97";
