@@ -250,15 +250,7 @@ impl Netlink {
         addr: IpAddr,
         prefix_len: u8,
     ) -> anyhow::Result<()> {
-        let mut msg = AddressMessage::default();
-        msg.header.family = family_of(addr);
-        msg.header.prefix_len = prefix_len;
-        msg.header.index = index;
-        msg.attributes.push(AddressAttribute::Local(addr));
-        if addr.is_ipv6() {
-            // IPv6 deletion matches on IFA_ADDRESS (IFA_LOCAL is accepted too, but be explicit).
-            msg.attributes.push(AddressAttribute::Address(addr));
-        }
+        let msg = deletion(index, addr, prefix_len);
         match self.handle.address().del(msg).execute().await {
             Ok(()) => Ok(()),
             Err(e) if matches!(nl_errno(&e), Some(libc::EADDRNOTAVAIL | libc::ENODEV)) => Ok(()),
@@ -312,6 +304,37 @@ fn lifetime_secs(d: Duration) -> u32 {
         s += 1;
     }
     s.clamp(1, u64::from(INFINITY_LIFE_TIME - 1)) as u32
+}
+
+/// The RTM_DELADDR body for `addr/prefix_len` on `index` (the async client's and the guard's).
+fn deletion(index: u32, addr: IpAddr, prefix_len: u8) -> AddressMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.family = family_of(addr);
+    msg.header.prefix_len = prefix_len;
+    msg.header.index = index;
+    msg.attributes.push(AddressAttribute::Local(addr));
+    if addr.is_ipv6() {
+        // IPv6 deletion matches on IFA_ADDRESS (IFA_LOCAL is accepted too, but be explicit).
+        msg.attributes.push(AddressAttribute::Address(addr));
+    }
+    msg
+}
+
+/// Serializes `req` (sequence number and flags set) and sends it on the route socket `fd`, without
+/// waiting for an answer (the refresher's and the remover's synchronous requests).
+fn send_request(
+    fd: &OwnedFd,
+    mut req: netlink_packet_core::NetlinkMessage<netlink_packet_route::RouteNetlinkMessage>,
+) -> std::io::Result<()> {
+    req.finalize();
+    let mut buf = vec![0u8; req.buffer_len()];
+    req.serialize(&mut buf);
+    // SAFETY: `buf` is valid for reads of its length for the duration of the call.
+    let n = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn family_of(addr: IpAddr) -> AddressFamily {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 
-use super::{bound_route_socket, family_of, set_lifetime};
+use super::{bound_route_socket, family_of, send_request, set_lifetime};
 
 /// Refreshes VIP lifetimes from the protocol loop's thread: one `send` of an RTM_NEWADDR (replace)
 /// without an acknowledgement, on a socket of its own, so a refresh wakes no thread. The kernel still
@@ -76,15 +76,7 @@ impl Refresher {
         self.seq = self.seq.wrapping_add(1);
         req.header.sequence_number = self.seq;
         self.sent[self.seq as usize % SENT] = Some(addr);
-        req.finalize();
-        let mut buf = vec![0u8; req.buffer_len()];
-        req.serialize(&mut buf);
-        // SAFETY: `buf` is valid for reads of its length for the duration of the call.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+        send_request(&self.fd, req)
     }
 
     /// The failures the kernel reported for earlier refreshes, with the address each was for when it

@@ -5,9 +5,8 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 
-use super::{bound_route_socket, family_of};
+use super::{bound_route_socket, deletion, send_request};
 
 /// How long one removal waits for the kernel's acknowledgement.
 const ACK_WAIT: Duration = Duration::from_secs(1);
@@ -30,26 +29,12 @@ impl AddressRemover {
     pub fn remove(&mut self, index: u32, addr: IpAddr, prefix_len: u8) -> std::io::Result<bool> {
         use netlink_packet_core::{NetlinkMessage, NLM_F_ACK, NLM_F_REQUEST};
         use netlink_packet_route::RouteNetlinkMessage;
-        let mut msg = AddressMessage::default();
-        msg.header.family = family_of(addr);
-        msg.header.prefix_len = prefix_len;
-        msg.header.index = index;
-        msg.attributes.push(AddressAttribute::Local(addr));
-        if addr.is_ipv6() {
-            msg.attributes.push(AddressAttribute::Address(addr));
-        }
+        let msg = deletion(index, addr, prefix_len);
         let mut req = NetlinkMessage::from(RouteNetlinkMessage::DelAddress(msg));
         req.header.flags = NLM_F_REQUEST | NLM_F_ACK;
         self.seq = self.seq.wrapping_add(1);
         req.header.sequence_number = self.seq;
-        req.finalize();
-        let mut buf = vec![0u8; req.buffer_len()];
-        req.serialize(&mut buf);
-        // SAFETY: `buf` is valid for reads of its length for the duration of the call.
-        let n = unsafe { libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
+        send_request(&self.fd, req)?;
         match self.wait_ack()? {
             0 => Ok(true),
             libc::EADDRNOTAVAIL | libc::ENODEV => Ok(false),
