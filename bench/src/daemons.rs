@@ -43,6 +43,9 @@ pub struct Setup {
     /// A tcp health check against 127.0.0.1:PORT (floatip: 200 ms interval, fall 2; keepalived:
     /// a vrrp_script probe at its minimum interval of 1 s, fall 2).
     pub check_port: Option<u16>,
+    /// Every instance in one floatip `[[group]]` of this name (floatip only: the group scenario is
+    /// a planned takeover, which keepalived does not have).
+    pub group: Option<String>,
 }
 
 /// The main scenario's single instance: VRID 51, VIP 192.0.2.97.
@@ -55,7 +58,21 @@ pub fn files_setup(interval_ms: u32, check_port: Option<u16>) -> Setup {
             vip: "192.0.2.97/24".into(),
         }],
         check_port,
+        group: None,
     }
+}
+
+/// A dual-VIP file server in one group "fileserver": `files` (VRID 51, 192.0.2.97) and `files-b`
+/// (VRID 52, 192.0.2.98).
+pub fn group_setup(interval_ms: u32) -> Setup {
+    let mut setup = files_setup(interval_ms, None);
+    setup.instances.push(Inst {
+        name: "files-b".into(),
+        vrid: 52,
+        vip: "192.0.2.98/24".into(),
+    });
+    setup.group = Some("fileserver".into());
+    setup
 }
 
 /// N instances (VRIDs 1..=N) with IPv6 VIPs 2001:db8::1:<k in hex>/64: 255 IPv4 VIPs do not fit in
@@ -71,6 +88,7 @@ pub fn scale_setup(n: u8, interval_ms: u32) -> Setup {
             })
             .collect(),
         check_port: None,
+        group: None,
     }
 }
 
@@ -111,6 +129,18 @@ pub fn floatip_config(setup: &Setup, priority: u8, socket: &Path, state_dir: &Pa
             );
         }
         s.push('\n');
+    }
+    if let Some(group) = &setup.group {
+        let names: Vec<String> = setup
+            .instances
+            .iter()
+            .map(|i| format!("\"{}\"", i.name))
+            .collect();
+        let _ = writeln!(
+            s,
+            "[[group]]\nname = \"{group}\"\ninstances = [{}]",
+            names.join(", ")
+        );
     }
     s
 }

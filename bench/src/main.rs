@@ -9,6 +9,7 @@ mod cpu;
 mod ctx;
 mod daemons;
 mod failover;
+mod group;
 mod parse;
 mod report;
 mod svg;
@@ -44,6 +45,7 @@ const SCENARIOS: &[&str] = &[
     "healthcheck",
     "cpu-10ms",
     "scale",
+    "group-takeover",
     "chaos",
 ];
 
@@ -88,6 +90,7 @@ fn run_scenario(ctx: &mut Ctx, name: &str) -> Result<Vec<Outcome>> {
             }
             v
         }
+        "group-takeover" => vec![group::group_takeover_scenario(ctx)?],
         "chaos" => vec![chaos::chaos_scenario(ctx)?],
         other => bail!("unknown scenario {other}; known: {}", SCENARIOS.join(", ")),
     })

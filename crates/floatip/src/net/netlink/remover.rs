@@ -5,7 +5,6 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-
 use super::{bound_route_socket, deletion, send_request};
 
 /// How long one removal waits for the kernel's acknowledgement.
