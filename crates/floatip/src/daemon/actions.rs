@@ -94,6 +94,18 @@ impl Daemon {
                 rt.holding = true;
                 self.publish_held();
                 let rt = &mut self.instances[i];
+                if rt.claim_waits_for_release() {
+                    // The master we preempt may still hold the VIP; it lets go when it hears our
+                    // advert (sent with this claim): add it once nobody else answers, so the two
+                    // never hold it at once.
+                    info!(instance = %rt.cfg.name, "preempting: {} goes up once the old master has let go", rt.vips().join(", "));
+                    self.held_changed = true;
+                    rt.next_refresh = Some(now + rt.refresh_period());
+                    rt.next_announce_refresh = rt.cfg.announce.refresh.map(|p| now + p);
+                    let vips = rt.cfg.addresses.clone();
+                    rt.start_probe(now, AfterProbe::Restore(vips));
+                    return;
+                }
                 for addr in addrs {
                     let len = rt.prefix_len(addr);
                     match self.kernel.add_address(
@@ -117,6 +129,9 @@ impl Daemon {
                 rt.next_announce_refresh = rt.cfg.announce.refresh.map(|p| now + p);
             }
             Action::RemoveAddresses(addrs) => {
+                if rt.restoring() {
+                    rt.probe = None;
+                }
                 rt.holding = false;
                 self.held_changed = true;
                 rt.may_announce.store(false, Ordering::Relaxed);

@@ -5,6 +5,8 @@
 //! instance asks the LAN who answers for the VIP (ARP probe / neighbour solicitation) in rounds of
 //! [`PROBE_ROUND`]. Answers arrive as sightings through the ARP/ND watch; a round without one lets the
 //! claim or the restore go ahead. While anyone answers, it waits, so two hosts never hold the VIP.
+//! A preemption goes the same way: the new master advertises at once, the old one lets go when it
+//! hears it, and only then is the VIP added.
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
@@ -139,6 +141,16 @@ impl Runtime {
         }
     }
 
+    /// Whether this claim must wait until the master we take over from has let go: a preemption
+    /// (of a live master, or of one that went quiet while we waited to preempt it). Not after a
+    /// quiet probe (nobody answers: checked already), a priority-0 step-down or an operator's
+    /// takeover (planned moves stay make-before-break), nor when no master was ever heard.
+    pub(super) fn claim_waits_for_release(&mut self) -> bool {
+        !std::mem::take(&mut self.probe_cleared)
+            && self.core.override_mode() != Some(vrrp::Override::Takeover)
+            && self.core.master_seen().is_some_and(|m| m.priority > 0)
+    }
+
     /// A restore runs: the VIPs are not in the kernel, and a lifetime refresh would add them back.
     pub(super) fn restoring(&self) -> bool {
         self.probe
@@ -188,6 +200,7 @@ impl Daemon {
                     if done.holder.is_some() {
                         info!(instance = %rt.cfg.name, "nobody answers for {} any more", rt.vips().join(", "));
                     }
+                    rt.probe_cleared = true;
                     rt.core.handle_event(now, Event::ProbeQuiet);
                 }
                 AfterProbe::Restore(vips) => {

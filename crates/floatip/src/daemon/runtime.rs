@@ -120,6 +120,8 @@ pub struct Runtime {
     pub(super) retiring: bool,
     /// A claim or a restore waiting until nobody else answers for the VIP.
     pub(super) probe: Option<ClaimProbe>,
+    /// The core's claim follows a probe that found nobody answering (no second wait before adding).
+    pub(super) probe_cleared: bool,
     pub(super) check_tasks: TaskSet,
     pub(super) witness_task: TaskSet,
 }

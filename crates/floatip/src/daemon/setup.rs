@@ -126,6 +126,7 @@ impl Daemon {
             heard_since_probe: false,
             retiring: false,
             probe: None,
+            probe_cleared: false,
             check_tasks,
             witness_task,
         })

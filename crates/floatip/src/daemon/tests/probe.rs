@@ -116,3 +116,24 @@ fn after_a_stall_a_missing_vip_is_probed_for_and_a_present_one_kept() {
     h.advance(Duration::from_millis(10));
     assert!(h.host.has(IFINDEX, vip()));
 }
+
+#[test]
+fn a_preemption_adds_the_vip_only_once_the_old_master_has_let_go() {
+    let mut h = Harness::start(&instance(51, 150));
+    // A lower-priority master (priority 100) serves the VIP; we preempt it at master-down.
+    // (Its kernel answers every probe for the VIP meanwhile.)
+    h.answered_by_other();
+    for _ in 0..6 {
+        h.advert_from_peer(51, 100);
+        h.advance_answering(Duration::from_millis(100));
+    }
+    assert_eq!(h.state(), State::Master, "preempted");
+    assert!(
+        !h.host.has(IFINDEX, vip()),
+        "the VIP waits while the old master still answers for it"
+    );
+    // It heard our advert and let go: the VIP goes up within a round or two, and is announced.
+    h.advance(Duration::from_millis(10));
+    assert!(h.host.has(IFINDEX, vip()));
+    assert!(h.host.take_log().contains(&Call::Announce(vip())));
+}
