@@ -51,6 +51,9 @@ pub(super) struct ClaimProbe {
     /// end starts a fresh one rather than counting as quiet.
     waiting_for_primary: bool,
     unprobed_round: bool,
+    /// A claim that had to wait for another holder has waited out its skew after the first quiet
+    /// round (see [`Daemon::probe_rounds`]).
+    settled: bool,
 }
 
 impl Runtime {
@@ -82,6 +85,7 @@ impl Runtime {
                     holder: None,
                     waiting_for_primary: false,
                     unprobed_round: false,
+                    settled: false,
                 });
             }
         }
@@ -172,6 +176,16 @@ impl Daemon {
             if std::mem::take(&mut p.answered) || std::mem::take(&mut p.unprobed_round) {
                 p.round_ends = now + PROBE_ROUND;
                 rt.send_probes();
+                continue;
+            }
+            // Every backup that waited for the same stale VIP sees it go in the same round: the
+            // first quiet round starts a wait of this instance's skew (shorter for a higher
+            // priority, as for master-down), so the best one claims and the others hear its advert
+            // (which ends their wait) or its announcement (which answers their last round).
+            if p.then == AfterProbe::Claim && p.holder.is_some() && !p.settled {
+                p.settled = true;
+                p.round_ends = now + rt.core.skew_time();
+                p.unprobed_round = true;
                 continue;
             }
             // Put back before the host's own address, a VIP would become the interface's primary

@@ -56,10 +56,27 @@ fn a_claim_after_silence_waits_while_another_host_answers_for_the_vip() {
     let st = h.daemon.instances[0].status(&[], h.now);
     let why = st.claim_inhibit.unwrap();
     assert!(why.contains("still answered by 02:00:00:00:00:09"), "{why}");
-    // It stops answering (its lifetime ran out): the claim follows within a round or two.
-    h.advance(Duration::from_millis(10));
+    // It stops answering (its lifetime ran out): the claim follows after our skew (other backups
+    // that waited for the same VIP see it go at the same moment) and one more quiet round.
+    let skew = h.daemon.instances[0].core.skew_time();
+    h.advance(skew + Duration::from_millis(20));
     assert_eq!(h.state(), State::Master);
     assert!(h.host.has(IFINDEX, vip()));
+}
+
+#[test]
+fn of_two_backups_released_at_once_the_better_one_claims() {
+    // We are the lower one (priority 100): the stale VIP goes, and during our skew the better
+    // backup claims and advertises; we stay backup and never add the VIP.
+    let mut h = Harness::start(&instance(51, 100));
+    h.advance_answering(Duration::from_millis(450));
+    assert_eq!(h.state(), State::Backup);
+    h.advance(Duration::from_millis(10));
+    assert!(h.daemon.instances[0].core.probing(), "waiting out its skew");
+    h.advert_from_peer(51, 200);
+    h.advance(Duration::from_millis(200));
+    assert_eq!(h.state(), State::Backup);
+    assert!(!h.host.has(IFINDEX, vip()));
 }
 
 #[test]
