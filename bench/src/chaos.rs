@@ -372,8 +372,8 @@ fn trial(ctx: &Ctx, daemon: Daemon, steps: &[Step]) -> Result<ChaosTrial> {
     drop(running);
     drop(lab);
     Ok(ChaosTrial {
-        two_owners: total(&outside) * 1000.0,
-        two_in_partition: total(&intersect(&shared, &partitions)) * 1000.0,
+        two_owners: ms_of(total(&outside)),
+        two_in_partition: ms_of(total(&intersect(&shared, &partitions))),
         no_owner: own.none_secs() * 1000.0,
         loss: report.lost() as f64 * PING_MS as f64,
         duplicates: report.duplicates,
@@ -503,6 +503,15 @@ pub fn chaos_scenario(ctx: &mut Ctx) -> Result<Outcome> {
         ),
     ];
     Ok(Outcome { rows, svg: None })
+}
+
+/// Seconds to ms, never negative: span arithmetic can leave a -0.0 that would print as "-0".
+fn ms_of(secs: f64) -> f64 {
+    if secs > 0.0 {
+        secs * 1000.0
+    } else {
+        0.0
+    }
 }
 
 #[cfg(test)]
