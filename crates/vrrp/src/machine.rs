@@ -62,7 +62,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::packet::{Advert, Version};
+use crate::packet::{address_list, Advert, Version};
 
 /// What an instance is configured to do. Validated by the caller (the daemon's config layer).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,7 +379,7 @@ impl Instance {
                     };
                     let reason = format!(
                         "{why}; nobody else answers for {} any more",
-                        list(&self.config.addresses)
+                        address_list(&self.config.addresses)
                     );
                     self.become_master(now, reason);
                 }
@@ -499,7 +499,7 @@ impl Instance {
             format!(
                 "not claiming yet: {} may still be answered by a master that went quiet (frozen or \
                  killed, its addresses still up); claiming once nobody answers",
-                list(&self.config.addresses)
+                address_list(&self.config.addresses)
             )
         })
     }
@@ -1135,13 +1135,4 @@ pub fn fmt_duration(d: Duration) -> String {
     } else {
         format!("{:.1} us", d.as_secs_f64() * 1e6)
     }
-}
-
-/// "192.0.2.97, 192.0.2.98" for reasons.
-fn list(addresses: &[IpAddr]) -> String {
-    addresses
-        .iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

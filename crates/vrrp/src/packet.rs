@@ -92,6 +92,18 @@ impl Advert {
     }
 }
 
+/// "192.0.2.97, 192.0.2.98" (or "no addresses"), for reasons and logs.
+pub fn address_list(addresses: &[IpAddr]) -> String {
+    if addresses.is_empty() {
+        return "no addresses".to_string();
+    }
+    addresses
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Every way a packet can fail to decode. `label()` is stable (metrics label).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {

@@ -82,19 +82,8 @@ pub enum DropReason {
     Destination(IpAddr),
     /// The advert does not list `missing`, one of our virtual addresses: another virtual router
     /// speaks on our VRID (a VRID clash). The advert is in the `Err` so the daemon can say who.
-    #[error("VRID clash: the advert does not list our address {missing} (it lists {})", list(&.advert.addresses))]
+    #[error("VRID clash: the advert does not list our address {missing} (it lists {})", crate::packet::address_list(&.advert.addresses))]
     AddressSet { missing: IpAddr, advert: Advert },
-}
-
-fn list(addresses: &[IpAddr]) -> String {
-    if addresses.is_empty() {
-        return "no addresses".to_string();
-    }
-    addresses
-        .iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl DropReason {

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use vrrp::packet::address_list;
 use vrrp::Advert;
 
 use crate::control::{age_ms, ClashStatus};
@@ -96,20 +97,9 @@ pub fn describe(instance: &str, vrid: u8, src: IpAddr, advert: &Advert, ours: &[
          yield to it nor claim because of it). Pick another VRID on one of the two clusters (`vrid`, \
          unique per LAN), or give both the same `addresses` if it is meant to be our peer",
         advert.priority,
-        list(&advert.addresses),
-        list(ours),
+        address_list(&advert.addresses),
+        address_list(ours),
     )
-}
-
-fn list(addresses: &[IpAddr]) -> String {
-    if addresses.is_empty() {
-        return "no addresses".to_string();
-    }
-    addresses
-        .iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
