@@ -78,6 +78,7 @@ fn sample_status() -> InstanceStatus {
             addresses: vec!["192.0.2.50".parse().unwrap()],
             priority: 200,
             adverts: 12,
+            mac: Some("02:00:00:00:00:09".into()),
             last_heard_age_ms: 300,
         }],
         checks: vec![CheckStatus {
@@ -162,7 +163,7 @@ fn status_response_has_the_documented_json_shape() {
                 "claim_inhibit": null,
                 "conflicts": [{"address": "192.0.2.97", "mac": "02:00:00:00:00:03", "last_seen_age_ms": 1500}],
                 "clashes": [{"address": "192.0.2.9", "addresses": ["192.0.2.50"], "priority": 200,
-                             "adverts": 12, "last_heard_age_ms": 300}],
+                             "adverts": 12, "mac": "02:00:00:00:00:09", "last_heard_age_ms": 300}],
                 "checks": [{"name": "smb", "healthy": false, "latency_ms": 1.5, "last_error": "connection refused"}],
                 "history": [{"at": 1700000000.5, "from": "BACKUP", "to": "MASTER",
                              "reason": "MASTER: no advert from 192.0.2.2 for 3.61 s (master down)"}]
@@ -486,7 +487,7 @@ fn render_shows_the_key_lines() {
         "  speakers:  192.0.2.2 priority 100 every 1s, heard 0.4s ago, for 192.0.2.97",
         "  counters:  sent 182, received 37, dropped 2 (ttl 2)",
         "  unmatched: 3 packets on eth0 that no instance took (vrid 3)",
-        "  CLASH:     192.0.2.9 speaks on VRID 51 (priority 200) for 192.0.2.50, not for ours; heard 0.3s ago, 12 adverts ignored: pick another VRID on one of the two clusters",
+        "  CLASH:     192.0.2.9 (02:00:00:00:00:09) speaks on VRID 51 (priority 200) for 192.0.2.50, not for ours; heard 0.3s ago, 12 adverts ignored: pick another VRID on one of the two clusters",
         "  override:  takeover",
         "  CONFLICT:  192.0.2.97 also answered by 02:00:00:00:00:03",
         "  checks:    smb FAILING (1.5ms): connection refused",

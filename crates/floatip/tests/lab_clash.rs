@@ -65,6 +65,8 @@ fn a_stranger_on_our_vrid_is_reported_not_followed() {
     assert_eq!(clashes[0]["address"], "192.0.2.2", "{st:#}");
     assert_eq!(clashes[0]["addresses"], serde_json::json!([STRANGER_VIP]));
     assert_eq!(clashes[0]["priority"], 254);
+    // Who it is: its MAC, learnt from its answer to our probe for its address.
+    assert_eq!(clashes[0]["mac"], h2.mac_string().as_str(), "{st:#}");
     assert!(
         st["counters"]["drops"]["address_set"].as_u64().unwrap_or(0) >= 10,
         "its adverts are counted as address_set drops: {st:#}"
@@ -85,7 +87,7 @@ fn a_stranger_on_our_vrid_is_reported_not_followed() {
     assert!(log.contains("Pick another VRID"), "{log}");
     let human = d1.ctl_ok(&["status", "files"]);
     assert!(
-        human.contains("CLASH:     192.0.2.2 speaks on VRID 51"),
+        human.contains("CLASH:     192.0.2.2 (02:00:00:00:00:02) speaks on VRID 51"),
         "{human}"
     );
     assert!(d1.proc.is_running() && d2.proc.is_running());

@@ -190,10 +190,13 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
         );
     }
     for (i, cl) in st.clashes.iter().enumerate() {
+        let who = match &cl.mac {
+            Some(mac) => format!("{} ({mac})", cl.address),
+            None => cl.address.to_string(),
+        };
         let text = format!(
-            "{} speaks on VRID {} (priority {}) for {}, not for ours; heard {} ago, {} adverts ignored: \
+            "{who} speaks on VRID {} (priority {}) for {}, not for ours; heard {} ago, {} adverts ignored: \
              pick another VRID on one of the two clusters",
-            cl.address,
             st.vrid,
             cl.priority,
             addresses(&cl.addresses),

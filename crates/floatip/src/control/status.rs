@@ -101,6 +101,9 @@ pub struct ClashStatus {
     pub priority: u8,
     /// Its adverts ignored since it was first heard (or heard again after a minute of silence).
     pub adverts: u64,
+    /// Its MAC ("02:00:00:00:00:09"), once it has answered our ARP probe / NS for its address.
+    #[serde(default)]
+    pub mac: Option<String>,
     pub last_heard_age_ms: u64,
 }
 

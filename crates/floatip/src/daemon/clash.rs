@@ -1,7 +1,9 @@
 //! VRID clashes: speakers on an instance's VRID whose adverts do not list our virtual addresses (another
 //! virtual router on our VRID; `vrrp::validate` drops their adverts as `address_set`). This module
 //! remembers who they are for `status`, and decides when one is worth a log line: once per speaker,
-//! and again only after it has been silent for [`CLASH_FORGET`].
+//! and again only after it has been silent for [`CLASH_FORGET`]. Its MAC is learnt by asking the LAN
+//! (an ARP probe / NS for its address when it is first heard); the answer arrives through the ARP/ND
+//! watch like any sighting ([`Clashes::learn_mac`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use vrrp::packet::address_list;
 use vrrp::Advert;
 
-use crate::control::{age_ms, ClashStatus};
+use crate::control::{age_ms, format_mac, ClashStatus};
 
 /// A clashing speaker silent this long is forgotten: `status` stops showing it, and if it speaks again
 /// it is logged again.
@@ -25,6 +27,8 @@ pub struct Clash {
     pub last_heard: Instant,
     /// Its adverts dropped since it was (last) first heard.
     pub adverts: u64,
+    /// Its MAC, once it answered our probe for its address.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// The foreign speakers of one instance, by advert source address.
@@ -50,6 +54,7 @@ impl Clashes {
             addresses: advert.addresses.clone(),
             last_heard: now,
             adverts: 1,
+            mac: None,
         };
         match self.by_src.get_mut(&src) {
             Some(c) if now.saturating_duration_since(c.last_heard) < CLASH_FORGET => {
@@ -70,6 +75,18 @@ impl Clashes {
         }
     }
 
+    /// `addr` is answered by `mac`: if a clashing speaker has that address and no MAC yet, it is
+    /// learnt; true then (worth a log line).
+    pub fn learn_mac(&mut self, addr: IpAddr, mac: [u8; 6]) -> bool {
+        match self.by_src.get_mut(&addr) {
+            Some(c) if c.mac.is_none() => {
+                c.mac = Some(mac);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The speakers heard within [`CLASH_FORGET`], by address.
     pub fn status(&self, now: Instant) -> Vec<ClashStatus> {
         let mut out: Vec<ClashStatus> = self
@@ -81,6 +98,7 @@ impl Clashes {
                 addresses: c.addresses.to_vec(),
                 priority: c.priority,
                 adverts: c.adverts,
+                mac: c.mac.as_ref().map(format_mac),
                 last_heard_age_ms: age_ms(now, c.last_heard),
             })
             .collect();

@@ -165,6 +165,10 @@ impl Daemon {
                     *rt.counters.drops.entry(reason.label()).or_default() += 1;
                     if let DropReason::AddressSet { advert, .. } = &reason {
                         if rt.clashes.heard(now, d.src, advert) {
+                            // Who is it? Its answer comes back through the ARP/ND watch.
+                            if let Err(err) = rt.announcer.probe(d.src) {
+                                debug!(instance = %rt.cfg.name, "cannot ask who {} is: {err}", d.src);
+                            }
                             warn!(
                                 "{}",
                                 clash::describe(
@@ -355,6 +359,15 @@ impl Daemon {
     }
 
     pub(super) fn on_sighting(&mut self, now: Instant, s: Sighting) {
+        for rt in self
+            .instances
+            .iter_mut()
+            .filter(|r| r.link.index == s.ifindex)
+        {
+            if rt.clashes.learn_mac(s.addr, s.holder) {
+                warn!(instance = %rt.cfg.name, "the speaker on our VRID for other addresses, {}, is {} (its MAC)", s.addr, control::format_mac(&s.holder));
+            }
+        }
         for rt in self.instances.iter_mut() {
             if rt.link.index != s.ifindex
                 || rt.detached.is_some()

@@ -384,6 +384,7 @@ pub(super) mod tests {
             addresses: vec!["192.0.2.50".parse().unwrap()],
             priority: 254,
             adverts: 40,
+            mac: None,
             last_heard_age_ms: 100,
         }];
         st.counters.drops.insert("address_set".into(), 40);
