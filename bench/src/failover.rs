@@ -15,7 +15,7 @@ use crate::report::{
 };
 use crate::svg::{self, Timeline};
 use crate::{CHECK_PORT, KILL9_CAP, VIP};
-use floatip_lab::{Host, Pinger};
+use floatip_lab::{AddrWatch, Host, Pinger, WatchKind};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Event {
@@ -87,6 +87,8 @@ pub fn failover_trial(
         )?);
     }
     sleep(Duration::from_millis(100))?;
+    // The exact moment h1 claims (its first advert goes out with the address): the phase anchor.
+    let claim_watch = AddrWatch::start(h1, VIP)?;
     let d1 = daemons::start(daemon, &ctx.floatip_bin, h1, 150, &setup, &dir)?;
     let startup = Duration::from_secs_f64(master_down(interval_ms, 150) + 10.0);
     if !wait_until(startup, Duration::from_millis(5), || holds(h1, VIP))? {
@@ -96,8 +98,15 @@ pub fn failover_trial(
             logs_hint(&dir)
         );
     }
-    // h1 adverts from its claim on, every interval: the anchor for the event's phase.
-    let t_claim = now();
+    // h1 adverts from its claim on, every interval: the anchor for the event's phase. The address
+    // event is read within microseconds of the claim; the 5 ms polling above only says it happened.
+    let polled = now();
+    let t_claim = claim_watch
+        .stop()
+        .events
+        .iter()
+        .find(|e| e.kind == WatchKind::AddrAdded)
+        .map_or(polled, |e| e.at);
     let d2 = daemons::start(daemon, &ctx.floatip_bin, h2, 100, &setup, &dir)?;
     let t_h2 = Instant::now();
     let cap = if ev == Event::Kill9 {
@@ -119,7 +128,7 @@ pub fn failover_trial(
         );
     }
     // Place the event at `phase` of an advert interval after one of h1's adverts (as far as the
-    // claim, seen by 5 ms polling, tells): host loss right after an advert costs a full
+    // claim's address event tells): host loss right after an advert costs a full
     // Master_Down, right before one costs an interval less. Both daemons get the same phases.
     let i = interval_ms as f64 / 1000.0;
     let next = t_claim + ((now() - t_claim) / i).ceil() * i + phase * i;
