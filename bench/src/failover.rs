@@ -196,12 +196,7 @@ pub fn failover_trial(
         stop_proc(m);
     }
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-    let replies: Vec<f64> = report
-        .replies
-        .iter()
-        .filter(|r| !r.duplicate && r.at <= t_end)
-        .map(|r| r.at)
-        .collect();
+    let replies = parse::reply_times(&report, t_end);
     let h1 = parse::intervals(&parse::monitor_events(&read("monitor-h1.log"), VIP), t_end);
     let h2 = parse::intervals(&parse::monitor_events(&read("monitor-h2.log"), VIP), t_end);
     if !parse::held_at(&h1, t_event) {

@@ -51,12 +51,7 @@ fn trial(ctx: &Ctx) -> Result<[f64; 2]> {
     let mut gaps = [0.0; 2];
     for (k, p) in pingers.into_iter().enumerate() {
         let report = p.stop();
-        let replies: Vec<f64> = report
-            .replies
-            .iter()
-            .filter(|r| !r.duplicate && r.at <= t_end)
-            .map(|r| r.at)
-            .collect();
+        let replies = parse::reply_times(&report, t_end);
         gaps[k] = match parse::longest_gap(&replies, t_event, t_end) {
             Ok(g) => g * 1000.0,
             Err(_) => bail!("no reply from {} after the takeover", VIPS[k]),

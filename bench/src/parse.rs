@@ -125,6 +125,16 @@ pub fn first_hold_after(iv: &[(f64, f64)], from: f64) -> Option<f64> {
 /// that ends after `event` (the interval straddling the event counts), among replies up to
 /// `end`. `Err(open)` when no reply came after the event: the service never came back, `open` is
 /// the time from the last reply to `end` (a lower bound).
+/// The times of the non-duplicate replies a pinger got up to `end`.
+pub fn reply_times(report: &floatip_lab::PingReport, end: f64) -> Vec<f64> {
+    report
+        .replies
+        .iter()
+        .filter(|r| !r.duplicate && r.at <= end)
+        .map(|r| r.at)
+        .collect()
+}
+
 pub fn longest_gap(replies: &[f64], event: f64, end: f64) -> Result<f64, f64> {
     let (before, after) = around(replies, event, end);
     let Some(start) = before else {

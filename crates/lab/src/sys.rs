@@ -60,15 +60,15 @@ pub fn interrupted_signal() -> Option<i32> {
     }
 }
 
-/// Opens a raw ICMP (or ICMPv6) socket inside the network namespace `/run/netns/<netns>`.
-///
-/// The socket is created on a short-lived thread that first moves itself into the namespace
-/// (setns affects only the calling thread for network namespaces), so the calling thread and the
-/// rest of the process stay where they are. A socket belongs to the namespace it was created in
-/// for its whole life, whichever thread uses it afterwards. It is returned as a `UdpSocket` only
-/// for std's `send_to`/`recv_from`/timeouts, which work unchanged on a raw socket.
-pub fn raw_icmp_socket_in(netns: &str, v6: bool) -> std::io::Result<std::net::UdpSocket> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+/// Runs `make` on a short-lived thread that first moves itself into the network namespace
+/// `/run/netns/<netns>` (setns affects only the calling thread for network namespaces), so the
+/// socket it creates belongs to that namespace for its whole life while the calling thread and the
+/// rest of the process stay where they are.
+fn socket_in(
+    netns: &str,
+    make: impl FnOnce() -> std::io::Result<std::net::UdpSocket> + Send,
+) -> std::io::Result<std::net::UdpSocket> {
+    use std::os::fd::AsRawFd;
     let ns = std::fs::File::open(std::path::Path::new("/run/netns").join(netns))?;
     let ns_fd = ns.as_raw_fd();
     std::thread::scope(|s| {
@@ -78,85 +78,84 @@ pub fn raw_icmp_socket_in(netns: &str, v6: bool) -> std::io::Result<std::net::Ud
             if unsafe { libc::setns(ns_fd, libc::CLONE_NEWNET) } != 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            let (domain, proto) = if v6 {
-                (libc::AF_INET6, libc::IPPROTO_ICMPV6)
-            } else {
-                (libc::AF_INET, libc::IPPROTO_ICMP)
-            };
-            // SAFETY: plain socket(2) call with constant arguments; the result is checked.
-            let fd = unsafe { libc::socket(domain, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // SAFETY: `fd` is a freshly created, valid socket that nothing else owns.
-            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            Ok(std::net::UdpSocket::from(owned))
+            make()
         })
         .join()
         .unwrap_or_else(|_| Err(std::io::Error::other("socket thread panicked")))
     })
 }
 
+/// Opens a raw ICMP (or ICMPv6) socket inside the network namespace `/run/netns/<netns>`.
+///
+/// (See [`socket_in`].) It is returned as a `UdpSocket` only for std's `send_to`/`recv_from`/
+/// timeouts, which work unchanged on a raw socket.
+pub fn raw_icmp_socket_in(netns: &str, v6: bool) -> std::io::Result<std::net::UdpSocket> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    socket_in(netns, || {
+        let (domain, proto) = if v6 {
+            (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+        } else {
+            (libc::AF_INET, libc::IPPROTO_ICMP)
+        };
+        // SAFETY: plain socket(2) call with constant arguments; the result is checked.
+        let fd = unsafe { libc::socket(domain, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a freshly created, valid socket that nothing else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(std::net::UdpSocket::from(owned))
+    })
+}
+
 /// Opens a NETLINK_ROUTE socket inside the network namespace `/run/netns/<netns>`, subscribed to
 /// the multicast `groups` (e.g. `RTMGRP_LINK | RTMGRP_IPV4_IFADDR`), with a 1 MiB receive buffer.
 ///
-/// Created on a short-lived thread that `setns`es first, like [`raw_icmp_socket_in`]: the socket
-/// stays in that namespace for its whole life. Returned as a `UdpSocket` only for std's
-/// `recv`/read timeouts, which work unchanged on a netlink socket.
+/// (See [`socket_in`].) Returned as a `UdpSocket` only for std's `recv`/read timeouts, which work
+/// unchanged on a netlink socket.
 pub fn netlink_route_socket_in(netns: &str, groups: u32) -> std::io::Result<std::net::UdpSocket> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let ns = std::fs::File::open(std::path::Path::new("/run/netns").join(netns))?;
-    let ns_fd = ns.as_raw_fd();
-    std::thread::scope(|s| {
-        s.spawn(|| -> std::io::Result<std::net::UdpSocket> {
-            // SAFETY: `ns_fd` is an open namespace file kept alive by `ns` for this whole scope;
-            // setns only changes this (scoped, about to exit) thread's network namespace.
-            if unsafe { libc::setns(ns_fd, libc::CLONE_NEWNET) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // SAFETY: plain socket(2) call with constant arguments; the result is checked.
-            let fd = unsafe {
-                libc::socket(
-                    libc::AF_NETLINK,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    libc::NETLINK_ROUTE,
-                )
-            };
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // SAFETY: `fd` is a freshly created, valid socket that nothing else owns.
-            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            let size: libc::c_int = 1 << 20;
-            // SAFETY: setsockopt with a pointer to a live c_int and its exact size. Best effort:
-            // SO_RCVBUFFORCE (CAP_NET_ADMIN) may be refused; the default buffer then applies.
-            unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVBUFFORCE,
-                    (&size as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
-            // SAFETY: sockaddr_nl is plain old data; zeroed is a valid value, then filled in.
-            let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-            sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-            sa.nl_groups = groups;
-            // SAFETY: bind(2) with a pointer to a live sockaddr_nl and its exact size.
-            let rc = unsafe {
-                libc::bind(
-                    fd,
-                    (&sa as *const libc::sockaddr_nl).cast(),
-                    std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-                )
-            };
-            if rc != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(std::net::UdpSocket::from(owned))
-        })
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("socket thread panicked")))
+    use std::os::fd::{FromRawFd, OwnedFd};
+    socket_in(netns, || {
+        // SAFETY: plain socket(2) call with constant arguments; the result is checked.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a freshly created, valid socket that nothing else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let size: libc::c_int = 1 << 20;
+        // SAFETY: setsockopt with a pointer to a live c_int and its exact size. Best effort:
+        // SO_RCVBUFFORCE (CAP_NET_ADMIN) may be refused; the default buffer then applies.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        // SAFETY: sockaddr_nl is plain old data; zeroed is a valid value, then filled in.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        sa.nl_groups = groups;
+        // SAFETY: bind(2) with a pointer to a live sockaddr_nl and its exact size.
+        let rc = unsafe {
+            libc::bind(
+                fd,
+                (&sa as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(std::net::UdpSocket::from(owned))
     })
 }

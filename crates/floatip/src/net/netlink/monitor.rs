@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use anyhow::{anyhow, Context};
 use tokio::sync::mpsc;
 
-use super::{bound_route_socket, MonitorFilter};
+use super::{bound_route_socket, recv_fd, MonitorFilter};
 
 // From linux/rtnetlink.h, linux/netlink.h, linux/if.h and linux/if_addr.h.
 const RTMGRP_LINK: u32 = 0x1;
@@ -136,23 +136,6 @@ fn open_monitor_socket() -> std::io::Result<OwnedFd> {
         );
     }
     Ok(fd)
-}
-
-fn recv_fd(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the duration of the call.
-    let n = unsafe {
-        libc::recv(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr() as *mut libc::c_void,
-            buf.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
 }
 
 fn u16_ne(b: &[u8]) -> u16 {

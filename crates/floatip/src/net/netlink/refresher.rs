@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 
-use super::{bound_route_socket, family_of, send_request, set_lifetime};
+use super::{bound_route_socket, family_of, recv_fd, send_request, set_lifetime};
 
 /// Refreshes VIP lifetimes from the protocol loop's thread: one `send` of an RTM_NEWADDR (replace)
 /// without an acknowledgement, on a socket of its own, so a refresh wakes no thread. The kernel still
@@ -85,19 +85,11 @@ impl Refresher {
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
-            // SAFETY: `buf` is valid for writes of its length for the duration of the call.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
+            let n = match recv_fd(&self.fd, &mut buf) {
+                Ok(0) | Err(_) => return out,
+                Ok(n) => n,
             };
-            if n <= 0 {
-                return out;
-            }
-            for (seq, code) in nlmsg_errors(&buf[..n as usize]) {
+            for (seq, code) in nlmsg_errors(&buf[..n]) {
                 let addr = (self.seq.wrapping_sub(seq) < SENT as u32)
                     .then(|| self.sent[seq as usize % SENT])
                     .flatten();

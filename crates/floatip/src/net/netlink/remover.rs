@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use super::{bound_route_socket, deletion, send_request};
+use super::{bound_route_socket, deletion, recv_fd, send_request};
 
 /// How long one removal waits for the kernel's acknowledgement.
 const ACK_WAIT: Duration = Duration::from_secs(1);
@@ -67,26 +67,19 @@ impl AddressRemover {
                     "the kernel did not answer the address removal",
                 ));
             }
-            // SAFETY: `buf` is valid for writes of its length for the duration of the call.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n < 0 {
-                let err = std::io::Error::last_os_error();
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                ) {
-                    continue;
+            let n = match recv_fd(&self.fd, &mut buf) {
+                Ok(n) => n,
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
                 }
-                return Err(err);
-            }
-            if let Some(code) = ack_code(&buf[..n as usize], self.seq) {
+                Err(err) => return Err(err),
+            };
+            if let Some(code) = ack_code(&buf[..n], self.seq) {
                 return Ok(code);
             }
         }
