@@ -31,6 +31,8 @@ impl Daemon {
 
     /// Refresh VIP lifetimes, periodic announcements and conflict probes that are due.
     pub(super) fn refresh(&mut self, now: Instant) {
+        // A refresh adds a VIP that is gone: the clock is read afresh, not taken from the wakeup.
+        self.check_stall(Instant::now());
         for rt in &mut self.instances {
             if rt.next_probe.is_some_and(|t| t <= now + rt.refresh_slack()) {
                 rt.next_probe = Some(now + PROBE_EVERY);

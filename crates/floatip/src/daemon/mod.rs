@@ -175,6 +175,9 @@ pub struct Daemon {
     pub unmatched_drops: HashMap<SockKey, BTreeMap<&'static str, u64>>,
     /// Failed reads of a VRRP socket (logged once per doubling).
     receive_errors: u64,
+    /// When the loop last promised to run again by (`(when promised, by when)`), while it holds
+    /// VIPs; see [`Daemon::check_stall`].
+    promise: Option<(Instant, Instant)>,
     /// The process that removes our VIPs if this one dies or stops advancing (none in unit tests).
     guard: Option<Guard>,
 }
@@ -214,6 +217,7 @@ impl Daemon {
             chans,
             unmatched_drops: HashMap::new(),
             receive_errors: 0,
+            promise: None,
             guard: None,
         })
     }
@@ -239,6 +243,17 @@ impl Daemon {
         }
         if !self.pending_starts.is_empty() {
             self.start_pending(now);
+        }
+    }
+
+    /// Past its promise, the loop was stopped (or the machine paused) and may have lost its VIPs
+    /// meanwhile: find out before doing anything that could add them back (see
+    /// [`Daemon::after_stall`]). Checked when the loop wakes and again right before lifetime
+    /// refreshes, so a stop that lands while the loop is busy is caught too.
+    fn check_stall(&mut self, now: Instant) {
+        if let Some((before, _)) = self.promise.filter(|(_, p)| now > *p) {
+            self.promise = None;
+            self.after_stall(now, now.saturating_duration_since(before));
         }
     }
 
@@ -503,14 +518,13 @@ fn protocol_loop(
         if let Some(guard) = &daemon.guard {
             guard.alive_until(now, promise.map(|(_, p)| p));
         }
+        daemon.promise = promise;
         let woken = daemon
             .wakeup
             .wait(deadline)
             .context("the loop's wait failed")?;
         now = woken.now;
-        if let Some((before, _)) = promise.filter(|(_, p)| now > *p) {
-            daemon.after_stall(now, now.saturating_duration_since(before));
-        }
+        daemon.check_stall(now);
         for &token in &woken.sockets {
             if token == REFRESHER {
                 daemon.on_refresh_errors();
