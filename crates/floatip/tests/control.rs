@@ -81,6 +81,7 @@ fn sample_status() -> InstanceStatus {
             mac: Some("02:00:00:00:00:09".into()),
             last_heard_age_ms: 300,
         }],
+        track_files: vec![],
         checks: vec![CheckStatus {
             name: "smb".into(),
             healthy: false,

@@ -401,6 +401,7 @@ mod tests {
             claim_inhibit: None,
             conflicts: vec![],
             clashes: vec![],
+            track_files: vec![],
             checks: vec![],
             history: vec![],
         };
@@ -581,6 +582,7 @@ mod lab_tests {
             claim_inhibit: None,
             conflicts: vec![],
             clashes: vec![],
+            track_files: vec![],
             checks: vec![],
             history: vec![],
         }

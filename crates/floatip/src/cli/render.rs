@@ -228,6 +228,17 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
         }
         line(out, if i == 0 { "checks" } else { "" }, &text);
     }
+    for (i, tf) in st.track_files.iter().enumerate() {
+        let mut text = match tf.offset {
+            Some(o) => format!("{} = {} x weight {} ({o:+})", tf.name, tf.value, tf.weight),
+            None => format!("{} = {} x weight {}: FAULT", tf.name, tf.value, tf.weight),
+        };
+        let _ = write!(text, " [{}]", tf.path);
+        if let Some(n) = &tf.note {
+            let _ = write!(text, ": {n}");
+        }
+        line(out, if i == 0 { "track" } else { "" }, &text);
+    }
     let skip = st.history.len().saturating_sub(HISTORY_SHOWN);
     if skip > 0 {
         line(

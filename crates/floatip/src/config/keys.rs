@@ -107,12 +107,27 @@ const ADDRESSES: &str = "a list of quoted addresses, e.g. [\"192.0.2.2\"]";
 const ARGV: &str = "an argv array, e.g. [\"/usr/local/bin/x\", \"--flag\"]";
 
 /// Every table, the top level first; the order "belongs in" hints search them.
-pub(crate) static TABLES_ALL: [&Table; 7] = [
-    &ROOT, &DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY, &GROUP,
+pub(crate) static TABLES_ALL: [&Table; 8] = [
+    &ROOT,
+    &DAEMON,
+    &INSTANCE,
+    &ANNOUNCE,
+    &CHECK,
+    &NOTIFY,
+    &GROUP,
+    &TRACK_FILE,
 ];
 
 /// The tables with keys of their own (every table but the top level).
-pub(crate) static TABLES: [&Table; 6] = [&DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY, &GROUP];
+pub(crate) static TABLES: [&Table; 7] = [
+    &DAEMON,
+    &INSTANCE,
+    &ANNOUNCE,
+    &CHECK,
+    &NOTIFY,
+    &GROUP,
+    &TRACK_FILE,
+];
 
 /// The top level of the file.
 pub(crate) static ROOT: Table = Table {
@@ -190,6 +205,9 @@ pub(crate) static INSTANCE: Table = Table {
     key("notify", "table", "none", "", "a table of its own: [instance.notify]", "[`[instance.notify]`](#instancenotify).")
         .table(&NOTIFY)
         .in_place(),
+    key("track_file", "array of tables", "none", "", "tables of their own, each headed [[instance.track_file]]", "[`[[instance.track_file]]`](#instancetrack_file).")
+        .table(&TRACK_FILE)
+        .in_place(),
     ],
 };
 
@@ -241,6 +259,16 @@ pub(crate) static GROUP: Table = Table {
     keys: &[
     key("name", "string", "**required**", "1-32 characters from `a-z 0-9 _ -`; unique among groups and instances", STRING, "Shown in logs and status, and used by commands: `floatip takeover fileserver` moves every member."),
     key("instances", "list of instance names", "**required**", "at least 2; each an `[[instance]]` of this file, in one group at most; no duplicates", "a list of quoted instance names, e.g. [\"files-v4\", \"files-v6\"]", "The members. They are MASTER on one host together: a member does not claim while a sibling hears a live master, follows a sibling that becomes MASTER or yields to a better master, and a FAULT of one hands the whole group over."),
+    ],
+};
+
+/// `[[instance.track_file]]`: a priority offset read from a file (keepalived's `track_file`).
+pub(crate) static TRACK_FILE: Table = Table {
+    name: "[[instance.track_file]]",
+    keys: &[
+    key("path", "path", "**required**", "absolute; unique within the instance", STRING, "The file to watch (with inotify on its directory, so a rename over it and a file created later count). Its number (decimal, `0x` hex or leading-`0` octal, as keepalived's `strtol`) times `weight` is added to the priority. A missing, empty or non-numeric file counts as 0; a number outside 32 bits is ignored (the previous value stays)."),
+    key("weight", "integer", "`1`", "-254 to 254; `0` when `priority = 255` (an address owner's priority does not move)", "a bare number, e.g. weight = -60", "Multiplies the file's number; the product is kept within -254..253, as keepalived does. `0`: any non-zero number puts the instance in FAULT. A product of -254, or a priority that ends at 0 or below, is FAULT too; otherwise the priority is kept within 1-254."),
+    key("name", "string", "the file name (`drain` for `/run/floatip/drain`)", "when set, 1-32 characters from `a-z 0-9 _ -`; unique within the instance", STRING, "Shown in status, logs, metrics and events."),
     ],
 };
 
@@ -321,7 +349,7 @@ mod tests {
 
     #[test]
     fn every_raw_field_is_a_defined_key_and_every_key_a_raw_field() {
-        let pairs: [(&Table, &[&str]); 7] = [
+        let pairs: [(&Table, &[&str]); 8] = [
             (&ROOT, fields::<RawFile>()),
             (&DAEMON, fields::<RawDaemon>()),
             (&INSTANCE, fields::<RawInstance>()),
@@ -329,6 +357,7 @@ mod tests {
             (&CHECK, fields::<RawCheck>()),
             (&NOTIFY, fields::<RawNotify>()),
             (&GROUP, fields::<RawGroup>()),
+            (&TRACK_FILE, fields::<RawTrackFile>()),
         ];
         for (table, raw) in pairs {
             assert_eq!(
@@ -418,6 +447,11 @@ mod tests {
                     weight: None,
                 }),
                 "notify" => new.notify.timeout = Duration::from_secs(5),
+                "track_file" => new.track_files.push(TrackFileConfig {
+                    name: "drain".into(),
+                    path: "/run/floatip/drain".into(),
+                    weight: 1,
+                }),
                 other => panic!("a new instance key `{other}`: add a change of it to this test"),
             }
             assert_eq!(

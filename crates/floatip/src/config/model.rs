@@ -120,6 +120,8 @@ pub struct InstanceConfig {
     pub track_interfaces: Vec<String>,
     pub checks: Vec<CheckConfig>,
     pub notify: NotifyConfig,
+    /// `[[instance.track_file]]`s: priority offsets read from files.
+    pub track_files: Vec<TrackFileConfig>,
 }
 
 impl InstanceConfig {
@@ -165,6 +167,7 @@ impl InstanceConfig {
             "notify" => self.notify = from.notify.clone(),
             "witness" => self.witness = from.witness.clone(),
             "track_interfaces" => self.track_interfaces = from.track_interfaces.clone(),
+            "track_file" => self.track_files = from.track_files.clone(),
             other => unreachable!("keys.rs marks `{other}` in_place: give it a case here"),
         }
     }
@@ -226,6 +229,18 @@ pub enum CheckKind {
         /// argv, no shell; `command[0]` is an absolute path.
         command: Vec<String>,
     },
+}
+
+/// One `[[instance.track_file]]` (keepalived's `track_file`): the number in the file times `weight` is
+/// added to the priority; see [`crate::health::track_file`] for the arithmetic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackFileConfig {
+    /// Shown in status, logs and metrics; unique within the instance.
+    pub name: String,
+    /// Absolute.
+    pub path: PathBuf,
+    /// -254..=254; 0: any non-zero number is FAULT.
+    pub weight: i32,
 }
 
 /// `[instance.notify]`: hooks run in order, one at a time, on each transition.

@@ -55,6 +55,16 @@ pub(super) struct RawInstance {
     #[serde(default)]
     pub(super) check: Vec<Spanned<RawCheck>>,
     pub(super) notify: Option<RawNotify>,
+    #[serde(default)]
+    pub(super) track_file: Vec<Spanned<RawTrackFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTrackFile {
+    pub(super) path: Option<Spanned<String>>,
+    pub(super) weight: Option<Spanned<i64>>,
+    pub(super) name: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -42,6 +42,9 @@ pub struct InstanceStatus {
     #[serde(default)]
     pub clashes: Vec<ClashStatus>,
     pub checks: Vec<CheckStatus>,
+    /// The `[[instance.track_file]]`s, their numbers and what each does to the priority.
+    #[serde(default)]
+    pub track_files: Vec<TrackFileStatus>,
     /// The last transitions, oldest first, newest last; at most [`HISTORY_MAX`].
     pub history: Vec<HistoryEntry>,
 }
@@ -170,6 +173,22 @@ pub struct CheckStatus {
     /// Duration of the last run.
     pub latency_ms: Option<f64>,
     pub last_error: Option<String>,
+}
+
+/// One track file: its number in force and what it does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackFileStatus {
+    pub name: String,
+    pub path: String,
+    pub weight: i32,
+    /// The number in force (0 for a missing file).
+    pub value: i64,
+    /// What it adds to the priority (`None` when it puts the instance in FAULT).
+    pub offset: Option<i64>,
+    /// It puts the instance in FAULT (weight 0 and a non-zero number, or a product of -254).
+    pub fault: bool,
+    /// "missing: counts as 0", "... ignored, 5 kept".
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

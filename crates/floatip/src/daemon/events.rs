@@ -15,6 +15,7 @@ use super::runtime::{SockKey, Speaker};
 use super::{Daemon, Sighting, PROBE_EVERY};
 use crate::conflict::Verdict;
 use crate::control;
+use crate::health::track_file::TrackFileReport;
 use crate::health::witness::WitnessReport;
 use crate::health::CheckReport;
 use crate::net::netlink::NetEvent;
@@ -344,6 +345,23 @@ impl Daemon {
         if report.changed || first {
             rt.reevaluate(now);
         }
+    }
+
+    /// A track file's number changed (or was read for the first time since its directory is watched).
+    pub(super) fn on_track_file(&mut self, now: Instant, report: TrackFileReport) {
+        let Some(rt) = self.instances.iter_mut().find(|r| r.id == report.instance) else {
+            return;
+        };
+        let Some(state) = rt.track_files.get_mut(report.file) else {
+            return;
+        };
+        if state.apply(&report.reading) {
+            info!(instance = %rt.cfg.name, track_file = %state.name, "{}", state.describe());
+        }
+        if let Some(note) = &state.note {
+            warn!(instance = %rt.cfg.name, track_file = %state.name, "track file {}: {note}", state.path.display());
+        }
+        rt.reevaluate(now);
     }
 
     pub(super) fn on_witness(&mut self, now: Instant, report: WitnessReport) {

@@ -59,6 +59,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::control::{self, ControlCall, Response};
 use crate::guard::Guard;
+use crate::health::track_file::TrackFileReport;
 use crate::health::witness::WitnessReport;
 use crate::health::CheckReport;
 use crate::net::netlink::NetEvent;
@@ -108,6 +109,7 @@ enum Input {
     Net(NetEvent),
     Check(CheckReport),
     Witness(WitnessReport),
+    TrackFile(TrackFileReport),
     Sighting(Sighting),
     Call(ControlCall),
     Hup,
@@ -138,6 +140,7 @@ pub struct Sighting {
 struct Channels {
     checks: mpsc::Sender<CheckReport>,
     witness: mpsc::Sender<WitnessReport>,
+    track_files: mpsc::Sender<TrackFileReport>,
     sightings: mpsc::Sender<Sighting>,
 }
 
@@ -336,12 +339,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) 
     let (calls_tx, calls) = mpsc::channel::<ControlCall>(16);
     let (checks_tx, check_reports) = mpsc::channel(256);
     let (witness_tx, witness_reports) = mpsc::channel(64);
+    let (track_files_tx, track_file_reports) = mpsc::channel(64);
     let (sightings_tx, sightings) = mpsc::channel(256);
     let (inputs_tx, inputs) = mpsc::channel::<Input>(256);
     let (ready_tx, ready_rx) = oneshot::channel();
     let chans = Channels {
         checks: checks_tx,
         witness: witness_tx,
+        track_files: track_files_tx,
         sightings: sightings_tx,
     };
     let socket_path = cfg.daemon.socket.clone();
@@ -377,6 +382,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) 
             calls,
             check_reports,
             witness_reports,
+            track_file_reports,
             sightings,
             hup,
             ready: ready_rx,
@@ -399,6 +405,7 @@ struct Sources {
     calls: mpsc::Receiver<ControlCall>,
     check_reports: mpsc::Receiver<CheckReport>,
     witness_reports: mpsc::Receiver<WitnessReport>,
+    track_file_reports: mpsc::Receiver<TrackFileReport>,
     sightings: mpsc::Receiver<Sighting>,
     hup: tokio::signal::unix::Signal,
     /// The loop finished its setup (capabilities are then dropped on this thread too).
@@ -437,6 +444,7 @@ async fn forward(
             Some(call) = src.calls.recv() => Input::Call(call),
             Some(r) = src.check_reports.recv() => Input::Check(r),
             Some(r) = src.witness_reports.recv() => Input::Witness(r),
+            Some(r) = src.track_file_reports.recv() => Input::TrackFile(r),
             Some(s) = src.sightings.recv() => Input::Sighting(s),
         };
         if tx.send(input).await.is_err() {
@@ -539,6 +547,7 @@ fn protocol_loop(
                     Input::Net(ev) => daemon.on_net_event(now, ev),
                     Input::Check(r) => daemon.on_check(now, r),
                     Input::Witness(r) => daemon.on_witness(now, r),
+                    Input::TrackFile(r) => daemon.on_track_file(now, r),
                     Input::Sighting(s) => daemon.on_sighting(now, s),
                     Input::Call(call) if stop_deadline.is_some() => {
                         let _ = call.reply.send(Response::Error {

@@ -10,6 +10,7 @@ use vrrp::Event;
 use super::runtime::Tracked;
 use super::{setup::spawn_hooks, Daemon, WITNESS_EVERY};
 use crate::config::{self, InstanceConfig};
+use crate::health::track_file::{self, TrackFileState};
 use crate::health::witness;
 use crate::health::{self, CheckState};
 
@@ -132,6 +133,16 @@ impl Daemon {
             rt.witness_inhibit =
                 (!new.witness.is_empty()).then(|| "witness: first probe pending".to_string());
             what.push("witness".to_string());
+        }
+        if rt.cfg.track_files != new.track_files {
+            rt.track_files = TrackFileState::for_files(&new.track_files);
+            rt.track_task = track_file::spawn(
+                rt.id,
+                &new.name,
+                &new.track_files,
+                chans.track_files.clone(),
+            );
+            what.push("track files".to_string());
         }
         if rt.cfg.notify != new.notify {
             rt.hooks = spawn_hooks(new);

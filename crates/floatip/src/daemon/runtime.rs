@@ -19,8 +19,9 @@ use crate::conflict::Conflicts;
 use crate::control::{
     age_ms, format_mac, millis, state_name, unix_secs, CheckStatus, ConflictStatus, CountersStatus,
     HistoryEntry, InstanceStatus, MasterStatus, OverrideMode, PriorityStatus, SpeakerStatus,
-    VipStatus, HISTORY_MAX,
+    TrackFileStatus, VipStatus, HISTORY_MAX,
 };
+use crate::health::track_file::{self, TrackFileState};
 use crate::health::{self, CheckState, TaskSet};
 use crate::hooks::Hooks;
 use crate::net::netlink::LinkInfo;
@@ -94,6 +95,8 @@ pub struct Runtime {
     pub speakers: HashMap<IpAddr, Speaker>,
     pub counters: Counters,
     pub checks: Vec<CheckState>,
+    /// The `[[instance.track_file]]`s' numbers in force.
+    pub track_files: Vec<TrackFileState>,
     pub(super) tracked: Vec<Tracked>,
     pub conflicts: Conflicts,
     /// Speakers on our VRID whose adverts do not list our addresses (their adverts are dropped).
@@ -124,6 +127,7 @@ pub struct Runtime {
     pub(super) probe_cleared: bool,
     pub(super) check_tasks: TaskSet,
     pub(super) witness_task: TaskSet,
+    pub(super) track_task: TaskSet,
 }
 
 impl Runtime {
@@ -190,8 +194,7 @@ impl Runtime {
 
     /// Fold tracked interfaces, checks and a yielded conflict into one fault and one priority for the core.
     pub(super) fn reevaluate(&mut self, now: Instant) {
-        let (_, priority) =
-            health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+        let (_, priority) = self.health();
         let fault = self.own_fault().or_else(|| self.group_fault.clone());
         if fault != self.fault_sent {
             self.fault_sent = fault.clone();
@@ -210,6 +213,7 @@ impl Runtime {
     pub(super) fn own_fault(&self) -> Option<String> {
         let (check_fault, _) =
             health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+        let (track_fault, _) = self.health();
         if self.detached.is_some() {
             return self.detached.clone();
         }
@@ -218,7 +222,14 @@ impl Runtime {
             .find(|t| !t.up)
             .map(|t| format!("tracked interface {} is down", t.name))
             .or(check_fault)
+            .or(track_fault)
             .or_else(|| self.conflicts.yielded.clone())
+    }
+
+    /// The track files' fault and the priority the checks and track files give together.
+    pub(super) fn health(&self) -> (Option<String>, u8) {
+        let checked = health::checked_priority(self.cfg.priority, &self.cfg.checks, &self.checks);
+        track_file::evaluate(self.cfg.priority, checked, &self.track_files)
     }
 
     /// The instance's status, as `floatip status` shows it. `present` is every address the kernel has
@@ -226,21 +237,21 @@ impl Runtime {
     pub fn status(&self, present: &[IpAddr], now: Instant) -> InstanceStatus {
         let effective = self.core.effective_priority();
         let override_mode = self.core.override_mode().and_then(OverrideMode::from_vrrp);
-        let why_different = if override_mode == Some(OverrideMode::Takeover) {
-            Some(format!(
-                "takeover override: advertising {effective} until `floatip auto {}`",
-                self.cfg.name
-            ))
-        } else if effective == self.cfg.priority {
-            None
-        } else if effective == 0 {
-            Some("stepping down: advertising 0 so a backup takes over at once".to_string())
-        } else {
-            Some(
-                self.weights_note()
-                    .unwrap_or_else(|| "changed by health-check weights".to_string()),
-            )
-        };
+        let why_different =
+            if override_mode == Some(OverrideMode::Takeover) {
+                Some(format!(
+                    "takeover override: advertising {effective} until `floatip auto {}`",
+                    self.cfg.name
+                ))
+            } else if effective == self.cfg.priority {
+                None
+            } else if effective == 0 {
+                Some("stepping down: advertising 0 so a backup takes over at once".to_string())
+            } else {
+                Some(self.weights_note().unwrap_or_else(|| {
+                    "changed by health-check weights and track files".to_string()
+                }))
+            };
         let master = if self.core.state() == State::Master {
             Some(MasterStatus {
                 address: self.primary,
@@ -351,6 +362,25 @@ impl Runtime {
                     last_error: s.last_error.clone(),
                 })
                 .collect(),
+            track_files: self
+                .track_files
+                .iter()
+                .map(|f| {
+                    let offset = match f.effect() {
+                        track_file::Effect::Offset(o) => Some(o),
+                        track_file::Effect::Fault => None,
+                    };
+                    TrackFileStatus {
+                        name: f.name.clone(),
+                        path: f.path.display().to_string(),
+                        weight: f.weight,
+                        value: f.value,
+                        offset,
+                        fault: offset.is_none(),
+                        note: f.note.clone(),
+                    }
+                })
+                .collect(),
             history: self
                 .history
                 .iter()
@@ -366,10 +396,9 @@ impl Runtime {
 
     /// "check smb failing: weight -60": why weighted checks moved the priority, when they did.
     fn weights_note(&self) -> Option<String> {
-        let (_, effective_base) =
-            health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+        let (_, effective_base) = self.health();
         (effective_base != self.cfg.priority).then(|| {
-            let failing: Vec<String> = self
+            let mut failing: Vec<String> = self
                 .cfg
                 .checks
                 .iter()
@@ -383,6 +412,12 @@ impl Runtime {
                     )
                 })
                 .collect();
+            failing.extend(
+                self.track_files
+                    .iter()
+                    .filter(|f| f.effect() != track_file::Effect::Offset(0))
+                    .map(|f| f.describe()),
+            );
             failing.join("; ")
         })
     }

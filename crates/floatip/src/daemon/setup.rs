@@ -18,6 +18,7 @@ use super::runtime::{Counters, Runtime, Tracked};
 use super::{Daemon, MAX_PACKET, WITNESS_EVERY};
 use crate::config::{self, InstanceConfig};
 use crate::conflict::Conflicts;
+use crate::health::track_file::{self, TrackFileState};
 use crate::health::witness;
 use crate::health::{self, CheckState};
 use crate::hooks::{self, Hooks};
@@ -83,6 +84,12 @@ impl Daemon {
         let id = self.next_id;
         self.next_id += 1;
         let check_tasks = health::spawn(id, &inst.name, &inst.checks, self.chans.checks.clone());
+        let track_task = track_file::spawn(
+            id,
+            &inst.name,
+            &inst.track_files,
+            self.chans.track_files.clone(),
+        );
         let witness_task = witness::spawn(
             id,
             inst.witness.clone(),
@@ -109,6 +116,7 @@ impl Daemon {
             speakers: HashMap::new(),
             counters: Counters::default(),
             checks: CheckState::for_checks(&inst.checks),
+            track_files: TrackFileState::for_files(&inst.track_files),
             tracked,
             conflicts: Conflicts::default(),
             clashes: Default::default(),
@@ -129,6 +137,7 @@ impl Daemon {
             probe_cleared: false,
             check_tasks,
             witness_task,
+            track_task,
         })
     }
 

@@ -1,5 +1,5 @@
 //! Health: the checks (one task per configured check, each on its own interval, reporting to the daemon
-//! loop) and the witness.
+//! loop), the witness, and the track files ([`track_file`]).
 //!
 //! Owns: starting and stopping the check tasks ([`spawn`], [`TaskSet`]), one attempt of a check
 //! ([`run_once`], each kind in its own file: `tcp.rs`, `http.rs`, `exec.rs`, `icmp.rs`), rise/fall counting
@@ -17,6 +17,7 @@ mod exec;
 mod http;
 mod icmp;
 mod tcp;
+pub mod track_file;
 pub mod witness;
 
 use std::time::Duration;
@@ -207,11 +208,40 @@ pub fn evaluate_states(
     })
 }
 
+/// The priority the checks' weights give, before it is clamped to 1..=254 (the track files add to it;
+/// see [`track_file::evaluate`]).
+pub fn checked_priority(
+    configured_priority: u8,
+    checks: &[CheckConfig],
+    states: &[CheckState],
+) -> i64 {
+    let (_, delta) = faults_and_delta(checks, |i| match states.get(i) {
+        Some(s) => (s.healthy, s.last_error.as_deref()),
+        None => (true, None),
+    });
+    i64::from(configured_priority) + delta
+}
+
 fn evaluate_with<'a>(
     configured_priority: u8,
     checks: &[CheckConfig],
     state: impl Fn(usize) -> (bool, Option<&'a str>),
 ) -> (Option<String>, u8) {
+    let (faults, delta) = faults_and_delta(checks, state);
+    let priority = if configured_priority == 255 {
+        255
+    } else {
+        (i64::from(configured_priority) + delta).clamp(1, 254) as u8
+    };
+    let fault = (!faults.is_empty()).then(|| faults.join("; "));
+    (fault, priority)
+}
+
+/// Each failing FAULT check's reason, and the sum of the weights in force.
+fn faults_and_delta<'a>(
+    checks: &[CheckConfig],
+    state: impl Fn(usize) -> (bool, Option<&'a str>),
+) -> (Vec<String>, i64) {
     let mut faults = Vec::new();
     let mut delta: i64 = 0;
     for (i, check) in checks.iter().enumerate() {
@@ -226,13 +256,7 @@ fn evaluate_with<'a>(
             _ => {}
         }
     }
-    let priority = if configured_priority == 255 {
-        255
-    } else {
-        (i64::from(configured_priority) + delta).clamp(1, 254) as u8
-    };
-    let fault = (!faults.is_empty()).then(|| faults.join("; "));
-    (fault, priority)
+    (faults, delta)
 }
 
 /// An instance's check tasks, or its witness task. Dropping the set is how they stop: every task is
