@@ -80,6 +80,19 @@ pub enum Command {
     Auto { name: String },
     /// Re-read the configuration file (like SIGHUP); a bad file is refused and the running one stays.
     Reload,
+    /// Stream every transition, priority change, conflict, clash and operator command as it happens,
+    /// in order (the notify hooks' order), one line each, until the daemon stops or Ctrl-C.
+    ///
+    /// A stream that falls behind (256 events queued and not read, e.g. a stopped consumer) is never
+    /// waited for: it gets one final "lagged: N events dropped" record and is closed (exit status 3);
+    /// reconnect to go on.
+    Events {
+        /// One instance or group (default: all).
+        name: Option<String>,
+        /// One JSON object per line (kind, instance, group, from, to, priority, reason; see README).
+        #[arg(long)]
+        json: bool,
+    },
     /// Add an address by hand, safely: refuse if anyone answers for it, else add and announce it.
     Up {
         /// ADDR/LEN, e.g. 192.0.2.97/24
@@ -129,6 +142,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Release { name, force } => commands::cmd_release(&socket, &name, force),
         Command::Auto { name } => commands::cmd_auto(&socket, &name),
         Command::Reload => commands::cmd_reload(&socket),
+        Command::Events { name, json } => commands::cmd_events(&socket, name.as_deref(), json),
         Command::Up {
             address,
             dev,

@@ -67,7 +67,7 @@ impl std::fmt::Display for NoDaemon {
 
 impl std::error::Error for NoDaemon {}
 
-fn connect_error(socket: &Path, e: &std::io::Error) -> anyhow::Error {
+pub(crate) fn connect_error(socket: &Path, e: &std::io::Error) -> anyhow::Error {
     match e.raw_os_error() {
         Some(libc::ENOENT) | Some(libc::ECONNREFUSED) | Some(libc::ENOTDIR) => {
             anyhow::Error::new(NoDaemon(format!(

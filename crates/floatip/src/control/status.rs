@@ -42,8 +42,9 @@ pub struct InstanceStatus {
     #[serde(default)]
     pub clashes: Vec<ClashStatus>,
     pub checks: Vec<CheckStatus>,
-    /// The `[[instance.track_file]]`s, their numbers and what each does to the priority.
-    #[serde(default)]
+    /// The `[[instance.track_file]]`s, their numbers and what each does to the priority (absent without
+    /// any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_files: Vec<TrackFileStatus>,
     /// The last transitions, oldest first, newest last; at most [`HISTORY_MAX`].
     pub history: Vec<HistoryEntry>,

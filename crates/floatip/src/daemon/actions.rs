@@ -1,6 +1,8 @@
 //! Carrying out what the cores ask, in order: adverts, adding and removing VIPs, announcements,
 //! transitions (log, counters, hooks, history); and the last-resort removal when a stop runs late.
 
+use crate::control::events::{EventKind, EventRecord};
+use crate::control::state_name;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
@@ -169,6 +171,17 @@ impl Daemon {
                     };
                     hooks.transition(state, t.from.as_str(), &t.reason, &rt.vips());
                 }
+                // The stream's order is the hooks' order: both are fed here, one transition at a time.
+                let mut rec =
+                    EventRecord::new(EventKind::Transition, Some(&rt.cfg.name), t.reason.clone());
+                rec.from = Some(state_name(t.from).to_string());
+                // As the hooks' FLOATIP_STATE: an instance that stops becomes STOP.
+                rec.to = Some(if t.to == State::Initialize {
+                    "STOP".to_string()
+                } else {
+                    state_name(t.to).to_string()
+                });
+                rt.events.publish(rec);
                 let age = now.saturating_duration_since(t.at);
                 rt.record(Record {
                     at: SystemTime::now() - age,

@@ -15,6 +15,7 @@ use super::runtime::{SockKey, Speaker};
 use super::{Daemon, Sighting, PROBE_EVERY};
 use crate::conflict::Verdict;
 use crate::control;
+use crate::control::events::{EventKind, EventRecord};
 use crate::health::track_file::TrackFileReport;
 use crate::health::witness::WitnessReport;
 use crate::health::CheckReport;
@@ -172,16 +173,19 @@ impl Daemon {
                             if let Err(err) = rt.announcer.probe(d.src) {
                                 debug!(instance = %rt.cfg.name, "cannot ask who {} is: {err}", d.src);
                             }
-                            warn!(
-                                "{}",
-                                clash::describe(
-                                    &rt.cfg.name,
-                                    rt.cfg.vrid,
-                                    d.src,
-                                    advert,
-                                    &rt.policy.virtual_addresses
-                                )
+                            let text = clash::describe(
+                                &rt.cfg.name,
+                                rt.cfg.vrid,
+                                d.src,
+                                advert,
+                                &rt.policy.virtual_addresses,
                             );
+                            warn!("{text}");
+                            rt.events.publish(EventRecord::new(
+                                EventKind::Clash,
+                                Some(&rt.cfg.name),
+                                text,
+                            ));
                         }
                     }
                     debug!(instance = %rt.cfg.name, src = %d.src, "dropped an advert: {reason}");
@@ -411,12 +415,27 @@ impl Daemon {
                 Verdict::Wait => {}
                 Verdict::Reannounce { first_report } => {
                     if first_report {
-                        warn!(instance = %rt.cfg.name, "conflict: {} is also answered by {} while we are master; re-announcing", s.addr, control::format_mac(&mac));
+                        let text = format!(
+                            "{} is also answered by {} while we are master; re-announcing",
+                            s.addr,
+                            control::format_mac(&mac)
+                        );
+                        warn!(instance = %rt.cfg.name, "conflict: {text}");
+                        rt.events.publish(EventRecord::new(
+                            EventKind::Conflict,
+                            Some(&rt.cfg.name),
+                            text,
+                        ));
                     }
                     spawn_announce(rt, rt.cfg.addresses.iter().map(|v| v.addr).collect());
                 }
                 Verdict::Yield(reason) => {
                     warn!(instance = %rt.cfg.name, "conflict: {reason}");
+                    rt.events.publish(EventRecord::new(
+                        EventKind::Conflict,
+                        Some(&rt.cfg.name),
+                        reason.clone(),
+                    ));
                     rt.reevaluate(now);
                 }
             }

@@ -57,6 +57,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::control::events::EventHub;
 use crate::control::{self, ControlCall, Response};
 use crate::guard::Guard;
 use crate::health::track_file::TrackFileReport;
@@ -183,6 +184,8 @@ pub struct Daemon {
     promise: Option<(Instant, Instant)>,
     /// The process that removes our VIPs if this one dies or stops advancing (none in unit tests).
     guard: Option<Guard>,
+    /// The event stream's broadcaster (`floatip events`), fed where the hooks and the history are.
+    pub events: Arc<EventHub>,
 }
 
 impl Daemon {
@@ -222,6 +225,15 @@ impl Daemon {
             receive_errors: 0,
             promise: None,
             guard: None,
+            events: {
+                let hub = EventHub::new();
+                hub.set_groups(
+                    cfg.groups
+                        .iter()
+                        .map(|g| (g.name.as_str(), g.instances.as_slice())),
+                );
+                hub
+            },
         })
     }
 
@@ -350,6 +362,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) 
         sightings: sightings_tx,
     };
     let socket_path = cfg.daemon.socket.clone();
+    let hub = EventHub::new();
+    let loop_hub = hub.clone();
     let mut protocol = tokio::task::spawn_blocking(move || {
         protocol_loop(
             cfg,
@@ -359,7 +373,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) 
             chans,
             inputs,
             ready_tx,
-            guard,
+            (guard, loop_hub),
         )
     });
     // Calls queue until the loop is ready; `floatip status` during start-up waits rather than fails.
@@ -372,7 +386,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) 
         });
     }
     tokio::spawn(async move {
-        if let Err(err) = control::accept_loop(listener, calls_tx).await {
+        if let Err(err) = control::accept_loop_with_events(listener, calls_tx, Some(hub)).await {
             error!("control socket stopped: {err:#}");
         }
     });
@@ -465,10 +479,16 @@ fn protocol_loop(
     chans: Channels,
     mut inputs: mpsc::Receiver<Input>,
     ready: oneshot::Sender<()>,
-    guard: Guard,
+    (guard, events): (Guard, Arc<EventHub>),
 ) -> Result<()> {
     let mut daemon = Daemon::new(kernel, &cfg, overrides, wakeup, chans)?;
     daemon.guard = Some(guard);
+    events.set_groups(
+        cfg.groups
+            .iter()
+            .map(|g| (g.name.as_str(), g.instances.as_slice())),
+    );
+    daemon.events = events;
     // Resolve everything before changing anything: a bad setup leaves the host untouched.
     let mut prepared = Vec::new();
     for inst in &cfg.instances {

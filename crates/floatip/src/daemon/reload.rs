@@ -69,6 +69,11 @@ impl Daemon {
             .filter(|inst| live(self, &inst.name).is_some_and(|i| self.instances[i].cfg == **inst))
             .count();
         self.groups.set(new.groups.clone());
+        self.events.set_groups(
+            new.groups
+                .iter()
+                .map(|g| (g.name.as_str(), g.instances.as_slice())),
+        );
         let mut changed = Vec::new();
         for (i, inst, tracked) in in_place {
             changed.push(self.update_in_place(i, &inst, tracked, now));

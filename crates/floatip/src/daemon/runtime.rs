@@ -16,6 +16,7 @@ use super::clash::Clashes;
 use super::kernel::{AdvertSender, Announce};
 use crate::config::InstanceConfig;
 use crate::conflict::Conflicts;
+use crate::control::events::{EventHub, EventKind, EventRecord};
 use crate::control::{
     age_ms, format_mac, millis, state_name, unix_secs, CheckStatus, ConflictStatus, CountersStatus,
     HistoryEntry, InstanceStatus, MasterStatus, OverrideMode, PriorityStatus, SpeakerStatus,
@@ -128,6 +129,8 @@ pub struct Runtime {
     pub(super) check_tasks: TaskSet,
     pub(super) witness_task: TaskSet,
     pub(super) track_task: TaskSet,
+    /// The daemon's event broadcaster (`floatip events`).
+    pub(super) events: Arc<EventHub>,
 }
 
 impl Runtime {
@@ -201,6 +204,16 @@ impl Runtime {
             self.core.handle_event(now, Event::Fault(fault));
         }
         if priority != self.priority_sent && self.cfg.priority != 255 {
+            let why = if priority == self.cfg.priority {
+                format!("back to the configured priority {priority}")
+            } else {
+                self.weights_note()
+                    .unwrap_or_else(|| "health-check weights and track files".to_string())
+            };
+            let mut rec = EventRecord::new(EventKind::Priority, Some(&self.cfg.name), why);
+            rec.previous_priority = Some(self.priority_sent);
+            rec.priority = Some(priority);
+            self.events.publish(rec);
             self.priority_sent = priority;
             self.core.handle_event(now, Event::SetPriority(priority));
         }

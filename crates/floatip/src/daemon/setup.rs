@@ -138,6 +138,7 @@ impl Daemon {
             check_tasks,
             witness_task,
             track_task,
+            events: self.events.clone(),
         })
     }
 

@@ -224,6 +224,7 @@ pub(super) fn status_of(h: &Harness, name: &str) -> crate::control::InstanceStat
 mod boot;
 mod clash;
 mod election;
+mod events;
 mod groups;
 mod probe;
 mod track;
