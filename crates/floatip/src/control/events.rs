@@ -257,6 +257,10 @@ impl EventHub {
                 Some(tx) => match tx.try_send(line.clone()) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::warn!(
+                            "events: a `floatip events` stream fell behind ({QUEUE} events unread); \
+                             it is no longer fed, and gets a lag record and is closed once it reads again"
+                        );
                         s.lag.dropped.fetch_add(1, Ordering::Relaxed);
                         // Closing the queue lets the connection find out once it has sent the rest.
                         s.tx = None;
