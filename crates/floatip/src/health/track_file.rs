@@ -342,8 +342,7 @@ async fn watch(
             }
         }
         if sent.iter().any(Option::is_none) || !fresh.is_empty() {
-            let all: Vec<PathBuf> = dirs.clone();
-            report(instance, name, files, &all, &mut sent, tx).await?;
+            report(instance, name, files, files, &mut sent, tx).await?;
         }
         let waiting = watched.len() < dirs.len();
         tokio::select! {
@@ -354,10 +353,12 @@ async fn watch(
                     Ok(Err(e)) => return Err(format!("inotify read: {e}")),
                     Err(_would_block) => continue,
                 };
+                // The files to read again: the one an event names, or all of a directory that went.
                 let mut touched: Vec<PathBuf> = Vec::new();
                 for ev in events {
                     let Some(dir) = watched.get(&ev.wd).cloned() else { continue };
-                    if ev.mask.intersects(AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF) {
+                    let gone = AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF;
+                    if ev.mask.intersects(gone) {
                         // The directory went away: its files count as missing until it is back.
                         if ev.mask.contains(AddWatchFlags::IN_IGNORED) {
                             watched.remove(&ev.wd);
@@ -365,8 +366,12 @@ async fn watch(
                             let _ = fd.get_ref().0.rm_watch(ev.wd);
                         }
                     }
-                    if !touched.contains(&dir) {
-                        touched.push(dir);
+                    let named = ev.name.as_ref().map(|n| dir.join(n));
+                    for f in files.iter().filter(|f| f.parent() == Some(dir.as_path())) {
+                        let hit = ev.mask.intersects(gone) || named.as_ref() == Some(f);
+                        if hit && !touched.contains(f) {
+                            touched.push(f.clone());
+                        }
                     }
                 }
                 report(instance, name, files, &touched, &mut sent, tx).await?;
@@ -376,17 +381,18 @@ async fn watch(
     }
 }
 
-/// Reads the files in `dirs` and sends each reading that differs from the last one sent.
+/// Reads the files of `files` that are in `which` and sends each reading that differs from the last
+/// one sent.
 async fn report(
     instance: usize,
     name: &str,
     files: &[PathBuf],
-    dirs: &[PathBuf],
+    which: &[PathBuf],
     sent: &mut [Option<Reading>],
     tx: &mpsc::Sender<TrackFileReport>,
 ) -> Result<(), String> {
     for (index, path) in files.iter().enumerate() {
-        if !dirs.iter().any(|d| Some(d.as_path()) == path.parent()) {
+        if !which.contains(path) {
             continue;
         }
         let reading = read(path);

@@ -423,4 +423,27 @@ pub(super) mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn track_files_export_their_number_and_what_they_add() {
+        let mut st = status("files", "BACKUP");
+        let tf = |name: &str, value: i64, offset: Option<i64>| crate::control::TrackFileStatus {
+            name: name.into(),
+            path: format!("/run/floatip/{name}"),
+            weight: -1,
+            value,
+            offset,
+            fault: offset.is_none(),
+            note: None,
+        };
+        st.track_files = vec![tf("drain", 100, Some(-100)), tf("maint", 300, None)];
+        let text = render(&[st]);
+        for line in [
+            r#"floatip_track_file_value{vrrp_instance="files",track_file="drain"} 100"#,
+            r#"floatip_track_file_offset{vrrp_instance="files",track_file="drain"} -100"#,
+            r#"floatip_track_file_offset{vrrp_instance="files",track_file="maint"} -254"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
 }
