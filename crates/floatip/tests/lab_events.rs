@@ -94,7 +94,7 @@ fn events_of_a_failover_to_keepalived_and_back_come_in_the_hooks_order() {
     let both = [&h1, &h2];
     let drain = lab.path("h1-drain");
     let hooks_log = lab.path("h1-hooks.log");
-    let f = Node::start(&lab, &h1, &[instance(150, &drain, -1, &hooks_log)]);
+    let mut f = Node::start(&lab, &h1, &[instance(150, &drain, -1, &hooks_log)]);
     wait_sole_owner(&both, &h1, VIP4, SETTLE);
     let _k = keepalived_backup(&lab, &h2, 100);
     // The hooks of start-up (BACKUP, MASTER) have run before the stream starts.
@@ -103,7 +103,7 @@ fn events_of_a_failover_to_keepalived_and_back_come_in_the_hooks_order() {
     )
     .is_ok_and(|t| t.lines().count() >= 2)));
     let hooks_before = std::fs::read_to_string(&hooks_log).unwrap().lines().count();
-    let (stream, out) = start_stream(&lab, &f, "h1-events.jsonl");
+    let (mut stream, out) = start_stream(&lab, &f, "h1-events.jsonl");
 
     write_number(&drain, "100\n");
     wait_sole_owner(&both, &h2, VIP4, SETTLE);
@@ -184,6 +184,20 @@ fn events_of_a_failover_to_keepalived_and_back_come_in_the_hooks_order() {
     assert_eq!(
         priority["reason"],
         "track file drain: 100 x weight -1 = -100"
+    );
+
+    // Stopping the daemon: the stream gets the stop transition, then ends.
+    f.stop();
+    let status = stream
+        .wait_exit(SETTLE)
+        .unwrap_or_else(|| panic!("floatip events did not end with the daemon"));
+    assert!(status.success(), "{}", stream.log());
+    let recs = records(&out);
+    let last = recs.last().expect("records");
+    assert_eq!(
+        (&last["kind"], &last["to"]),
+        (&"transition".into(), &"STOP".into()),
+        "{last:#}"
     );
 }
 

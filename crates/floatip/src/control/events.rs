@@ -277,6 +277,21 @@ impl EventHub {
         record.seq
     }
 
+    /// The daemon is exiting: every stream gets what is queued for it and is closed; waits until they
+    /// are, at most `bound`.
+    pub async fn close(&self, bound: std::time::Duration) {
+        {
+            let mut inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            for s in &mut inner.subscribers {
+                s.tx = None;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + bound;
+        while self.subscribers() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     fn seq(&self) -> u64 {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).seq
     }

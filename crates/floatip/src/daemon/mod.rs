@@ -85,6 +85,8 @@ const DAD_PATIENCE: Duration = Duration::from_secs(10);
 const REFRESHER: u64 = u64::MAX - 1;
 /// How often the witness is pinged.
 const WITNESS_EVERY: Duration = Duration::from_secs(1);
+/// How long the event streams may take to send their last records when the daemon exits.
+const EVENTS_DRAIN: Duration = Duration::from_millis(500);
 /// How long the stop hooks may run when the daemon exits.
 const HOOK_DRAIN: Duration = Duration::from_secs(10);
 
@@ -385,8 +387,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) 
             }
         });
     }
+    let accept_hub = hub.clone();
     tokio::spawn(async move {
-        if let Err(err) = control::accept_loop_with_events(listener, calls_tx, Some(hub)).await {
+        if let Err(err) =
+            control::accept_loop_with_events(listener, calls_tx, Some(accept_hub)).await
+        {
             error!("control socket stopped: {err:#}");
         }
     });
@@ -406,11 +411,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) 
         bell,
         socket_path,
     );
-    tokio::select! {
-        r = &mut protocol => return r.context("the protocol loop panicked")?,
-        () = forwarding => {}
-    }
-    protocol.await.context("the protocol loop panicked")?
+    let result = tokio::select! {
+        r = &mut protocol => r,
+        () = forwarding => protocol.await,
+    };
+    // The event streams get their last records (the stop transitions), bounded: a stopped reader
+    // does not hold the exit up.
+    hub.close(EVENTS_DRAIN).await;
+    result.context("the protocol loop panicked")?
 }
 
 /// Everything the tasks on the runtime tell the loop.
