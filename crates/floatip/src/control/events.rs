@@ -162,6 +162,11 @@ impl Lag {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// The connection is over: the hub forgets the subscriber.
+    pub fn end(&self) {
+        self.gone.store(true, Ordering::Relaxed);
+    }
 }
 
 struct Subscriber {
@@ -342,7 +347,7 @@ pub async fn serve_stream(
             }
         }
     }
-    lag.gone.store(true, Ordering::Relaxed);
+    lag.end();
     let _ = write.shutdown().await;
 }
 

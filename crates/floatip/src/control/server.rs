@@ -201,6 +201,7 @@ async fn handle_connection(
                 if matches!(response, Response::Done { .. }) {
                     stream = Some((rx, lag, hub.clone()));
                 } else {
+                    lag.end();
                     drop(rx);
                 }
                 response
