@@ -181,10 +181,13 @@ impl Daemon {
                 } else {
                     state_name(t.to).to_string()
                 });
-                rt.events.publish(rec);
                 let age = now.saturating_duration_since(t.at);
+                let at = SystemTime::now() - age;
+                // The same time as the history's.
+                rec.at = crate::control::unix_secs(at);
+                rt.events.publish(rec);
                 rt.record(Record {
-                    at: SystemTime::now() - age,
+                    at,
                     from: t.from,
                     to: t.to,
                     reason: t.reason,

@@ -70,6 +70,13 @@ fn transitions_and_commands_are_streamed_in_order_with_their_reasons() {
         .map(|r| r.reason.clone())
         .collect();
     assert_eq!(history, streamed);
+    let history_at: Vec<f64> = h.status().history.iter().map(|e| e.at).collect();
+    let streamed_at: Vec<f64> = got
+        .iter()
+        .filter(|r| r.kind == EventKind::Transition)
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(history_at, streamed_at, "the same times as the history");
 }
 
 #[test]
@@ -155,4 +162,44 @@ fn a_subscriber_that_never_reads_costs_the_loop_nothing() {
         priority: 152
     }));
     assert!(lag.dropped() >= 50, "dropped {}", lag.dropped());
+}
+
+#[test]
+fn a_group_stream_has_its_members_events_each_named_with_the_group() {
+    let config = "[[instance]]\nname = \"a\"\ninterface = \"eth0\"\nvrid = 51\npriority = 150\n\
+         advert_interval = \"100ms\"\naddresses = [\"192.0.2.97/24\"]\n\n\
+         [[instance]]\nname = \"b\"\ninterface = \"eth0\"\nvrid = 52\npriority = 150\n\
+         advert_interval = \"100ms\"\naddresses = [\"192.0.2.98/24\"]\n\n\
+         [[instance]]\nname = \"c\"\ninterface = \"eth0\"\nvrid = 53\npriority = 150\n\
+         advert_interval = \"100ms\"\naddresses = [\"192.0.2.99/24\"]\n\n\
+         [[group]]\nname = \"fs\"\ninstances = [\"a\", \"b\"]\n";
+    let mut h = Harness::start(config);
+    let (mut rx, _lag) = h.daemon.events.subscribe(Some("fs".into()));
+    let mut call = h.call(Request::Takeover {
+        instance: "fs".into(),
+    });
+    h.advance(Duration::from_secs(1));
+    let _ = answer(&mut call);
+    let got = drain(&mut rx);
+    assert_eq!(
+        (
+            got[0].kind,
+            got[0].instance.as_deref(),
+            got[0].group.as_deref()
+        ),
+        (EventKind::Operator, None, Some("fs")),
+        "the command first: {got:#?}"
+    );
+    let masters: Vec<&str> = got
+        .iter()
+        .filter(|r| r.to.as_deref() == Some("MASTER"))
+        .map(|r| r.instance.as_deref().unwrap())
+        .collect();
+    assert_eq!(masters.len(), 2, "{got:#?}");
+    assert!(masters.contains(&"a") && masters.contains(&"b"));
+    assert!(
+        got.iter()
+            .all(|r| r.group.as_deref() == Some("fs") && r.instance.as_deref() != Some("c")),
+        "only the group's events, each named with it: {got:#?}"
+    );
 }
