@@ -265,4 +265,9 @@ fn events_consumer_frozen_by_sigstop_delays_nothing_and_is_cut_off_with_a_lag_re
         "{last:#}"
     );
     assert_eq!(recs.iter().filter(|r| r["kind"] == "lagged").count(), 1);
+    eprintln!(
+        "events_lag: the frozen stream lagged after {writes} track-file writes; {} records delivered, then the lag record ({} dropped)",
+        recs.len() - 1,
+        last["dropped"]
+    );
 }
