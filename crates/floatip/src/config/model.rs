@@ -120,6 +120,8 @@ pub struct InstanceConfig {
     pub track_interfaces: Vec<String>,
     pub checks: Vec<CheckConfig>,
     pub notify: NotifyConfig,
+    /// `[instance.auth]`: PASS or auth_hmac with its keys (read from their files), or none.
+    pub auth: vrrp::auth::Auth,
 }
 
 impl InstanceConfig {
@@ -163,6 +165,7 @@ impl InstanceConfig {
             "address_lifetime" => self.address_lifetime = from.address_lifetime,
             "check" => self.checks = from.checks.clone(),
             "notify" => self.notify = from.notify.clone(),
+            "auth" => self.auth = from.auth.clone(),
             "witness" => self.witness = from.witness.clone(),
             "track_interfaces" => self.track_interfaces = from.track_interfaces.clone(),
             other => unreachable!("keys.rs marks `{other}` in_place: give it a case here"),

@@ -55,6 +55,28 @@ pub(super) struct RawInstance {
     #[serde(default)]
     pub(super) check: Vec<Spanned<RawCheck>>,
     pub(super) notify: Option<RawNotify>,
+    pub(super) auth: Option<Spanned<RawAuth>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    #[serde(rename = "type")]
+    pub(super) kind: Option<Spanned<String>>,
+    pub(super) password: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) key: Vec<Spanned<RawAuthKey>>,
+    pub(super) active_key: Option<Spanned<i64>>,
+    pub(super) mode: Option<Spanned<String>>,
+    pub(super) anti_replay: Option<Spanned<String>>,
+    pub(super) time_window: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuthKey {
+    pub(super) id: Option<Spanned<i64>>,
+    pub(super) file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::addresses::{addresses, validate_addr_list};
 use super::announce::validate_announce;
+use super::auth::validate_auth;
 use super::check::validate_check;
 use super::notify::validate_notify;
 use super::{is_valid_ifname, is_valid_name, Facts};
@@ -109,6 +110,11 @@ pub(super) fn validate_instance(
         Some(n) => validate_notify(cx, n),
     };
 
+    let auth = match &raw.auth {
+        None => Some(vrrp::auth::Auth::None),
+        Some(a) => validate_auth(cx, a, version, advert_interval),
+    };
+
     let config = (|| {
         if !ok || !addresses_ok {
             return None;
@@ -131,6 +137,7 @@ pub(super) fn validate_instance(
             track_interfaces,
             checks,
             notify: notify?,
+            auth: auth?,
         })
     })();
     (config, facts)
