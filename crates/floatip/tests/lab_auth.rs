@@ -95,40 +95,66 @@ fn watch(interval: Duration) -> Duration {
     4 * interval + Duration::from_millis(500)
 }
 
-/// floatip on h1 (150) and keepalived 2.4.3 on h2 (100), both hmac with one key: floatip is
-/// master and keepalived backup (it accepts floatip's trailers); h1 lost -> keepalived claims
-/// (floatip's side: nothing to verify yet); h1 back -> floatip hears keepalived's signed adverts,
-/// preempts, keepalived steps back. Neither side refuses a single advert of the other.
-fn floatip_and_keepalived_243_hmac(
-    name: &str,
+/// How a floatip/keepalived 2.4.3 pair speaks in [`floatip_and_keepalived_243_hmac`].
+#[derive(Clone, Copy)]
+struct Pair {
     version: u8,
     interval: Duration,
-    floatip_int: &str,
-    ka_int: &str,
-) {
+    floatip_int: &'static str,
+    ka_int: &'static str,
+    v6: bool,
+    unicast: bool,
+}
+
+const V3: Pair = Pair {
+    version: 3,
+    interval: Duration::from_millis(100),
+    floatip_int: "100ms",
+    ka_int: "0.1",
+    v6: false,
+    unicast: false,
+};
+
+/// floatip on h1 (150) and keepalived 2.4.3 on h2 (100), both hmac with one key: floatip is
+/// master and keepalived backup (it accepts floatip's trailers); h1 lost -> keepalived claims;
+/// h1 back -> floatip hears keepalived's signed adverts (counted as received), preempts, and
+/// keepalived steps back. Neither side refuses a single advert of the other.
+fn floatip_and_keepalived_243_hmac(name: &str, p: Pair) {
     if !require_root(name) || !require_keepalived_upstream(name) {
         return;
     }
-    let (lab, h1, h2) = two_hosts(name);
+    let (lab, mut hosts) = lab_with_hosts(name, 2, p.v6);
+    let h2 = hosts.pop().expect("h2");
+    let h1 = hosts.pop().expect("h1");
     let both = [&h1, &h2];
+    let vip = if p.v6 { VIP6 } else { VIP4 };
     let key = key_file(&lab, "vrrp51.key", &KEY);
-    let f = Node::spawn_with(
-        &lab,
-        &h1,
-        "",
-        "debug",
-        &[Instance::v4(150)
-            .version(version)
-            .interval(floatip_int)
-            .extra(&floatip_hmac(&key, ""))],
-    );
-    wait_sole_owner(&both, &h1, VIP4, SETTLE);
+    let mut inst = if p.v6 {
+        Instance::v6(150)
+    } else {
+        Instance::v4(150)
+    };
+    inst = inst
+        .version(p.version)
+        .interval(p.floatip_int)
+        .extra(&floatip_hmac(&key, ""));
+    let mut ka_extra = keepalived_hmac(&key, "");
+    if p.unicast {
+        inst = inst.unicast(&["192.0.2.2"]);
+        ka_extra.push_str("  unicast_src_ip 192.0.2.2\n  unicast_peer {\n    192.0.2.1\n  }\n");
+    }
+    let vrid = inst.vrid;
+    let vips = inst.addresses.clone();
+    let f = Node::spawn_with(&lab, &h1, "", "debug", &[inst]);
+    wait_sole_owner(&both, &h1, vip, SETTLE);
     let k = start_keepalived_upstream(
         &lab,
         &h2,
         &KaInstance {
-            extra: keepalived_hmac(&key, ""),
-            ..KaInstance::v4(100, version, ka_int)
+            vrid,
+            vips,
+            extra: ka_extra,
+            ..KaInstance::v4(100, p.version, p.ka_int)
         },
     );
     assert!(
@@ -137,7 +163,7 @@ fn floatip_and_keepalived_243_hmac(
         k.log()
     );
     // keepalived verifies floatip's trailers: it never claims while floatip is master.
-    assert_sole_owner_for(&both, &h1, VIP4, watch(interval), SAMPLE);
+    assert_sole_owner_for(&both, &h1, vip, watch(p.interval), SAMPLE);
     assert!(
         !k.log().contains("Entering MASTER STATE"),
         "keepalived claimed while floatip was master: {}",
@@ -145,26 +171,31 @@ fn floatip_and_keepalived_243_hmac(
     );
 
     h1.link_down().expect("link down");
-    wait_sole_owner(&both, &h2, VIP4, SETTLE);
-    let heard = f.status("files")["counters"]["adverts_received"]
+    wait_sole_owner(&both, &h2, vip, SETTLE);
+    let name_in_status = if p.v6 { "files6" } else { "files" };
+    let heard = f.status(name_in_status)["counters"]["adverts_received"]
         .as_u64()
         .unwrap_or(0);
     h1.link_up().expect("link up");
     // floatip hears keepalived's signed adverts (accepted: counted as received) and preempts.
-    f.wait_status("files", "keepalived's signed adverts accepted", |s| {
-        s["counters"]["adverts_received"].as_u64().unwrap_or(0) > heard
-    });
-    wait_sole_owner(&both, &h1, VIP4, SETTLE);
-    assert_sole_owner_for(&both, &h1, VIP4, watch(interval), SAMPLE);
+    f.wait_status(
+        name_in_status,
+        "keepalived's signed adverts accepted",
+        |s| s["counters"]["adverts_received"].as_u64().unwrap_or(0) > heard,
+    );
+    wait_sole_owner(&both, &h1, vip, SETTLE);
+    assert_sole_owner_for(&both, &h1, vip, watch(p.interval), SAMPLE);
     assert!(
         k.log().matches("Entering BACKUP STATE").count() >= 2,
         "keepalived did not step back: {}",
         k.log()
     );
-    assert_eq!(
-        auth_drops(&f),
-        vec![],
-        "floatip refused keepalived's adverts"
+    let drops = &f.status(name_in_status)["counters"]["drops"];
+    assert!(
+        drops
+            .as_object()
+            .is_none_or(|m| m.keys().all(|k| !k.starts_with("auth_"))),
+        "floatip refused keepalived's adverts: {drops}"
     );
     let errors = keepalived_auth_errors(&k.log());
     assert!(
@@ -178,10 +209,7 @@ fn floatip_and_keepalived_243_hmac(
 fn auth_hmac_v3_with_keepalived_243_elects_and_fails_over_both_ways() {
     floatip_and_keepalived_243_hmac(
         "auth_hmac_v3_with_keepalived_243_elects_and_fails_over_both_ways",
-        3,
-        Duration::from_millis(100),
-        "100ms",
-        "0.1",
+        V3,
     );
 }
 
@@ -189,10 +217,34 @@ fn auth_hmac_v3_with_keepalived_243_elects_and_fails_over_both_ways() {
 fn auth_hmac_v2_with_keepalived_243_elects_and_fails_over_both_ways() {
     floatip_and_keepalived_243_hmac(
         "auth_hmac_v2_with_keepalived_243_elects_and_fails_over_both_ways",
-        2,
-        Duration::from_secs(1),
-        "1s",
-        "1",
+        Pair {
+            version: 2,
+            interval: Duration::from_secs(1),
+            floatip_int: "1s",
+            ka_int: "1",
+            ..V3
+        },
+    );
+}
+
+/// IPv6: the trailer is inside the kernel's transport checksum (keepalived's `IPV6_CHECKSUM`).
+#[test]
+fn auth_hmac_v3_ipv6_with_keepalived_243_elects_and_fails_over_both_ways() {
+    floatip_and_keepalived_243_hmac(
+        "auth_hmac_v3_ipv6_with_keepalived_243_elects_and_fails_over_both_ways",
+        Pair { v6: true, ..V3 },
+    );
+}
+
+/// Unicast: each peer copy carries the same signed advert.
+#[test]
+fn auth_hmac_v3_unicast_with_keepalived_243_elects_and_fails_over_both_ways() {
+    floatip_and_keepalived_243_hmac(
+        "auth_hmac_v3_unicast_with_keepalived_243_elects_and_fails_over_both_ways",
+        Pair {
+            unicast: true,
+            ..V3
+        },
     );
 }
 
