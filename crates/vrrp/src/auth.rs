@@ -427,6 +427,10 @@ pub struct AuthState {
     pub config: Auth,
     pub replay: ReplayTable,
     pub sequencer: Sequencer,
+    /// The clock skew (seconds, ours minus the sender's) of the last advert accepted in time mode
+    /// whose skew passed half the window: keepalived's early warning to fix NTP before adverts go
+    /// stale. The caller takes it (and logs it).
+    pub skew_warning: Option<(IpAddr, i64)>,
 }
 
 impl AuthState {
@@ -494,17 +498,24 @@ impl AuthState {
             Auth::Hmac(cfg) => match parts.trailer {
                 None if cfg.mode == Mode::Enforce => Err(AuthError::Missing),
                 None => Ok(()),
-                Some(trailer) => verify(
-                    cfg,
-                    &mut self.replay,
-                    advert.version,
-                    advert.vrid,
-                    src,
-                    parts.message,
-                    trailer,
-                    now,
-                )
-                .map(|_| ()),
+                Some(trailer) => {
+                    let skew = verify(
+                        cfg,
+                        &mut self.replay,
+                        advert.version,
+                        advert.vrid,
+                        src,
+                        parts.message,
+                        trailer,
+                        now,
+                    )?;
+                    if let AntiReplay::Time { window_secs } = cfg.anti_replay {
+                        if skew.abs() > i64::from(window_secs / 2) {
+                            self.skew_warning = Some((src, skew));
+                        }
+                    }
+                    Ok(())
+                }
             },
         }
     }

@@ -148,6 +148,11 @@ impl Daemon {
             match validate::validate_auth(bytes, &rx, &rt.policy, &mut rt.auth, wall) {
                 Ok(advert) => {
                     rt.counters.adverts_received += 1;
+                    if let Some((src, skew)) = rt.auth.skew_warning.take() {
+                        if rt.auth_log.note(now, "clock_skew").is_some() {
+                            warn!(instance = %rt.cfg.name, src = %src, "the clock of {src} is {} s {} ours: past half the auth time_window; fix NTP before its adverts go stale", skew.abs(), if skew > 0 { "behind" } else { "ahead of" });
+                        }
+                    }
                     if let Some(ended) = rt.conflicts.advert_heard() {
                         info!(instance = %rt.cfg.name, src = %d.src, "adverts on VRID {} are heard again: the election decides, no longer the conflict rule (was: {ended})", rt.cfg.vrid);
                         rt.reevaluate(now);

@@ -537,3 +537,34 @@ fn key_values_read_like_keepalived() {
     );
     assert!(parse_key_value("x".repeat(65).as_bytes()).is_err());
 }
+
+#[test]
+fn a_skew_past_half_the_window_is_reported() {
+    let anti = AntiReplay::Time { window_secs: 10 };
+    let mut st = AuthState::new(Auth::Hmac(cfg(anti)));
+    let key = key1();
+    let src = ip("192.0.2.1");
+    let dst = IpAddr::V4(packet::GROUP_V4);
+    let mut seq = Sequencer::default();
+    let mut at = |sender_clock: Duration| {
+        let mut out = Vec::new();
+        let s = seq.next(sender_clock, anti);
+        packet::encode_auth_into(
+            &advert("192.0.2.100"),
+            src,
+            dst,
+            ChecksumMode::PseudoHeader,
+            TxAuth::Hmac { key: &key, seq: s },
+            &mut out,
+        );
+        out
+    };
+    let near = at(NOW - Duration::from_secs(3));
+    let parts = packet::decode_parts(&near, src, dst, ChecksumMode::PseudoHeader, true, 0).unwrap();
+    assert_eq!(st.check(&parts, src, NOW), Ok(()));
+    assert_eq!(st.skew_warning, None);
+    let far = at(NOW + Duration::from_secs(7));
+    let parts = packet::decode_parts(&far, src, dst, ChecksumMode::PseudoHeader, true, 0).unwrap();
+    assert_eq!(st.check(&parts, src, NOW), Ok(()));
+    assert_eq!(st.skew_warning.take(), Some((src, -7)));
+}
