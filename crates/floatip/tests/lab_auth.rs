@@ -3,7 +3,8 @@
 //! floatip, VRRPv3 and v2; a third host's unsigned priority-255 advert, one signed with a wrong key
 //! or an unknown key id, and a replayed capture of a real signed advert are dropped, counted by
 //! reason, and the VIP stays where it is; `mode = "permissive"` follows an unsigned master during a
-//! rollout; Debian's keepalived 2.2.7 with `auth_type PASS` interoperates with floatip's `pass`.
+//! rollout; a key rotation (add, switch, remove) with keepalived is hitless; Debian's keepalived
+//! 2.2.7 with `auth_type PASS` interoperates with floatip's `pass`.
 //!
 //! Needs root (else SKIPPED unless CI=true). The 2.4.3 tests need the peer: SKIPPED loudly when it
 //! is missing (a failure under CI=true only when shared/vendor/build-keepalived.sh is on the
@@ -557,4 +558,87 @@ fn auth_pass_interoperates_with_debian_keepalived() {
     );
     let rej = keepalived_rejections(&log);
     assert!(rej.is_empty(), "{}", rej.join("\n"));
+}
+
+/// Key rotation, make-before-break, with keepalived 2.4.3 (floatip 150 master on h1, keepalived 100
+/// on h2): add key 2 everywhere (reload; SIGHUP), switch `active_key` to 2 everywhere, remove key 1
+/// everywhere. The VIP never moves and neither side refuses an advert; afterwards a failover both
+/// ways runs on key 2 alone (a floatip still signing with key 1 would be refused by keepalived,
+/// which would then claim).
+#[test]
+fn auth_key_rotation_with_keepalived_243_is_hitless() {
+    let name = "auth_key_rotation_with_keepalived_243_is_hitless";
+    if !require_root(name) || !require_keepalived_upstream(name) {
+        return;
+    }
+    let (lab, h1, h2) = two_hosts(name);
+    let both = [&h1, &h2];
+    let k1 = key_file(&lab, "vrrp51-1.key", &KEY);
+    let k2 = key_file(&lab, "vrrp51-2.key", &[0x7e; 40]);
+    let floatip_keys = |ids: &[u8], active: u8| {
+        let mut s = format!("\n[instance.auth]\ntype = \"hmac\"\nactive_key = {active}\n");
+        for id in ids {
+            let f = if *id == 1 { &k1 } else { &k2 };
+            s.push_str(&format!(
+                "[[instance.auth.key]]\nid = {id}\nfile = \"{}\"\n",
+                f.display()
+            ));
+        }
+        Instance::v4(150).extra(&s)
+    };
+    let ka = |ids: &[u8], active: u8| {
+        let mut s = String::from("  auth_hmac {\n");
+        for id in ids {
+            let f = if *id == 1 { &k1 } else { &k2 };
+            s.push_str(&format!("    key {id} file:{}\n", f.display()));
+        }
+        s.push_str(&format!("    active_key {active}\n  }}\n"));
+        KaInstance {
+            extra: s,
+            ..KaInstance::v4(100, 3, "0.1")
+        }
+    };
+    let f = Node::spawn_with(&lab, &h1, "", "debug", &[floatip_keys(&[1], 1)]);
+    wait_sole_owner(&both, &h1, VIP4, SETTLE);
+    let k = start_keepalived_upstream(&lab, &h2, &ka(&[1], 1));
+    assert!(
+        floatip_lab::wait_until(SETTLE, STEP, || k.log().contains("Entering BACKUP STATE")),
+        "keepalived 2.4.3 did not start as backup: {}",
+        k.log()
+    );
+    let steps: [(&[u8], u8); 3] = [(&[1, 2], 1), (&[1, 2], 2), (&[2], 2)];
+    for (i, (ids, active)) in steps.into_iter().enumerate() {
+        f.write_config(&[floatip_keys(ids, active)]);
+        let msg = f.ctl_ok(&["reload"]);
+        assert!(msg.contains("authentication"), "step {i}: {msg}");
+        std::fs::write(&k.conf, keepalived_config(&h2.name, &ka(ids, active))).unwrap();
+        let reloads = k.log().matches("Reloading").count();
+        assert!(k.proc.signal(libc::SIGHUP), "keepalived is running");
+        assert!(
+            floatip_lab::wait_until(SETTLE, STEP, || k.log().matches("Reloading").count()
+                > reloads),
+            "step {i}: keepalived did not reload: {}",
+            k.log()
+        );
+        assert_sole_owner_for(&both, &h1, VIP4, watch(Duration::from_millis(100)), SAMPLE);
+        assert!(
+            !k.log().contains("Entering MASTER STATE"),
+            "step {i}: keepalived claimed: {}",
+            k.log()
+        );
+    }
+    // On key 2 alone: keepalived takes over when h1 goes, and floatip accepts its adverts.
+    h1.link_down().expect("link down");
+    wait_sole_owner(&both, &h2, VIP4, SETTLE);
+    let heard = f.status("files")["counters"]["adverts_received"]
+        .as_u64()
+        .unwrap_or(0);
+    h1.link_up().expect("link up");
+    f.wait_status("files", "keepalived's key-2 adverts accepted", |s| {
+        s["counters"]["adverts_received"].as_u64().unwrap_or(0) > heard
+    });
+    wait_sole_owner(&both, &h1, VIP4, SETTLE);
+    assert_eq!(auth_drops(&f), vec![], "floatip refused an advert");
+    let errors = keepalived_auth_errors(&k.log());
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
