@@ -642,3 +642,40 @@ fn auth_key_rotation_with_keepalived_243_is_hitless() {
     let errors = keepalived_auth_errors(&k.log());
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
+
+/// `floatip doctor` on a backup reads signed adverts as adverts (who, VRID, priority), not as
+/// undecodable packets.
+#[test]
+fn auth_doctor_reads_signed_adverts() {
+    let name = "auth_doctor_reads_signed_adverts";
+    if !require_root(name) {
+        return;
+    }
+    let (lab, h1, h2) = two_hosts(name);
+    let key = key_file(&lab, "vrrp51.key", &KEY);
+    let inst = |p| Instance::v4(p).extra(&floatip_hmac(&key, ""));
+    let _f = Node::spawn(&lab, &h1, &[inst(150)]);
+    wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
+    let conf = write_file(
+        &lab,
+        "h2-doctor.toml",
+        &floatip_config(&lab, &h2, &[inst(100)]),
+    );
+    let socket = lab.path("h2-none.sock");
+    let out = h2
+        .output(&[
+            floatip_bin(),
+            "--socket",
+            path_str(&socket),
+            "doctor",
+            "--config",
+            path_str(&conf),
+        ])
+        .expect("run floatip doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("heard 192.0.2.1 on VRID 51") && !text.contains("undecodable"),
+        "doctor:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
