@@ -101,8 +101,8 @@ impl HmacConfig {
     }
 }
 
-/// What authentication an instance speaks.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// What authentication an instance speaks. `Debug` shows no secret (no password, no key bytes).
+#[derive(Clone, PartialEq, Eq, Default)]
 pub enum Auth {
     /// None (auth type 0 in v2).
     #[default]
@@ -111,6 +111,16 @@ pub enum Auth {
     Pass([u8; 8]),
     /// keepalived 2.4's HMAC trailer.
     Hmac(HmacConfig),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Pass(_) => f.write_str("Pass(<redacted>)"),
+            Auth::Hmac(cfg) => f.debug_tuple("Hmac").field(cfg).finish(),
+        }
+    }
 }
 
 /// Why authentication refused an advert. `label()` is stable (metrics label, status JSON).

@@ -568,3 +568,11 @@ fn a_skew_past_half_the_window_is_reported() {
     assert_eq!(st.check(&parts, src, NOW), Ok(()));
     assert_eq!(st.skew_warning.take(), Some((src, -7)));
 }
+
+#[test]
+fn debug_shows_no_secret() {
+    let pass = format!("{:?}", Auth::Pass(pass_bytes(b"hunter2")));
+    assert!(!pass.contains("104") && pass.contains("redacted"), "{pass}");
+    let hmac = format!("{:?}", Auth::Hmac(cfg(AntiReplay::Monotonic)));
+    assert!(hmac.contains("32 bytes") && !hmac.contains("31"), "{hmac}");
+}
