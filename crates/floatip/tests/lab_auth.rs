@@ -388,13 +388,11 @@ fn auth_forged_adverts_from_a_third_host_are_dropped_by_reason() {
     );
 }
 
-/// keepalived 2.4.3 master on h1 (200), floatip backup on h2 (100), same key; h3 captures one of
-/// keepalived's real signed adverts; h1 is lost, floatip takes over; h3 sends the capture again,
-/// with h1's source address, 20 times. floatip drops every copy as a replay and keeps the VIP
-/// (believing it would yield the VIP to a master that is gone).
-#[test]
-fn auth_a_replayed_keepalived_advert_is_dropped() {
-    let name = "auth_a_replayed_keepalived_advert_is_dropped";
+/// keepalived 2.4.3 master on h1 (200), floatip backup on h2 (100, `time_window = window`), same
+/// key; h3 captures one of keepalived's real signed adverts; h1 is lost, floatip takes over; `age`
+/// after the capture h3 sends it again, with h1's source address, 20 times. floatip drops every
+/// copy as `want` and keeps the VIP (believing one would hand the VIP to a master that is gone).
+fn replayed(name: &str, window: &str, age: Duration, want: &str) {
     if !require_root(name) || !require_keepalived_upstream(name) {
         return;
     }
@@ -403,53 +401,70 @@ fn auth_a_replayed_keepalived_advert_is_dropped() {
     let all = [h1, h2, h3];
     let key = key_file(&lab, "vrrp51.key", &KEY);
     let wire = VrrpWire::open(h3).expect("raw VRRP socket on h3");
-    let k = start_keepalived_upstream(
-        &lab,
-        h1,
-        &KaInstance {
-            extra: keepalived_hmac(&key, ""),
-            ..KaInstance::v4(200, 3, "0.1")
-        },
-    );
+    let ka = KaInstance {
+        extra: keepalived_hmac(&key, ""),
+        ..KaInstance::v4(200, 3, "0.1")
+    };
+    let k = start_keepalived_upstream(&lab, h1, &ka);
     wait_sole_owner(&all, h1, VIP4, SETTLE);
     assert!(k.log().contains("Entering MASTER STATE"), "{}", k.log());
-    // A window wide enough that the replay is refused for its sequence, not for its age.
-    let f = Node::spawn_with(
+    let window = format!("time_window = \"{window}\"");
+    let f = Node::spawn(
         &lab,
         h2,
-        "",
-        "debug",
-        &[Instance::v4(100).extra(&floatip_hmac(&key, "time_window = \"120s\""))],
+        &[Instance::v4(100).extra(&floatip_hmac(&key, &window))],
     );
     f.wait_up();
     f.wait_state("files", "BACKUP");
     let captured = wire
         .capture(h1.ipv4, SETTLE, |p| p.len() == 12 + 28 && p[2] == 200)
         .expect("h3 hears keepalived's signed adverts");
+    let captured_at = Instant::now();
     // floatip accepted keepalived's adverts after the capture (so it knows a later sequence).
-    let heard = f.status("files")["counters"]["adverts_received"]
-        .as_u64()
-        .unwrap_or(0);
+    let heard = received(&f);
     f.wait_status("files", "more of keepalived's adverts", |s| {
         s["counters"]["adverts_received"].as_u64().unwrap_or(0) > heard
     });
     h1.link_down().expect("link down");
     wait_sole_owner(&all, h2, VIP4, SETTLE);
+    std::thread::sleep((captured_at + age).saturating_duration_since(Instant::now()));
     for i in 0..20 {
         wire.send_packet(&captured.packet).expect("replay");
         std::thread::sleep(Duration::from_millis(100));
+        let who = holders(&all, VIP4);
         assert_eq!(
-            holders(&all, VIP4),
-            vec!["h2".to_string()],
-            "replay {i}: h2 must keep {VIP4}; h2 log:\n{}",
+            who,
+            ["h2"],
+            "replay {i}: h2 must keep {VIP4}; log:\n{}",
             f.log()
         );
     }
     assert_sole_owner_for(&all, h2, VIP4, Duration::from_millis(500), SAMPLE);
-    let ok = floatip_lab::wait_until(SETTLE, POLL, || drop_count(&f, "auth_replay") == 20);
+    let ok = floatip_lab::wait_until(SETTLE, POLL, || drop_count(&f, want) == 20);
     assert!(ok, "drops: {:?}; h2 log:\n{}", auth_drops(&f), f.log());
     assert_eq!(f.status("files")["state"], "MASTER");
-    assert_eq!(auth_drops(&f), vec![("auth_replay".to_string(), 20)]);
+    assert_eq!(auth_drops(&f), vec![(want.to_string(), 20)]);
+}
+
+/// Within the window: refused for its sequence (floatip has heard later ones from that sender).
+#[test]
+fn auth_a_replayed_keepalived_advert_is_dropped() {
+    let name = "auth_a_replayed_keepalived_advert_is_dropped";
+    replayed(name, "120s", Duration::ZERO, "auth_replay");
+}
+
+/// Past the window: refused for its age, before any digest is computed.
+#[test]
+fn auth_a_stale_keepalived_advert_is_dropped() {
+    let name = "auth_a_stale_keepalived_advert_is_dropped";
+    replayed(name, "2s", Duration::from_secs(4), "auth_stale");
+}
+
+/// The adverts instance `files` of `node` accepted so far.
+fn received(node: &Node) -> u64 {
+    node.status("files")["counters"]["adverts_received"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 /// A rollout: keepalived 2.4.3 in `mode receive-only` (verifies, sends unsigned) master on h1
@@ -541,9 +556,7 @@ fn auth_pass_interoperates_with_debian_keepalived() {
 
     h1.link_down().expect("link down");
     wait_sole_owner(&both, &h2, VIP4, SETTLE);
-    let heard = f.status("files")["counters"]["adverts_received"]
-        .as_u64()
-        .unwrap_or(0);
+    let heard = received(&f);
     h1.link_up().expect("link up");
     f.wait_status("files", "keepalived's PASS adverts accepted", |s| {
         s["counters"]["adverts_received"].as_u64().unwrap_or(0) > heard
@@ -630,9 +643,7 @@ fn auth_key_rotation_with_keepalived_243_is_hitless() {
     // On key 2 alone: keepalived takes over when h1 goes, and floatip accepts its adverts.
     h1.link_down().expect("link down");
     wait_sole_owner(&both, &h2, VIP4, SETTLE);
-    let heard = f.status("files")["counters"]["adverts_received"]
-        .as_u64()
-        .unwrap_or(0);
+    let heard = received(&f);
     h1.link_up().expect("link up");
     f.wait_status("files", "keepalived's key-2 adverts accepted", |s| {
         s["counters"]["adverts_received"].as_u64().unwrap_or(0) > heard
