@@ -107,24 +107,28 @@ const ADDRESSES: &str = "a list of quoted addresses, e.g. [\"192.0.2.2\"]";
 const ARGV: &str = "an argv array, e.g. [\"/usr/local/bin/x\", \"--flag\"]";
 
 /// Every table, the top level first; the order "belongs in" hints search them.
-pub(crate) static TABLES_ALL: [&Table; 8] = [
+pub(crate) static TABLES_ALL: [&Table; 10] = [
     &ROOT,
     &DAEMON,
     &INSTANCE,
     &ANNOUNCE,
     &CHECK,
     &NOTIFY,
+    &AUTH,
+    &AUTH_KEY,
     &GROUP,
     &TRACK_FILE,
 ];
 
 /// The tables with keys of their own (every table but the top level).
-pub(crate) static TABLES: [&Table; 7] = [
+pub(crate) static TABLES: [&Table; 9] = [
     &DAEMON,
     &INSTANCE,
     &ANNOUNCE,
     &CHECK,
     &NOTIFY,
+    &AUTH,
+    &AUTH_KEY,
     &GROUP,
     &TRACK_FILE,
 ];
@@ -208,6 +212,33 @@ pub(crate) static INSTANCE: Table = Table {
     key("track_file", "array of tables", "none", "", "tables of their own, each headed [[instance.track_file]]", "[`[[instance.track_file]]`](#instancetrack_file).")
         .table(&TRACK_FILE)
         .in_place(),
+    key("auth", "table", "none (no authentication)", "", "a table of its own: [instance.auth]", "[`[instance.auth]`](#instanceauth): keepalived 2.4's `auth_hmac`, or VRRPv2's cleartext `PASS`.")
+        .table(&AUTH)
+        .in_place(),
+    ],
+};
+
+/// `[instance.auth]`: advert authentication (keepalived's `auth_hmac` or `authentication { auth_type PASS }`).
+pub(crate) static AUTH: Table = Table {
+    name: "[instance.auth]",
+    keys: &[
+    key("type", "string", "**required**", "`\"hmac\"` or `\"pass\"` (`\"ah\"` is refused: use `\"hmac\"`)", STRING, "`hmac`: keepalived 2.4's `auth_hmac` trailer (HMAC-SHA256, key ids, anti-replay). `pass`: VRRPv2's 8-byte cleartext password, for existing keepalived pairs; no security at all."),
+    key("password", "string", "**required** with `pass`", "1-8 bytes; `pass` only; `version = 2` only", STRING, "The password keepalived calls `auth_pass`, sent in cleartext in every advert."),
+    key("key", "tables", "**required** with `hmac`", "1-255 entries with distinct ids; `hmac` only", "a table of its own: [[instance.auth.key]]", "[`[[instance.auth.key]]`](#instanceauthkey): the keys an advert may be signed with.")
+        .table(&AUTH_KEY),
+    key("active_key", "integer", "the only key, when there is one", "the id of one of the `key` entries", "a bare number, e.g. active_key = 1", "The key id this host signs with (keepalived's `active_key`)."),
+    key("mode", "string", "`\"enforce\"`", "`\"enforce\"`, `\"permissive\"`, `\"receive-only\"`", STRING, "`enforce`: an advert without a valid trailer is dropped. `permissive`: sign, and still accept unsigned adverts. `receive-only`: verify a trailer when there is one, send none. A present but invalid trailer is dropped in every mode."),
+    key("anti_replay", "string", "`\"time\"`", "`\"time\"` or `\"monotonic\"`", STRING, "`time`: the sender's clock must be within `time_window` of ours (NTP) and each sender's sequence must grow. `monotonic`: only the growth, no clock agreement."),
+    key("time_window", "duration", "`max(3 × advert_interval, 5s)`, at most 300s", "`1s` to `300s`, whole seconds; `anti_replay = \"time\"` only", DURATION, "How far a sender's clock may be from ours."),
+    ],
+};
+
+/// `[[instance.auth.key]]`: one key of `[instance.auth]`.
+pub(crate) static AUTH_KEY: Table = Table {
+    name: "[[instance.auth.key]]",
+    keys: &[
+    key("id", "integer", "**required**", "1-255, unique within the instance", "a bare number, e.g. id = 1", "The key id carried in each signed advert (keepalived's `key ID ...`)."),
+    key("file", "path", "**required**", "absolute; mode 0600 or stricter and owned by root, or under `$CREDENTIALS_DIRECTORY`", STRING, "The file holding the key as keepalived writes the value: `hex:` and 64-128 hex digits, or 32-64 bytes of ASCII text. Read at start and at every reload."),
     ],
 };
 
@@ -349,13 +380,15 @@ mod tests {
 
     #[test]
     fn every_raw_field_is_a_defined_key_and_every_key_a_raw_field() {
-        let pairs: [(&Table, &[&str]); 8] = [
+        let pairs: [(&Table, &[&str]); 10] = [
             (&ROOT, fields::<RawFile>()),
             (&DAEMON, fields::<RawDaemon>()),
             (&INSTANCE, fields::<RawInstance>()),
             (&ANNOUNCE, fields::<RawAnnounce>()),
             (&CHECK, fields::<RawCheck>()),
             (&NOTIFY, fields::<RawNotify>()),
+            (&AUTH, fields::<RawAuth>()),
+            (&AUTH_KEY, fields::<RawAuthKey>()),
             (&GROUP, fields::<RawGroup>()),
             (&TRACK_FILE, fields::<RawTrackFile>()),
         ];
@@ -452,6 +485,7 @@ mod tests {
                     path: "/run/floatip/drain".into(),
                     weight: 1,
                 }),
+                "auth" => new.auth = vrrp::auth::Auth::Pass(*b"x\0\0\0\0\0\0\0"),
                 other => panic!("a new instance key `{other}`: add a change of it to this test"),
             }
             assert_eq!(

@@ -122,6 +122,8 @@ pub struct InstanceConfig {
     pub notify: NotifyConfig,
     /// `[[instance.track_file]]`s: priority offsets read from files.
     pub track_files: Vec<TrackFileConfig>,
+    /// `[instance.auth]`: PASS or auth_hmac with its keys (read from their files), or none.
+    pub auth: vrrp::auth::Auth,
 }
 
 impl InstanceConfig {
@@ -165,6 +167,7 @@ impl InstanceConfig {
             "address_lifetime" => self.address_lifetime = from.address_lifetime,
             "check" => self.checks = from.checks.clone(),
             "notify" => self.notify = from.notify.clone(),
+            "auth" => self.auth = from.auth.clone(),
             "witness" => self.witness = from.witness.clone(),
             "track_interfaces" => self.track_interfaces = from.track_interfaces.clone(),
             "track_file" => self.track_files = from.track_files.clone(),

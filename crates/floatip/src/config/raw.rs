@@ -57,6 +57,7 @@ pub(super) struct RawInstance {
     pub(super) notify: Option<RawNotify>,
     #[serde(default)]
     pub(super) track_file: Vec<Spanned<RawTrackFile>>,
+    pub(super) auth: Option<Spanned<RawAuth>>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +66,27 @@ pub(super) struct RawTrackFile {
     pub(super) path: Option<Spanned<String>>,
     pub(super) weight: Option<Spanned<i64>>,
     pub(super) name: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    #[serde(rename = "type")]
+    pub(super) kind: Option<Spanned<String>>,
+    pub(super) password: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) key: Vec<Spanned<RawAuthKey>>,
+    pub(super) active_key: Option<Spanned<i64>>,
+    pub(super) mode: Option<Spanned<String>>,
+    pub(super) anti_replay: Option<Spanned<String>>,
+    pub(super) time_window: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuthKey {
+    pub(super) id: Option<Spanned<i64>>,
+    pub(super) file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -70,13 +70,16 @@ impl Daemon {
         let rt = &mut self.instances[i];
         match action {
             Action::SendAdvert(advert) => {
+                // One sequence number per advert: every unicast copy carries the same (keepalived).
+                let auth = rt.auth.tx(super::auth::wall_now());
                 for (dst, sender) in &rt.destinations {
                     rt.tx_buf.clear();
-                    packet::encode_into(
+                    packet::encode_auth_into(
                         &advert,
                         rt.primary,
                         *dst,
                         rt.send_checksum,
+                        auth,
                         &mut rt.tx_buf,
                     );
                     match sender.send(&rt.tx_buf) {

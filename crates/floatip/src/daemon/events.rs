@@ -140,15 +140,21 @@ impl Daemon {
             ttl: d.ttl,
         };
         let mut matched = false;
+        let wall = super::auth::wall_now();
         for rt in self
             .instances
             .iter_mut()
             .filter(|r| r.sock_key == key && r.cfg.vrid == vrid && r.detached.is_none())
         {
             matched = true;
-            match validate::validate(bytes, &rx, &rt.policy) {
+            match validate::validate_auth(bytes, &rx, &rt.policy, &mut rt.auth, wall) {
                 Ok(advert) => {
                     rt.counters.adverts_received += 1;
+                    if let Some((src, skew)) = rt.auth.skew_warning.take() {
+                        if rt.auth_log.note(now, "clock_skew").is_some() {
+                            warn!(instance = %rt.cfg.name, src = %src, "the clock of {src} is {} s {} ours: past half the auth time_window; fix NTP before its adverts go stale", skew.abs(), if skew > 0 { "behind" } else { "ahead of" });
+                        }
+                    }
                     if let Some(ended) = rt.conflicts.advert_heard() {
                         info!(instance = %rt.cfg.name, src = %d.src, "adverts on VRID {} are heard again: the election decides, no longer the conflict rule (was: {ended})", rt.cfg.vrid);
                         rt.reevaluate(now);
@@ -167,6 +173,16 @@ impl Daemon {
                 }
                 Err(reason) => {
                     *rt.counters.drops.entry(reason.label()).or_default() += 1;
+                    if super::auth::is_auth(reason.label()) {
+                        if let Some(quiet) = rt.auth_log.note(now, reason.label()) {
+                            let more = if quiet > 0 {
+                                format!(" ({quiet} more since the last line)")
+                            } else {
+                                String::new()
+                            };
+                            warn!(instance = %rt.cfg.name, src = %d.src, reason = reason.label(), "dropped an advert from {}: {reason}{more}", d.src);
+                        }
+                    }
                     if let DropReason::AddressSet { advert, .. } = &reason {
                         if rt.clashes.heard(now, d.src, advert) {
                             // Who is it? Its answer comes back through the ARP/ND watch.

@@ -30,6 +30,7 @@
 
 mod actions;
 mod attach;
+mod auth;
 mod claim_probe;
 mod clash;
 mod events;

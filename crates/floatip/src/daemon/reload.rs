@@ -170,6 +170,11 @@ impl Daemon {
                 rt.next_refresh = Some(now);
             }
         }
+        if rt.cfg.auth != new.auth {
+            // New keys or modes; the sequences stay, so peers do not take our next advert for a replay.
+            rt.auth.reconfigure(new.auth.clone());
+            what.push("authentication".to_string());
+        }
         rt.tracked = tracked;
         rt.cfg = new.clone();
         rt.reevaluate(now);

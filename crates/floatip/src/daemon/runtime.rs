@@ -86,6 +86,10 @@ pub struct Runtime {
     /// Where adverts go (the group, or each unicast peer), each through its connected sender.
     pub(super) destinations: Vec<(IpAddr, Arc<dyn AdvertSender>)>,
     pub(super) send_checksum: ChecksumMode,
+    /// PASS or auth_hmac: the settings, the send sequence and each sender's last sequence.
+    pub(super) auth: vrrp::auth::AuthState,
+    /// The rate limit of the log lines for adverts authentication refused.
+    pub(super) auth_log: super::auth::AuthLog,
     /// Reused for every advert this instance encodes (at 10 ms adverts, 100 a second).
     pub(super) tx_buf: Vec<u8>,
     /// Whether our VIPs are in the kernel by our hand (between AddAddresses and RemoveAddresses).

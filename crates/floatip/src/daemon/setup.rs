@@ -108,6 +108,8 @@ impl Daemon {
             policy,
             destinations,
             send_checksum,
+            auth: vrrp::auth::AuthState::new(inst.auth.clone()),
+            auth_log: Default::default(),
             tx_buf: Vec::with_capacity(MAX_PACKET),
             holding: false,
             next_refresh: None,

@@ -23,8 +23,9 @@ pub use floatip_lab::{
 };
 pub use fs::TempDir;
 pub use keepalived::{
-    foreign_drops, keepalived_config, keepalived_rejections, require_keepalived, start_keepalived,
-    KaInstance, Keepalived,
+    foreign_drops, keepalived_config, keepalived_rejections, keepalived_upstream,
+    require_keepalived, require_keepalived_upstream, start_keepalived, start_keepalived_upstream,
+    KaInstance, Keepalived, KEEPALIVED_UPSTREAM_DEFAULT,
 };
 pub use node::Node;
 pub use owner::{

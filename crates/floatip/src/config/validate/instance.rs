@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::addresses::{addresses, validate_addr_list};
 use super::announce::validate_announce;
+use super::auth::validate_auth;
 use super::check::validate_check;
 use super::notify::validate_notify;
 use super::track_file::validate_track_files;
@@ -111,6 +112,11 @@ pub(super) fn validate_instance(
         Some(n) => validate_notify(cx, n),
     };
 
+    let auth = match &raw.auth {
+        None => Some(vrrp::auth::Auth::None),
+        Some(a) => validate_auth(cx, a, version, advert_interval),
+    };
+
     let config = (|| {
         if !ok || !addresses_ok {
             return None;
@@ -134,6 +140,7 @@ pub(super) fn validate_instance(
             checks,
             notify: notify?,
             track_files,
+            auth: auth?,
         })
     })();
     (config, facts)

@@ -3,6 +3,7 @@
 
 mod addresses;
 mod announce;
+mod auth;
 mod check;
 mod daemon;
 mod group;

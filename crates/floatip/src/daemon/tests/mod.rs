@@ -221,6 +221,7 @@ pub(super) fn status_of(h: &Harness, name: &str) -> crate::control::InstanceStat
     rt.unwrap().status(&[], h.now)
 }
 
+mod auth;
 mod boot;
 mod clash;
 mod election;
