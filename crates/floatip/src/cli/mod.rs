@@ -7,6 +7,7 @@
 //! - [`manual`]: `floatip up` / `down`, the seed's manual procedure made safe.
 //! - [`demo`]: `floatip demo`, a live failover in network namespaces.
 //! - [`doctor`]: `floatip doctor`, the checklist of what commonly stops a floating IP from working.
+//! - [`import`]: `floatip import keepalived`, a keepalived configuration to a floatip one.
 //!
 //! A new command: a variant of [`Command`] (its help text is its doc), one arm in [`run`], and its
 //! own file here when it is more than a call.
@@ -16,6 +17,7 @@ pub mod check;
 pub mod commands;
 pub mod demo;
 pub mod doctor;
+pub mod import;
 pub mod manual;
 pub mod render;
 
@@ -105,6 +107,33 @@ pub enum Command {
     },
     /// A live failover on this machine, in network namespaces (needs root).
     Demo,
+    /// Write the floatip configuration that behaves as another tool's (today: keepalived).
+    #[command(subcommand)]
+    Import(ImportFrom),
+}
+
+/// What `floatip import` reads.
+#[derive(Debug, Subcommand)]
+pub enum ImportFrom {
+    /// Read a keepalived configuration (includes, `@` lines, `$` definitions, `~SEQ` as keepalived
+    /// does) and write the floatip configuration that behaves the same. Everything without an exact
+    /// equivalent is a `NEEDS A PERSON` comment in the output and a line on stderr with keepalived's
+    /// file:line. Exit status: 0 complete, 3 written but needs a person, 2 keepalived would refuse
+    /// the input (nothing written), 1 other errors.
+    Keepalived {
+        /// The keepalived configuration.
+        #[arg(default_value = import::DEFAULT_KEEPALIVED_CONF, value_name = "FILE")]
+        file: PathBuf,
+        /// Write here instead of stdout (refused if it exists, unless --force).
+        #[arg(long, short, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// keepalived's config-id for `@ID` lines (keepalived -i); default: the host name up to its first dot.
+        #[arg(long, value_name = "ID")]
+        config_id: Option<String>,
+        /// Replace an existing --output file.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -179,6 +208,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             block_on(doctor::doctor(&cfg, &socket))
         }
         Command::Demo => demo::run(),
+        Command::Import(ImportFrom::Keepalived {
+            file,
+            output,
+            config_id,
+            force,
+        }) => import::run(&file, output.as_ref(), config_id.as_deref(), force),
     }
 }
 
