@@ -199,3 +199,60 @@ proptest! {
         }
     }
 }
+
+/// The binary's exit status and stderr for `floatip import keepalived` of `text` (no network: the
+/// import only reads files).
+fn run_import(dir: &Path, text: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+    let file = dir.join("keepalived.conf");
+    std::fs::write(&file, text).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_floatip"))
+        .args(["import", "keepalived"])
+        .arg(&file)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn exit_status_says_complete_needs_a_person_or_refused() {
+    let dir = std::env::temp_dir().join(format!("floatip-import-exit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n virtual_ipaddress {\n 192.0.2.97/24\n }\n}\n";
+    let (code, stdout, stderr) = run_import(&dir, plain, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("vrid = 51") && stderr.contains("import complete"),
+        "{stdout}\n{stderr}"
+    );
+
+    let lvs = format!("{plain}virtual_server 192.0.2.100 80 {{\n lb_algo rr\n}}\n");
+    let (code, stdout, stderr) = run_import(&dir, &lvs, &[]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("keepalived.conf:8: virtual_server"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("# NEEDS A PERSON"), "{stdout}");
+
+    let (code, stdout, stderr) = run_import(&dir, "vrrp_instance VI_1 {\n interface eth0\n", &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stdout.is_empty() && stderr.contains("keepalived.conf:1:"),
+        "{stderr}"
+    );
+
+    let out = dir.join("out.toml");
+    std::fs::write(&out, "keep me").unwrap();
+    let (code, _, stderr) = run_import(&dir, plain, &["--output", out.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me");
+    let (code, _, _) = run_import(&dir, plain, &["--output", out.to_str().unwrap(), "--force"]);
+    assert_eq!(code, Some(0));
+    assert!(std::fs::read_to_string(&out).unwrap().contains("vrid = 51"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
