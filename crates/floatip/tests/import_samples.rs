@@ -191,7 +191,8 @@ proptest! {
             let fake = std::env::temp_dir().join("floatip-import-proptest/none/keepalived.conf");
             match import_text(&fake, &mutated, "high", &|_| true) {
                 Ok(imported) => {
-                    // Whatever the import writes is TOML floatip can read (valid or with explained problems).
+                    // Whatever the import writes is TOML (valid for floatip, or with explained problems).
+                    prop_assert!(imported.toml.parse::<toml::Table>().is_ok(), "the output is not TOML:\n{}", imported.toml);
                     let _ = floatip::config::parse(&imported.toml, Path::new("out.toml"));
                 }
                 Err(e) => prop_assert!(e.pos.is_some(), "an error without file:line: {e}"),
@@ -255,4 +256,30 @@ fn exit_status_says_complete_needs_a_person_or_refused() {
     assert_eq!(code, Some(0));
     assert!(std::fs::read_to_string(&out).unwrap().contains("vrid = 51"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Any text made of keepalived's punctuation and keywords: an import or an error with file:line.
+    #[test]
+    fn arbitrary_text_never_panics(words in prop::collection::vec(prop::sample::select(vec![
+        "vrrp_instance", "V", "{", "}", "\n", " ", "\"", "'", "\\", "#", "!", "@a", "@^a", "$A=", "$A", "${A}",
+        "~SEQ(A,1,3)", "~LST(A,x,y)", "~SEQx(", ")", "include", "*", "interface", "eth0", "virtual_router_id",
+        "51", "0", "256", "-5", "1.5", "virtual_ipaddress", "192.0.2.1/24", "2001:db8::1", "192.0.2.1-9",
+        "dev", "label", "track_script", "vrrp_script", "script", "weight", "vrrp_sync_group", "group",
+        "notify", "auth_hmac", "key", "authentication", "auth_type", "PASS", "AH", "track_file", "file",
+        "global_defs", "vrrp_version", "3", "use_vmac", "unicast_peer", "garp_interval", "nopreempt",
+        "preempt_delay", "advert_int", "track_interface", "é", "\t", "\\n", "\"a\\nb\"", "\\x01",
+    ]), 0..200)) {
+        let text: String = words.concat();
+        let fake = std::env::temp_dir().join("floatip-import-proptest/none/keepalived.conf");
+        match import_text(&fake, &text, "a", &|_| true) {
+            Ok(imported) => {
+                prop_assert!(imported.toml.parse::<toml::Table>().is_ok(), "the output is not TOML:\n{}", imported.toml);
+                let _ = floatip::config::parse(&imported.toml, Path::new("out.toml"));
+            }
+            Err(e) => prop_assert!(e.pos.is_some(), "an error without file:line: {e}"),
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use super::map::{q, seconds, Ctx, Note, Out};
+use super::map::{flat, q, seconds, Ctx, Note, Out};
 use super::reader::{ImportError, Pos};
 use super::tree::Node;
 use crate::config::Vip;
@@ -454,13 +454,13 @@ impl Inst {
     }
 
     pub fn line(&mut self, key: &str, value: String, pos: &Pos, from: &str) {
-        self.lines
-            .push(format!("{key} = {value}   # {from} ({pos})"));
+        let comment = flat(&format!("{from} ({pos})"));
+        self.lines.push(format!("{key} = {value}   # {comment}"));
     }
 
     /// Said in the output and on stderr; the result still behaves the same.
     pub fn note(&mut self, cx: &mut Ctx, pos: &Pos, text: impl Into<String>) {
-        let text = text.into();
+        let text = flat(&text.into());
         self.comments.push(format!("# note ({pos}): {text}"));
         cx.notes.push(Note {
             pos: pos.clone(),
@@ -471,6 +471,7 @@ impl Inst {
 
     /// Said in the output and on stderr, and the import is not complete.
     pub fn needs(&mut self, cx: &mut Ctx, pos: &Pos, text: String) {
+        let text = flat(&text);
         self.comments
             .push(format!("# NEEDS A PERSON ({pos}): {text}"));
         cx.notes.push(Note {
@@ -481,12 +482,13 @@ impl Inst {
     }
 
     fn write(self, node: &Node, kname: &str, out: &mut Out) {
+        let kname = flat(kname);
         let mut body = Vec::new();
         body.push("[[instance]]".to_string());
         body.push(format!(
             "name = {}   # vrrp_instance {kname} ({})",
             q(&self.name),
-            node.pos
+            flat(&node.pos.to_string())
         ));
         body.extend(self.lines);
         let tables: [(&str, Vec<String>); 2] = [

@@ -68,7 +68,7 @@ impl Ctx<'_> {
     fn note(&mut self, pos: &Pos, text: String, needs_person: bool) {
         self.notes.push(Note {
             pos: pos.clone(),
-            text,
+            text: flat(&text),
             needs_person,
         });
     }
@@ -110,6 +110,13 @@ pub(super) fn check_name(base: &str, taken: &[String]) -> String {
         i += 1;
     }
     name
+}
+
+/// `s` fit for a TOML comment: control characters (a `\n` from a quoted keepalived word) become `?`.
+pub(super) fn flat(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
+        .collect()
 }
 
 /// A TOML string.
@@ -256,7 +263,7 @@ pub fn map(
                     "linkbeat_interfaces" | "linkbeat_use_polling" => ("floatip follows links through netlink", false),
                     _ => ("no floatip equivalent; not imported", true),
                 };
-                let what = n.words.join(" ");
+                let what = flat(&n.words.join(" "));
                 cx.note(&n.pos, format!("{what}: {why}"), person);
                 top.push_str(&format!(
                     "# {} ({}): {what}: {why}\n",
@@ -367,7 +374,7 @@ fn globals(cx: &mut Ctx, n: &Node, top: &mut String) -> Result<(), ImportError> 
                     top.push_str(&format!(
                         "# NEEDS A PERSON ({}): global_defs {}: {why}\n",
                         g.pos,
-                        g.words.join(" ")
+                        flat(&g.words.join(" "))
                     ));
                 }
             }
@@ -377,7 +384,8 @@ fn globals(cx: &mut Ctx, n: &Node, top: &mut String) -> Result<(), ImportError> 
 }
 
 fn sync_group(cx: &mut Ctx, g: &Node, out: &mut Out) {
-    let kname = g.arg(0).unwrap_or("group");
+    let kname_raw = g.arg(0).unwrap_or("group");
+    let kname = &flat(kname_raw);
     let mut members = Vec::new();
     let mut comments = Vec::new();
     for c in g.children() {
@@ -395,7 +403,7 @@ fn sync_group(cx: &mut Ctx, g: &Node, out: &mut Out) {
             }
             k if cx.instance_names.contains_key(k) => {
                 cx.note(&c.pos, format!("vrrp_sync_group {kname}: {k} is written outside `group {{ }}`; keepalived ignores it there (so it is no member in keepalived either); written as a member it would be"), false);
-                comments.push(format!("# note ({}): {k} outside `group {{ }}`: keepalived ignores it, so does this import", c.pos));
+                comments.push(flat(&format!("# note ({}): {k} outside `group {{ }}`: keepalived ignores it, so does this import", c.pos)));
             }
             k => {
                 let why = if k.starts_with("notify") {
@@ -408,11 +416,11 @@ fn sync_group(cx: &mut Ctx, g: &Node, out: &mut Out) {
                     format!("vrrp_sync_group {kname} {}: {why}", c.words.join(" ")),
                     true,
                 );
-                comments.push(format!(
+                comments.push(flat(&format!(
                     "# NEEDS A PERSON ({}): {}: {why}",
                     c.pos,
                     c.words.join(" ")
-                ));
+                )));
             }
         }
     }

@@ -4,7 +4,7 @@
 //! `vrrp_garp_*` ones (`[instance.announce]`).
 
 use super::instance::{fmt_secs, Inst};
-use super::map::{q, seconds, Ctx};
+use super::map::{flat, q, seconds, Ctx};
 use super::reader::ImportError;
 use super::script::to_argv;
 use super::tree::Node;
@@ -120,7 +120,7 @@ pub(super) fn notify(cx: &mut Ctx, kids: &[Node], kname: &str, priority: u32, in
             "{state} = [{}]",
             argv.iter().map(|s| q(s)).collect::<Vec<_>>().join(", ")
         );
-        line.push_str(&format!("   # {} ({})", n.keyword(), n.pos));
+        line.push_str(&flat(&format!("   # {} ({})", n.keyword(), n.pos)));
         if let Some(why) = a.via_shell {
             line.push_str(&format!("; through /bin/sh: {why}"));
         }

@@ -4,7 +4,7 @@
 //! `track_file` with its definition (`[[instance.track_file]]`).
 
 use super::instance::{fmt_secs, Inst};
-use super::map::{check_name, q, seconds, Ctx};
+use super::map::{check_name, flat, q, seconds, Ctx};
 use super::script::to_argv;
 use super::tree::Node;
 
@@ -13,6 +13,7 @@ pub(super) fn interfaces(cx: &mut Ctx, block: Option<&Node>, own: &str, inst: &m
     let mut plain = Vec::new();
     for t in block.children() {
         let ifname = t.keyword();
+        let shown = flat(ifname);
         let weight = match (t.arg(0), t.arg(1)) {
             (Some("weight"), Some(w)) => w.parse::<i32>().ok(),
             _ => None,
@@ -40,12 +41,18 @@ pub(super) fn interfaces(cx: &mut Ctx, block: Option<&Node>, own: &str, inst: &m
             Some(w) => {
                 let w = w.clamp(-254, 254);
                 let name = check_name(&format!("link-{ifname}"), &inst.checks);
-                let cmd = format!("grep -qx up /sys/class/net/{ifname}/operstate");
+                let grep = if (cx.exists)(std::path::Path::new("/usr/bin/grep")) {
+                    "/usr/bin/grep"
+                } else {
+                    "/bin/grep"
+                };
+                let state = format!("/sys/class/net/{ifname}/operstate");
                 inst.checks.push(format!(
-                    "[[instance.check]]   # track_interface {ifname} weight {w} ({}): floatip polls the link every second\nname = {}\nkind = \"exec\"\ncommand = [\"/bin/sh\", \"-c\", {}]\ninterval = \"1s\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1\nweight = {w}",
-                    t.pos,
+                    "[[instance.check]]   # track_interface {shown} weight {w} ({}): floatip reads the link state every second\nname = {}\nkind = \"exec\"\ncommand = [{}, \"-qx\", \"up\", {}]\ninterval = \"1s\"\ntimeout = \"500ms\"\nrise = 1\nfall = 1\nweight = {w}",
+                    flat(&t.pos.to_string()),
                     q(&name),
-                    q(&cmd)
+                    q(grep),
+                    q(&state)
                 ));
             }
         }
@@ -103,10 +110,10 @@ pub(super) fn scripts(cx: &mut Ctx, block: Option<&Node>, inst: &mut Inst) {
         let (rise, fall) = (count("rise"), count("fall"));
         let a = to_argv(script, cx.exists);
         let name = check_name(sname, &inst.checks);
-        let mut head = format!(
+        let mut head = flat(&format!(
             "[[instance.check]]   # track_script {sname} -> vrrp_script {sname} ({})",
             def.pos
-        );
+        ));
         if let Some(why) = a.via_shell {
             head.push_str(&format!("; through /bin/sh: {why}"));
         }
@@ -230,8 +237,9 @@ pub(super) fn files(cx: &mut Ctx, block: Option<&Node>, inst: &mut Inst) {
         }
         let name = check_name(fname, &inst.track_files);
         inst.track_files.push(format!(
-            "[[instance.track_file]]   # track_file {fname} ({})\nname = {}\npath = {}\nweight = {}",
-            def.pos,
+            "[[instance.track_file]]   # track_file {} ({})\nname = {}\npath = {}\nweight = {}",
+            flat(fname),
+            flat(&def.pos.to_string()),
             q(&name),
             q(path),
             weight.clamp(-254, 254)
