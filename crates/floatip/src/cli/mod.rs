@@ -109,9 +109,11 @@ pub enum Command {
     },
     /// A live failover on this machine, in network namespaces (needs root).
     Demo,
-    /// Write a commented configuration for this host: the interface whose subnet holds the VIP, a
-    /// VRID nobody uses (after listening for adverts), a probe that nobody answers for the VIP today,
-    /// the priority, unicast with --peer; prints the command for the other host. Only listens and
+    /// Write a first configuration for this host from what the LAN says today.
+    ///
+    /// The interface whose subnet holds the VIP, a VRID nobody uses (after listening for adverts),
+    /// a probe that nobody answers for the VIP today (else it refuses and names the MAC), the
+    /// priority, unicast with --peer; prints the command for the other host. Only listens and
     /// probes; never overwrites a file without --force.
     Init {
         /// The service address, ADDR/LEN, e.g. 192.0.2.97/24.
@@ -150,8 +152,9 @@ pub enum Command {
 /// What `floatip import` reads.
 #[derive(Debug, Subcommand)]
 pub enum ImportFrom {
-    /// Read a keepalived configuration (includes, `@` lines, `$` definitions, `~SEQ` as keepalived
-    /// does) and write the floatip configuration that behaves the same. Everything without an exact
+    /// Write the floatip configuration that behaves as a keepalived one.
+    ///
+    /// Reads the file as keepalived does (includes, `@` lines, `$` definitions, `~SEQ`). Everything without an exact
     /// equivalent is a `NEEDS A PERSON` comment in the output and a line on stderr with keepalived's
     /// file:line. Exit status: 0 complete, 3 written but needs a person, 2 keepalived would refuse
     /// the input (nothing written), 1 other errors.
