@@ -66,7 +66,7 @@ fn vips(toml: &str) -> Vec<String> {
 }
 
 /// `floatip import keepalived FILE`: its stdout (exit 0 or 3).
-fn import(lab: &Lab, host: &Host, conf: &std::path::Path) -> String {
+fn import(host: &Host, conf: &std::path::Path) -> String {
     let o = host
         .output(&[
             floatip_bin(),
@@ -83,7 +83,6 @@ fn import(lab: &Lab, host: &Host, conf: &std::path::Path) -> String {
         "import failed ({code:?}):\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let _ = lab;
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -105,7 +104,7 @@ fn sample_elects_and_fails_over_with_keepalived(test: &str, sample: &str) {
     let conf = write_file(&lab, "keepalived-h1.conf", &text);
     let log = lab.path("keepalived-h1.log");
     let _ka = floatip_lab::spawn_keepalived(&h1, &conf, lab.dir(), &log).expect("keepalived");
-    let imported = import(&lab, &h2, &conf);
+    let imported = import(&h2, &conf);
     let all = vips(&imported);
     assert!(!all.is_empty());
     let _node = Node::start_text(&lab, &h2, &imported);
@@ -200,7 +199,7 @@ fn migrate(test: &str, handover: bool) {
 
     // Step 1: the backup h2 switches (keepalived stopped, floatip with the import started).
     let t0 = unix_now();
-    let imported2 = import(&lab, &h2, &conf2);
+    let imported2 = import(&h2, &conf2);
     ka2.stop(Duration::from_secs(10));
     let n2 = Node::start_text(&lab, &h2, &imported2);
     n2.wait_state("vi_1", "BACKUP");
@@ -212,7 +211,7 @@ fn migrate(test: &str, handover: bool) {
     // floatip claims after its skew time). Then floatip with h1's import starts and preempts
     // (priority 150; after `floatip auto` on h2 in the handover case).
     let t1 = unix_now();
-    let imported1 = import(&lab, &h1, &conf1);
+    let imported1 = import(&h1, &conf1);
     if handover {
         n2.ctl_ok(&["takeover", "vi_1"]);
         wait_sole_owner(&[&h1, &h2], &h2, VIP4, SETTLE);
