@@ -432,7 +432,9 @@ impl Reader {
                     "a definition that includes itself?",
                 ));
             }
-            if !changed {
+            // A multi-line value: its lines are read one by one (each substituted when it is
+            // read, so a definition among them applies to the lines after it).
+            if !changed || next.contains('\n') {
                 return Ok(next);
             }
             text = next;
@@ -629,6 +631,21 @@ mod tests {
         let text = "$I= \\\n  a ${N} { \\\n  @high b 1 \\\n  }\n$N=0\n$I\n";
         assert_eq!(lines(text, "high"), ["a 0 {", "b 1", "}"]);
         assert_eq!(lines(text, "low"), ["a 0 {", "}"]);
+    }
+
+    #[test]
+    fn definitions_inside_a_multiline_value_apply_to_the_lines_after_them() {
+        // The man page's nested example, shortened: $RS_NUM changes between two uses of $RS.
+        let text = "$RS= \\\n  real_server 10.0.${VS}.${RS_NUM} 80\n$VS_BODY= \\\n  vs ${VS} { \\\n  $RS_NUM=1 \\\n  $RS \\\n  $RS_NUM=2 \\\n  $RS \\\n  }\n$VS=0\n$VS_BODY\n";
+        assert_eq!(
+            lines(text, "h"),
+            [
+                "vs 0 {",
+                "real_server 10.0.0.1 80",
+                "real_server 10.0.0.2 80",
+                "}"
+            ]
+        );
     }
 
     #[test]
