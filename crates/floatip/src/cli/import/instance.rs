@@ -85,18 +85,22 @@ pub(super) fn instance(cx: &mut Ctx, node: &Node, out: &mut Out) -> Result<(), I
 
     let mut priority = 100u32;
     if let Some(n) = find("priority") {
-        priority = n
-            .arg(0)
-            .and_then(|v| v.parse().ok())
-            .filter(|v| (1..=255).contains(v))
-            .ok_or_else(|| {
-                ImportError::at(
-                    &n.pos,
-                    format!("priority {} is not 1-255", n.arg(0).unwrap_or("")),
-                    "keepalived refuses it too: use 1-254 (255: this host owns the address)",
-                )
-            })?;
-        inst.line("priority", priority.to_string(), &n.pos, "priority");
+        match n.arg(0).and_then(|v| v.parse::<u32>().ok()).filter(|v| (1..=255).contains(v)) {
+            Some(p) => {
+                priority = p;
+                inst.line("priority", priority.to_string(), &n.pos, "priority");
+            }
+            // keepalived: "Priority not valid! must be between 1 & 255. Using default 100".
+            None => inst.needs(
+                cx,
+                &n.pos,
+                format!(
+                    "priority {} is not 1-255: keepalived runs this instance at its default 100, and so \
+                     does this import; write the priority you meant",
+                    n.arg(0).unwrap_or("")
+                ),
+            ),
+        }
     }
 
     // Addresses first: their family decides the version.

@@ -337,3 +337,11 @@ fn an_instance_without_addresses_is_commented_out() {
     assert_eq!(valid(&i).instances.len(), 1);
     assert!(i.toml.contains("# name = \"a\""), "{}", i.toml);
 }
+
+#[test]
+fn an_invalid_priority_runs_at_keepalived_s_default_and_needs_a_person() {
+    // keepalived -t: "Priority not valid! must be between 1 & 255. Using default 100".
+    let i = import("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n priority 0\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n");
+    assert_eq!(valid(&i).instances[0].priority, 100);
+    assert_eq!(person(&i).len(), 1, "{:?}", person(&i));
+}
