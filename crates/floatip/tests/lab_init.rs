@@ -166,6 +166,10 @@ fn init_and_its_mirror_command_elect_and_fail_over() {
     args.extend_from_slice(&["--listen", "2s"]);
     let (ok, stdout2, stderr2, path2) = init(&lab, &h2, "h2-init.toml", &args);
     assert!(ok, "the mirror command failed on h2:\n{stdout2}\n{stderr2}");
+    assert!(
+        stdout2.contains("192.0.2.1 already speaks it") && stdout2.contains("expected"),
+        "the mirror must recognise h1 as its pair (adverts and ARP answer):\n{stdout2}"
+    );
     let text2 = std::fs::read_to_string(&path2).unwrap();
     assert_eq!(
         vrid_of(&text2),
