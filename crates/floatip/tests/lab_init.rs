@@ -188,3 +188,52 @@ fn init_and_its_mirror_command_elect_and_fail_over() {
     h1.link_down().unwrap();
     wait_sole_owner(&[&h2], &h2, VIP4, SETTLE);
 }
+
+#[test]
+fn init_over_ipv6_probes_with_neighbour_discovery() {
+    if !require_root("init_over_ipv6_probes_with_neighbour_discovery") {
+        return;
+    }
+    let (lab, hosts) = lab_with_hosts("init_v6", 2, true);
+    let (h1, h2) = (&hosts[0], &hosts[1]);
+    h2.add_address(&format!("{VIP6}/64")).unwrap();
+    // Past duplicate address detection on h2 (about a second), so h2 answers for it.
+    let answered = wait_until(SETTLE, STEP, || {
+        h2.address_info().is_ok_and(|a| {
+            a.iter()
+                .any(|i| i.ip.to_string() == VIP6 && !i.flags.iter().any(|f| f == "tentative"))
+        })
+    });
+    assert!(answered, "h2's {VIP6} stayed tentative");
+    let (ok, stdout, stderr, path) = init(
+        &lab,
+        h1,
+        "h1.toml",
+        &["--vip", "2001:db8::97/64", "--listen", "1s"],
+    );
+    assert!(
+        !ok,
+        "init accepted an IPv6 VIP that h2 answers for:\n{stdout}"
+    );
+    assert!(
+        stderr
+            .to_lowercase()
+            .contains(&h2.mac_string().to_lowercase()),
+        "the refusal must name h2's MAC {}:\n{stderr}",
+        h2.mac_string()
+    );
+    assert!(!path.exists());
+    h2.del_address(&format!("{VIP6}/64")).unwrap();
+    let (ok, stdout, stderr, path) = init(
+        &lab,
+        h1,
+        "h1b.toml",
+        &["--vip", "2001:db8::97/64", "--listen", "1s"],
+    );
+    assert!(ok, "init failed:\n{stdout}\n{stderr}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("addresses = [\"2001:db8::97/64\"]") && text.contains("interface = \"eth0\""),
+        "{text}"
+    );
+}
