@@ -497,7 +497,15 @@ impl Reader {
             "_INSTANCE" => Some(self.config_id.clone()),
             "_HASH" => Some("#".into()),
             "_BANG" => Some("!".into()),
-            "_ENV" => Some(std::env::var(words.next()?).unwrap_or_default()),
+            // CREDENTIALS_DIRECTORY is set by systemd for the running unit only: an import run
+            // from a shell keeps the reference (the auth mapping writes $CREDENTIALS_DIRECTORY).
+            "_ENV" => match words.next()? {
+                "CREDENTIALS_DIRECTORY" => Some(
+                    std::env::var("CREDENTIALS_DIRECTORY")
+                        .unwrap_or_else(|_| "$CREDENTIALS_DIRECTORY".into()),
+                ),
+                var => Some(std::env::var(var).unwrap_or_default()),
+            },
             // Deterministic on purpose: the import of one file is always the same output.
             "_RANDOM" => Some(words.next().unwrap_or("0").to_string()),
             n if name == n => self.vars.get(n).cloned(),

@@ -47,9 +47,7 @@ pub(super) fn auth(
             ("key", Some(id)) => {
                 let value = c.arg(1).unwrap_or("");
                 let file = match value.strip_prefix("file:") {
-                    Some(path) => {
-                        path.replace("${_ENV CREDENTIALS_DIRECTORY}", "$CREDENTIALS_DIRECTORY")
-                    }
+                    Some(path) => path.to_string(),
                     None => {
                         let path = format!("/etc/floatip/keys/{name}-{id}");
                         inst.needs(cx, &c.pos, format!("auth_hmac key {id} is written in keepalived.conf: floatip reads keys from files; put the value (as written, hex:... or ASCII) into {path}, mode 0600, owned by root"));

@@ -345,3 +345,18 @@ fn an_invalid_priority_runs_at_keepalived_s_default_and_needs_a_person() {
     assert_eq!(valid(&i).instances[0].priority, 100);
     assert_eq!(person(&i).len(), 1, "{:?}", person(&i));
 }
+
+#[test]
+fn an_hmac_key_from_a_systemd_credential_keeps_its_reference() {
+    if std::env::var_os("CREDENTIALS_DIRECTORY").is_some() {
+        return; // run inside a unit with credentials: the reference is expanded, as keepalived does
+    }
+    let i = import("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n 192.0.2.5/24\n }\n auth_hmac {\n key 1 file:${_ENV CREDENTIALS_DIRECTORY}/vrrp_hmac\n }\n}\n");
+    assert!(
+        i.toml
+            .contains("file = \"$CREDENTIALS_DIRECTORY/vrrp_hmac\""),
+        "{}",
+        i.toml
+    );
+    assert!(i.complete(), "{:?}", person(&i));
+}
