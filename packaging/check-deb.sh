@@ -25,7 +25,7 @@ if ! echo "$contents" | grep -Eq '^-rw-r--r-- .* \./(usr/)?lib/systemd/system/fl
 fi
 want -rw-r--r-- etc/floatip/floatip.toml
 want -rw-r--r-- usr/share/man/man1/floatip.1.gz
-for sub in run check status takeover release auto reload events; do
+for sub in run check status takeover release auto reload events init import import-keepalived; do
     want -rw-r--r-- "usr/share/man/man1/floatip-$sub.1.gz"
 done
 want -rw-r--r-- usr/share/bash-completion/completions/floatip

@@ -238,7 +238,7 @@ pub(crate) static AUTH_KEY: Table = Table {
     name: "[[instance.auth.key]]",
     keys: &[
     key("id", "integer", "**required**", "1-255, unique within the instance", "a bare number, e.g. id = 1", "The key id carried in each signed advert (keepalived's `key ID ...`)."),
-    key("file", "path", "**required**", "absolute; mode 0600 or stricter and owned by root, or under `$CREDENTIALS_DIRECTORY`", STRING, "The file holding the key as keepalived writes the value: `hex:` and 64-128 hex digits, or 32-64 bytes of ASCII text. Read at start and at every reload."),
+    key("file", "path", "**required**", "absolute; mode 0600 or stricter and owned by root; or a systemd credential, written `\"$CREDENTIALS_DIRECTORY/NAME\"`", STRING, "The file holding the key as keepalived writes the value: `hex:` and 64-128 hex digits, or 32-64 bytes of ASCII text. Read at start and at every reload."),
     ],
 };
 

@@ -11,7 +11,7 @@
 mod link;
 mod nft;
 mod sysctl;
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;

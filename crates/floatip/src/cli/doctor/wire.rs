@@ -23,7 +23,7 @@ pub struct Heard {
     pub vrid: Option<u8>,
 }
 
-pub(super) async fn listen(
+pub(crate) async fn listen(
     ifname: &str,
     index: u32,
     v6: bool,

@@ -275,12 +275,32 @@ fn hmac(
     }))
 }
 
-/// Read one key file: an absolute path, root-owned and mode 0600 or stricter (or under
-/// `$CREDENTIALS_DIRECTORY`, systemd's credentials), at most [`MAX_KEY_FILE`] bytes, holding a
+/// How a `file` names a systemd credential: the rest is the credential's name.
+const CREDENTIALS_PREFIX: &str = "$CREDENTIALS_DIRECTORY/";
+
+/// Read one key file: an absolute path, root-owned and mode 0600 or stricter (or a systemd
+/// credential, `$CREDENTIALS_DIRECTORY/NAME`), at most [`MAX_KEY_FILE`] bytes, holding a
 /// keepalived key value.
 fn read_key_file(cx: &mut Cx<'_>, file: &Spanned<String>) -> Option<Vec<u8>> {
-    let path = Path::new(file.get_ref());
     let name = file.get_ref();
+    let expanded;
+    let path = match name.strip_prefix(CREDENTIALS_PREFIX) {
+        Some(rest) => match std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+            Some(dir) => {
+                expanded = Path::new(&dir).join(rest);
+                expanded.as_path()
+            }
+            None => {
+                cx.at(
+                    file.span(),
+                    format!("key file \"{name}\" is a systemd credential, but $CREDENTIALS_DIRECTORY is not set"),
+                    "systemd sets it for a unit with `LoadCredential=NAME:/path/to/key`; outside systemd (or to check the file by hand) give the key file's absolute path",
+                );
+                return None;
+            }
+        },
+        None => Path::new(name),
+    };
     if !path.is_absolute() {
         cx.at(
             file.span(),

@@ -142,10 +142,21 @@ fn a_credentials_directory_file_needs_no_mode_check() {
     );
     assert!(err(&text).contains("mode 0644"));
     // Only this test sets the variable; no other test reads it.
+    // `$CREDENTIALS_DIRECTORY/NAME` names the credential wherever systemd put the directory.
+    let by_name = instance(
+        "",
+        "type = \"hmac\"\n[[instance.auth.key]]\nid = 1\nfile = \"$CREDENTIALS_DIRECTORY/vrrp51\"\n",
+    );
+    assert!(err(&by_name).contains("$CREDENTIALS_DIRECTORY is not set"));
     std::env::set_var("CREDENTIALS_DIRECTORY", &d);
     let got = parse(&text, Path::new("t.toml"));
+    let got_by_name = parse(&by_name, Path::new("t.toml"));
     std::env::remove_var("CREDENTIALS_DIRECTORY");
     assert!(matches!(got.unwrap().instances[0].auth, Auth::Hmac(_)));
+    assert!(matches!(
+        got_by_name.unwrap().instances[0].auth,
+        Auth::Hmac(_)
+    ));
     let _ = std::fs::remove_dir_all(d);
 }
 
