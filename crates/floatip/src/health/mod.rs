@@ -17,6 +17,7 @@ mod exec;
 mod http;
 mod icmp;
 mod tcp;
+mod tls;
 pub mod witness;
 
 use std::time::Duration;
@@ -297,6 +298,14 @@ async fn run_check(
     check: CheckConfig,
     tx: mpsc::Sender<CheckReport>,
 ) {
+    if let CheckKind::Http { url, tls, .. } = &check.kind {
+        if tls.insecure_skip_verify {
+            warn!(
+                "instance {instance_name}: check {}: insecure_skip_verify = true: any certificate {url} presents is accepted, so the check proves only that something answers; set ca_file instead to check it",
+                check.name
+            );
+        }
+    }
     let mut counter = RiseFall::new(check.rise, check.fall);
     let mut ticker = tokio::time::interval(check.interval.max(MIN_INTERVAL));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -346,6 +355,12 @@ async fn run_check(
     }
 }
 
+/// Why an http check's `url` cannot be used ("does not start with http:// or https://"), read as the
+/// check reads it; `None` when it can.
+pub fn url_problem(url: &str) -> Option<String> {
+    http::parse_url(url).err()
+}
+
 /// One attempt of a check, bounded by `timeout`. `Err` carries the reason in words.
 pub async fn run_once(kind: &CheckKind, timeout: Duration) -> Result<(), String> {
     match kind {
@@ -355,18 +370,13 @@ pub async fn run_once(kind: &CheckKind, timeout: Duration) -> Result<(), String>
         CheckKind::Tcp { target } => {
             bounded(timeout, format!("connect {target}"), tcp::check(*target)).await
         }
+        // Http bounds each of its phases by the timeout itself, to say which one overran.
         CheckKind::Http {
             url,
             expect_status,
             expect_body,
-        } => {
-            bounded(
-                timeout,
-                format!("GET {url}"),
-                http::check(url, *expect_status, expect_body.as_deref()),
-            )
-            .await
-        }
+            tls,
+        } => http::check(url, *expect_status, expect_body.as_deref(), tls, timeout).await,
     }
 }
 
