@@ -146,10 +146,12 @@ pub(super) async fn check(
                     tls::error_text(&e)
                 ))
             }
-            Err(_) => return Err(format!(
+            Err(_) => {
+                return Err(format!(
                 "GET {url}: TLS handshake timeout: {addr} did not finish the handshake within {}",
                 format_duration(timeout)
-            )),
+            ))
+            }
         };
         exchange(stream, &target, expect_body.is_some(), deadline).await
     } else {

@@ -16,7 +16,9 @@ pub const REFRESH_SECS: u32 = 5;
 /// The timeline's width in SVG units (it scales to the screen).
 const TIMELINE_W: f64 = 1000.0;
 /// The shortest span the timeline shows, so a fresh start is not one full-width bar of a second.
-const TIMELINE_MIN_SECS: f64 = 600.0;
+const TIMELINE_MIN_SECS: f64 = 60.0;
+/// A segment at least this wide (SVG units) carries its state's name.
+const LABEL_MIN_W: f64 = 70.0;
 
 /// HTML-escapes text for element content and quoted attributes.
 pub fn esc(text: &str) -> String {
@@ -321,15 +323,17 @@ fn timeline(out: &mut String, st: &InstanceStatus, now_s: f64) {
         r#"<figure class="timeline"><svg viewBox="0 0 {TIMELINE_W} 44" preserveAspectRatio="none" role="img" aria-label="state timeline of {name}">"#,
         name = esc(&st.name)
     );
-    // Before the first transition we know only the state it left.
-    let _ = write!(
-        out,
-        r#"<rect class="seg {c}" x="0" y="4" width="{w:.1}" height="24"><title>{s} until {t}</title></rect>"#,
-        c = state_class(&first.from),
-        w = x(first.at),
-        s = esc(&first.from),
-        t = esc(&clock(first.at, now_s)),
-    );
+    // Before the first transition shown we know only the state it left: drawn faint.
+    if x(first.at) > 0.0 {
+        let _ = write!(
+            out,
+            r#"<rect class="seg {c} before" x="0" y="4" width="{w:.1}" height="24"><title>{s} until {t} (earlier transitions are not kept)</title></rect>"#,
+            c = state_class(&first.from),
+            w = x(first.at),
+            s = esc(&first.from),
+            t = esc(&clock(first.at, now_s)),
+        );
+    }
     for (i, e) in st.history.iter().enumerate() {
         let end = st.history.get(i + 1).map_or(now_s, |n| n.at);
         let (x0, x1) = (x(e.at), x(end));
@@ -350,6 +354,14 @@ fn timeline(out: &mut String, st: &InstanceStatus, now_s: f64) {
             dur = esc(&human_age_secs(end - e.at)),
             why = esc(&e.reason),
         );
+        if x1 - x0 >= LABEL_MIN_W {
+            let _ = write!(
+                out,
+                r#"<text class="label" x="{:.1}" y="21" text-anchor="middle">{}</text>"#,
+                (x0 + x1) / 2.0,
+                esc(&e.to)
+            );
+        }
     }
     let _ = write!(
         out,
@@ -357,7 +369,7 @@ fn timeline(out: &mut String, st: &InstanceStatus, now_s: f64) {
         esc(&clock(start, now_s))
     );
     // The same in words, for screen readers and for reading without hovering.
-    out.push_str(r#"<figcaption><details><summary>last transitions</summary><ol reversed>"#);
+    out.push_str(r#"<figcaption><details open><summary>last transitions</summary><ol reversed>"#);
     for e in st.history.iter().rev().take(10) {
         let _ = write!(
             out,
@@ -385,7 +397,7 @@ section{background:var(--card);border-radius:8px;padding:.8em 1em;margin:0 0 1em
 .ok{color:var(--master)}.bad,.alert{color:var(--fault);font-weight:600}.warn{color:var(--warn);font-weight:600}
 .group.split{outline:2px solid var(--fault)}
 .timeline{margin:.8em 0 0}.timeline svg{width:100%;height:3em}.seg.master{fill:var(--master)}.seg.backup{fill:var(--backup)}.seg.fault{fill:var(--fault)}.seg.init{fill:var(--init)}
-.tick{stroke:var(--fg);stroke-width:2}.timeline text{font-size:11px;fill:var(--muted)}figcaption{font-size:.9em}
+.seg.before{opacity:.35}.tick{stroke:var(--fg);stroke-width:2}.timeline text{font-size:11px;fill:var(--muted)}.timeline text.label{font-size:13px;fill:#fff;font-weight:600}figcaption{font-size:.9em}
 @media (max-width:40em){dl{grid-template-columns:1fr}dt{margin-top:.3em}}
 "#;
 
@@ -433,7 +445,7 @@ mod tests {
                 state: "MASTER".into(),
             }],
         )];
-        let page = render_for(&[st], &groups, at(700), "nas");
+        let page = render_for(&[st], &groups, at(50), "nas");
         for want in [
             r#"<meta http-equiv="refresh" content="5">"#,
             r#"name="viewport""#,
@@ -451,8 +463,14 @@ mod tests {
             assert!(page.contains(want), "missing {want:?} in\n{page}");
         }
         assert!(!page.contains("<script"), "the page needs no JavaScript");
-        // Segments: the state before the first transition, then one per transition.
+        // Segments: the state before the first transition (faint), then one per transition; the
+        // long MASTER one (4 s to 50 s of 60 s) is labelled.
         assert_eq!(page.matches(r#"<rect class="seg"#).count(), 3, "{page}");
+        assert!(page.contains(r#"<rect class="seg init before""#), "{page}");
+        assert!(
+            page.contains(r#"text-anchor="middle">MASTER</text>"#),
+            "{page}"
+        );
     }
 
     #[test]
