@@ -362,7 +362,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) 
         let calls = calls_tx.clone();
         tokio::spawn(async move {
             if let Err(err) = crate::http::serve(l, calls).await {
-                error!("metrics endpoint stopped: {err:#}");
+                error!("http listener (status page, /metrics) stopped: {err:#}");
             }
         });
     }
