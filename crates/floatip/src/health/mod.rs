@@ -298,13 +298,8 @@ async fn run_check(
     check: CheckConfig,
     tx: mpsc::Sender<CheckReport>,
 ) {
-    if let CheckKind::Http { url, tls, .. } = &check.kind {
-        if tls.insecure_skip_verify {
-            warn!(
-                "instance {instance_name}: check {}: insecure_skip_verify = true: any certificate {url} presents is accepted, so the check proves only that something answers; set ca_file instead to check it",
-                check.name
-            );
-        }
+    if let Some(warning) = insecure_warning(&instance_name, &check) {
+        warn!("{warning}");
     }
     let mut counter = RiseFall::new(check.rise, check.fall);
     let mut ticker = tokio::time::interval(check.interval.max(MIN_INTERVAL));
@@ -352,6 +347,18 @@ async fn run_check(
         } else if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(report) {
             return;
         }
+    }
+}
+
+/// The warning for an https check with `insecure_skip_verify = true` (logged when its task starts,
+/// printed by `floatip check`); `None` for every other check.
+pub fn insecure_warning(instance: &str, check: &CheckConfig) -> Option<String> {
+    match &check.kind {
+        CheckKind::Http { url, tls, .. } if tls.insecure_skip_verify => Some(format!(
+            "instance {instance}: check {}: insecure_skip_verify = true: any certificate {url} presents is accepted, so the check proves only that something answers there; set ca_file to check it",
+            check.name
+        )),
+        _ => None,
     }
 }
 
