@@ -318,22 +318,25 @@ fn timeline(out: &mut String, st: &InstanceStatus, now_s: f64) {
     let start = first.at.min(now_s - TIMELINE_MIN_SECS);
     let span = (now_s - start).max(1.0);
     let x = |t: f64| ((t - start) / span * TIMELINE_W).clamp(0.0, TIMELINE_W);
+    // The bars stretch with the screen (preserveAspectRatio="none"); the labels are HTML over them,
+    // so their text is never stretched.
     let _ = write!(
         out,
-        r#"<figure class="timeline"><svg viewBox="0 0 {TIMELINE_W} 44" preserveAspectRatio="none" role="img" aria-label="state timeline of {name}">"#,
+        r#"<figure class="timeline"><div class="bar"><svg viewBox="0 0 {TIMELINE_W} 32" preserveAspectRatio="none" role="img" aria-label="state timeline of {name}">"#,
         name = esc(&st.name)
     );
     // Before the first transition shown we know only the state it left: drawn faint.
     if x(first.at) > 0.0 {
         let _ = write!(
             out,
-            r#"<rect class="seg {c} before" x="0" y="4" width="{w:.1}" height="24"><title>{s} until {t} (earlier transitions are not kept)</title></rect>"#,
+            r#"<rect class="seg {c} before" x="0" y="0" width="{w:.1}" height="32"><title>{s} until {t} (earlier transitions are not kept)</title></rect>"#,
             c = state_class(&first.from),
             w = x(first.at),
             s = esc(&first.from),
             t = esc(&clock(first.at, now_s)),
         );
     }
+    let mut labels = String::new();
     for (i, e) in st.history.iter().enumerate() {
         let end = st.history.get(i + 1).map_or(now_s, |n| n.at);
         let (x0, x1) = (x(e.at), x(end));
@@ -344,7 +347,7 @@ fn timeline(out: &mut String, st: &InstanceStatus, now_s: f64) {
         };
         let _ = write!(
             out,
-            r#"<rect class="seg {c}" x="{x0:.1}" y="4" width="{w:.1}" height="24"><title>{s} from {from} to {until} ({dur}): {why}</title></rect><line class="tick" x1="{x0:.1}" x2="{x0:.1}" y1="0" y2="32"><title>{f} → {s} at {from}: {why}</title></line>"#,
+            r#"<rect class="seg {c}" x="{x0:.1}" y="0" width="{w:.1}" height="32"><title>{s} from {from} to {until} ({dur}): {why}</title></rect><line class="tick" x1="{x0:.1}" x2="{x0:.1}" y1="0" y2="32"><title>{f} → {s} at {from}: {why}</title></line>"#,
             c = state_class(&e.to),
             w = (x1 - x0).max(0.5),
             s = esc(&e.to),
@@ -355,17 +358,19 @@ fn timeline(out: &mut String, st: &InstanceStatus, now_s: f64) {
             why = esc(&e.reason),
         );
         if x1 - x0 >= LABEL_MIN_W {
+            let pct = |v: f64| v / TIMELINE_W * 100.0;
             let _ = write!(
-                out,
-                r#"<text class="label" x="{:.1}" y="21" text-anchor="middle">{}</text>"#,
-                (x0 + x1) / 2.0,
+                labels,
+                r#"<span class="label" style="left:{:.2}%;width:{:.2}%">{}</span>"#,
+                pct(x0),
+                pct(x1 - x0),
                 esc(&e.to)
             );
         }
     }
     let _ = write!(
         out,
-        r#"<text x="2" y="42">{}</text><text x="{TIMELINE_W}" y="42" text-anchor="end">now</text></svg>"#,
+        r#"</svg>{labels}</div><div class="axis"><span>{}</span><span>now</span></div>"#,
         esc(&clock(start, now_s))
     );
     // The same in words, for screen readers and for reading without hovering.
@@ -396,8 +401,11 @@ section{background:var(--card);border-radius:8px;padding:.8em 1em;margin:0 0 1em
 .why{margin:.2em 0 .6em;font-weight:500}dl{display:grid;grid-template-columns:8em 1fr;gap:.2em .8em;margin:0}dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
 .ok{color:var(--master)}.bad,.alert{color:var(--fault);font-weight:600}.warn{color:var(--warn);font-weight:600}
 .group.split{outline:2px solid var(--fault)}
-.timeline{margin:.8em 0 0}.timeline svg{width:100%;height:3em}.seg.master{fill:var(--master)}.seg.backup{fill:var(--backup)}.seg.fault{fill:var(--fault)}.seg.init{fill:var(--init)}
-.seg.before{opacity:.35}.tick{stroke:var(--fg);stroke-width:2}.timeline text{font-size:11px;fill:var(--muted)}.timeline text.label{font-size:13px;fill:#fff;font-weight:600}figcaption{font-size:.9em}
+.timeline{margin:.8em 0 0}.seg.master{fill:var(--master)}.seg.backup{fill:var(--backup)}.seg.fault{fill:var(--fault)}.seg.init{fill:var(--init)}
+.bar{position:relative;height:2em}.bar svg{position:absolute;inset:0;width:100%;height:100%}
+.bar .label{position:absolute;top:0;line-height:2em;text-align:center;color:#fff;font-weight:600;font-size:.8em;overflow:hidden;white-space:nowrap;pointer-events:none}
+.axis{display:flex;justify-content:space-between;font-size:.8em;color:var(--muted)}
+.seg.before{opacity:.35}.tick{stroke:var(--fg);stroke-width:2;vector-effect:non-scaling-stroke}figcaption{font-size:.9em}
 @media (max-width:40em){dl{grid-template-columns:1fr}dt{margin-top:.3em}}
 "#;
 
@@ -467,10 +475,7 @@ mod tests {
         // long MASTER one (4 s to 50 s of 60 s) is labelled.
         assert_eq!(page.matches(r#"<rect class="seg"#).count(), 3, "{page}");
         assert!(page.contains(r#"<rect class="seg init before""#), "{page}");
-        assert!(
-            page.contains(r#"text-anchor="middle">MASTER</text>"#),
-            "{page}"
-        );
+        assert!(page.contains(r#"%">MASTER</span></div>"#), "{page}");
     }
 
     #[test]
