@@ -5,7 +5,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::TempDir;
@@ -15,6 +15,8 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -54,19 +56,54 @@ fn leaf(names: &[&str], ca: Option<&Ca>, expired: bool) -> (Certificate, KeyPair
     (cert, key)
 }
 
+/// The certificate a [`https_server`] presents, switchable while it runs.
+#[derive(Debug)]
+struct Presented(Mutex<Arc<CertifiedKey>>);
+
+impl Presented {
+    fn new(cert: &Certificate, key: &KeyPair) -> Arc<Presented> {
+        Arc::new(Presented(Mutex::new(certified(cert, key))))
+    }
+
+    fn switch(&self, cert: &Certificate, key: &KeyPair) {
+        *self.0.lock().unwrap() = certified(cert, key);
+    }
+}
+
+impl ResolvesServerCert for Presented {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.lock().unwrap().clone())
+    }
+}
+
+fn certified(cert: &Certificate, key: &KeyPair) -> Arc<CertifiedKey> {
+    let key = rustls::crypto::ring::default_provider()
+        .key_provider
+        .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            key.serialize_der(),
+        )))
+        .unwrap();
+    Arc::new(CertifiedKey::new(
+        vec![CertificateDer::from(cert.der().to_vec())],
+        key,
+    ))
+}
+
 /// An HTTPS server on 127.0.0.1 presenting `cert`: `GET /health` answers 200 "healthy", anything else
 /// 404. Runs until the test's runtime ends.
 async fn https_server(cert: &Certificate, key: &KeyPair) -> SocketAddr {
+    serve_presented(Presented::new(cert, key)).await
+}
+
+/// [`https_server`] with the certificate `presented` holds now (rustls' default server session
+/// cache on, so a client that offers resumption gets it).
+async fn serve_presented(presented: Arc<Presented>) -> SocketAddr {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(cert.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .unwrap();
+        .with_cert_resolver(presented);
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -286,4 +323,27 @@ async fn http_tls_handshake_timeout_and_bad_ca_file() {
         .await
         .unwrap_err();
     assert!(e.contains("no CERTIFICATE"), "{e}");
+}
+
+/// Every attempt is a full handshake: a certificate replaced by an expired one on a server that would
+/// resume the earlier session is noticed on the very next attempt.
+#[tokio::test]
+async fn http_tls_every_attempt_checks_the_certificate_again() {
+    let dir = TempDir::new("tls-again");
+    let ca = ca();
+    let (good, good_key) = leaf(&["127.0.0.1"], Some(&ca), false);
+    let (old, old_key) = leaf(&["127.0.0.1"], Some(&ca), true);
+    let presented = Presented::new(&good, &good_key);
+    let addr = serve_presented(presented.clone()).await;
+    let kind = https(
+        format!("https://{addr}/health"),
+        with_ca(&dir, "ca.pem", &ca.cert.pem()),
+        None,
+    );
+    for _ in 0..3 {
+        assert_eq!(health::run_once(&kind, TIMEOUT).await, Ok(()));
+    }
+    presented.switch(&old, &old_key);
+    let e = health::run_once(&kind, TIMEOUT).await.unwrap_err();
+    assert!(e.contains("certificate expired"), "{e}");
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Body as _;
 use hyper::body::Bytes;
-use hyper::header::{ACCEPT, HOST, USER_AGENT};
+use hyper::header::{ACCEPT, CONNECTION, HOST, USER_AGENT};
 use hyper::{Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -225,6 +225,7 @@ where
             .header(HOST, target.authority.as_str())
             .header(USER_AGENT, "floatip-check")
             .header(ACCEPT, "*/*")
+            .header(CONNECTION, "close")
             .body(Empty::new())
             .map_err(|e| format!("building the request: {e}"))?;
         let response = sender

@@ -3,7 +3,8 @@
 //! `insecure_skip_verify`), the name checked (`tls_server_name` or the URL's host), and a failed
 //! handshake in words a person acts on (expired, name mismatch, unknown issuer, ...).
 
-use std::sync::{Arc, OnceLock};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -26,16 +27,64 @@ fn builder() -> Result<rustls::ConfigBuilder<ClientConfig, rustls::WantsVerifier
         .map_err(|e| format!("TLS setup: {e}"))
 }
 
-/// The client configuration of one check. The web-roots one is built once; a `ca_file` is read on
-/// every attempt, so a renewed CA file is picked up without a reload.
+/// The client configuration of one check. The web-roots and the skip-verify ones are built once; a
+/// `ca_file` one is kept while the file's size and mtime stay the same, so a renewed CA file is picked
+/// up on the next attempt without a reload, and an unchanged one is not parsed on every attempt.
 pub(super) fn client_config(tls: &HttpTls) -> Result<Arc<ClientConfig>, String> {
     static WEB_ROOTS: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    let mut config = if tls.insecure_skip_verify {
-        builder()?
+    static SKIP_VERIFY: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    type Stamp = (u64, Option<std::time::SystemTime>);
+    static CA_FILES: Mutex<Vec<(PathBuf, Stamp, Arc<ClientConfig>)>> = Mutex::new(Vec::new());
+    if tls.insecure_skip_verify {
+        if let Some(config) = SKIP_VERIFY.get() {
+            return Ok(config.clone());
+        }
+        let mut config = builder()?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
-            .with_no_client_auth()
-    } else if let Some(path) = &tls.ca_file {
+            .with_no_client_auth();
+        finish(&mut config);
+        return Ok(SKIP_VERIFY.get_or_init(|| Arc::new(config)).clone());
+    }
+    if let Some(path) = &tls.ca_file {
+        let stamp: Stamp = std::fs::metadata(path)
+            .map(|m| (m.len(), m.modified().ok()))
+            .unwrap_or((0, None));
+        let mut cache = CA_FILES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, _, config)) = cache
+            .iter()
+            .find(|(p, s, _)| p == path && *s == stamp && stamp.1.is_some())
+        {
+            return Ok(config.clone());
+        }
+        let config = ca_file_config(path)?;
+        cache.retain(|(p, _, _)| p != path);
+        cache.push((path.clone(), stamp, config.clone()));
+        return Ok(config);
+    }
+    if let Some(config) = WEB_ROOTS.get() {
+        return Ok(config.clone());
+    }
+    let roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut config = builder()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    finish(&mut config);
+    Ok(WEB_ROOTS.get_or_init(|| Arc::new(config)).clone())
+}
+
+/// ALPN http/1.1, and no session resumption: every attempt is a full handshake, so every attempt checks
+/// the certificate (a resumed session would not notice that it expired or was replaced).
+fn finish(config: &mut ClientConfig) {
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
+}
+
+/// A configuration trusting exactly the CA certificates of the PEM file `path`.
+fn ca_file_config(path: &Path) -> Result<Arc<ClientConfig>, String> {
+    let mut config = {
         let shown = path.display();
         let mut roots = RootCertStore::empty();
         let certs = CertificateDer::pem_file_iter(path).map_err(|e| match e {
@@ -58,20 +107,8 @@ pub(super) fn client_config(tls: &HttpTls) -> Result<Arc<ClientConfig>, String> 
         builder()?
             .with_root_certificates(roots)
             .with_no_client_auth()
-    } else {
-        if let Some(config) = WEB_ROOTS.get() {
-            return Ok(config.clone());
-        }
-        let roots = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let mut config = builder()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        return Ok(WEB_ROOTS.get_or_init(|| Arc::new(config)).clone());
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    finish(&mut config);
     Ok(Arc::new(config))
 }
 
