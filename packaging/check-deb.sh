@@ -36,6 +36,7 @@ want -rw-r--r-- usr/share/doc/floatip/config.md
 want -rw-r--r-- usr/share/doc/floatip/operations.md
 want -rw-r--r-- usr/share/doc/floatip/copyright
 want -rw-r--r-- usr/share/doc/floatip/examples/floatip.toml
+want -rw-r--r-- usr/share/doc/floatip/grafana/floatip-dashboard.json
 
 # Control data: the example config is a conffile (an upgrade never overwrites the admin's edits),
 # and the maintainer scripts never enable or start the service on install.

@@ -135,7 +135,7 @@ fn example_config_is_valid_with_every_optional_key_uncommented() {
         .collect();
     let c = ok(&uncommented);
     let files = &c.instances[0];
-    assert_eq!(c.daemon.metrics, Some("127.0.0.1:9797".parse().unwrap()));
+    assert_eq!(c.daemon.http, Some("127.0.0.1:9797".parse().unwrap()));
     assert_eq!(
         files.unicast_peers,
         vec!["192.0.2.2".parse::<IpAddr>().unwrap()]
@@ -182,7 +182,7 @@ fn defaults_are_the_documented_ones() {
     let c = ok(BASE);
     assert_eq!(c.daemon.socket, Path::new("/run/floatip/floatip.sock"));
     assert_eq!(c.daemon.state_dir, Path::new("/var/lib/floatip"));
-    assert_eq!(c.daemon.metrics, None);
+    assert_eq!(c.daemon.http, None);
     assert_eq!(c.daemon.log_level, None);
     let i = &c.instances[0];
     assert_eq!(i.priority, 100);
@@ -579,9 +579,9 @@ fn check_values_are_validated() {
     );
     problem_at(&check("kind = \"icmp\""), 6, "no `target`", "192.0.2.254");
     problem_at(
-        &check("kind = \"http\"\nurl = \"https://x/\""),
+        &check("kind = \"http\"\nurl = \"ftp://x/\""),
         9,
-        "https",
+        "does not start with http:// or https://",
         "http://127.0.0.1:8080/health",
     );
     problem_at(
@@ -849,7 +849,7 @@ fn daemon_settings() {
     );
     let c = ok(&text);
     assert_eq!(c.daemon.socket, Path::new("/run/test/f.sock"));
-    assert_eq!(c.daemon.metrics, Some("[::1]:9797".parse().unwrap()));
+    assert_eq!(c.daemon.http, Some("[::1]:9797".parse().unwrap()));
     assert_eq!(c.daemon.state_dir, Path::new("/var/lib/test"));
     assert_eq!(c.daemon.log_level.as_deref(), Some("info,floatip=debug"));
     problem_at(

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::control::{call, Request, Response, PROTOCOL_VERSION};
+use crate::control::{call, status_document, Request, Response};
 
 use super::render::{render, render_groups};
 
@@ -18,11 +18,7 @@ pub fn cmd_status(socket: &Path, name: Option<&str>, json: bool) -> anyhow::Resu
     match response {
         Response::Status { instances, groups } => {
             if json {
-                let mut out =
-                    serde_json::json!({ "version": PROTOCOL_VERSION, "instances": instances });
-                if !groups.is_empty() {
-                    out["groups"] = serde_json::to_value(&groups)?;
-                }
+                let out = status_document(&instances, &groups);
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 print!("{}{}", render_groups(&groups), render(&instances));

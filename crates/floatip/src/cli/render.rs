@@ -267,7 +267,7 @@ fn addresses(list: &[std::net::IpAddr]) -> String {
 }
 
 /// "14:02:11" in local time, with the date when it is not today-ish (over 20 hours ago).
-fn clock(at: f64, now_s: f64) -> String {
+pub(crate) fn clock(at: f64, now_s: f64) -> String {
     let secs = at.floor() as i64;
     let Some(tm) = local_time(secs) else {
         return format!("@{secs}");
@@ -301,7 +301,7 @@ fn local_time(secs: i64) -> Option<libc::tm> {
 }
 
 /// "0.4s", "12.3s", "3m12s", "2h03m", "3d04h".
-fn human_age_secs(secs: f64) -> String {
+pub(crate) fn human_age_secs(secs: f64) -> String {
     let secs = secs.max(0.0);
     if secs < 60.0 {
         return format!("{secs:.1}s");

@@ -51,8 +51,9 @@ pub struct GroupConfig {
 pub struct DaemonConfig {
     /// Control socket (root-only); `--socket` / `FLOATIP_SOCKET` override it.
     pub socket: PathBuf,
-    /// Prometheus endpoint; off when `None`.
-    pub metrics: Option<SocketAddr>,
+    /// The HTTP listener (`[daemon] http`, old name `metrics`): the status page, `/status.json` and
+    /// `/metrics`; off when `None`.
+    pub http: Option<SocketAddr>,
     /// Where manual overrides survive restarts.
     pub state_dir: PathBuf,
     /// A tracing filter ("info", "floatip=debug"); `RUST_LOG` wins when set.
@@ -63,7 +64,7 @@ impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             socket: PathBuf::from(DEFAULT_SOCKET),
-            metrics: None,
+            http: None,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             log_level: None,
         }
@@ -227,6 +228,8 @@ pub enum CheckKind {
         expect_status: Option<u16>,
         /// A substring the body must contain.
         expect_body: Option<String>,
+        /// How an `https://` URL's certificate is checked (unused for `http://`).
+        tls: HttpTls,
     },
     Exec {
         /// argv, no shell; `command[0]` is an absolute path.
@@ -244,6 +247,17 @@ pub struct TrackFileConfig {
     pub path: PathBuf,
     /// -254..=254; 0: any non-zero number is FAULT.
     pub weight: i32,
+}
+
+/// The TLS settings of an `https://` http check: `ca_file`, `tls_server_name`, `insecure_skip_verify`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpTls {
+    /// PEM file of the CA certificates to trust instead of the built-in web roots.
+    pub ca_file: Option<PathBuf>,
+    /// The name sent as SNI and checked against the certificate; default: the URL's host.
+    pub server_name: Option<String>,
+    /// Accept any certificate (signatures are still checked); warned about once at start.
+    pub insecure_skip_verify: bool,
 }
 
 /// `[instance.notify]`: hooks run in order, one at a time, on each transition.

@@ -29,6 +29,7 @@ pub(super) struct RawGroup {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDaemon {
     pub(super) socket: Option<Spanned<String>>,
+    pub(super) http: Option<Spanned<String>>,
     pub(super) metrics: Option<Spanned<String>>,
     pub(super) state_dir: Option<Spanned<String>>,
     pub(super) log_level: Option<Spanned<String>>,
@@ -106,6 +107,9 @@ pub(super) struct RawCheck {
     pub(super) url: Option<Spanned<String>>,
     pub(super) expect_status: Option<Spanned<i64>>,
     pub(super) expect_body: Option<Spanned<String>>,
+    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) tls_server_name: Option<Spanned<String>>,
+    pub(super) insecure_skip_verify: Option<Spanned<bool>>,
     pub(super) command: Option<Spanned<RawArgv>>,
     pub(super) interval: Option<Spanned<RawDuration>>,
     pub(super) timeout: Option<Spanned<RawDuration>>,

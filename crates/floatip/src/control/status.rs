@@ -263,6 +263,19 @@ impl GroupStatus {
     }
 }
 
+/// The document `floatip status --json` prints and the HTTP listener serves at `/status.json`:
+/// `{"version":N,"instances":[...]}`, with `"groups":[...]` when there are groups.
+pub fn status_document(instances: &[InstanceStatus], groups: &[GroupStatus]) -> serde_json::Value {
+    let mut out = serde_json::json!({
+        "version": super::PROTOCOL_VERSION,
+        "instances": instances,
+    });
+    if !groups.is_empty() {
+        out["groups"] = serde_json::json!(groups);
+    }
+    out
+}
+
 /// The answer to `Status { instance }` without groups: all instances, the named one, or an error.
 pub fn select_instances(all: Vec<InstanceStatus>, instance: Option<&str>) -> Response {
     select_status(all, Vec::new(), instance)

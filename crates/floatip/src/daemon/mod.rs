@@ -346,7 +346,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) 
     let overrides = overrides::load_overrides(&cfg.daemon.state_dir)?;
     let (host, events) = kernel::open_host()?;
     let listener = control::bind(&cfg.daemon.socket)?;
-    let metrics_listener = cfg.daemon.metrics.map(crate::http::bind).transpose()?;
+    let metrics_listener = cfg.daemon.http.map(crate::http::bind).transpose()?;
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot install the SIGHUP handler")?;
     let wakeup = Wakeup::new().context("cannot create the loop's timer and doorbell")?;
@@ -384,7 +384,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) 
         let calls = calls_tx.clone();
         tokio::spawn(async move {
             if let Err(err) = crate::http::serve(l, calls).await {
-                error!("metrics endpoint stopped: {err:#}");
+                error!("http listener (status page, /metrics) stopped: {err:#}");
             }
         });
     }

@@ -17,6 +17,7 @@ mod exec;
 mod http;
 mod icmp;
 mod tcp;
+mod tls;
 pub mod track_file;
 pub mod witness;
 
@@ -321,6 +322,9 @@ async fn run_check(
     check: CheckConfig,
     tx: mpsc::Sender<CheckReport>,
 ) {
+    if let Some(warning) = insecure_warning(&instance_name, &check) {
+        warn!("{warning}");
+    }
     let mut counter = RiseFall::new(check.rise, check.fall);
     let mut ticker = tokio::time::interval(check.interval.max(MIN_INTERVAL));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -370,6 +374,24 @@ async fn run_check(
     }
 }
 
+/// The warning for an https check with `insecure_skip_verify = true` (logged when its task starts,
+/// printed by `floatip check`); `None` for every other check.
+pub fn insecure_warning(instance: &str, check: &CheckConfig) -> Option<String> {
+    match &check.kind {
+        CheckKind::Http { url, tls, .. } if tls.insecure_skip_verify => Some(format!(
+            "instance {instance}: check {}: insecure_skip_verify = true: any certificate {url} presents is accepted, so the check proves only that something answers there; set ca_file to check it",
+            check.name
+        )),
+        _ => None,
+    }
+}
+
+/// Why an http check's `url` cannot be used ("does not start with http:// or https://"), read as the
+/// check reads it; `None` when it can.
+pub fn url_problem(url: &str) -> Option<String> {
+    http::parse_url(url).err()
+}
+
 /// One attempt of a check, bounded by `timeout`. `Err` carries the reason in words.
 pub async fn run_once(kind: &CheckKind, timeout: Duration) -> Result<(), String> {
     match kind {
@@ -379,18 +401,13 @@ pub async fn run_once(kind: &CheckKind, timeout: Duration) -> Result<(), String>
         CheckKind::Tcp { target } => {
             bounded(timeout, format!("connect {target}"), tcp::check(*target)).await
         }
+        // Http bounds each of its phases by the timeout itself, to say which one overran.
         CheckKind::Http {
             url,
             expect_status,
             expect_body,
-        } => {
-            bounded(
-                timeout,
-                format!("GET {url}"),
-                http::check(url, *expect_status, expect_body.as_deref()),
-            )
-            .await
-        }
+            tls,
+        } => http::check(url, *expect_status, expect_body.as_deref(), tls, timeout).await,
     }
 }
 
