@@ -14,19 +14,18 @@
 //! record ("lagged: N events dropped") and the connection is closed. Reconnect to go on.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write as _};
-use std::os::unix::net::UnixStream as StdUnixStream;
+use std::io::BufRead;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::protocol::{encode_request, parse_response, Request, Response, IO_TIMEOUT};
+use super::protocol::{Request, Response, IO_TIMEOUT};
 use super::status::unix_secs;
 
 /// Records queued per subscriber before it counts as fallen behind.
@@ -359,41 +358,17 @@ pub fn follow(
     name: Option<&str>,
     mut each: impl FnMut(&str, &EventRecord) -> std::io::Result<()>,
 ) -> anyhow::Result<Option<u64>> {
-    let stream =
-        StdUnixStream::connect(socket).map_err(|e| super::client::connect_error(socket, &e))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    let mut line = encode_request(&Request::Events {
+    let request = Request::Events {
         name: name.map(str::to_string),
-    });
-    line.push('\n');
-    (&stream).write_all(line.as_bytes()).with_context(|| {
-        format!(
-            "cannot send the request to the daemon on {}",
-            socket.display()
-        )
-    })?;
-    let mut reader = BufReader::new(&stream);
-    let mut first = Vec::new();
-    reader.read_until(b'\n', &mut first).map_err(|e| {
-        anyhow!(
-            "cannot read the daemon's answer on {}: {e}",
-            socket.display()
-        )
-    })?;
-    if first.is_empty() {
-        bail!(
-            "the daemon on {} closed the connection without answering (see `journalctl -u floatip`)",
-            socket.display()
-        );
-    }
-    match parse_response(&first)? {
+    };
+    let (first, mut reader) = super::client::open(socket, &request)?;
+    match first {
         Response::Done { .. } => {}
         Response::Error { message } => bail!("{message}"),
         other => bail!("unexpected answer to an events request: {other:?}"),
     }
     // Events come when they happen: no read timeout from here on.
-    stream.set_read_timeout(None)?;
+    reader.get_ref().set_read_timeout(None)?;
     let mut buf = String::new();
     loop {
         buf.clear();
