@@ -70,20 +70,6 @@ fn records(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn write_number(file: &Path, text: &str) {
-    std::fs::write(file, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
-}
-
-fn keepalived_backup(lab: &Lab, host: &Host, priority: u8) -> Keepalived {
-    let k = start_keepalived(lab, host, &KaInstance::v4(priority, 3, "0.1"));
-    assert!(
-        wait_until(SETTLE, STEP, || k.log().contains("Entering BACKUP STATE")),
-        "keepalived did not start as backup: {}",
-        k.log()
-    );
-    k
-}
-
 #[test]
 fn events_of_a_failover_to_keepalived_and_back_come_in_the_hooks_order() {
     let name = "events_of_a_failover_to_keepalived_and_back_come_in_the_hooks_order";
@@ -96,7 +82,7 @@ fn events_of_a_failover_to_keepalived_and_back_come_in_the_hooks_order() {
     let hooks_log = lab.path("h1-hooks.log");
     let mut f = Node::start(&lab, &h1, &[instance(150, &drain, -1, &hooks_log)]);
     wait_sole_owner(&both, &h1, VIP4, SETTLE);
-    let _k = keepalived_backup(&lab, &h2, 100);
+    let _k = start_keepalived_backup(&lab, &h2, &KaInstance::v4(100, 3, "0.1"));
     // The hooks of start-up (BACKUP, MASTER) have run before the stream starts.
     assert!(wait_until(SETTLE, STEP, || std::fs::read_to_string(
         &hooks_log
@@ -105,9 +91,9 @@ fn events_of_a_failover_to_keepalived_and_back_come_in_the_hooks_order() {
     let hooks_before = std::fs::read_to_string(&hooks_log).unwrap().lines().count();
     let (mut stream, out) = start_stream(&lab, &f, "h1-events.jsonl");
 
-    write_number(&drain, "100\n");
+    write_path(&drain, "100\n");
     wait_sole_owner(&both, &h2, VIP4, SETTLE);
-    write_number(&drain, "0\n");
+    write_path(&drain, "0\n");
     wait_sole_owner(&both, &h1, VIP4, SETTLE);
     let done = |recs: &[Value]| {
         recs.iter()
@@ -213,7 +199,7 @@ fn events_consumer_frozen_by_sigstop_delays_nothing_and_is_cut_off_with_a_lag_re
     let hooks_log = lab.path("h1-hooks.log");
     let f = Node::start(&lab, &h1, &[instance(150, &drain, 1, &hooks_log)]);
     wait_sole_owner(&both, &h1, VIP4, SETTLE);
-    let k = keepalived_backup(&lab, &h2, 100);
+    let k = start_keepalived_backup(&lab, &h2, &KaInstance::v4(100, 3, "0.1"));
     let (mut stream, out) = start_stream(&lab, &f, "h1-events.jsonl");
     assert!(stream.signal(libc::SIGSTOP), "cannot stop the consumer");
     let sent_before = f.status("files")["counters"]["adverts_sent"]
@@ -225,7 +211,7 @@ fn events_consumer_frozen_by_sigstop_delays_nothing_and_is_cut_off_with_a_lag_re
     let mut writes = 0;
     let lagged = |f: &Node| f.log().contains("stream fell behind");
     while !lagged(&f) && writes < 20_000 {
-        write_number(&drain, if writes % 2 == 0 { "1" } else { "2" });
+        write_path(&drain, if writes % 2 == 0 { "1" } else { "2" });
         writes += 1;
         if writes % 200 == 0 {
             std::thread::sleep(Duration::from_millis(20));

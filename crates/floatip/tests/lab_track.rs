@@ -22,21 +22,6 @@ fn floatip_with_track_file(priority: u8, file: &Path, weight: i32) -> Instance {
     ))
 }
 
-fn write_number(file: &Path, text: &str) {
-    std::fs::write(file, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
-}
-
-/// keepalived at `priority` on `host`, waited for until it says it is backup.
-fn keepalived_backup(lab: &Lab, host: &Host, priority: u8) -> Keepalived {
-    let k = start_keepalived(lab, host, &KaInstance::v4(priority, 3, "0.1"));
-    assert!(
-        wait_until(SETTLE, STEP, || k.log().contains("Entering BACKUP STATE")),
-        "keepalived did not start as backup: {}",
-        k.log()
-    );
-    k
-}
-
 #[test]
 fn track_file_number_hands_the_vip_to_keepalived_and_zero_brings_it_back() {
     let name = "track_file_number_hands_the_vip_to_keepalived_and_zero_brings_it_back";
@@ -48,11 +33,11 @@ fn track_file_number_hands_the_vip_to_keepalived_and_zero_brings_it_back() {
     let drain = lab.path("h1-drain");
     let f = Node::start(&lab, &h1, &[floatip_with_track_file(150, &drain, -1)]);
     wait_sole_owner(&both, &h1, VIP4, SETTLE);
-    let k = keepalived_backup(&lab, &h2, 100);
+    let k = start_keepalived_backup(&lab, &h2, &KaInstance::v4(100, 3, "0.1"));
     assert_sole_owner_for(&both, &h1, VIP4, Duration::from_millis(800), SAMPLE);
 
     // The file did not exist: 0. Now 100 x -1: 150 - 100 = 50 < keepalived's 100.
-    write_number(&drain, "100\n");
+    write_path(&drain, "100\n");
     wait_sole_owner(&both, &h2, VIP4, SETTLE);
     assert!(k.log().contains("Entering MASTER STATE"), "{}", k.log());
     let st = f.wait_state("files", "BACKUP");
@@ -65,7 +50,7 @@ fn track_file_number_hands_the_vip_to_keepalived_and_zero_brings_it_back() {
     );
 
     // 0 gives the priority back; floatip preempts keepalived.
-    write_number(&drain, "0");
+    write_path(&drain, "0");
     wait_sole_owner(&both, &h1, VIP4, SETTLE);
     let st = f.wait_state("files", "MASTER");
     assert_eq!(st["priority"]["effective"], 150, "{st:#}");
@@ -90,14 +75,14 @@ fn track_file_negative_past_the_priority_is_fault_until_it_is_gone() {
     let (lab, h1, h2) = two_hosts("track_fault");
     let both = [&h1, &h2];
     let drain = lab.path("h1-drain");
-    write_number(&drain, "0\n");
+    write_path(&drain, "0\n");
     let f = Node::start(&lab, &h1, &[floatip_with_track_file(150, &drain, 1)]);
     wait_sole_owner(&both, &h1, VIP4, SETTLE);
-    let _k = keepalived_backup(&lab, &h2, 100);
+    let _k = start_keepalived_backup(&lab, &h2, &KaInstance::v4(100, 3, "0.1"));
 
     // An editor's save: a new file renamed over the old one.
     let tmp = lab.path(".h1-drain.tmp");
-    write_number(&tmp, "-200\n");
+    write_path(&tmp, "-200\n");
     std::fs::rename(&tmp, &drain).expect("rename over the track file");
     let st = f.wait_state("files", "FAULT");
     let reason = st["reason"].as_str().unwrap_or_default();
@@ -126,7 +111,7 @@ fn track_file_of_keepalived_moves_the_vip_to_floatip_and_back() {
     let (lab, h1, h2) = two_hosts("track_ka");
     let both = [&h1, &h2];
     let ka_drain = lab.path("ka-drain");
-    write_number(&ka_drain, "0\n");
+    write_path(&ka_drain, "0\n");
     // keepalived (150) with its own track file, weight -1; floatip (100).
     let mut text = keepalived_config("h1", &KaInstance::v4(150, 3, "0.1"));
     text = format!(
@@ -151,7 +136,7 @@ fn track_file_of_keepalived_moves_the_vip_to_floatip_and_back() {
     assert_sole_owner_for(&both, &h1, VIP4, Duration::from_millis(800), SAMPLE);
 
     // keepalived: 150 - 100 = 50 < floatip's 100: floatip preempts.
-    write_number(&ka_drain, "100\n");
+    write_path(&ka_drain, "100\n");
     wait_sole_owner(&both, &h2, VIP4, SETTLE);
     let st = f.wait_state("files", "MASTER");
     assert!(
@@ -168,7 +153,7 @@ fn track_file_of_keepalived_moves_the_vip_to_floatip_and_back() {
         k.log()
     );
 
-    write_number(&ka_drain, "0\n");
+    write_path(&ka_drain, "0\n");
     wait_sole_owner(&both, &h1, VIP4, SETTLE);
     f.wait_state("files", "BACKUP");
 }

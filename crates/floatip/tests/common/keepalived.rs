@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use floatip_lab::{require, spawn_keepalived, Host, Lab, Proc, KEEPALIVED};
+use floatip_lab::{require, spawn_keepalived, wait_until, Host, Lab, Proc, KEEPALIVED};
 
-use super::{write_file, VIP4};
+use super::{write_file, SETTLE, STEP, VIP4};
 
 /// Whether keepalived is installed: [`require`]'s rule (a loud SKIPPED, or a failure under
 /// `CI=true`, since `.ci/run` installs it).
@@ -81,6 +81,24 @@ impl Keepalived {
     pub fn log(&self) -> String {
         self.proc.log()
     }
+
+    /// Waits (at most [`SETTLE`]) until keepalived's log says `needle`; fails the test with the log
+    /// when it never does.
+    pub fn await_log(&self, needle: &str) {
+        assert!(
+            wait_until(SETTLE, STEP, || self.log().contains(needle)),
+            "keepalived on {} never logged {needle:?}:\n{}",
+            self.host.name,
+            self.log()
+        );
+    }
+}
+
+/// [`start_keepalived`], then waits until keepalived says it is backup.
+pub fn start_keepalived_backup(lab: &Lab, host: &Host, k: &KaInstance) -> Keepalived {
+    let ka = start_keepalived(lab, host, k);
+    ka.await_log("Entering BACKUP STATE");
+    ka
 }
 
 /// Writes the config and starts keepalived in `host` ([`spawn_keepalived`]: foreground, log to the
