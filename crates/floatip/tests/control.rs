@@ -82,6 +82,7 @@ fn sample_status() -> InstanceStatus {
             last_heard_age_ms: 300,
         }],
         track_files: vec![],
+        auth: None,
         checks: vec![CheckStatus {
             name: "smb".into(),
             healthy: false,

@@ -113,6 +113,30 @@ pub enum Auth {
     Hmac(HmacConfig),
 }
 
+impl Auth {
+    /// One line for status pages: what protects this instance's adverts (never a key or password).
+    /// `None` without authentication.
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            Auth::None => None,
+            Auth::Pass(_) => Some("pass (cleartext password: no security)".to_string()),
+            Auth::Hmac(h) => {
+                let ids: Vec<String> = h.keys.iter().map(|k| k.id.to_string()).collect();
+                let replay = match h.anti_replay {
+                    AntiReplay::Time { window_secs } => format!("time window {window_secs}s"),
+                    AntiReplay::Monotonic => "monotonic".to_string(),
+                };
+                Some(format!(
+                    "hmac {}, signs with key {} (keys {}), anti-replay {replay}",
+                    h.mode.name(),
+                    h.active_key,
+                    ids.join(", ")
+                ))
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

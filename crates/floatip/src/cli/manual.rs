@@ -402,6 +402,7 @@ mod tests {
             conflicts: vec![],
             clashes: vec![],
             track_files: vec![],
+            auth: None,
             checks: vec![],
             history: vec![],
         };
@@ -583,6 +584,7 @@ mod lab_tests {
             conflicts: vec![],
             clashes: vec![],
             track_files: vec![],
+            auth: None,
             checks: vec![],
             history: vec![],
         }

@@ -228,6 +228,9 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
         }
         line(out, if i == 0 { "checks" } else { "" }, &text);
     }
+    if let Some(a) = &st.auth {
+        line(out, "auth", a);
+    }
     for (i, tf) in st.track_files.iter().enumerate() {
         let mut text = match tf.offset {
             Some(o) => format!("{} = {} x weight {} ({o:+})", tf.name, tf.value, tf.weight),

@@ -46,6 +46,10 @@ pub struct InstanceStatus {
     /// any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub track_files: Vec<TrackFileStatus>,
+    /// How adverts are authenticated (`[instance.auth]`: mode, signing key, key ids, anti-replay;
+    /// never a key); absent without authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
     /// The last transitions, oldest first, newest last; at most [`HISTORY_MAX`].
     pub history: Vec<HistoryEntry>,
 }

@@ -379,6 +379,7 @@ impl Runtime {
                     last_error: s.last_error.clone(),
                 })
                 .collect(),
+            auth: self.cfg.auth.describe(),
             track_files: self
                 .track_files
                 .iter()

@@ -306,6 +306,7 @@ pub(super) mod tests {
             conflicts: vec![],
             clashes: vec![],
             track_files: vec![],
+            auth: None,
             checks: vec![CheckStatus {
                 name: "smb".into(),
                 healthy: false,

@@ -576,3 +576,22 @@ fn debug_shows_no_secret() {
     let hmac = format!("{:?}", Auth::Hmac(cfg(AntiReplay::Monotonic)));
     assert!(hmac.contains("32 bytes") && !hmac.contains("31"), "{hmac}");
 }
+
+#[test]
+fn describe_names_the_mode_and_keys_but_never_a_secret() {
+    assert_eq!(Auth::None.describe(), None);
+    let pass = Auth::Pass(*b"s3cret\0\0").describe().unwrap();
+    assert!(
+        pass.starts_with("pass") && !pass.contains("s3cret"),
+        "{pass}"
+    );
+    let hmac = Auth::Hmac(cfg(AntiReplay::Time { window_secs: 5 }))
+        .describe()
+        .unwrap();
+    assert_eq!(
+        hmac,
+        "hmac enforce, signs with key 1 (keys 1), anti-replay time window 5s"
+    );
+    let key_hex: String = key1().bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!hmac.contains(&key_hex[..8]));
+}
