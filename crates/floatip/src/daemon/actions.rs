@@ -12,6 +12,7 @@ use vrrp::{Action, State};
 use super::attach::NO_LINK;
 use super::claim_probe::AfterProbe;
 use super::runtime::{Record, Runtime};
+use super::vmac::set_vmac_up;
 use super::{Block, Daemon, HOOK_DRAIN, PROBE_EVERY};
 
 impl Daemon {
@@ -90,6 +91,10 @@ impl Daemon {
                 }
             }
             Action::AddAddresses(addrs) => {
+                // The virtual MAC comes up with the claim: the advert that follows goes out from it.
+                if let Some(v) = rt.vmac.as_mut() {
+                    set_vmac_up(&*self.kernel, &rt.cfg.name, v, rt.primary, true);
+                }
                 // The guard hears of a VIP before the kernel has it: a crash in between leaves none.
                 rt.holding = true;
                 self.publish_held();
@@ -109,13 +114,13 @@ impl Daemon {
                 for addr in addrs {
                     let len = rt.prefix_len(addr);
                     match self.kernel.add_address(
-                        rt.link.index,
+                        rt.vip_index(),
                         addr,
                         len,
                         Some(rt.cfg.address_lifetime),
                     ) {
                         Ok(()) => {
-                            info!(instance = %rt.cfg.name, "added {addr}/{len} to {}", rt.cfg.interface)
+                            info!(instance = %rt.cfg.name, "added {addr}/{len} to {}", rt.vmac.as_ref().map_or(&rt.cfg.interface, |v| &v.name))
                         }
                         Err(err) => {
                             error!(instance = %rt.cfg.name, "cannot add {addr}/{len}: {err:#}")
@@ -144,14 +149,17 @@ impl Daemon {
                 }
                 for addr in addrs {
                     let len = rt.prefix_len(addr);
-                    match self.kernel.remove_address(rt.link.index, addr, len) {
+                    match self.kernel.remove_address(rt.vip_index(), addr, len) {
                         Ok(()) => {
-                            info!(instance = %rt.cfg.name, "removed {addr}/{len} from {}", rt.cfg.interface)
+                            info!(instance = %rt.cfg.name, "removed {addr}/{len} from {}", rt.vmac.as_ref().map_or(&rt.cfg.interface, |v| &v.name))
                         }
                         Err(err) => {
                             error!(instance = %rt.cfg.name, "cannot remove {addr}/{len}: {err:#}")
                         }
                     }
+                }
+                if let Some(v) = rt.vmac.as_mut() {
+                    set_vmac_up(&*self.kernel, &rt.cfg.name, v, rt.primary, false);
                 }
                 self.publish_held();
             }
@@ -189,7 +197,7 @@ impl Daemon {
             for vip in &rt.cfg.addresses {
                 let _ = self
                     .kernel
-                    .remove_address(rt.link.index, vip.addr, vip.prefix_len);
+                    .remove_address(rt.vip_index(), vip.addr, vip.prefix_len);
             }
             rt.holding = false;
         }

@@ -44,6 +44,7 @@ mod runtime;
 mod setup;
 #[cfg(test)]
 mod tests;
+mod vmac;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -180,6 +181,8 @@ pub struct Daemon {
     promise: Option<(Instant, Instant)>,
     /// The process that removes our VIPs if this one dies or stops advancing (none in unit tests).
     guard: Option<Guard>,
+    /// The kernel parameters virtual MACs changed, put back on exit ([`vmac::SysctlLedger`]).
+    vmac_ledger: vmac::SysctlLedger,
 }
 
 impl Daemon {
@@ -219,6 +222,7 @@ impl Daemon {
             receive_errors: 0,
             promise: None,
             guard: None,
+            vmac_ledger: vmac::SysctlLedger::load(&cfg.daemon.state_dir),
         })
     }
 
@@ -292,7 +296,7 @@ impl Daemon {
                 .iter()
                 .filter(|r| r.holding)
                 .flat_map(|r| {
-                    let index = r.link.index;
+                    let index = r.vip_index();
                     r.cfg
                         .addresses
                         .iter()
@@ -498,6 +502,7 @@ fn protocol_loop(
         }
         if stop_deadline.is_some() && daemon.all_stopped() {
             daemon.drain_hooks();
+            daemon.remove_vmacs();
             info!("stopped cleanly; every VIP we held is released");
             return Ok(());
         }
@@ -572,6 +577,7 @@ fn protocol_loop(
             if stop_deadline.is_some_and(|s| s <= now) {
                 warn!("stop took longer than the handoff bound; removing our VIPs now");
                 daemon.remove_all();
+                daemon.remove_vmacs();
                 daemon.drain_hooks();
                 return Ok(());
             }

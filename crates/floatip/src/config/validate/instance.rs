@@ -10,6 +10,7 @@ use super::addresses::{addresses, validate_addr_list};
 use super::announce::validate_announce;
 use super::check::validate_check;
 use super::notify::validate_notify;
+use super::vmac::validate_vmac;
 use super::{is_valid_ifname, is_valid_name, Facts};
 use crate::config::duration::format_duration;
 use crate::config::error::Cx;
@@ -103,6 +104,7 @@ pub(super) fn validate_instance(
     let address_lifetime = address_lifetime(cx, raw, advert_interval);
     let track_interfaces = track_interfaces(cx, raw, interface.as_ref(), &mut ok);
     let checks = checks(cx, raw, &label, &mut ok);
+    let (vmac, vmac_interface) = validate_vmac(cx, raw, interface.as_ref(), &mut ok);
 
     let notify = match &raw.notify {
         None => Some(NotifyConfig::default()),
@@ -129,6 +131,8 @@ pub(super) fn validate_instance(
             address_lifetime: address_lifetime?,
             witness: witness?,
             track_interfaces,
+            vmac,
+            vmac_interface,
             checks,
             notify: notify?,
         })

@@ -8,6 +8,7 @@ mod daemon;
 mod group;
 mod instance;
 mod notify;
+mod vmac;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -225,3 +225,4 @@ mod clash;
 mod election;
 mod groups;
 mod probe;
+mod vmac;
