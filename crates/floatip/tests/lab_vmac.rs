@@ -49,8 +49,12 @@ fn wait_vmac_owner(hosts: &[&Host], owner: &Host) {
     });
     assert!(
         ok,
-        "expected {} alone to hold {VIP4} on {VMAC_NAME}; holders: {last:?}",
-        owner.name
+        "expected {} alone to hold {VIP4} on {VMAC_NAME}; holders: {last:?}; on {}: {}",
+        owner.name,
+        owner.name,
+        owner
+            .ip(&["-o", "addr", "show", "to", VIP4])
+            .unwrap_or_default()
     );
     assert!(
         !owner.has_address(VIP4),
@@ -158,4 +162,227 @@ fn vmac_client_keeps_the_virtual_mac_across_failover_and_back() {
     wait_vmac_owner(&both, &h1);
     wait_client_on_vmac(&c);
     wait_learnt_at(&lab, &h1);
+}
+
+/// eth0's kernel parameters a virtual MAC changes while it runs.
+const PARENT_KEYS: [&str; 3] = [
+    "net.ipv4.conf.eth0.arp_ignore",
+    "net.ipv4.conf.eth0.arp_filter",
+    "net.ipv4.conf.eth0.arp_announce",
+];
+
+fn sysctls(h: &Host) -> Vec<String> {
+    PARENT_KEYS
+        .iter()
+        .map(|k| {
+            h.run(&["sysctl", "-n", k])
+                .unwrap_or_else(|e| panic!("sysctl {k}: {e:#}"))
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Nothing of the virtual MAC is left on `h`: no macvlan, the VIP nowhere, eth0's parameters back.
+fn assert_nothing_left(h: &Host, originals: &[String], when: &str) {
+    let links = h.ip(&["-o", "link", "show"]).expect("ip link");
+    assert!(
+        !links.contains(VMAC_NAME) && !links.contains("00:00:5e:00:01:33"),
+        "{when}: the virtual-MAC interface is still there:\n{links}"
+    );
+    assert!(
+        any_holders(&[h], VIP4).is_empty(),
+        "{when}: {VIP4} is still on {}",
+        h.name
+    );
+    assert_eq!(sysctls(h), originals, "{when}: eth0's {PARENT_KEYS:?}");
+}
+
+#[test]
+fn vmac_nothing_is_left_after_stop_or_kill_and_restart() {
+    let name = "vmac_nothing_is_left_after_stop_or_kill_and_restart";
+    if !require_root(name) {
+        return;
+    }
+    let (lab, h1, _h2) = two_hosts(name);
+    // Values of our own, so "put back" cannot pass by accident with the kernel's defaults.
+    h1.run(&[
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.eth0.arp_ignore=2",
+        "net.ipv4.conf.eth0.arp_filter=0",
+        "net.ipv4.conf.eth0.arp_announce=1",
+    ])
+    .expect("sysctl");
+    let originals = sysctls(&h1);
+    let mut n = Node::start(&lab, &h1, &[vmac_instance(150)]);
+    wait_vmac_owner(&[&h1], &h1);
+    assert_eq!(
+        sysctls(&h1),
+        ["1", "1", "2"],
+        "eth0 is set up for the virtual MAC"
+    );
+    n.stop();
+    assert_nothing_left(&h1, &originals, "after a stop");
+
+    n.restart();
+    wait_vmac_owner(&[&h1], &h1);
+    assert!(n.kill(), "floatip was running");
+    let links = h1
+        .ip(&["-o", "link", "show", VMAC_NAME])
+        .unwrap_or_default();
+    assert!(
+        links.contains(VMAC_NAME),
+        "kill -9 leaves the macvlan (nothing runs to remove it)"
+    );
+    // The guard takes the VIP off, then lets go of the control socket.
+    assert!(
+        n.wait_log("the daemon exited holding its VIPs", SETTLE),
+        "{}",
+        n.log()
+    );
+    assert!(
+        wait_until(SETTLE, POLL, || !n.ctl(&["status"]).status.success()),
+        "something still answers on the control socket"
+    );
+    n.restart();
+    wait_vmac_owner(&[&h1], &h1);
+    assert!(
+        n.wait_log("taking over vrrp.51", SETTLE),
+        "the restart takes the left macvlan over: {}",
+        n.log()
+    );
+    n.stop();
+    assert_nothing_left(&h1, &originals, "after kill -9, a restart and a stop");
+}
+
+/// Debian's keepalived with `use_vmac` for the same virtual router (VRRPv3, 100 ms adverts).
+fn keepalived_vmac(priority: u8) -> KaInstance {
+    KaInstance {
+        use_vmac: true,
+        ..KaInstance::v4(priority, 3, "0.1")
+    }
+}
+
+/// `first` (keepalived or floatip on h1, priority 150) holds the VIP on its virtual-MAC interface
+/// and `second` (h2, 100) never claims; h1 loses its link: h2 claims; the link comes back: h1
+/// preempts and h2 steps back. The client's entry stays the virtual MAC throughout.
+fn elect_and_fail_over_both_ways(
+    lab: &Lab,
+    h1: &Host,
+    h2: &Host,
+    c: &Host,
+    h1_is_master: impl Fn() -> bool,
+    h2_is_master: impl Fn() -> bool,
+) {
+    let both = [h1, h2];
+    wait_vmac_owner(&both, h1);
+    assert!(
+        wait_until(SETTLE, STEP, &h1_is_master),
+        "h1 does not say it is master"
+    );
+    // h2 hears h1's adverts (sent from the virtual MAC, which h2's own macvlan shares): it never claims.
+    let stable = wait_until(Duration::from_millis(800), SAMPLE, || {
+        assert_eq!(
+            any_holders(&both, VIP4),
+            ["h1"],
+            "h2 claimed while h1 was master"
+        );
+        false
+    });
+    assert!(!stable);
+    assert!(!h2_is_master(), "h2 claimed while h1 was master");
+    wait_client_on_vmac(c);
+    ask_again(c);
+    wait_learnt_at(lab, h1);
+
+    h1.link_down().expect("link down");
+    watch_entry_until(c, &both, || any_holders(&[h2], VIP4) == ["h2"]);
+    wait_vmac_owner(&both, h2);
+    assert!(wait_until(SETTLE, STEP, &h2_is_master), "h2 is not master");
+    wait_client_on_vmac(c);
+    ask_again(c);
+    wait_learnt_at(lab, h2);
+
+    h1.link_up().expect("link up");
+    watch_entry_until(c, &both, || any_holders(&both, VIP4) == ["h1"]);
+    wait_vmac_owner(&both, h1);
+    wait_client_on_vmac(c);
+    wait_learnt_at(lab, h1);
+}
+
+/// keepalived 2.2.7 sets `arp_ignore` and `arp_filter` on a vmac's parent but not `arp_announce`:
+/// its ARP requests for a client then say "VIP is at the parent's MAC". A keepalived host needs it
+/// by hand (docs/config.md says so); floatip sets it itself.
+fn prepare_keepalived_host(h: &Host) {
+    h.run(&["sysctl", "-qw", "net.ipv4.conf.eth0.arp_announce=2"])
+        .expect("sysctl");
+}
+
+fn three_hosts(name: &str) -> (Lab, Host, Host, Host) {
+    let (mut lab, h1, h2) = two_hosts(name);
+    let c = add_client(&mut lab);
+    (lab, h1, h2, c)
+}
+
+#[test]
+fn vmac_keepalived_master_floatip_backup() {
+    let name = "vmac_keepalived_master_floatip_backup";
+    if !require_root(name) || !require_keepalived(name) {
+        return;
+    }
+    let (lab, h1, h2, c) = three_hosts(name);
+    prepare_keepalived_host(&h1);
+    let k = start_keepalived(&lab, &h1, &keepalived_vmac(150));
+    wait_vmac_owner(&[&h1, &h2], &h1);
+    let f = Node::start(&lab, &h2, &[vmac_instance(100)]);
+    let f_state = || f.status("files")["state"] == "MASTER";
+    let masters = |n: usize| k.log().matches("Entering MASTER STATE").count() >= n;
+    elect_and_fail_over_both_ways(&lab, &h1, &h2, &c, || masters(1), f_state);
+    assert!(masters(2), "keepalived took over again: {}", k.log());
+    assert!(
+        f.wait_log("MASTER -> BACKUP", SETTLE),
+        "floatip stepped back: {}",
+        f.log()
+    );
+    let drops = foreign_drops(&f.log());
+    assert!(
+        drops.is_empty(),
+        "floatip dropped keepalived's adverts: {drops:?}"
+    );
+}
+
+#[test]
+fn vmac_floatip_master_keepalived_backup() {
+    let name = "vmac_floatip_master_keepalived_backup";
+    if !require_root(name) || !require_keepalived(name) {
+        return;
+    }
+    let (lab, h1, h2, c) = three_hosts(name);
+    let f = Node::start(&lab, &h1, &[vmac_instance(150)]);
+    wait_vmac_owner(&[&h1, &h2], &h1);
+    prepare_keepalived_host(&h2);
+    let k = start_keepalived(&lab, &h2, &keepalived_vmac(100));
+    assert!(
+        wait_until(SETTLE, STEP, || k.log().contains("Entering BACKUP STATE")),
+        "keepalived did not start as backup: {}",
+        k.log()
+    );
+    let f_state = || f.status("files")["state"] == "MASTER";
+    let k_master = || k.log().contains("Entering MASTER STATE");
+    elect_and_fail_over_both_ways(&lab, &h1, &h2, &c, f_state, k_master);
+    assert!(
+        wait_until(SETTLE, STEP, || k
+            .log()
+            .matches("Entering BACKUP STATE")
+            .count()
+            >= 2),
+        "keepalived stepped back: {}",
+        k.log()
+    );
+    let rej = keepalived_rejections(&k.log());
+    assert!(
+        rej.is_empty(),
+        "keepalived rejected floatip's adverts: {rej:?}"
+    );
 }

@@ -35,8 +35,14 @@ pub fn ipv6_conf(ifname: &str, param: &str) -> String {
 
 /// What the parent of a virtual-MAC interface needs while it carries one: it must not answer ARP for
 /// the VIPs on the macvlan (`arp_ignore = 1`: only for addresses on the interface asked) nor for its
-/// own addresses from the wrong interface (`arp_filter = 1`). Put back on exit.
-pub const PARENT_V4: &[(&str, &str)] = &[("arp_ignore", "1"), ("arp_filter", "1")];
+/// own addresses from the wrong interface (`arp_filter = 1`), and its own ARP requests (for a client
+/// the VIP answers) must name its own address, not the VIP (`arp_announce = 2`): a client that
+/// hears "VIP is at the parent's MAC" in a request would point the VIP there. Put back on exit.
+pub const PARENT_V4: &[(&str, &str)] = &[
+    ("arp_ignore", "1"),
+    ("arp_filter", "1"),
+    ("arp_announce", "2"),
+];
 
 /// What the virtual-MAC interface itself needs (it is deleted on exit, so nothing is put back):
 /// answer ARP only for its own VIPs, accept packets from the host's own addresses (a peer on the same

@@ -506,6 +506,9 @@ mod tests {
 #[derive(Debug)]
 pub struct VrrpSender {
     sock: Socket,
+    /// Where each send goes when the socket could not be connected (its interface was down: a
+    /// virtual-MAC interface is, until its instance claims), `None` when connected.
+    unconnected: Option<socket2::SockAddr>,
 }
 
 impl VrrpSender {
@@ -567,15 +570,28 @@ impl VrrpSender {
         };
         sock.bind(&local)
             .with_context(|| format!("binding the advert source {src} on {ifname}"))?;
-        sock.connect(&remote)
-            .with_context(|| format!("connecting to {dst} on {ifname}"))?;
-        Ok(VrrpSender { sock })
+        match sock.connect(&remote) {
+            Ok(()) => Ok(VrrpSender {
+                sock,
+                unconnected: None,
+            }),
+            // No route through a down interface yet: each send looks it up (it is up by then).
+            Err(e) if e.raw_os_error() == Some(libc::ENETUNREACH) => Ok(VrrpSender {
+                sock,
+                unconnected: Some(remote),
+            }),
+            Err(e) => Err(e).with_context(|| format!("connecting to {dst} on {ifname}")),
+        }
     }
 
     /// Send one encoded VRRP message (non-blocking).
     pub fn send(&self, payload: &[u8]) -> io::Result<()> {
         loop {
-            match self.sock.send(payload) {
+            let sent = match &self.unconnected {
+                None => self.sock.send(payload),
+                Some(to) => self.sock.send_to(payload, to),
+            };
+            match sent {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),

@@ -27,6 +27,8 @@ pub struct KaInstance {
     /// `virtual_ipaddress` entries, e.g. "192.0.2.97/24".
     pub vips: Vec<String>,
     pub preempt: bool,
+    /// `use_vmac` (the virtual MAC on the default interface `vrrp.{vrid}`).
+    pub use_vmac: bool,
 }
 
 impl KaInstance {
@@ -38,6 +40,7 @@ impl KaInstance {
             advert_int: advert_int.into(),
             vips: vec![format!("{VIP4}/24")],
             preempt: true,
+            use_vmac: false,
         }
     }
 }
@@ -52,11 +55,12 @@ pub fn keepalived_config(router_id: &str, k: &KaInstance) -> String {
     let _ = write!(
         s,
         "vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {}\n  \
-         priority {}\n  advert_int {}\n{}  virtual_ipaddress {{\n",
+         priority {}\n  advert_int {}\n{}{}  virtual_ipaddress {{\n",
         k.vrid,
         k.priority,
         k.advert_int,
-        if k.preempt { "" } else { "  nopreempt\n" }
+        if k.preempt { "" } else { "  nopreempt\n" },
+        if k.use_vmac { "  use_vmac\n" } else { "" },
     );
     for v in &k.vips {
         let _ = writeln!(s, "    {v}");
