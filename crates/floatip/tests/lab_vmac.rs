@@ -78,16 +78,7 @@ fn learnt_port(lab: &Lab, mac: [u8; 6]) -> Option<String> {
 
 /// Waits until the switch learnt the virtual MAC on `owner`'s port.
 fn wait_learnt_at(lab: &Lab, owner: &Host) {
-    let want = format!("p-{}", owner.name);
-    let mut last = None;
-    let ok = wait_until(SETTLE, STEP, || {
-        last = learnt_port(lab, VMAC);
-        last.as_deref() == Some(want.as_str())
-    });
-    assert!(
-        ok,
-        "the switch should learn the virtual MAC on {want}; it has it on {last:?}"
-    );
+    wait_learnt_port(lab, VMAC, owner);
 }
 
 /// Waits until the client reaches the VIP and resolves it to the virtual MAC.
@@ -384,5 +375,61 @@ fn vmac_floatip_master_keepalived_backup() {
     assert!(
         rej.is_empty(),
         "keepalived rejected floatip's adverts: {rej:?}"
+    );
+}
+
+#[test]
+fn vmac_ipv6_client_keeps_the_virtual_mac_across_failover() {
+    let name = "vmac_ipv6_client_keeps_the_virtual_mac_across_failover";
+    if !require_root(name) {
+        return;
+    }
+    // VRID 52 over IPv6: vrrp6.52 with 00:00:5e:00:02:34.
+    const VMAC6: [u8; 6] = [0, 0, 0x5e, 0, 2, 52];
+    let (mut lab, hosts) = lab_with_hosts(name, 2, true);
+    let c = add_client(&mut lab);
+    let (h1, h2) = (&hosts[0], &hosts[1]);
+    let both = [h1, h2];
+    let inst = |p: u8| Instance::v6(p).extra("vmac = true\n");
+    let _n1 = Node::start(&lab, h1, &[inst(150)]);
+    let _n2 = Node::start(&lab, h2, &[inst(100)]);
+    let on_vmac = |h: &Host| {
+        h.ip(&["-o", "addr", "show", "dev", "vrrp6.52"])
+            .is_ok_and(|o| o.contains(&format!("{VIP6}/64")))
+    };
+    let client_on_vmac = || {
+        wait_until(Duration::from_secs(8), STEP, || {
+            c.can_ping(VIP6) && c.neigh_mac(VIP6) == Some(VMAC6)
+        })
+    };
+    assert!(wait_until(SETTLE, STEP, || any_holders(&both, VIP6)
+        == ["h1"]
+        && on_vmac(h1)));
+    assert!(client_on_vmac(), "client entry: {:?}", c.neigh_mac(VIP6));
+    h1.link_down().expect("link down");
+    let ok = wait_until(SETTLE, SAMPLE, || {
+        let e = c.neigh_mac(VIP6);
+        assert!(
+            e.is_none() || e == Some(VMAC6),
+            "the entry changed to {e:?}"
+        );
+        any_holders(&[h2], VIP6) == ["h2"] && on_vmac(h2)
+    });
+    assert!(ok, "h2 did not claim on vrrp6.52");
+    assert!(client_on_vmac(), "client entry: {:?}", c.neigh_mac(VIP6));
+    wait_learnt_port(&lab, VMAC6, h2);
+}
+
+/// Waits until the switch learnt `mac` on `owner`'s port.
+fn wait_learnt_port(lab: &Lab, mac: [u8; 6], owner: &Host) {
+    let want = format!("p-{}", owner.name);
+    let mut last = None;
+    let ok = wait_until(SETTLE, STEP, || {
+        last = learnt_port(lab, mac);
+        last.as_deref() == Some(want.as_str())
+    });
+    assert!(
+        ok,
+        "the switch should learn {mac:?} on {want}; it has it on {last:?}"
     );
 }
