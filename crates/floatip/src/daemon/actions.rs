@@ -42,8 +42,15 @@ impl Daemon {
             }
         }
         if self.instances.iter().any(|r| r.retiring) {
-            self.instances
-                .retain(|r| !(r.retiring && r.core.is_stopped()));
+            let mut gone = Vec::new();
+            self.instances.retain_mut(|r| {
+                let keep = !(r.retiring && r.core.is_stopped());
+                if !keep {
+                    gone.extend(r.vmac.take());
+                }
+                keep
+            });
+            self.drop_unused_vmacs(gone);
             self.status_dirty = true;
         }
         if std::mem::take(&mut self.held_changed) {

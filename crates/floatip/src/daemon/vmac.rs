@@ -183,7 +183,10 @@ impl Daemon {
         let (Some(name), mac) = (inst.vmac_name(), inst.vmac_address()) else {
             return Ok(Err("vmac is off".into()));
         };
+        let shared = self.vmac_in_use(&name);
         let existing = match self.kernel.vmac_lookup(&name)? {
+            // A reload's new instance on the same virtual router: the retiring one still uses it.
+            Some(l) if shared && l.is_ours(parent.index, mac) => Some(l.link),
             Some(l) if l.is_ours(parent.index, mac) => {
                 info!(instance = %inst.name, "taking over {name} ({}, left by an earlier run)", format_mac(&mac));
                 if l.admin_up {
@@ -265,10 +268,32 @@ impl Daemon {
         }
     }
 
+    /// Whether a running (or waiting) instance holds the virtual-MAC interface `name`.
+    fn vmac_in_use(&self, name: &str) -> bool {
+        self.instances
+            .iter()
+            .chain(&self.pending_starts)
+            .any(|r| r.vmac.as_ref().is_some_and(|v| v.name == name))
+    }
+
+    /// Instances a reload removed are gone: their virtual-MAC interfaces go too, unless a new
+    /// instance took them over.
+    pub(super) fn drop_unused_vmacs(&mut self, gone: Vec<VmacHold>) {
+        for v in gone {
+            if self.vmac_in_use(&v.name) {
+                continue;
+            }
+            match self.kernel.delete_link(v.index) {
+                Ok(()) => info!("removed {} (its instance was removed by a reload)", v.name),
+                Err(err) => warn!("cannot remove {}: {err:#}", v.name),
+            }
+        }
+    }
+
     /// On exit: every virtual-MAC interface goes (with any VIP still on it), and the parents' kernel
     /// parameters go back to what they were.
     pub(super) fn remove_vmacs(&mut self) {
-        for rt in &mut self.instances {
+        for rt in self.instances.iter_mut().chain(&mut self.pending_starts) {
             if let Some(v) = rt.vmac.take() {
                 match self.kernel.delete_link(v.index) {
                     Ok(()) => info!(instance = %rt.cfg.name, "removed {}", v.name),

@@ -154,3 +154,43 @@ fn an_interface_that_is_not_ours_is_never_touched() {
         assert!(h.host.link("vrrp.51").is_some(), "{kind}: still there");
     }
 }
+
+#[test]
+fn a_reload_keeps_a_shared_vmac_up_and_removes_one_no_longer_used() {
+    let mut h = Harness::start(&vmac_instance(150));
+    h.become_master();
+    let v = h.host.link("vrrp.51").unwrap();
+    h.host.take_log();
+    // Another election on the same virtual MAC (a longer interval): the new instance shares vrrp.51.
+    let changed =
+        vmac_instance(150).replace("advert_interval = \"100ms\"", "advert_interval = \"200ms\"");
+    Harness::write_config(&h.dir, &changed);
+    let mut rx = h.call(Request::Reload);
+    assert!(matches!(answer(&mut rx), Some(Response::Done { .. })));
+    let log = h.host.take_log();
+    assert!(
+        !log.contains(&Call::LinkUp(v.index, false)) || log.contains(&Call::Remove(vip())),
+        "never set down while the retiring master still holds the VIP on it: {log:?}"
+    );
+    h.advance(Duration::from_secs(3));
+    assert_eq!(h.daemon.instances.len(), 1);
+    assert_eq!(h.state(), State::Master);
+    assert_eq!(
+        h.host.link("vrrp.51").map(|l| l.index),
+        Some(v.index),
+        "kept"
+    );
+    assert!(h.host.has(v.index, vip()));
+
+    // vmac off: the old instance retires and its macvlan goes with it.
+    Harness::write_config(&h.dir, &instance(51, 150));
+    let mut rx = h.call(Request::Reload);
+    assert!(matches!(answer(&mut rx), Some(Response::Done { .. })));
+    h.advance(Duration::from_secs(3));
+    assert_eq!(h.daemon.instances.len(), 1);
+    assert!(
+        h.host.link("vrrp.51").is_none(),
+        "removed with its instance"
+    );
+    assert!(h.host.has(IFINDEX, vip()), "the VIP is on eth0 now");
+}
