@@ -441,6 +441,11 @@ pub fn failover_scenario_with(
             });
         }
     }
+    if vmac {
+        for r in &mut rows {
+            r.scenario = format!("virtual MAC: {}", r.scenario);
+        }
+    }
     // The SVG draws the median trial of each daemon (by the row's first metric).
     let first_metric = |t: &FailoverTrial| match ev {
         Event::Kill9 => t.leave,

@@ -61,7 +61,7 @@ impl Daemon {
                 .filter(|rt| rt.holding)
                 .flat_map(|rt| {
                     rt.cfg.addresses.iter().filter_map(|v| match v.addr {
-                        IpAddr::V6(a) => Some((rt.link.index, a)),
+                        IpAddr::V6(a) => Some((rt.vip_index(), a)),
                         IpAddr::V4(_) => None,
                     })
                 })

@@ -249,6 +249,11 @@ impl Daemon {
             sysctl::VMAC_V4
                 .iter()
                 .map(|(p, v)| (sysctl::ipv4_conf(vmac, p), *v))
+                .chain(
+                    sysctl::VMAC_V4_NO_V6
+                        .iter()
+                        .map(|(p, v)| (sysctl::ipv6_conf(vmac, p), *v)),
+                )
                 .collect()
         };
         for (key, value) in own {

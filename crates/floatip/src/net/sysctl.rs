@@ -55,6 +55,11 @@ pub const VMAC_V4: &[(&str, &str)] = &[
     ("promote_secondaries", "1"),
 ];
 
+/// No IPv6 on the virtual-MAC interface of an IPv4 instance: every router of the VRID would generate
+/// the same link-local address from the virtual MAC and send MLD reports and router solicitations
+/// from it, teaching the switch the virtual MAC's port from a host that is not the master.
+pub const VMAC_V4_NO_V6: &[(&str, &str)] = &[("disable_ipv6", "1")];
+
 /// IPv6 on the virtual-MAC interface: no address generated from the virtual MAC (every router of the
 /// VRID would make the same link-local one and fail duplicate address detection), and the link-local
 /// address floatip puts there kept while the interface is down.
