@@ -3,7 +3,9 @@
 //! before, during and after a failover and a failback (it never changes); the switch learns the
 //! virtual MAC on the master's port (adverts and announcements go out from it); Debian's keepalived
 //! with `use_vmac` and floatip elect and fail over both ways; nothing is left after a stop, or after
-//! `kill -9` + restart + stop (no macvlan, no VIP, the parent's sysctls back to their originals).
+//! `kill -9` + restart + stop (no macvlan, no VIP, the parent's sysctls back to their originals);
+//! IPv6 (vrrp6.52) fails over the same way; `floatip doctor` checks the parent's settings and names
+//! someone else's interface under our name, which the daemon refuses (FAULT) and never touches.
 
 mod common;
 
@@ -431,5 +433,59 @@ fn wait_learnt_port(lab: &Lab, mac: [u8; 6], owner: &Host) {
     assert!(
         ok,
         "the switch should learn {mac:?} on {want}; it has it on {last:?}"
+    );
+}
+
+#[test]
+fn vmac_doctor_checks_the_parent_and_spots_a_foreign_interface() {
+    let name = "vmac_doctor_checks_the_parent_and_spots_a_foreign_interface";
+    if !require_root(name) {
+        return;
+    }
+    let (lab, h1, _h2) = two_hosts(name);
+    let mut n = Node::start(&lab, &h1, &[vmac_instance(150)]);
+    wait_vmac_owner(&[&h1], &h1);
+    let doctor = |n: &Node| {
+        let out = n.ctl(&["doctor", "--config", path_str(&n.conf)]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let report = doctor(&n);
+    assert!(report.contains("Virtual MAC"), "{report}");
+    assert!(report.contains("arp_ignore = 1 on eth0"), "{report}");
+    assert!(report.contains("arp_announce = 2 on eth0"), "{report}");
+    // Someone else's interface under our name: doctor says so, the daemon never touches it.
+    n.stop();
+    h1.ip(&[
+        "link",
+        "add",
+        VMAC_NAME,
+        "link",
+        "eth0",
+        "address",
+        "02:00:00:00:00:77",
+        "type",
+        "macvlan",
+    ])
+    .expect("someone else's macvlan");
+    let report = doctor(&n);
+    assert!(
+        report.contains("it is not instance files's virtual-MAC interface"),
+        "{report}"
+    );
+    n.restart();
+    let st = n.wait_state("files", "FAULT");
+    assert!(
+        st["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not a virtual-MAC interface of ours")),
+        "{st}"
+    );
+    n.stop();
+    let links = h1
+        .ip(&["-o", "link", "show", VMAC_NAME])
+        .unwrap_or_default();
+    assert!(
+        links.contains("02:00:00:00:00:77"),
+        "the other macvlan is still there, untouched: {links}"
     );
 }
