@@ -525,6 +525,41 @@ fn track_interfaces_rules() {
 }
 
 #[test]
+fn vmac_rules_and_defaults() {
+    let c = ok(&with("vmac = true"));
+    assert_eq!(c.instances[0].vmac_name().as_deref(), Some("vrrp.51"));
+    assert_eq!(c.instances[0].vmac_address(), [0, 0, 0x5e, 0, 1, 51]);
+    assert_eq!(ok(BASE).instances[0].vmac_name(), None);
+    let v6 = ok(
+        "[[instance]]\nname = \"f6\"\ninterface = \"eth0\"\nvrid = 52\n\
+                 addresses = [\"2001:db8::97/64\"]\nvmac = true\n",
+    );
+    assert_eq!(v6.instances[0].vmac_name().as_deref(), Some("vrrp6.52"));
+    assert_eq!(v6.instances[0].vmac_address(), [0, 0, 0x5e, 0, 2, 52]);
+    let named = ok(&with("vmac = true\nvmac_interface = \"vrrp251\""));
+    assert_eq!(named.instances[0].vmac_name().as_deref(), Some("vrrp251"));
+    problem_at(
+        &with("vmac_interface = \"vrrp.51\""),
+        6,
+        "vmac is not on",
+        "vmac = true",
+    );
+    problem_at(
+        &with("vmac = true\nvmac_interface = \"a/b\""),
+        7,
+        "not a valid Linux interface name",
+        "1-15 characters",
+    );
+    problem_at(
+        &with("vmac = true\nvmac_interface = \"eth0\""),
+        7,
+        "own interface",
+        "its own name",
+    );
+    problem_at(&with("use_vmac = true"), 6, "use_vmac", "vmac = true");
+}
+
+#[test]
 fn preempt_delay_without_preempt_is_pointed_out() {
     problem_at(
         &with("preempt = false\npreempt_delay = \"5s\""),

@@ -204,6 +204,8 @@ pub(crate) static INSTANCE: Table = Table {
         .in_place(),
     key("track_interfaces", "list of interface names", "`[]`", "valid names; not `interface` itself (always tracked); no duplicates", "a list of quoted interface names, e.g. [\"eth1\"]", "FAULT (give up the VIPs, stop claiming) while any of these links is down, e.g. the uplink the clients come from.")
         .in_place(),
+    key("vmac", "bool", "`false`", "", "true or false", "Virtual MAC (RFC 5798 7.3): the VIPs live on a macvlan with MAC 00:00:5e:00:01:{vrid} (IPv4) or 00:00:5e:00:02:{vrid} (IPv6), up only while master, so a failover moves a MAC, not an ARP entry. Changes `arp_ignore`/`arp_filter`/`arp_announce` on `interface` while running (see [Virtual MAC](#virtual-mac)). keepalived's `use_vmac`."),
+    key("vmac_interface", "string", "`\"vrrp.{vrid}\"` (IPv4), `\"vrrp6.{vrid}\"` (IPv6)", "a Linux interface name (1-15 characters, no `/`, `:` or spaces), not `interface`; only with `vmac = true`", STRING, "The name of the virtual-MAC interface floatip creates (and removes on exit). keepalived's `use_vmac NAME`."),
     key("check", "array of tables", "none", "", "tables of their own, each headed [[instance.check]]", "[`[[instance.check]]`](#instancecheck).")
         .table(&CHECK)
         .in_place(),
@@ -472,6 +474,8 @@ mod tests {
                 "address_lifetime" => new.address_lifetime = Duration::from_secs(10),
                 "witness" => new.witness.push("192.0.2.254".parse().unwrap()),
                 "track_interfaces" => new.track_interfaces.push("eth1".into()),
+                "vmac" => new.vmac = true,
+                "vmac_interface" => new.vmac_interface = Some("vrrp.x".into()),
                 "check" => new.checks.push(CheckConfig {
                     name: "c".into(),
                     kind: CheckKind::Icmp {

@@ -119,6 +119,10 @@ pub struct InstanceConfig {
     pub witness: Vec<IpAddr>,
     /// FAULT while any of these links is down (the instance's own interface is always tracked).
     pub track_interfaces: Vec<String>,
+    /// Whether the VIPs live on a virtual-MAC macvlan ([`InstanceConfig::vmac_name`]).
+    pub vmac: bool,
+    /// The macvlan's name as configured (`None`: the default, see [`InstanceConfig::vmac_name`]).
+    pub vmac_interface: Option<String>,
     pub checks: Vec<CheckConfig>,
     pub notify: NotifyConfig,
     /// `[[instance.track_file]]`s: priority offsets read from files.
@@ -131,6 +135,21 @@ impl InstanceConfig {
     /// Whether this instance carries IPv6 addresses (and so speaks VRRPv3 over IPv6).
     pub fn is_v6(&self) -> bool {
         self.addresses.first().is_some_and(|vip| vip.addr.is_ipv6())
+    }
+
+    /// The virtual-MAC interface's name (`vrrp.{vrid}` / `vrrp6.{vrid}` by default), when `vmac` is on.
+    pub fn vmac_name(&self) -> Option<String> {
+        self.vmac.then(|| {
+            self.vmac_interface.clone().unwrap_or_else(|| {
+                let prefix = if self.is_v6() { "vrrp6" } else { "vrrp" };
+                format!("{prefix}.{}", self.vrid)
+            })
+        })
+    }
+
+    /// The virtual MAC (RFC 5798 7.3): 00:00:5e:00:01:{vrid} for IPv4, 00:00:5e:00:02:{vrid} for IPv6.
+    pub fn vmac_address(&self) -> [u8; 6] {
+        [0, 0, 0x5e, 0, if self.is_v6() { 2 } else { 1 }, self.vrid]
     }
 
     /// The protocol core's view of this instance; `primary` is our own address on the interface.

@@ -53,6 +53,8 @@ pub(super) struct RawInstance {
     pub(super) address_lifetime: Option<Spanned<RawDuration>>,
     pub(super) witness: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) track_interfaces: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) vmac: Option<Spanned<bool>>,
+    pub(super) vmac_interface: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) check: Vec<Spanned<RawCheck>>,
     pub(super) notify: Option<RawNotify>,

@@ -14,6 +14,7 @@ use vrrp::{Action, State};
 use super::attach::NO_LINK;
 use super::claim_probe::AfterProbe;
 use super::runtime::{Record, Runtime};
+use super::vmac::set_vmac_up;
 use super::{Block, Daemon, HOOK_DRAIN, PROBE_EVERY};
 
 impl Daemon {
@@ -43,8 +44,15 @@ impl Daemon {
             }
         }
         if self.instances.iter().any(|r| r.retiring) {
-            self.instances
-                .retain(|r| !(r.retiring && r.core.is_stopped()));
+            let mut gone = Vec::new();
+            self.instances.retain_mut(|r| {
+                let keep = !(r.retiring && r.core.is_stopped());
+                if !keep {
+                    gone.extend(r.vmac.take());
+                }
+                keep
+            });
+            self.drop_unused_vmacs(gone);
             self.status_dirty = true;
         }
         if std::mem::take(&mut self.held_changed) {
@@ -55,7 +63,7 @@ impl Daemon {
                 .filter(|rt| rt.holding)
                 .flat_map(|rt| {
                     rt.cfg.addresses.iter().filter_map(|v| match v.addr {
-                        IpAddr::V6(a) => Some((rt.link.index, a)),
+                        IpAddr::V6(a) => Some((rt.vip_index(), a)),
                         IpAddr::V4(_) => None,
                     })
                 })
@@ -95,6 +103,10 @@ impl Daemon {
                 }
             }
             Action::AddAddresses(addrs) => {
+                // The virtual MAC comes up with the claim: the advert that follows goes out from it.
+                if let Some(v) = rt.vmac.as_mut() {
+                    set_vmac_up(&*self.kernel, &rt.cfg.name, v, rt.primary, true);
+                }
                 // The guard hears of a VIP before the kernel has it: a crash in between leaves none.
                 rt.holding = true;
                 self.publish_held();
@@ -114,13 +126,13 @@ impl Daemon {
                 for addr in addrs {
                     let len = rt.prefix_len(addr);
                     match self.kernel.add_address(
-                        rt.link.index,
+                        rt.vip_index(),
                         addr,
                         len,
                         Some(rt.cfg.address_lifetime),
                     ) {
                         Ok(()) => {
-                            info!(instance = %rt.cfg.name, "added {addr}/{len} to {}", rt.cfg.interface)
+                            info!(instance = %rt.cfg.name, "added {addr}/{len} to {}", rt.vmac.as_ref().map_or(&rt.cfg.interface, |v| &v.name))
                         }
                         Err(err) => {
                             error!(instance = %rt.cfg.name, "cannot add {addr}/{len}: {err:#}")
@@ -149,14 +161,17 @@ impl Daemon {
                 }
                 for addr in addrs {
                     let len = rt.prefix_len(addr);
-                    match self.kernel.remove_address(rt.link.index, addr, len) {
+                    match self.kernel.remove_address(rt.vip_index(), addr, len) {
                         Ok(()) => {
-                            info!(instance = %rt.cfg.name, "removed {addr}/{len} from {}", rt.cfg.interface)
+                            info!(instance = %rt.cfg.name, "removed {addr}/{len} from {}", rt.vmac.as_ref().map_or(&rt.cfg.interface, |v| &v.name))
                         }
                         Err(err) => {
                             error!(instance = %rt.cfg.name, "cannot remove {addr}/{len}: {err:#}")
                         }
                     }
+                }
+                if let Some(v) = rt.vmac.as_mut() {
+                    set_vmac_up(&*self.kernel, &rt.cfg.name, v, rt.primary, false);
                 }
                 self.publish_held();
             }
@@ -208,7 +223,7 @@ impl Daemon {
             for vip in &rt.cfg.addresses {
                 let _ = self
                     .kernel
-                    .remove_address(rt.link.index, vip.addr, vip.prefix_len);
+                    .remove_address(rt.vip_index(), vip.addr, vip.prefix_len);
             }
             rt.holding = false;
         }

@@ -60,7 +60,7 @@ impl Daemon {
                 // (the kernel creates a missing address on a refresh).
                 for vip in rt.cfg.addresses.iter().filter(|_| !rt.restoring()) {
                     if let Err(err) = self.kernel.refresh(
-                        rt.link.index,
+                        rt.vip_index(),
                         vip.addr,
                         vip.prefix_len,
                         rt.cfg.address_lifetime,
@@ -144,7 +144,7 @@ impl Daemon {
         for rt in self
             .instances
             .iter_mut()
-            .filter(|r| r.sock_key == key && r.cfg.vrid == vrid && r.detached.is_none())
+            .filter(|r| r.hears_on(key) && r.cfg.vrid == vrid && r.detached.is_none())
         {
             matched = true;
             match validate::validate_auth(bytes, &rx, &rt.policy, &mut rt.auth, wall) {
@@ -267,7 +267,7 @@ impl Daemon {
                 }
             }
             NetEvent::AddressRemoved { index, addr, .. } => {
-                for rt in self.instances.iter_mut().filter(|r| r.link.index == index) {
+                for rt in self.instances.iter_mut().filter(|r| r.vip_index() == index) {
                     if !rt.holding || rt.core.state() != State::Master {
                         continue;
                     }
@@ -291,7 +291,7 @@ impl Daemon {
                 }
                 // Our VIP appearing while we do not hold it is the two-owner mistake (an `ip addr add` by
                 // hand on the backup): the daemon manages this address, so it takes the copy away.
-                for rt in self.instances.iter_mut().filter(|r| r.link.index == index) {
+                for rt in self.instances.iter_mut().filter(|r| r.vip_index() == index) {
                     if rt.holding || rt.retiring {
                         continue;
                     }

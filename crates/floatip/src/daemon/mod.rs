@@ -45,6 +45,7 @@ mod runtime;
 mod setup;
 #[cfg(test)]
 mod tests;
+mod vmac;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -189,6 +190,8 @@ pub struct Daemon {
     guard: Option<Guard>,
     /// The event stream's broadcaster (`floatip events`), fed where the hooks and the history are.
     pub events: Arc<EventHub>,
+    /// The kernel parameters virtual MACs changed, put back on exit ([`vmac::SysctlLedger`]).
+    vmac_ledger: vmac::SysctlLedger,
 }
 
 impl Daemon {
@@ -237,6 +240,7 @@ impl Daemon {
                 );
                 hub
             },
+            vmac_ledger: vmac::SysctlLedger::load(&cfg.daemon.state_dir),
         })
     }
 
@@ -310,7 +314,7 @@ impl Daemon {
                 .iter()
                 .filter(|r| r.holding)
                 .flat_map(|r| {
-                    let index = r.link.index;
+                    let index = r.vip_index();
                     r.cfg
                         .addresses
                         .iter()
@@ -535,6 +539,7 @@ fn protocol_loop(
         }
         if stop_deadline.is_some() && daemon.all_stopped() {
             daemon.drain_hooks();
+            daemon.remove_vmacs();
             info!("stopped cleanly; every VIP we held is released");
             return Ok(());
         }
@@ -610,6 +615,7 @@ fn protocol_loop(
             if stop_deadline.is_some_and(|s| s <= now) {
                 warn!("stop took longer than the handoff bound; removing our VIPs now");
                 daemon.remove_all();
+                daemon.remove_vmacs();
                 daemon.drain_hooks();
                 return Ok(());
             }

@@ -35,7 +35,7 @@ impl Daemon {
                 for rt in self.instances.iter().filter(shown) {
                     let present: Vec<IpAddr> = self
                         .kernel
-                        .addresses(rt.link.index)
+                        .addresses(rt.vip_index())
                         .map(|a| a.into_iter().map(|(ip, _)| ip).collect())
                         .unwrap_or_default();
                     let mut st = rt.status(&present, now);

@@ -81,6 +81,8 @@ pub struct Runtime {
     /// reason until [`super::attach`] resolves it (`None`: attached).
     pub(super) detached: Option<String>,
     pub(super) sock_key: SockKey,
+    /// The virtual-MAC interface the VIPs live on (`vmac = true`, once attached).
+    pub(super) vmac: Option<super::vmac::VmacHold>,
     pub(super) announcer: Arc<dyn Announce>,
     pub(super) policy: RxPolicy,
     /// Where adverts go (the group, or each unicast peer), each through its connected sender.
@@ -138,6 +140,22 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// The interface the VIPs go on: the virtual-MAC interface, or the instance's own.
+    pub(super) fn vip_index(&self) -> u32 {
+        self.vmac.as_ref().map_or(self.link.index, |v| v.index)
+    }
+
+    /// Whether adverts read from socket `key` are this instance's to take: its interface's, or
+    /// (while it is up) its virtual-MAC interface's, which the peers' adverts from the same virtual
+    /// MAC reach instead of the parent.
+    pub(super) fn hears_on(&self, key: SockKey) -> bool {
+        self.sock_key == key
+            || self
+                .vmac
+                .as_ref()
+                .is_some_and(|v| (v.index, self.sock_key.1) == key)
+    }
+
     pub(super) fn prefix_len(&self, addr: IpAddr) -> u8 {
         self.cfg
             .addresses

@@ -56,6 +56,7 @@ impl Daemon {
                     announcer: Arc::new(NoInterface(inst.interface.clone())),
                     own_addresses: Vec::new(),
                     destinations: Vec::new(),
+                    vmac: None,
                 };
                 (waiting, Some(u.reason))
             }
@@ -67,6 +68,7 @@ impl Daemon {
             announcer,
             own_addresses,
             destinations,
+            vmac,
         } = a;
         let policy = RxPolicy {
             vrid: inst.vrid,
@@ -104,6 +106,7 @@ impl Daemon {
             primary,
             detached,
             sock_key: key,
+            vmac,
             announcer,
             policy,
             destinations,
@@ -222,13 +225,13 @@ impl Daemon {
         let present = if rt.link.index == NO_LINK {
             Vec::new()
         } else {
-            self.kernel.addresses(rt.link.index)?
+            self.kernel.addresses(rt.vip_index())?
         };
         for vip in &rt.cfg.addresses {
             if present.iter().any(|(a, _)| *a == vip.addr) {
                 warn!(instance = %rt.cfg.name, vip = %vip, "removing a stale copy of our VIP (left by an earlier run, or added by hand)");
                 self.kernel
-                    .remove_address(rt.link.index, vip.addr, vip.prefix_len)?;
+                    .remove_address(rt.vip_index(), vip.addr, vip.prefix_len)?;
             }
         }
         info!(

@@ -29,6 +29,8 @@ pub struct KaInstance {
     pub preempt: bool,
     /// Lines written inside the `vrrp_instance` block as they are (e.g. an `auth_hmac { ... }`).
     pub extra: String,
+    /// `use_vmac` (the virtual MAC on the default interface `vrrp.{vrid}`).
+    pub use_vmac: bool,
 }
 
 impl KaInstance {
@@ -41,6 +43,7 @@ impl KaInstance {
             vips: vec![format!("{VIP4}/24")],
             preempt: true,
             extra: String::new(),
+            use_vmac: false,
         }
     }
 }
@@ -55,11 +58,12 @@ pub fn keepalived_config(router_id: &str, k: &KaInstance) -> String {
     let _ = write!(
         s,
         "vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {}\n  \
-         priority {}\n  advert_int {}\n{}  virtual_ipaddress {{\n",
+         priority {}\n  advert_int {}\n{}{}  virtual_ipaddress {{\n",
         k.vrid,
         k.priority,
         k.advert_int,
-        if k.preempt { "" } else { "  nopreempt\n" }
+        if k.preempt { "" } else { "  nopreempt\n" },
+        if k.use_vmac { "  use_vmac\n" } else { "" },
     );
     for v in &k.vips {
         let _ = writeln!(s, "    {v}");

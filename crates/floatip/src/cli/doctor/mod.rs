@@ -11,6 +11,7 @@
 mod link;
 mod nft;
 mod sysctl;
+mod vmac;
 pub(crate) mod wire;
 
 use std::collections::{BTreeSet, HashMap};
@@ -299,6 +300,9 @@ pub async fn run(config: &Config, socket: &Path) -> Report {
     }
 
     report.sections.push(sysctl_section(config));
+    if let Some(section) = vmac::vmac_section(config) {
+        report.sections.push(section);
+    }
     report.sections.push(firewall_section(config).await);
     report
 }

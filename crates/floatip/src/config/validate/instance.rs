@@ -12,6 +12,7 @@ use super::auth::validate_auth;
 use super::check::validate_check;
 use super::notify::validate_notify;
 use super::track_file::validate_track_files;
+use super::vmac::validate_vmac;
 use super::{is_valid_ifname, is_valid_name, Facts};
 use crate::config::duration::format_duration;
 use crate::config::error::Cx;
@@ -106,6 +107,7 @@ pub(super) fn validate_instance(
     let track_interfaces = track_interfaces(cx, raw, interface.as_ref(), &mut ok);
     let checks = checks(cx, raw, &label, &mut ok);
     let track_files = validate_track_files(cx, raw, &label, priority, &mut ok);
+    let (vmac, vmac_interface) = validate_vmac(cx, raw, interface.as_ref(), &mut ok);
 
     let notify = match &raw.notify {
         None => Some(NotifyConfig::default()),
@@ -137,6 +139,8 @@ pub(super) fn validate_instance(
             address_lifetime: address_lifetime?,
             witness: witness?,
             track_interfaces,
+            vmac,
+            vmac_interface,
             checks,
             notify: notify?,
             track_files,

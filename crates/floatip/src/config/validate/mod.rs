@@ -10,6 +10,7 @@ mod group;
 mod instance;
 mod notify;
 mod track_file;
+mod vmac;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

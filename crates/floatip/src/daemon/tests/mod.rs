@@ -229,3 +229,4 @@ mod events;
 mod groups;
 mod probe;
 mod track;
+mod vmac;

@@ -14,6 +14,7 @@ mod filter;
 mod monitor;
 mod refresher;
 mod remover;
+mod vmac;
 
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -31,6 +32,7 @@ pub use filter::MonitorFilter;
 pub use monitor::{monitor, monitor_filtered, parse_events, NetEvent};
 pub use refresher::Refresher;
 pub use remover::AddressRemover;
+pub use vmac::VmacLink;
 
 /// One network interface as the daemon needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
