@@ -3,7 +3,6 @@
 //! as keepalived does, with the virtual MAC), bringing it up or down, and deleting it.
 
 use anyhow::Context;
-use futures::TryStreamExt;
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoMacVlan, LinkAttribute, LinkInfo as NlLinkInfo,
 };
@@ -31,19 +30,8 @@ pub struct VmacLink {
 impl Netlink {
     /// The interface `name` with its kind and parent, or `None` when there is none.
     pub async fn vmac_lookup(&self, name: &str) -> anyhow::Result<Option<VmacLink>> {
-        let mut req = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
-        let msg = match req.try_next().await {
-            Ok(Some(msg)) => msg,
-            Ok(None) => return Ok(None),
-            Err(e) if nl_errno(&e) == Some(libc::ENODEV) => return Ok(None),
-            Err(e) => {
-                return Err(nl_err(e)).with_context(|| format!("cannot read interface {name}"))
-            }
+        let Some(msg) = self.link_message(name).await? else {
+            return Ok(None);
         };
         let mut kind = None;
         let mut parent = None;
