@@ -107,12 +107,14 @@ const ADDRESSES: &str = "a list of quoted addresses, e.g. [\"192.0.2.2\"]";
 const ARGV: &str = "an argv array, e.g. [\"/usr/local/bin/x\", \"--flag\"]";
 
 /// Every table, the top level first; the order "belongs in" hints search them.
-pub(crate) static TABLES_ALL: [&Table; 7] = [
-    &ROOT, &DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY, &GROUP,
+pub(crate) static TABLES_ALL: [&Table; 8] = [
+    &ROOT, &DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY, &GROUP, &ETCD,
 ];
 
 /// The tables with keys of their own (every table but the top level).
-pub(crate) static TABLES: [&Table; 6] = [&DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY, &GROUP];
+pub(crate) static TABLES: [&Table; 7] = [
+    &DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY, &GROUP, &ETCD,
+];
 
 /// The top level of the file.
 pub(crate) static ROOT: Table = Table {
@@ -145,6 +147,15 @@ pub(crate) static ROOT: Table = Table {
             "[`[[group]]`](#group).",
         )
         .table(&GROUP),
+        key(
+            "etcd",
+            "table",
+            "none",
+            "required when an instance has `election = \"etcd\"`",
+            "a table of its own: [etcd]",
+            "[`[etcd]`](#etcd).",
+        )
+        .table(&ETCD),
     ],
 };
 
@@ -190,6 +201,7 @@ pub(crate) static INSTANCE: Table = Table {
     key("notify", "table", "none", "", "a table of its own: [instance.notify]", "[`[instance.notify]`](#instancenotify).")
         .table(&NOTIFY)
         .in_place(),
+    key("election", "string", "`\"vrrp\"`", "`\"vrrp\"` or `\"etcd\"`; `\"etcd\"` needs an `[etcd]` table and is not allowed in a `[[group]]` (yet)", STRING, "Who decides the owner. `vrrp`: the VRRP election on the LAN (keepalived-compatible). `etcd`: the holder of a lease-backed key in etcd, a quorum decision that never leaves two owners in a partition ([docs/etcd.md](etcd.md)); `vrid`, `priority` and the announcement keys still apply, adverts are not sent."),
     ],
 };
 
@@ -241,6 +253,19 @@ pub(crate) static GROUP: Table = Table {
     keys: &[
     key("name", "string", "**required**", "1-32 characters from `a-z 0-9 _ -`; unique among groups and instances", STRING, "Shown in logs and status, and used by commands: `floatip takeover fileserver` moves every member."),
     key("instances", "list of instance names", "**required**", "at least 2; each an `[[instance]]` of this file, in one group at most; no duplicates", "a list of quoted instance names, e.g. [\"files-v4\", \"files-v6\"]", "The members. They are MASTER on one host together: a member does not claim while a sibling hears a live master, follows a sibling that becomes MASTER or yields to a better master, and a FAULT of one hands the whole group over."),
+    ],
+};
+
+/// `[etcd]`: the etcd cluster that decides ownership for `election = "etcd"` instances.
+pub(crate) static ETCD: Table = Table {
+    name: "[etcd]",
+    keys: &[
+    key("endpoints", "list of URLs", "**required**", "at least one `http://HOST:PORT` or `https://HOST:PORT`, no duplicates", "a list of quoted URLs, e.g. [\"https://192.0.2.11:2379\"]", "The cluster's client URLs; the client moves to another member when one fails."),
+    key("ca_file", "path", "unset", "absolute; needed for `https://` endpoints", STRING, "PEM CA certificate(s) that sign the etcd members' certificates."),
+    key("cert_file", "path", "unset", "absolute; together with `key_file`", STRING, "PEM client certificate, when etcd asks for one (`--client-cert-auth`)."),
+    key("key_file", "path", "unset", "absolute; together with `cert_file`", STRING, "PEM private key of `cert_file`."),
+    key("prefix", "string", "`\"/floatip/\"`", "starts and ends with `/`", STRING, "Where floatip keeps its keys: `PREFIX<instance>/owner` and `PREFIX<instance>/candidates/<address>`."),
+    key("lease_ttl", "duration", "`\"5s\"`", "whole seconds, `3s` to `60s`", DURATION, "The lease's time to live: a dead or cut-off owner's VIP moves after about this long. The VIP's kernel lifetime ends before the lease can expire ([the timing argument](etcd.md#the-timing-argument))."),
     ],
 };
 
@@ -418,6 +443,7 @@ mod tests {
                     weight: None,
                 }),
                 "notify" => new.notify.timeout = Duration::from_secs(5),
+                "election" => new.election = crate::config::Election::Etcd,
                 other => panic!("a new instance key `{other}`: add a change of it to this test"),
             }
             assert_eq!(

@@ -318,13 +318,27 @@ impl Daemon {
 ///
 /// The protocol loop gets a thread of its own ([`protocol_loop`], see [`crate::wakeup`]); this task
 /// keeps the runtime turning for everything else and forwards signals and the tasks' inputs to it.
-pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) -> Result<()> {
+pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) -> Result<()> {
     if cfg.instances.is_empty() {
         bail!(
             "{}: no [[instance]] configured; nothing to do",
             cfg.path.display()
         );
     }
+    // `election = "etcd"` instances run beside the loop (nothing of etcd starts without one).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let etcd = crate::election::take_etcd_instances(&mut cfg);
+    let etcd = match (etcd.is_empty(), &cfg.etcd) {
+        (false, Some(etcd_cfg)) => {
+            let elections = crate::election::etcd::Elections::prepare(etcd_cfg, etcd).await?;
+            Some(tokio::spawn(elections.run(stop_rx)))
+        }
+        _ => None,
+    };
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     let overrides = overrides::load_overrides(&cfg.daemon.state_dir)?;
     let (host, events) = kernel::open_host()?;
     let listener = control::bind(&cfg.daemon.socket)?;
@@ -390,7 +404,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) 
         r = &mut protocol => return r.context("the protocol loop panicked")?,
         () = forwarding => {}
     }
-    protocol.await.context("the protocol loop panicked")?
+    let result = protocol.await.context("the protocol loop panicked")?;
+    if let Some(etcd) = etcd {
+        etcd.await.context("the etcd elections panicked")??;
+    }
+    result
 }
 
 /// Everything the tasks on the runtime tell the loop.

@@ -36,6 +36,7 @@ pub(super) fn validate_instance(
         vrid: None,
         is_v6: None,
         vips: Vec::new(),
+        etcd: None,
     };
 
     let name = name(cx, raw, &table, &mut facts);
@@ -109,6 +110,8 @@ pub(super) fn validate_instance(
         Some(n) => validate_notify(cx, n),
     };
 
+    let election = election(cx, raw, &mut facts);
+
     let config = (|| {
         if !ok || !addresses_ok {
             return None;
@@ -131,6 +134,7 @@ pub(super) fn validate_instance(
             track_interfaces,
             checks,
             notify: notify?,
+            election: election?,
         })
     })();
     (config, facts)
@@ -454,4 +458,27 @@ fn checks(cx: &mut Cx<'_>, raw: &RawInstance, label: &str, ok: &mut bool) -> Vec
         }
     }
     checks
+}
+
+/// `election`: `"vrrp"` (default) or `"etcd"`; the rules that need `[etcd]` and `[[group]]` are in
+/// [`super::etcd`].
+fn election(cx: &mut Cx<'_>, raw: &RawInstance, facts: &mut Facts) -> Option<Election> {
+    let Some(e) = &raw.election else {
+        return Some(Election::Vrrp);
+    };
+    match e.get_ref().as_str() {
+        "vrrp" => Some(Election::Vrrp),
+        "etcd" => {
+            facts.etcd = Some(e.span());
+            Some(Election::Etcd)
+        }
+        other => {
+            cx.at(
+                e.span(),
+                format!("election \"{other}\" is not known"),
+                "write election = \"vrrp\" (the default: VRRP on the LAN) or election = \"etcd\" (a lease in etcd; needs an [etcd] table)",
+            );
+            None
+        }
+    }
 }
