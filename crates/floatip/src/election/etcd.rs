@@ -35,11 +35,14 @@ pub struct Elections(Vec<Elector>);
 
 impl Elections {
     pub async fn prepare(etcd: &EtcdConfig, instances: Vec<InstanceConfig>) -> Result<Elections> {
-        let client = connect(etcd).await?;
+        let mut clients = Vec::new();
+        for endpoint in &etcd.endpoints {
+            clients.push((endpoint.clone(), connect(etcd, endpoint).await?));
+        }
         let netlink = Netlink::new()?;
         let mut electors = Vec::new();
         for cfg in instances {
-            electors.push(Elector::prepare(cfg, etcd, client.clone(), netlink.clone()).await?);
+            electors.push(Elector::prepare(cfg, etcd, clients.clone(), netlink.clone()).await?);
         }
         Ok(Elections(electors))
     }
@@ -57,8 +60,10 @@ impl Elections {
     }
 }
 
-/// A client for the cluster; it connects lazily, so an unreachable cluster is not an error here.
-async fn connect(etcd: &EtcdConfig) -> Result<Client> {
+/// A client for one member (one client per member, so that a request that failed goes to the next
+/// member rather than wherever a balancer sends it); it connects lazily, so an unreachable member is
+/// not an error here.
+async fn connect(etcd: &EtcdConfig, endpoint: &str) -> Result<Client> {
     let mut opts = ConnectOptions::new()
         .with_connect_timeout(REQUEST_TIMEOUT)
         .with_timeout(REQUEST_TIMEOUT)
@@ -79,9 +84,9 @@ async fn connect(etcd: &EtcdConfig) -> Result<Client> {
         }
         opts = opts.with_tls(tls);
     }
-    Client::connect(&etcd.endpoints, Some(opts))
+    Client::connect([endpoint], Some(opts))
         .await
-        .with_context(|| format!("cannot set up the etcd client for {:?}", etcd.endpoints))
+        .with_context(|| format!("cannot set up the etcd client for {endpoint}"))
 }
 
 /// Runs `f` with [`REQUEST_TIMEOUT`]; a timeout is an error like any other.
@@ -116,7 +121,9 @@ struct View {
 /// One `election = "etcd"` instance.
 struct Elector {
     cfg: InstanceConfig,
-    client: Client,
+    /// One client per `[etcd] endpoints` entry, and the one in use.
+    clients: Vec<(String, Client)>,
+    current: usize,
     netlink: Netlink,
     ifindex: u32,
     announcer: Arc<Announcer>,
@@ -139,7 +146,7 @@ impl Elector {
     async fn prepare(
         cfg: InstanceConfig,
         etcd: &EtcdConfig,
-        client: Client,
+        clients: Vec<(String, Client)>,
         netlink: Netlink,
     ) -> Result<Elector> {
         let link = netlink
@@ -169,7 +176,8 @@ impl Elector {
             me,
             ifindex: link.index,
             announcer,
-            client,
+            clients,
+            current: 0,
             netlink,
             cfg,
             lease: None,
@@ -197,21 +205,45 @@ impl Elector {
         }
     }
 
+    /// The client of the member in use.
+    fn client(&self) -> Client {
+        self.clients[self.current].1.clone()
+    }
+
+    /// A request to the member in use failed: the next request goes to the next member.
+    fn next_endpoint(&mut self, err: &dyn std::fmt::Display) {
+        let failed = self.current;
+        self.current = (self.current + 1) % self.clients.len();
+        if let Some(l) = self.lease.as_mut() {
+            l.keeper = None;
+        }
+        if self.clients.len() > 1 {
+            info!(instance = %self.cfg.name, "etcd member {} failed ({err}); using {}", self.clients[failed].0, self.clients[self.current].0);
+        }
+    }
+
     fn holding(&self) -> bool {
         self.holding.load(Ordering::SeqCst)
     }
 
-    async fn tick(&mut self) {
-        let now = lease::now();
-        // Above everything: a holder whose lease may lapse lets go, reachable or not.
+    /// Above everything: a holder whose lease may lapse lets go, reachable or not. Checked before
+    /// and after every step that waits for etcd.
+    async fn enforce_deadline(&mut self) {
         if self.holding() {
             let clock = self.lease.as_ref().map(|l| l.clock);
-            if clock.is_none_or(|c| c.expired(now)) {
+            if clock.is_none_or(|c| c.expired(lease::now())) {
                 self.release_unconfirmed(clock).await;
             }
         }
-        let renewed = self.keep_lease(now).await;
-        let Some(view) = self.read().await else {
+    }
+
+    async fn tick(&mut self) {
+        self.enforce_deadline().await;
+        let renewed = self.keep_lease(lease::now()).await;
+        self.enforce_deadline().await;
+        let view = self.read().await;
+        self.enforce_deadline().await;
+        let Some(view) = view else {
             return;
         };
         let Some((id, clock)) = self.lease.as_ref().map(|l| (l.id, l.clock)) else {
@@ -235,7 +267,7 @@ impl Elector {
                         id,
                     )])
                     .and_then([TxnOp::delete(self.owner_key.as_str(), None)]);
-                if let Err(err) = bounded(self.client.txn(txn)).await {
+                if let Err(err) = bounded(self.client().txn(txn)).await {
                     warn!(instance = %self.cfg.name, "cannot free the owner key for the successor: {err:#}; it frees itself when our lease ends");
                 }
             } else if renewed {
@@ -259,13 +291,16 @@ impl Elector {
                     self.node.as_str(),
                     Some(put),
                 )]);
-            match bounded(self.client.txn(txn)).await {
+            match bounded(self.client().txn(txn)).await {
                 Ok(r) if r.succeeded() => {
                     info!(instance = %self.cfg.name, "won the owner key (lease {id:x}, {:?} left)", clock.remaining(lease::now()));
                     self.add_vips(clock, true).await;
                 }
                 Ok(_) => {}
-                Err(err) => warn!(instance = %self.cfg.name, "cannot claim the owner key: {err:#}"),
+                Err(err) => {
+                    warn!(instance = %self.cfg.name, "cannot claim the owner key: {err:#}");
+                    self.next_endpoint(&format!("{err:#}"));
+                }
             }
         }
     }
@@ -281,7 +316,7 @@ impl Elector {
         let ttl = self.lease_ttl();
         if self.lease.is_none() {
             let sent = lease::now();
-            match bounded(self.client.lease_grant(ttl.as_secs() as i64, None)).await {
+            match bounded(self.client().lease_grant(ttl.as_secs() as i64, None)).await {
                 Ok(r) => match LeaseClock::renewed(sent, r.ttl()) {
                     Some(clock) => {
                         self.lease = Some(Lease {
@@ -298,7 +333,8 @@ impl Elector {
                     }
                 },
                 Err(err) => {
-                    self.renewal_failed(&err);
+                    self.renewal_failed(&format!("{err:#}"));
+                    self.next_endpoint(&format!("{err:#}"));
                     return false;
                 }
             }
@@ -309,78 +345,92 @@ impl Elector {
         } else {
             return false;
         }
-        let Some(l) = self.lease.as_mut() else {
-            return false;
+        let Some((id, false)) = self.lease.as_ref().map(|l| (l.id, l.candidate)) else {
+            return true;
         };
-        if !l.candidate {
-            let key = format!("{}candidates/{}", self.dir, self.me);
-            let value =
-                serde_json::json!({ "priority": self.cfg.priority, "node": self.node }).to_string();
-            let put = PutOptions::new().with_lease(l.id);
-            match bounded(self.client.put(key, value, Some(put))).await {
-                Ok(_) => l.candidate = true,
-                Err(err) => {
-                    warn!(instance = %self.cfg.name, "cannot register our candidacy: {err:#}")
+        let key = format!("{}candidates/{}", self.dir, self.me);
+        let value =
+            serde_json::json!({ "priority": self.cfg.priority, "node": self.node }).to_string();
+        let put = PutOptions::new().with_lease(id);
+        match bounded(self.client().put(key, value, Some(put))).await {
+            Ok(_) => {
+                if let Some(l) = self.lease.as_mut() {
+                    l.candidate = true;
                 }
+            }
+            Err(err) => {
+                warn!(instance = %self.cfg.name, "cannot register our candidacy: {err:#}");
+                self.next_endpoint(&format!("{err:#}"));
             }
         }
         true
     }
 
-    /// One keep-alive round trip on the lease.
+    /// One keep-alive round trip on the lease, trying each member once while they fail.
     async fn renew(&mut self) -> bool {
         let Some(l) = self.lease.as_mut() else {
             return false;
         };
-        let sent = lease::now();
-        l.next_renew = sent + l.clock.renew_every();
-        if l.keeper.is_none() {
-            match bounded(self.client.lease_keep_alive(l.id)).await {
-                Ok(k) => l.keeper = Some(k),
-                Err(err) => {
-                    self.renewal_failed(&err);
-                    return false;
-                }
+        l.next_renew = lease::now() + l.clock.renew_every();
+        let mut last_err = None;
+        for _ in 0..self.clients.len() {
+            // Past the deadline the VIP goes first; the next tick tries again.
+            if self.holding()
+                && self
+                    .lease
+                    .as_ref()
+                    .is_some_and(|l| l.clock.expired(lease::now()))
+            {
+                break;
             }
-        }
-        let Some((keeper, stream)) = l.keeper.as_mut() else {
-            return false;
-        };
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, async {
-            keeper.keep_alive().await?;
-            stream.message().await
-        })
-        .await;
-        match answer {
-            Ok(Ok(Some(r))) => {
-                if l.clock.renew(sent, r.ttl()) {
-                    self.renewal_ok();
-                    true
-                } else {
+            let sent = lease::now();
+            match self.keep_alive_once().await {
+                Ok(ttl) => {
+                    let Some(l) = self.lease.as_mut() else {
+                        return false;
+                    };
+                    if l.clock.renew(sent, ttl) {
+                        self.renewal_ok();
+                        return true;
+                    }
                     warn!(instance = %self.cfg.name, "our lease {:x} has ended in etcd; starting over", l.id);
                     self.lease = None;
                     if self.holding() {
                         self.set_holding(false);
                         self.remove_vips().await;
                     }
-                    false
+                    return false;
+                }
+                Err(err) => {
+                    self.next_endpoint(&format!("{err:#}"));
+                    last_err = Some(err);
                 }
             }
-            Ok(Ok(None)) => {
-                l.keeper = None;
-                self.renewal_failed(&"the keep-alive stream ended");
-                false
-            }
-            Ok(Err(err)) => {
-                l.keeper = None;
-                self.renewal_failed(&err);
-                false
-            }
-            Err(_) => {
-                l.keeper = None;
-                self.renewal_failed(&format!("no answer within {REQUEST_TIMEOUT:?}"));
-                false
-            }
+        }
+        if let Some(err) = last_err {
+            self.renewal_failed(&format!("{err:#}"));
+        }
+        false
+    }
+
+    /// A keep-alive on the member in use: the TTL etcd answered with (0: the lease is gone).
+    async fn keep_alive_once(&mut self) -> Result<i64> {
+        let mut client = self.client();
+        let l = self.lease.as_mut().context("no lease")?;
+        if l.keeper.is_none() {
+            l.keeper = Some(bounded(client.lease_keep_alive(l.id)).await?);
+        }
+        let (keeper, stream) = l.keeper.as_mut().context("no keep-alive stream")?;
+        let answer = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            keeper.keep_alive().await?;
+            stream.message().await
+        })
+        .await;
+        match answer {
+            Ok(Ok(Some(r))) => Ok(r.ttl()),
+            Ok(Ok(None)) => anyhow::bail!("the keep-alive stream ended"),
+            Ok(Err(err)) => Err(err.into()),
+            Err(_) => anyhow::bail!("no answer within {REQUEST_TIMEOUT:?}"),
         }
     }
 
@@ -417,10 +467,10 @@ impl Elector {
     /// Reads the owner key and the candidates.
     async fn read(&mut self) -> Option<View> {
         let opts = GetOptions::new().with_prefix();
-        let resp = match bounded(self.client.get(self.dir.as_str(), Some(opts))).await {
+        let resp = match bounded(self.client().get(self.dir.as_str(), Some(opts))).await {
             Ok(r) => r,
             Err(err) => {
-                self.renewal_failed(&err);
+                self.next_endpoint(&format!("{err:#}"));
                 return None;
             }
         };
@@ -518,7 +568,7 @@ impl Elector {
             info!(instance = %self.cfg.name, "stopping: VIPs removed");
         }
         if let Some(l) = self.lease.take() {
-            match bounded(self.client.lease_revoke(l.id)).await {
+            match bounded(self.client().lease_revoke(l.id)).await {
                 Ok(_) => info!(instance = %self.cfg.name, "stopping: lease {:x} revoked", l.id),
                 Err(err) => {
                     warn!(instance = %self.cfg.name, "stopping: cannot revoke lease {:x} ({err:#}); it ends by itself", l.id)
