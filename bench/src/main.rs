@@ -8,6 +8,7 @@ mod chaos;
 mod cpu;
 mod ctx;
 mod daemons;
+mod etcd;
 mod failover;
 mod group;
 mod parse;
@@ -47,6 +48,7 @@ const SCENARIOS: &[&str] = &[
     "scale",
     "group-takeover",
     "chaos",
+    "etcd",
 ];
 
 fn run_scenario(ctx: &mut Ctx, name: &str) -> Result<Vec<Outcome>> {
@@ -92,6 +94,11 @@ fn run_scenario(ctx: &mut Ctx, name: &str) -> Result<Vec<Outcome>> {
         }
         "group-takeover" => vec![group::group_takeover_scenario(ctx)?],
         "chaos" => vec![chaos::chaos_scenario(ctx)?],
+        // Writes bench/results/etcd.md itself (three ownership modes side by side).
+        "etcd" => {
+            etcd::etcd_scenario(ctx)?;
+            Vec::new()
+        }
         other => bail!("unknown scenario {other}; known: {}", SCENARIOS.join(", ")),
     })
 }

@@ -93,6 +93,7 @@ fn sample_status() -> InstanceStatus {
             to: "MASTER".into(),
             reason: "MASTER: no advert from 192.0.2.2 for 3.61 s (master down)".into(),
         }],
+        etcd: None,
     }
 }
 

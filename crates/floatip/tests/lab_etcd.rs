@@ -82,6 +82,32 @@ fn etcd_owner_cut_off_from_etcd_lets_go_before_another_claims() {
         log.contains("etcd unreachable since") && log.contains("VIP released at")
     });
     assert!(explained, "h1 explains the release\n{}", n1.log());
+    // And `status` says so too: h1 BACKUP with etcd unreachable since, h2 MASTER and the owner, with
+    // its lease, the member in use and both candidates.
+    let st1 = n1.wait_status("files", "etcd unreachable", |s| {
+        s["state"] == "BACKUP" && s["etcd"]["unreachable_since"].is_number()
+    });
+    assert!(st1["etcd"]["released_at"].is_number(), "{st1:#}");
+    let st2 = n2.wait_state("files", "MASTER");
+    let e = &st2["etcd"];
+    assert!(
+        e["owner"]
+            .as_str()
+            .is_some_and(|o| o.ends_with(" 192.0.2.2"))
+            && e["lease"].is_string()
+            && e["lease_remaining_ms"]
+                .as_u64()
+                .is_some_and(|ms| ms <= 5000)
+            && e["endpoint"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("http://192.0.2.1")),
+        "h2's status shows the lease and the owner: {st2:#}"
+    );
+    let human = n2.ctl_ok(&["status", "files"]);
+    assert!(
+        human.contains("owner") && human.contains("candidates") && human.contains("lease"),
+        "{human}"
+    );
     // Still cut off, h1 does not take the VIP back (it cannot prove it owns it).
     assert!(h1.can_ping("192.0.2.2"), "h1 still reaches the LAN");
     let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");

@@ -403,6 +403,7 @@ mod tests {
             clashes: vec![],
             checks: vec![],
             history: vec![],
+            etcd: None,
         };
         let all = [st];
         assert_eq!(
@@ -583,6 +584,7 @@ mod lab_tests {
             clashes: vec![],
             checks: vec![],
             history: vec![],
+            etcd: None,
         }
     }
 }

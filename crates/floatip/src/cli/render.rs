@@ -88,11 +88,14 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
     if let Some(reason) = &st.reason {
         line(out, "why", reason);
     }
-    line(
-        out,
-        "vrrp",
-        &format!("vrid {} VRRPv{} on {}", st.vrid, st.version, st.interface),
-    );
+    match &st.etcd {
+        Some(e) => render_etcd(out, e, now_s),
+        None => line(
+            out,
+            "vrrp",
+            &format!("vrid {} VRRPv{} on {}", st.vrid, st.version, st.interface),
+        ),
+    }
     let p = &st.priority;
     let mut prio = format!("{} (configured {})", p.effective, p.configured);
     if let Some(why) = &p.why_different {
@@ -302,6 +305,37 @@ fn human_age_secs(secs: f64) -> String {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
     } else {
         format!("{}d{:02}h", s / 86400, (s % 86400) / 3600)
+    }
+}
+
+/// The etcd lines of an `election = "etcd"` instance: lease, owner, candidates, reachability.
+fn render_etcd(out: &mut String, e: &crate::election::status::EtcdStatus, now_s: f64) {
+    let lease = match (&e.lease, e.lease_remaining_ms) {
+        (Some(id), Some(ms)) => format!(
+            "{id}, TTL {} s, {} left (by our count)",
+            e.lease_ttl_s,
+            format_duration(Duration::from_millis(ms))
+        ),
+        _ => "none (not a candidate until etcd grants one)".to_string(),
+    };
+    line(
+        out,
+        "etcd",
+        &format!("{} (in use); lease {lease}", e.endpoint),
+    );
+    line(out, "owner", e.owner.as_deref().unwrap_or("nobody"));
+    let candidates: Vec<String> = e
+        .candidates
+        .iter()
+        .map(|c| format!("{} priority {}", c.address, c.priority))
+        .collect();
+    line(out, "candidates", &candidates.join(", "));
+    if let Some(since) = e.unreachable_since {
+        let mut text = format!("etcd unreachable since {}", clock(since, now_s));
+        if let Some(at) = e.released_at.filter(|at| *at >= since) {
+            let _ = write!(text, "; VIP released at {}", clock(at, now_s));
+        }
+        line(out, "warning", &text);
     }
 }
 

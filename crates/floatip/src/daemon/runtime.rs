@@ -361,6 +361,7 @@ impl Runtime {
                     reason: r.reason.clone(),
                 })
                 .collect(),
+            etcd: None,
         }
     }
 

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::lease::{self, LeaseClock};
+use super::status::{self, EtcdCandidate, EtcdStatus, Tracker};
 use crate::config::{EtcdConfig, InstanceConfig};
 use crate::net::announce::Announcer;
 use crate::net::netlink::Netlink;
@@ -110,7 +111,7 @@ struct Lease {
 }
 
 /// What one read of the instance's keys showed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct View {
     /// The owner key's value and lease.
     owner: Option<(String, i64)>,
@@ -140,6 +141,11 @@ struct Elector {
     holding: Arc<AtomicBool>,
     /// The first failed renewal since the last good one (wall clock, for people).
     failing_since: Option<SystemTime>,
+    /// When we last let go because the lease could not be renewed.
+    released_at: Option<SystemTime>,
+    /// What the last read of the instance's keys showed.
+    view: View,
+    tracker: Tracker,
 }
 
 impl Elector {
@@ -183,6 +189,9 @@ impl Elector {
             lease: None,
             holding: Arc::new(AtomicBool::new(false)),
             failing_since: None,
+            released_at: None,
+            view: View::default(),
+            tracker: Tracker::default(),
         };
         // Copies left by an earlier run (killed, or stopped while etcd was unreachable) go first: we
         // do not own anything until etcd says so.
@@ -192,17 +201,56 @@ impl Elector {
 
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         info!(instance = %self.cfg.name, "election by etcd: key {} (candidate {})", self.owner_key, self.me);
+        self.tracker.transition(
+            "BACKUP",
+            "BACKUP: a candidate; etcd decides who owns the VIPs".into(),
+        );
         loop {
             if *stop.borrow() {
                 self.stop().await;
                 return;
             }
             self.tick().await;
+            self.publish().await;
             tokio::select! {
                 () = tokio::time::sleep(POLL) => {}
                 _ = stop.changed() => {}
             }
         }
+    }
+
+    /// Hands `floatip status` what this instance looks like now.
+    async fn publish(&self) {
+        let present: Vec<IpAddr> = self
+            .netlink
+            .addresses(self.ifindex)
+            .await
+            .map(|a| a.into_iter().map(|(ip, _)| ip).collect())
+            .unwrap_or_default();
+        let mut candidates: Vec<_> = self.view.candidates.clone();
+        candidates.sort_by(|a, b| b.cmp(a));
+        let now = lease::now();
+        let etcd = EtcdStatus {
+            endpoint: self.clients[self.current].0.clone(),
+            lease: self.lease.as_ref().map(|l| format!("{:x}", l.id)),
+            lease_ttl_s: self
+                .lease
+                .as_ref()
+                .map_or(self.ttl, |l| l.clock.ttl())
+                .as_secs(),
+            lease_remaining_ms: self
+                .lease
+                .as_ref()
+                .map(|l| l.clock.remaining(now).as_millis() as u64),
+            owner: self.view.owner.as_ref().map(|(v, _)| v.clone()),
+            candidates: candidates
+                .into_iter()
+                .map(|(priority, address)| EtcdCandidate { address, priority })
+                .collect(),
+            unreachable_since: self.failing_since.map(crate::control::status::unix_secs),
+            released_at: self.released_at.map(crate::control::status::unix_secs),
+        };
+        status::publish(self.tracker.status(&self.cfg, &present, etcd));
     }
 
     /// The client of the member in use.
@@ -246,6 +294,7 @@ impl Elector {
         let Some(view) = view else {
             return;
         };
+        self.view = view.clone();
         let Some((id, clock)) = self.lease.as_ref().map(|l| (l.id, l.clock)) else {
             return;
         };
@@ -254,11 +303,18 @@ impl Elector {
             if !ours {
                 let who = view.owner.map_or("nobody".into(), |(v, _)| v);
                 warn!(instance = %self.cfg.name, "the owner key is no longer ours (held by {who}); removing the VIPs");
-                self.set_holding(false);
+                self.set_holding(
+                    false,
+                    format!("BACKUP: the owner key in etcd is held by {who}"),
+                );
                 self.remove_vips().await;
             } else if self.cfg.preempt && self.best(&view) != Some(self.me) {
-                info!(instance = %self.cfg.name, "a better candidate is up ({:?}); handing the VIPs over", self.best(&view));
-                self.set_holding(false);
+                let better = self.best(&view).map_or("?".into(), |a| a.to_string());
+                info!(instance = %self.cfg.name, "a better candidate is up ({better}); handing the VIPs over");
+                self.set_holding(
+                    false,
+                    format!("BACKUP: preempted by the better candidate {better}"),
+                );
                 self.remove_vips().await;
                 let txn = Txn::new()
                     .when([Compare::lease(
@@ -396,7 +452,7 @@ impl Elector {
                     warn!(instance = %self.cfg.name, "our lease {:x} has ended in etcd; starting over", l.id);
                     self.lease = None;
                     if self.holding() {
-                        self.set_holding(false);
+                        self.set_holding(false, "BACKUP: our lease ended in etcd".into());
                         self.remove_vips().await;
                     }
                     return false;
@@ -449,13 +505,18 @@ impl Elector {
 
     /// The lease may lapse in etcd any moment now: the VIPs go, before anyone else can win the key.
     async fn release_unconfirmed(&mut self, clock: Option<LeaseClock>) {
-        self.set_holding(false);
-        self.remove_vips().await;
         let since = self.failing_since.map_or("unknown".into(), unix);
+        let released = SystemTime::now();
+        self.released_at = Some(released);
+        let why = format!(
+            "etcd unreachable since {since}; VIP released at {}",
+            unix(released)
+        );
+        self.set_holding(false, format!("BACKUP: {why}"));
+        self.remove_vips().await;
         warn!(
             instance = %self.cfg.name,
-            "etcd unreachable since {since}; VIP released at {} (the lease ends in etcd within {:?}; nobody holds the VIP until a host can prove ownership)",
-            unix(SystemTime::now()),
+            "{why} (the lease ends in etcd within {:?}; nobody holds the VIP until a host can prove ownership)",
             clock.map(|c| c.remaining(lease::now())).unwrap_or_default(),
         );
     }
@@ -495,8 +556,10 @@ impl Elector {
         Some(view)
     }
 
-    fn set_holding(&self, on: bool) {
+    fn set_holding(&mut self, on: bool, reason: String) {
         self.holding.store(on, Ordering::SeqCst);
+        self.tracker
+            .transition(if on { "MASTER" } else { "BACKUP" }, reason);
     }
 
     /// Adds (or refreshes) the VIPs with the lifetime the lease allows now; `announce`: a new claim.
@@ -504,7 +567,10 @@ impl Elector {
         let Some(lifetime) = clock.vip_lifetime(lease::now()) else {
             return;
         };
-        self.set_holding(true);
+        self.set_holding(
+            true,
+            format!("MASTER: we hold the owner key {}", self.owner_key),
+        );
         for vip in &self.cfg.addresses {
             if let Err(err) = self
                 .netlink
@@ -563,7 +629,7 @@ impl Elector {
     /// the next candidate claims at once instead of after the TTL.
     async fn stop(&mut self) {
         if self.holding() {
-            self.set_holding(false);
+            self.set_holding(false, "BACKUP: stopping".into());
             self.remove_vips().await;
             info!(instance = %self.cfg.name, "stopping: VIPs removed");
         }

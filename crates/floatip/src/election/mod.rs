@@ -7,6 +7,7 @@
 
 pub mod etcd;
 pub mod lease;
+pub mod status;
 
 use crate::config::{Config, Election, InstanceConfig};
 
