@@ -244,3 +244,48 @@ fn etcd_sigterm_hands_over_to_the_next_candidate() {
     assert_handed_over(&t1, &t2, "SIGTERM of h1", &logs(&n1, &n2));
     assert!(n1.log().contains("revoked"), "{}", n1.log());
 }
+
+#[test]
+fn etcd_failing_check_withdraws_the_candidacy_and_recovery_takes_it_back() {
+    let name = "etcd_check";
+    if !require_root(name) || !require_etcd(name) {
+        return;
+    }
+    let (mut lab, mut hosts) = lab_with_hosts(name, 2, false);
+    let h2 = hosts.pop().expect("h2");
+    let h1 = hosts.pop().expect("h1");
+    let _cluster = EtcdCluster::start(&mut lab);
+    let flag = write_file(&lab, "h1-healthy", "");
+    let etcd_lines = EtcdCluster::instance_lines(TTL);
+    let (election, etcd_table) = etcd_lines.split_once("\n\n").expect("two parts");
+    let with_check = format!(
+        "{election}\n[[instance.check]]\nname = \"svc\"\nkind = \"exec\"\ncommand = [\"/usr/bin/test\", \"-e\", \"{}\"]\ninterval = \"200ms\"\nrise = 1\nfall = 1\n\n{etcd_table}",
+        path_str(&flag)
+    );
+    let n1 = Node::start(&lab, &h1, &[Instance::v4(150).extra(&with_check)]);
+    wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
+    let n2 = Node::start(&lab, &h2, &[inst(100, true)]);
+    n2.wait_status("files", "h2 sees both candidates", |s| {
+        s["etcd"]["candidates"].as_array().is_some_and(|c| c.len() == 2)
+    });
+    let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
+    let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");
+    std::fs::remove_file(&flag).expect("fail h1's check");
+    wait_sole_owner(&[&h1, &h2], &h2, VIP4, SETTLE);
+    let st1 = n1.wait_status("files", "h1 not a candidate", |s| {
+        s["claim_inhibit"].as_str().is_some_and(|w| w.contains("check svc failing"))
+    });
+    assert_eq!(st1["state"], "BACKUP", "{st1:#}");
+    // Healthy again: h1 (150, preempt) is the better candidate and gets the VIP back.
+    std::fs::write(&flag, "").expect("h1's check passes again");
+    wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
+    std::thread::sleep(Duration::from_millis(300));
+    let (t1, t2) = (w1.stop(), w2.stop());
+    let own = ownership(&[t1.clone(), t2.clone()], t1.since, unix_now(), false);
+    assert!(
+        own.shared.is_empty() && !t2.held(unix_now()).is_empty(),
+        "check failure and recovery: h2 held the VIP meanwhile, never two owners: {:?}\n{t1:?}\n{t2:?}\n{}",
+        own.shared,
+        logs(&n1, &n2)
+    );
+}

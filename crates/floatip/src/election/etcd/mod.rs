@@ -16,12 +16,15 @@ use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity,
     LeaseKeepAliveStream, LeaseKeeper, PutOptions, TlsOptions, Txn, TxnOp,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::lease::{self, LeaseClock};
-use super::status::{self, EtcdCandidate, EtcdStatus, Tracker};
+
+mod report;
+use super::status::Tracker;
 use crate::config::{EtcdConfig, InstanceConfig};
+use crate::health::{self, CheckReport, CheckState, TaskSet};
 use crate::net::announce::Announcer;
 use crate::net::netlink::Netlink;
 
@@ -146,6 +149,14 @@ struct Elector {
     /// What the last read of the instance's keys showed.
     view: View,
     tracker: Tracker,
+    /// The instance's health checks, their reports and states: a failing check (without weight)
+    /// withdraws the candidacy, a weighted one changes the priority in it.
+    _checks: TaskSet,
+    check_reports: mpsc::Receiver<CheckReport>,
+    check_states: Vec<CheckState>,
+    /// Why we are not a candidate (a failing check), and the priority our candidacy carries.
+    fault: Option<String>,
+    priority: u8,
 }
 
 impl Elector {
@@ -174,6 +185,10 @@ impl Elector {
             .map(|h| h.trim().to_string())
             .unwrap_or_default();
         let dir = format!("{}{}/", etcd.prefix, cfg.name);
+        let (tx, check_reports) = mpsc::channel(64);
+        let checks = health::spawn(0, &cfg.name, &cfg.checks, tx);
+        let check_states = CheckState::for_checks(&cfg.checks);
+        let priority = cfg.priority;
         let elector = Elector {
             owner_key: format!("{dir}owner"),
             dir,
@@ -192,6 +207,11 @@ impl Elector {
             released_at: None,
             view: View::default(),
             tracker: Tracker::default(),
+            _checks: checks,
+            check_reports,
+            check_states,
+            fault: None,
+            priority,
         };
         // Copies left by an earlier run (killed, or stopped while etcd was unreachable) go first: we
         // do not own anything until etcd says so.
@@ -217,40 +237,6 @@ impl Elector {
                 _ = stop.changed() => {}
             }
         }
-    }
-
-    /// Hands `floatip status` what this instance looks like now.
-    async fn publish(&self) {
-        let present: Vec<IpAddr> = self
-            .netlink
-            .addresses(self.ifindex)
-            .await
-            .map(|a| a.into_iter().map(|(ip, _)| ip).collect())
-            .unwrap_or_default();
-        let mut candidates: Vec<_> = self.view.candidates.clone();
-        candidates.sort_by(|a, b| b.cmp(a));
-        let now = lease::now();
-        let etcd = EtcdStatus {
-            endpoint: self.clients[self.current].0.clone(),
-            lease: self.lease.as_ref().map(|l| format!("{:x}", l.id)),
-            lease_ttl_s: self
-                .lease
-                .as_ref()
-                .map_or(self.ttl, |l| l.clock.ttl())
-                .as_secs(),
-            lease_remaining_ms: self
-                .lease
-                .as_ref()
-                .map(|l| l.clock.remaining(now).as_millis() as u64),
-            owner: self.view.owner.as_ref().map(|(v, _)| v.clone()),
-            candidates: candidates
-                .into_iter()
-                .map(|(priority, address)| EtcdCandidate { address, priority })
-                .collect(),
-            unreachable_since: self.failing_since.map(crate::control::status::unix_secs),
-            released_at: self.released_at.map(crate::control::status::unix_secs),
-        };
-        status::publish(self.tracker.status(&self.cfg, &present, etcd));
     }
 
     /// The client of the member in use.
@@ -288,6 +274,7 @@ impl Elector {
     async fn tick(&mut self) {
         self.enforce_deadline().await;
         let renewed = self.keep_lease(lease::now()).await;
+        self.apply_checks().await;
         self.enforce_deadline().await;
         let view = self.read().await;
         self.enforce_deadline().await;
@@ -311,21 +298,11 @@ impl Elector {
             } else if self.cfg.preempt && self.best(&view) != Some(self.me) {
                 let better = self.best(&view).map_or("?".into(), |a| a.to_string());
                 info!(instance = %self.cfg.name, "a better candidate is up ({better}); handing the VIPs over");
-                self.set_holding(
-                    false,
+                self.hand_over(
+                    id,
                     format!("BACKUP: preempted by the better candidate {better}"),
-                );
-                self.remove_vips().await;
-                let txn = Txn::new()
-                    .when([Compare::lease(
-                        self.owner_key.as_str(),
-                        CompareOp::Equal,
-                        id,
-                    )])
-                    .and_then([TxnOp::delete(self.owner_key.as_str(), None)]);
-                if let Err(err) = bounded(self.client().txn(txn)).await {
-                    warn!(instance = %self.cfg.name, "cannot free the owner key for the successor: {err:#}; it frees itself when our lease ends");
-                }
+                )
+                .await;
             } else if renewed {
                 self.add_vips(clock, false).await;
             }
@@ -358,6 +335,23 @@ impl Elector {
                     self.next_endpoint(&format!("{err:#}"));
                 }
             }
+        }
+    }
+
+    /// Removes the VIPs, then frees the owner key (if it is still ours) for the next candidate.
+    async fn hand_over(&mut self, id: i64, reason: String) {
+        self.set_holding(false, reason);
+        self.remove_vips().await;
+        let txn = Txn::new()
+            .when([Compare::lease(
+                self.owner_key.as_str(),
+                CompareOp::Equal,
+                id,
+            )])
+            .and_then([TxnOp::delete(self.owner_key.as_str(), None)]);
+        if let Err(err) = bounded(self.client().txn(txn)).await {
+            warn!(instance = %self.cfg.name, "cannot free the owner key for the successor: {err:#}; it frees itself when our lease ends");
+            self.next_endpoint(&format!("{err:#}"));
         }
     }
 
@@ -404,9 +398,11 @@ impl Elector {
         let Some((id, false)) = self.lease.as_ref().map(|l| (l.id, l.candidate)) else {
             return true;
         };
+        if self.fault.is_some() {
+            return true;
+        }
         let key = format!("{}candidates/{}", self.dir, self.me);
-        let value =
-            serde_json::json!({ "priority": self.cfg.priority, "node": self.node }).to_string();
+        let value = serde_json::json!({ "priority": self.priority, "node": self.node }).to_string();
         let put = PutOptions::new().with_lease(id);
         match bounded(self.client().put(key, value, Some(put))).await {
             Ok(_) => {
