@@ -266,14 +266,18 @@ fn etcd_failing_check_withdraws_the_candidacy_and_recovery_takes_it_back() {
     wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
     let n2 = Node::start(&lab, &h2, &[inst(100, true)]);
     n2.wait_status("files", "h2 sees both candidates", |s| {
-        s["etcd"]["candidates"].as_array().is_some_and(|c| c.len() == 2)
+        s["etcd"]["candidates"]
+            .as_array()
+            .is_some_and(|c| c.len() == 2)
     });
     let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
     let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");
     std::fs::remove_file(&flag).expect("fail h1's check");
     wait_sole_owner(&[&h1, &h2], &h2, VIP4, SETTLE);
     let st1 = n1.wait_status("files", "h1 not a candidate", |s| {
-        s["claim_inhibit"].as_str().is_some_and(|w| w.contains("check svc failing"))
+        s["claim_inhibit"]
+            .as_str()
+            .is_some_and(|w| w.contains("check svc failing"))
     });
     assert_eq!(st1["state"], "BACKUP", "{st1:#}");
     // Healthy again: h1 (150, preempt) is the better candidate and gets the VIP back.
