@@ -114,7 +114,12 @@ fn stats(v: &[f64]) -> String {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     let med = v[v.len() / 2];
-    format!("{med:.0} ms ({:.0}-{:.0})", v[0], v[v.len() - 1])
+    let (lo, hi) = (v[0], v[v.len() - 1]);
+    if lo == hi {
+        format!("{med:.0} ms (all {})", v.len())
+    } else {
+        format!("{med:.0} ms ({lo:.0}-{hi:.0})")
+    }
 }
 
 fn row(mode: Mode, trials: &[Trial]) -> String {
@@ -291,7 +296,8 @@ fn trial(ctx: &Ctx, mode: Mode, cut: Cut) -> Result<Trial> {
         .find(|e| e.kind == WatchKind::AddrAdded && e.at >= t_event)
         .map(|e| (e.at - t_event) * 1000.0);
     let both_spans = intersect(&t1.held(t_end), &t2.held(t_end));
-    let both = total(&both_spans) * 1000.0;
+    // Spans that touch at one instant add up to -0.0 or a few ns: report those as 0.
+    let both = (total(&both_spans) * 1000.0).max(0.0);
     let both_at_end = t1.holds_at(t_end - 1e-3) && t2.holds_at(t_end - 1e-3);
     drop(lab);
     Ok(Trial {
