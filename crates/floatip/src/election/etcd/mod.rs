@@ -630,12 +630,22 @@ impl Elector {
             info!(instance = %self.cfg.name, "stopping: VIPs removed");
         }
         if let Some(l) = self.lease.take() {
-            match bounded(self.client().lease_revoke(l.id)).await {
-                Ok(_) => info!(instance = %self.cfg.name, "stopping: lease {:x} revoked", l.id),
-                Err(err) => {
-                    warn!(instance = %self.cfg.name, "stopping: cannot revoke lease {:x} ({err:#}); it ends by itself", l.id)
+            // Each member once: a slow or dead member should not cost the successor the whole TTL.
+            for _ in 0..self.clients.len() {
+                match bounded(self.client().lease_revoke(l.id)).await {
+                    Ok(_) => {
+                        info!(instance = %self.cfg.name, "stopping: lease {:x} revoked", l.id);
+                        return;
+                    }
+                    // An earlier attempt that timed out may have revoked it after all.
+                    Err(err) if format!("{err:#}").contains("lease not found") => {
+                        info!(instance = %self.cfg.name, "stopping: lease {:x} revoked (gone already)", l.id);
+                        return;
+                    }
+                    Err(err) => self.next_endpoint(&format!("{err:#}")),
                 }
             }
+            warn!(instance = %self.cfg.name, "stopping: cannot revoke lease {:x}; it ends by itself", l.id);
         }
     }
 }
