@@ -228,7 +228,18 @@ fn etcd_sigterm_hands_over_to_the_next_candidate() {
     if !require_root(name) || !require_etcd(name) {
         return;
     }
-    let (_lab, h1, h2, _cluster, mut n1, n2) = etcd_lab(name, true);
+    let (lab, h1, h2, _cluster, mut n1, mut n2) = etcd_lab(name, true);
+    // h2 with a master hook (restarted with it; the VIP stays on h1 meanwhile).
+    let marker = lab.path("h2-master-hook");
+    let etcd_lines = EtcdCluster::instance_lines(TTL);
+    let (election, etcd_table) = etcd_lines.split_once("\n\n").expect("two parts");
+    let with_hook = format!(
+        "{election}\n[instance.notify]\nmaster = [\"/usr/bin/touch\", \"{}\"]\n\n{etcd_table}",
+        path_str(&marker)
+    );
+    n2.stop();
+    n2.write_config(&[Instance::v4(100).extra(&with_hook)]);
+    n2.restart();
     let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
     let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");
     let status = n1.stop();
@@ -243,6 +254,11 @@ fn etcd_sigterm_hands_over_to_the_next_candidate() {
     let (t1, t2) = (w1.stop(), w2.stop());
     assert_handed_over(&t1, &t2, "SIGTERM of h1", &logs(&n1, &n2));
     assert!(n1.log().contains("revoked"), "{}", n1.log());
+    assert!(
+        wait_until(SETTLE, POLL, || marker.exists()),
+        "h2's master hook ran\n{}",
+        n2.log()
+    );
 }
 
 #[test]

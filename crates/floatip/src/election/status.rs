@@ -105,6 +105,11 @@ impl Tracker {
         true
     }
 
+    /// The state now ("MASTER", "BACKUP", "INIT").
+    pub fn state(&self) -> &'static str {
+        self.state
+    }
+
     /// The status model for `cfg`, with the VIPs the kernel has now and the etcd part.
     pub fn status(
         &self,

@@ -25,11 +25,14 @@ mod report;
 use super::status::Tracker;
 use crate::config::{EtcdConfig, InstanceConfig};
 use crate::health::{self, CheckReport, CheckState, TaskSet};
+use crate::hooks::{self, Hooks};
 use crate::net::announce::Announcer;
 use crate::net::netlink::Netlink;
 
 /// How often a task reads its instance's keys (a free owner key is claimed within this).
 const POLL: Duration = Duration::from_millis(100);
+/// How long the stop hook may run when the daemon exits (as for VRRP instances).
+const HOOK_DRAIN: Duration = Duration::from_secs(10);
 /// The longest any one etcd request may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -157,6 +160,8 @@ struct Elector {
     /// Why we are not a candidate (a failing check), and the priority our candidacy carries.
     fault: Option<String>,
     priority: u8,
+    /// `[instance.notify]`: run on each transition, as for a VRRP instance.
+    hooks: Option<Hooks>,
 }
 
 impl Elector {
@@ -189,6 +194,11 @@ impl Elector {
         let checks = health::spawn(0, &cfg.name, &cfg.checks, tx);
         let check_states = CheckState::for_checks(&cfg.checks);
         let priority = cfg.priority;
+        let n = &cfg.notify;
+        let hooks = [&n.master, &n.backup, &n.fault, &n.stop]
+            .iter()
+            .any(|h| h.is_some())
+            .then(|| hooks::spawn(cfg.name.clone(), n.clone()));
         let elector = Elector {
             owner_key: format!("{dir}owner"),
             dir,
@@ -212,6 +222,7 @@ impl Elector {
             check_states,
             fault: None,
             priority,
+            hooks,
         };
         // Copies left by an earlier run (killed, or stopped while etcd was unreachable) go first: we
         // do not own anything until etcd says so.
@@ -554,8 +565,18 @@ impl Elector {
 
     fn set_holding(&mut self, on: bool, reason: String) {
         self.holding.store(on, Ordering::SeqCst);
-        self.tracker
-            .transition(if on { "MASTER" } else { "BACKUP" }, reason);
+        let from = self.tracker.state();
+        let to = if on { "MASTER" } else { "BACKUP" };
+        if self.tracker.transition(to, reason.clone()) {
+            self.run_hook(to, from, &reason);
+        }
+    }
+
+    fn run_hook(&self, to: &str, from: &str, reason: &str) {
+        if let Some(h) = &self.hooks {
+            let addrs: Vec<String> = self.cfg.addresses.iter().map(|v| v.to_string()).collect();
+            h.transition(to, from, reason, &addrs);
+        }
     }
 
     /// Adds (or refreshes) the VIPs with the lifetime the lease allows now; `announce`: a new claim.
@@ -629,6 +650,16 @@ impl Elector {
             self.remove_vips().await;
             info!(instance = %self.cfg.name, "stopping: VIPs removed");
         }
+        self.revoke().await;
+        let from = self.tracker.state();
+        self.run_hook("STOP", from, "STOP: the daemon is stopping");
+        if let Some(h) = self.hooks.take() {
+            h.drain(HOOK_DRAIN).await;
+        }
+    }
+
+    /// Revokes our lease (with the owner key and our candidacy), trying each member once.
+    async fn revoke(&mut self) {
         if let Some(l) = self.lease.take() {
             // Each member once: a slow or dead member should not cost the successor the whole TTL.
             for _ in 0..self.clients.len() {
