@@ -182,6 +182,20 @@ fn table_config(cx: &mut Cx<'_>, table: &Spanned<RawEtcd>) -> Option<EtcdConfig>
             ok = false;
         }
     }
+    if let (None, Some(list)) = (&raw.ca_file, &raw.endpoints) {
+        if let Some(https) = list
+            .get_ref()
+            .iter()
+            .find(|u| u.get_ref().starts_with("https://"))
+        {
+            cx.at(
+                https.span(),
+                format!("endpoint \"{}\" is https:// but [etcd] has no ca_file", https.get_ref()),
+                "add ca_file = \"/etc/floatip/etcd/ca.pem\" (the CA that signs the members' certificates)",
+            );
+            ok = false;
+        }
+    }
     let prefix = match &raw.prefix {
         None => Some(DEFAULT_ETCD_PREFIX.to_string()),
         Some(p) => {
@@ -292,6 +306,10 @@ mod tests {
         assert!(e.contains("lease_ttl 2s is out of range"), "{e}");
         assert!(e.contains("must start and end with /"), "{e}");
         assert!(e.contains("cert_file is set without key_file"), "{e}");
+        let e = errors(&format!(
+            "{INSTANCE}[etcd]\nendpoints = [\"https://192.0.2.11:2379\"]\n"
+        ));
+        assert!(e.contains("is https:// but [etcd] has no ca_file"), "{e}");
         let e = errors(&format!("{INSTANCE}[etcd]\n"));
         assert!(e.contains("[etcd] has no `endpoints`"), "{e}");
     }
