@@ -309,3 +309,36 @@ fn etcd_failing_check_withdraws_the_candidacy_and_recovery_takes_it_back() {
         logs(&n1, &n2)
     );
 }
+
+#[test]
+fn etcd_over_tls_with_client_certificates() {
+    let name = "etcd_tls";
+    if !require_root(name) || !require_etcd(name) {
+        return;
+    }
+    let (mut lab, mut hosts) = lab_with_hosts(name, 2, false);
+    let h2 = hosts.pop().expect("h2");
+    let h1 = hosts.pop().expect("h1");
+    let certs = Certs::make(&lab);
+    let _cluster = EtcdCluster::start_with(&mut lab, Some(&certs));
+    let lines = EtcdCluster::instance_lines_with(TTL, Some(&certs));
+    let n1 = Node::start(&lab, &h1, &[Instance::v4(150).extra(&lines)]);
+    wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
+    let n2 = Node::start(&lab, &h2, &[Instance::v4(100).extra(&lines)]);
+    let st = n2.wait_status("files", "h2 a candidate over TLS", |s| {
+        s["etcd"]["lease"].is_string()
+    });
+    assert!(
+        st["etcd"]["endpoint"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("https://")),
+        "{st:#}"
+    );
+    let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
+    let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");
+    assert!(n1.kill(), "h1's daemon was running");
+    wait_sole_owner(&[&h1, &h2], &h2, VIP4, SETTLE);
+    std::thread::sleep(Duration::from_millis(300));
+    let (t1, t2) = (w1.stop(), w2.stop());
+    assert_handed_over(&t1, &t2, "kill -9 of h1 (etcd over TLS)", &logs(&n1, &n2));
+}

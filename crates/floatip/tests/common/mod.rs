@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use config::{config_text, floatip_config, write_file, Instance};
-pub use etcd::{require_etcd, EtcdCluster, ETCD};
+pub use etcd::{require_etcd, Certs, EtcdCluster, ETCD};
 pub use floatip_lab::{
     ownership, require, require_root, unix_now, wait_until, AddrWatch, Host, Lab, Proc, WatchKind,
 };
