@@ -335,6 +335,7 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
         }
         _ => None,
     };
+    let stop_all = stop_tx.clone();
     let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -400,15 +401,16 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
         bell,
         socket_path,
     );
-    tokio::select! {
-        r = &mut protocol => return r.context("the protocol loop panicked")?,
-        () = forwarding => {}
-    }
-    let result = protocol.await.context("the protocol loop panicked")?;
+    let result = tokio::select! {
+        r = &mut protocol => r,
+        () = forwarding => protocol.await,
+    };
+    // The etcd elections step down on the same stop (or on the loop's end, an error included).
     if let Some(etcd) = etcd {
+        let _ = stop_all.send(true);
         etcd.await.context("the etcd elections panicked")??;
     }
-    result
+    result.context("the protocol loop panicked")?
 }
 
 /// Everything the tasks on the runtime tell the loop.
