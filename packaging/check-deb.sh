@@ -25,7 +25,7 @@ if ! echo "$contents" | grep -Eq '^-rw-r--r-- .* \./(usr/)?lib/systemd/system/fl
 fi
 want -rw-r--r-- etc/floatip/floatip.toml
 want -rw-r--r-- usr/share/man/man1/floatip.1.gz
-for sub in run check status takeover release auto reload; do
+for sub in run check status takeover release auto reload events init import import-keepalived; do
     want -rw-r--r-- "usr/share/man/man1/floatip-$sub.1.gz"
 done
 want -rw-r--r-- usr/share/bash-completion/completions/floatip
@@ -36,6 +36,7 @@ want -rw-r--r-- usr/share/doc/floatip/config.md
 want -rw-r--r-- usr/share/doc/floatip/operations.md
 want -rw-r--r-- usr/share/doc/floatip/copyright
 want -rw-r--r-- usr/share/doc/floatip/examples/floatip.toml
+want -rw-r--r-- usr/share/doc/floatip/grafana/floatip-dashboard.json
 
 # Control data: the example config is a conffile (an upgrade never overwrites the admin's edits),
 # and the maintainer scripts never enable or start the service on install.

@@ -46,6 +46,8 @@ pub struct Setup {
     /// Every instance in one floatip `[[group]]` of this name (floatip only: the group scenario is
     /// a planned takeover, which keepalived does not have).
     pub group: Option<String>,
+    /// Virtual MAC: floatip `vmac = true`, keepalived `use_vmac` (the VIP lives on `vrrp.{vrid}`).
+    pub vmac: bool,
 }
 
 /// The main scenario's single instance: VRID 51, VIP 192.0.2.97.
@@ -59,6 +61,7 @@ pub fn files_setup(interval_ms: u32, check_port: Option<u16>) -> Setup {
         }],
         check_port,
         group: None,
+        vmac: false,
     }
 }
 
@@ -89,6 +92,7 @@ pub fn scale_setup(n: u8, interval_ms: u32) -> Setup {
             .collect(),
         check_port: None,
         group: None,
+        vmac: false,
     }
 }
 
@@ -121,6 +125,9 @@ pub fn floatip_config(setup: &Setup, priority: u8, socket: &Path, state_dir: &Pa
             duration_str(setup.interval_ms),
             i.vip
         );
+        if setup.vmac {
+            s.push_str("vmac = true\n");
+        }
         if let Some(port) = setup.check_port {
             let _ = writeln!(
                 s,
@@ -166,10 +173,11 @@ pub fn keepalived_config(setup: &Setup, host: &str, priority: u8, initial_master
         let _ = writeln!(
             s,
             "vrrp_instance {} {{\n  state {}\n  interface eth0\n  virtual_router_id {}\n  \
-             priority {priority}\n  advert_int {advert}\n  virtual_ipaddress {{\n    {}\n  }}",
+             priority {priority}\n  advert_int {advert}\n{}  virtual_ipaddress {{\n    {}\n  }}",
             i.name,
             if initial_master { "MASTER" } else { "BACKUP" },
             i.vrid,
+            if setup.vmac { "  use_vmac\n" } else { "" },
             i.vip
         );
         if setup.check_port.is_some() {

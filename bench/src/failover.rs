@@ -45,8 +45,12 @@ pub struct FailoverTrial {
 /// How long `Event::Stop` keeps the master's daemon stopped.
 const STOP_FOR: Duration = Duration::from_secs(3);
 
+/// Whether `host` has `vip` on any interface (eth0, or its virtual-MAC interface).
 pub fn holds(host: &Host, vip: &str) -> Result<bool> {
-    Ok(host.has_address(vip))
+    Ok(host.has_address(vip)
+        || host
+            .ip(&["-o", "addr", "show", "to", vip])
+            .is_ok_and(|out| !out.trim().is_empty()))
 }
 pub fn failover_trial(
     ctx: &mut Ctx,
@@ -54,11 +58,20 @@ pub fn failover_trial(
     ev: Event,
     interval_ms: u32,
     phase: f64,
+    vmac: bool,
 ) -> Result<FailoverTrial> {
     let (lab, hosts, dir) = new_lab(true)?;
     let (h1, h2, c) = (&hosts[0], &hosts[1], &hosts[2]);
     let check = (ev == Event::Health).then_some(CHECK_PORT);
-    let setup = daemons::files_setup(interval_ms, check);
+    let mut setup = daemons::files_setup(interval_ms, check);
+    setup.vmac = vmac;
+    if vmac && daemon == Daemon::Keepalived {
+        // keepalived sets arp_ignore/arp_filter on the parent but not arp_announce (floatip does):
+        // without it h1's ARP requests for the client would point the VIP at h1's own MAC.
+        for h in [h1, h2] {
+            h.run(&["sysctl", "-qw", "net.ipv4.conf.eth0.arp_announce=2"])?;
+        }
+    }
     // The service runs on both hosts (h2 must pass its own check to take over); h1's is killed.
     let mut server = None;
     if check.is_some() {
@@ -259,6 +272,17 @@ pub fn failover_scenario(
     ev: Event,
     interval_ms: u32,
 ) -> Result<Outcome> {
+    failover_scenario_with(ctx, name, ev, interval_ms, false)
+}
+
+/// [`failover_scenario`], with the VIP on a virtual MAC (`vmac`) on both daemons.
+pub fn failover_scenario_with(
+    ctx: &mut Ctx,
+    name: &str,
+    ev: Event,
+    interval_ms: u32,
+    vmac: bool,
+) -> Result<Outcome> {
     let floatip_only = matches!(ev, Event::Takeover | Event::Release);
     let mut results: [Vec<std::result::Result<FailoverTrial, String>>; 2] =
         [Vec::new(), Vec::new()];
@@ -284,7 +308,7 @@ pub fn failover_scenario(
                 ctx.trials
             );
             let phase = (trial as f64 + 0.5) / ctx.trials as f64;
-            let r = failover_trial(ctx, *d, ev, interval_ms, phase);
+            let r = failover_trial(ctx, *d, ev, interval_ms, phase, vmac);
             match &r {
                 Ok(t) => eprintln!("{}", t.timeline.caption),
                 Err(e) => eprintln!("failed: {e:#}"),
@@ -415,6 +439,11 @@ pub fn failover_scenario(
                 verdict: verdict_limit_and_keepalived,
                 limit: Some(5.0),
             });
+        }
+    }
+    if vmac {
+        for r in &mut rows {
+            r.scenario = format!("virtual MAC: {}", r.scenario);
         }
     }
     // The SVG draws the median trial of each daemon (by the row's first metric).

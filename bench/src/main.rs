@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 
 use cpu::cpu_scenario;
 use ctx::{utc_now_string, Ctx};
-use failover::{failover_scenario, Event};
+use failover::{failover_scenario, failover_scenario_with, Event};
 use floatip_lab::run_output;
 use report::{report, Outcome};
 
@@ -47,6 +47,9 @@ const SCENARIOS: &[&str] = &[
     "cpu-10ms",
     "scale",
     "group-takeover",
+    "vmac-hostloss-100ms",
+    "vmac-hostloss-1s",
+    "vmac-sigterm",
     "chaos",
     "etcd",
 ];
@@ -93,6 +96,27 @@ fn run_scenario(ctx: &mut Ctx, name: &str) -> Result<Vec<Outcome>> {
             v
         }
         "group-takeover" => vec![group::group_takeover_scenario(ctx)?],
+        "vmac-hostloss-100ms" => vec![failover_scenario_with(
+            ctx,
+            name,
+            Event::HostLoss,
+            100,
+            true,
+        )?],
+        "vmac-hostloss-1s" => vec![failover_scenario_with(
+            ctx,
+            name,
+            Event::HostLoss,
+            1000,
+            true,
+        )?],
+        "vmac-sigterm" => vec![failover_scenario_with(
+            ctx,
+            name,
+            Event::Sigterm,
+            1000,
+            true,
+        )?],
         "chaos" => vec![chaos::chaos_scenario(ctx)?],
         // Writes bench/results/etcd.md itself (three ownership modes side by side).
         "etcd" => {

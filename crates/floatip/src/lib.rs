@@ -11,7 +11,8 @@
 //! - [`guard`]: a separate process that removes the VIPs the moment the daemon dies or stops advancing.
 //! - [`conflict`]: what a master does when another MAC answers for its VIP.
 //! - [`net`]: the kernel edges: netlink addresses and link events, VRRP raw sockets, GARP/NA, ARP probes.
-//! - [`http`]: the HTTP edge: the Prometheus metrics endpoint ([`http::metrics`] renders it).
+//! - [`http`]: the HTTP edge (hyper): the status page ([`http::page`]), `/status.json`, and the
+//!   Prometheus metrics ([`http::metrics`] renders them).
 //! - [`service`]: living under systemd: logs, sd_notify, watchdog, capabilities.
 //! - [`wakeup`]: the protocol loop's sleep (epoll with nanosecond deadlines) and doorbell.
 

@@ -135,7 +135,7 @@ fn example_config_is_valid_with_every_optional_key_uncommented() {
         .collect();
     let c = ok(&uncommented);
     let files = &c.instances[0];
-    assert_eq!(c.daemon.metrics, Some("127.0.0.1:9797".parse().unwrap()));
+    assert_eq!(c.daemon.http, Some("127.0.0.1:9797".parse().unwrap()));
     assert_eq!(
         files.unicast_peers,
         vec!["192.0.2.2".parse::<IpAddr>().unwrap()]
@@ -182,7 +182,7 @@ fn defaults_are_the_documented_ones() {
     let c = ok(BASE);
     assert_eq!(c.daemon.socket, Path::new("/run/floatip/floatip.sock"));
     assert_eq!(c.daemon.state_dir, Path::new("/var/lib/floatip"));
-    assert_eq!(c.daemon.metrics, None);
+    assert_eq!(c.daemon.http, None);
     assert_eq!(c.daemon.log_level, None);
     let i = &c.instances[0];
     assert_eq!(i.priority, 100);
@@ -525,6 +525,41 @@ fn track_interfaces_rules() {
 }
 
 #[test]
+fn vmac_rules_and_defaults() {
+    let c = ok(&with("vmac = true"));
+    assert_eq!(c.instances[0].vmac_name().as_deref(), Some("vrrp.51"));
+    assert_eq!(c.instances[0].vmac_address(), [0, 0, 0x5e, 0, 1, 51]);
+    assert_eq!(ok(BASE).instances[0].vmac_name(), None);
+    let v6 = ok(
+        "[[instance]]\nname = \"f6\"\ninterface = \"eth0\"\nvrid = 52\n\
+                 addresses = [\"2001:db8::97/64\"]\nvmac = true\n",
+    );
+    assert_eq!(v6.instances[0].vmac_name().as_deref(), Some("vrrp6.52"));
+    assert_eq!(v6.instances[0].vmac_address(), [0, 0, 0x5e, 0, 2, 52]);
+    let named = ok(&with("vmac = true\nvmac_interface = \"vrrp251\""));
+    assert_eq!(named.instances[0].vmac_name().as_deref(), Some("vrrp251"));
+    problem_at(
+        &with("vmac_interface = \"vrrp.51\""),
+        6,
+        "vmac is not on",
+        "vmac = true",
+    );
+    problem_at(
+        &with("vmac = true\nvmac_interface = \"a/b\""),
+        7,
+        "not a valid Linux interface name",
+        "1-15 characters",
+    );
+    problem_at(
+        &with("vmac = true\nvmac_interface = \"eth0\""),
+        7,
+        "own interface",
+        "its own name",
+    );
+    problem_at(&with("use_vmac = true"), 6, "use_vmac", "vmac = true");
+}
+
+#[test]
 fn preempt_delay_without_preempt_is_pointed_out() {
     problem_at(
         &with("preempt = false\npreempt_delay = \"5s\""),
@@ -579,9 +614,9 @@ fn check_values_are_validated() {
     );
     problem_at(&check("kind = \"icmp\""), 6, "no `target`", "192.0.2.254");
     problem_at(
-        &check("kind = \"http\"\nurl = \"https://x/\""),
+        &check("kind = \"http\"\nurl = \"ftp://x/\""),
         9,
-        "https",
+        "does not start with http:// or https://",
         "http://127.0.0.1:8080/health",
     );
     problem_at(
@@ -849,7 +884,7 @@ fn daemon_settings() {
     );
     let c = ok(&text);
     assert_eq!(c.daemon.socket, Path::new("/run/test/f.sock"));
-    assert_eq!(c.daemon.metrics, Some("[::1]:9797".parse().unwrap()));
+    assert_eq!(c.daemon.http, Some("[::1]:9797".parse().unwrap()));
     assert_eq!(c.daemon.state_dir, Path::new("/var/lib/test"));
     assert_eq!(c.daemon.log_level.as_deref(), Some("info,floatip=debug"));
     problem_at(

@@ -81,6 +81,8 @@ fn sample_status() -> InstanceStatus {
             mac: Some("02:00:00:00:00:09".into()),
             last_heard_age_ms: 300,
         }],
+        track_files: vec![],
+        auth: None,
         checks: vec![CheckStatus {
             name: "smb".into(),
             healthy: false,
@@ -470,6 +472,26 @@ fn render_shows_the_key_lines() {
     backup.vips[0].present_in_kernel = false;
     backup.override_mode = Some(OverrideMode::Release);
     backup.claim_inhibit = Some("witness 192.0.2.254 unreachable".into());
+    backup.track_files = vec![
+        floatip::control::TrackFileStatus {
+            name: "drain".into(),
+            path: "/run/floatip/drain".into(),
+            weight: -1,
+            value: 100,
+            offset: Some(-100),
+            fault: false,
+            note: None,
+        },
+        floatip::control::TrackFileStatus {
+            name: "maint".into(),
+            path: "/run/floatip/maint".into(),
+            weight: 0,
+            value: 0,
+            offset: Some(0),
+            fault: false,
+            note: Some("missing: counts as 0".into()),
+        },
+    ];
     backup.master = Some(MasterStatus {
         address: "192.0.2.2".parse().unwrap(),
         is_self: false,
@@ -498,6 +520,8 @@ fn render_shows_the_key_lines() {
         "  master:    192.0.2.2 priority 200, adverts every 1s, last heard 0.3s ago",
         "  override:  release: never claims the VIP until `floatip auto web`",
         "  claim:     inhibited: witness 192.0.2.254 unreachable",
+        "  track:     drain = 100 x weight -1 (-100) [/run/floatip/drain]",
+        "             maint = 0 x weight 0 (+0) [/run/floatip/maint]: missing: counts as 0",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }

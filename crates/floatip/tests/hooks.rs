@@ -84,7 +84,14 @@ async fn hooks_get_the_environment() {
     let dir = TempDir::new("env");
     let out = dir.file("env");
     let mut config = notify(Duration::from_secs(10));
-    config.master = Some(dir.sh("env", &format!("env | grep '^FLOATIP_' | sort > {out}")));
+    // The variables a hook is given (the test's own environment, inherited by the hook, may hold other
+    // FLOATIP_ names, such as CI's FLOATIP_KEEPALIVED_UPSTREAM).
+    config.master = Some(dir.sh(
+        "env",
+        &format!(
+            "env | grep -E '^FLOATIP_(ADDRESSES|INSTANCE|PREVIOUS_STATE|REASON|STATE)=' | sort > {out}"
+        ),
+    ));
     let hooks = hooks::spawn("files".into(), config);
     hooks.transition(
         "MASTER",

@@ -35,6 +35,7 @@ mod owners;
 mod ping;
 mod proc;
 mod sys;
+mod vrrp_wire;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -55,6 +56,7 @@ pub use keepalived::{spawn_keepalived, KEEPALIVED};
 pub use lab::{Lab, MAX_HOST_NAME, STOP_GRACE};
 pub use ping::{Gap, PingReport, Pinger, Reply};
 pub use proc::{run_output, Proc, COMMAND_TIMEOUT};
+pub use vrrp_wire::{ipv4_packet, Captured, VrrpWire, VRRP_GROUP};
 
 /// Why labs cannot run here, or `None` if they can. Checked once per process.
 pub fn lab_unavailable() -> Option<&'static str> {

@@ -159,3 +159,63 @@ pub fn netlink_route_socket_in(netns: &str, groups: u32) -> std::io::Result<std:
         Ok(std::net::UdpSocket::from(owned))
     })
 }
+
+/// Opens a raw IPv4 socket for VRRP (protocol 112) inside the network namespace
+/// `/run/netns/<netns>`, with `IP_HDRINCL` (a send carries its own IPv4 header, source and TTL
+/// included), joined to 224.0.0.18 on the interface that has `local`, which is also where its
+/// multicast goes out. A read returns whole IPv4 packets (header included).
+///
+/// (See [`socket_in`].) Returned as a `UdpSocket` only for std's `send_to`/`recv_from`/timeouts.
+pub fn raw_vrrp4_socket_in(
+    netns: &str,
+    local: std::net::Ipv4Addr,
+) -> std::io::Result<std::net::UdpSocket> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    socket_in(netns, || {
+        // SAFETY: plain socket(2) call with constant arguments; the result is checked.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 112) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a freshly created, valid socket that nothing else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let set = |level: libc::c_int, opt: libc::c_int, val: *const libc::c_void, len: usize| {
+            // SAFETY: setsockopt on our live `fd` with a pointer to a live value of `len` bytes.
+            let rc = unsafe { libc::setsockopt(fd, level, opt, val, len as libc::socklen_t) };
+            if rc != 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        };
+        let on: libc::c_int = 1;
+        set(
+            libc::IPPROTO_IP,
+            libc::IP_HDRINCL,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>(),
+        )?;
+        let local_addr = libc::in_addr {
+            s_addr: u32::from(local).to_be(),
+        };
+        let mreq = libc::ip_mreq {
+            imr_multiaddr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::new(224, 0, 0, 18)).to_be(),
+            },
+            imr_interface: local_addr,
+        };
+        set(
+            libc::IPPROTO_IP,
+            libc::IP_ADD_MEMBERSHIP,
+            (&mreq as *const libc::ip_mreq).cast(),
+            std::mem::size_of::<libc::ip_mreq>(),
+        )?;
+        set(
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            (&local_addr as *const libc::in_addr).cast(),
+            std::mem::size_of::<libc::in_addr>(),
+        )?;
+        Ok(std::net::UdpSocket::from(owned))
+    })
+}

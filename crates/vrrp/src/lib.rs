@@ -1,5 +1,7 @@
 //! `vrrp`: the VRRP protocol as pure data and logic, with no I/O.
 //!
+//! - [`auth`] owns advert authentication: VRRPv2 PASS and keepalived 2.4's auth_hmac trailer (sign,
+//!   verify, the send sequence and the per-sender replay state), keys as data, time as an argument.
 //! - [`packet`] owns the wire format: VRRPv2 (RFC 3768) and VRRPv3 (RFC 5798 / RFC 9568) adverts over
 //!   IPv4 and IPv6, their checksums, and [`packet::DecodeError`].
 //! - [`validate`] owns receive-side acceptance: given the bytes and what the socket knew (source,
@@ -9,6 +11,7 @@
 //!
 //! See the crate README for the twenty-line driver loop.
 
+pub mod auth;
 pub mod machine;
 pub mod packet;
 pub mod validate;

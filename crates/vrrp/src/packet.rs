@@ -17,7 +17,8 @@
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //! |          Count x IPv4 (4 bytes) or IPv6 (16 bytes) address      |
 //! +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
-//! v2 only: 8 bytes of Authentication Data (zero on send, ignored on receive)
+//! v2 only: 8 bytes of Authentication Data (zero on send, ignored on receive; PASS: the password)
+//! optional: keepalived 2.4's 28-byte auth_hmac trailer (see [`crate::auth`])
 //! ```
 //!
 //! Reading choices, all consistent between [`encode`] and [`decode`]:
@@ -28,7 +29,10 @@
 //! - **Count 0 is accepted.** RFC 5798 says the minimum is 1, but keepalived sends 0 for an instance
 //!   without VIPs; such an advert still carries a valid election (priority, interval).
 //! - **Ignored on receive:** the v3 reserved bits and the v2 authentication data (RFC 3768 5.3.6:
-//!   "ignored on reception"). The v2 auth type must be 0 ([`DecodeError::AuthType`]).
+//!   "ignored on reception"). The v2 auth type must be 0 ([`DecodeError::AuthType`]), or 1 (PASS)
+//!   through [`decode_parts`] when the instance is configured for it; the data is then returned.
+//! - **The auth_hmac trailer** is recognised only through [`decode_parts`] with `trailer` allowed,
+//!   and only by length (message + exactly 28 bytes), as keepalived does.
 //! - **Check order:** truncated header, version, type, family, length/address count, checksum, auth
 //!   type (v2), zero interval. A corrupted packet is reported as `checksum`, not as a field error.
 
@@ -121,7 +125,7 @@ pub enum DecodeError {
     ZeroInterval,
     #[error("VRRPv2 over IPv6 (or source/destination family mismatch)")]
     Family,
-    #[error("VRRPv2 authentication type {0} (only 0 is supported)")]
+    #[error("VRRPv2 authentication type {0} is not the configured one (0 none, 1 PASS, 2 AH)")]
     AuthType(u8),
 }
 
@@ -181,6 +185,19 @@ pub fn encode(advert: &Advert, src: IpAddr, dst: IpAddr, mode: ChecksumMode) -> 
     out
 }
 
+/// What an advert carries to authenticate it on send (see [`crate::auth`]).
+#[derive(Debug, Clone, Copy)]
+pub enum TxAuth<'a> {
+    None,
+    /// VRRPv2 auth type 1 with these 8 bytes (ignored for v3, which has no auth field).
+    Pass(&'a [u8; 8]),
+    /// Append an auth_hmac trailer signed with `key`, carrying `seq`.
+    Hmac {
+        key: &'a crate::auth::Key,
+        seq: u64,
+    },
+}
+
 /// Encode into a caller-owned buffer (cleared first), so a master sending every 10 ms can reuse one.
 ///
 /// - The address family is `src`'s. Addresses of the other family are skipped (a caller bug: an
@@ -197,6 +214,20 @@ pub fn encode_into(
     src: IpAddr,
     dst: IpAddr,
     mode: ChecksumMode,
+    out: &mut Vec<u8>,
+) {
+    encode_auth_into(advert, src, dst, mode, TxAuth::None, out)
+}
+
+/// [`encode_into`] with authentication: a v2 PASS password in the auth data, or an auth_hmac
+/// trailer after the message. With a trailer the checksum covers the message only over IPv4 and the
+/// message plus trailer over IPv6 (as keepalived 2.4 and the kernel compute them).
+pub fn encode_auth_into(
+    advert: &Advert,
+    src: IpAddr,
+    dst: IpAddr,
+    mode: ChecksumMode,
+    auth: TxAuth<'_>,
     out: &mut Vec<u8>,
 ) {
     let v6 = src.is_ipv6();
@@ -221,7 +252,11 @@ pub fn encode_into(
         }
         Version::V2 => {
             let seconds = (advert.interval_cs / 100).min(u16::from(u8::MAX)) as u8;
-            out.extend_from_slice(&[0, seconds]);
+            let auth_type = match auth {
+                TxAuth::Pass(_) => crate::auth::AUTH_TYPE_PASS,
+                _ => 0,
+            };
+            out.extend_from_slice(&[auth_type, seconds]);
         }
     }
     out.extend_from_slice(&[0, 0]);
@@ -237,14 +272,36 @@ pub fn encode_into(
         }
     }
     if advert.version == Version::V2 {
-        out.extend_from_slice(&[0; V2_AUTH_LEN]);
+        match auth {
+            TxAuth::Pass(data) => out.extend_from_slice(data),
+            _ => out.extend_from_slice(&[0; V2_AUTH_LEN]),
+        }
     }
-    let mut sum = ones_sum(out);
+    let message_len = out.len();
+    if let TxAuth::Hmac { key, seq } = auth {
+        let trailer = crate::auth::sign(key, seq, advert.version, advert.vrid, src, out);
+        out.extend_from_slice(&trailer);
+    }
+    // IPv6: the kernel's transport checksum covers the whole payload; IPv4: the VRRP message only.
+    let covered = if v6 { out.len() } else { message_len };
+    let mut sum = ones_sum(&out[..covered]);
     if uses_pseudo_header(advert.version, v6, mode) {
-        sum += pseudo_header_sum(src, dst, out.len());
+        sum += pseudo_header_sum(src, dst, covered);
     }
     let checksum = !fold(sum);
     out[6..8].copy_from_slice(&checksum.to_be_bytes());
+}
+
+/// A decoded advert and the parts authentication looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parts<'a> {
+    pub advert: Advert,
+    /// The VRRP message without the trailer (as the HMAC covers it).
+    pub message: &'a [u8],
+    /// The 28 trailer bytes, when the packet is exactly that much longer than its message.
+    pub trailer: Option<&'a [u8]>,
+    /// v2: the 8 bytes of authentication data (zeros for v3).
+    pub auth_data: [u8; V2_AUTH_LEN],
 }
 
 /// Decode a VRRP message (no IP header) received from `src` for `dst`. Never panics.
@@ -258,6 +315,22 @@ pub fn decode(
     dst: IpAddr,
     mode: ChecksumMode,
 ) -> Result<Advert, DecodeError> {
+    decode_parts(bytes, src, dst, mode, false, 0).map(|p| p.advert)
+}
+
+/// [`decode`] for an authenticating instance: a v2 auth type of `auth_type` is expected (1 for
+/// PASS) and its data returned; with `trailer` an advert exactly [`crate::auth::TRAILER_LEN`] bytes
+/// longer than its message is split into message and trailer (checksum as [`encode_auth_into`]
+/// computes it). Verifying the password or the trailer is [`crate::auth`]'s. Never panics.
+pub fn decode_parts(
+    bytes: &[u8],
+    src: IpAddr,
+    dst: IpAddr,
+    mode: ChecksumMode,
+    trailer: bool,
+    auth_type: u8,
+) -> Result<Parts<'_>, DecodeError> {
+    let whole = bytes;
     let len = bytes.len();
     let Some(&[vers_type, vrid, priority, count, b4, b5, _, _]) = bytes.get(..HEADER_LEN) else {
         return Err(DecodeError::Truncated {
@@ -283,15 +356,23 @@ pub fn decode(
             need: HEADER_LEN + V2_AUTH_LEN,
         });
     }
-    if len != message_len(version, v6, usize::from(count)) {
+    let expected = message_len(version, v6, usize::from(count));
+    let (bytes, tail) = if trailer && len == expected + crate::auth::TRAILER_LEN {
+        (&bytes[..expected], Some(&whole[expected..]))
+    } else {
+        (bytes, None)
+    };
+    let len = bytes.len();
+    if len != expected {
         return Err(DecodeError::AddressCount { count, len });
     }
-    if !checksum_ok(bytes, version, src, dst, mode) {
+    let summed = if v6 { whole } else { bytes };
+    if !checksum_ok(summed, version, src, dst, mode) {
         return Err(DecodeError::Checksum);
     }
     let interval_cs = match version {
         Version::V3 => u16::from_be_bytes([b4, b5]) & MAX_INTERVAL_CS_V3,
-        Version::V2 if b4 != 0 => return Err(DecodeError::AuthType(b4)),
+        Version::V2 if b4 != auth_type => return Err(DecodeError::AuthType(b4)),
         Version::V2 => u16::from(b5) * 100,
     };
     if interval_cs == 0 {
@@ -317,12 +398,21 @@ pub fn decode(
             .map(|c| IpAddr::V4(Ipv4Addr::new(c[0], c[1], c[2], c[3])))
             .collect()
     };
-    Ok(Advert {
-        version,
-        vrid,
-        priority,
-        interval_cs,
-        addresses,
+    let mut auth_data = [0; V2_AUTH_LEN];
+    if version == Version::V2 {
+        auth_data.copy_from_slice(&bytes[end..]);
+    }
+    Ok(Parts {
+        advert: Advert {
+            version,
+            vrid,
+            priority,
+            interval_cs,
+            addresses,
+        },
+        message: bytes,
+        trailer: tail,
+        auth_data,
     })
 }
 

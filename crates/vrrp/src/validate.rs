@@ -33,6 +33,7 @@
 
 use std::net::IpAddr;
 
+use crate::auth::{AuthError, AuthState};
 use crate::packet::{self, Advert, ChecksumMode, DecodeError, Version};
 
 /// What the socket knew about a received packet.
@@ -68,6 +69,9 @@ pub enum DropReason {
     Ttl(u8),
     #[error("{0}")]
     Decode(#[from] DecodeError),
+    /// PASS or auth_hmac refused it (see [`crate::auth`]).
+    #[error("{0}")]
+    Auth(#[from] AuthError),
     #[error("VRID {0} is not ours")]
     Vrid(u8),
     #[error("version mismatch")]
@@ -93,6 +97,7 @@ impl DropReason {
         match self {
             DropReason::Ttl(_) => "ttl",
             DropReason::Decode(e) => e.label(),
+            DropReason::Auth(e) => e.label(),
             DropReason::Vrid(_) => "vrid",
             DropReason::Version => "version_mismatch",
             DropReason::Interval { .. } => "interval",
@@ -131,10 +136,41 @@ pub fn peek_vrid(bytes: &[u8]) -> Option<u8> {
 /// 9. the advert lists every one of our virtual addresses, in any order, others allowed
 ///    ([`DropReason::AddressSet`]; see the module docs for why, also at priority 255).
 pub fn validate(bytes: &[u8], rx: &Received, policy: &RxPolicy) -> Result<Advert, DropReason> {
+    validate_inner(bytes, rx, policy, None)
+}
+
+/// [`validate`] for an instance with authentication: after check 8 (so only adverts from a possible
+/// peer of ours touch the replay state) the PASS password or the auth_hmac trailer is checked per
+/// `auth` ([`DropReason::Auth`]); a v2 auth type other than the configured one is
+/// [`DecodeError::AuthType`]. `now` is the wall-clock time since the Unix epoch.
+pub fn validate_auth(
+    bytes: &[u8],
+    rx: &Received,
+    policy: &RxPolicy,
+    auth: &mut AuthState,
+    now: std::time::Duration,
+) -> Result<Advert, DropReason> {
+    validate_inner(bytes, rx, policy, Some((auth, now)))
+}
+
+fn validate_inner(
+    bytes: &[u8],
+    rx: &Received,
+    policy: &RxPolicy,
+    mut auth: Option<(&mut AuthState, std::time::Duration)>,
+) -> Result<Advert, DropReason> {
     if rx.ttl != packet::TTL {
         return Err(DropReason::Ttl(rx.ttl));
     }
-    let advert = packet::decode(bytes, rx.src, rx.dst, policy.checksum)?;
+    let (trailer, auth_type) = match &auth {
+        Some((a, _)) => (
+            matches!(a.config, crate::auth::Auth::Hmac(_)),
+            a.v2_auth_type(),
+        ),
+        None => (false, 0),
+    };
+    let parts = packet::decode_parts(bytes, rx.src, rx.dst, policy.checksum, trailer, auth_type)?;
+    let advert = &parts.advert;
     if advert.vrid != policy.vrid {
         return Err(DropReason::Vrid(advert.vrid));
     }
@@ -157,6 +193,10 @@ pub fn validate(bytes: &[u8], rx: &Received, policy: &RxPolicy) -> Result<Advert
     if !destination_ok(rx.dst, unicast) {
         return Err(DropReason::Destination(rx.dst));
     }
+    if let Some((state, now)) = auth.as_mut() {
+        state.check(&parts, rx.src, *now)?;
+    }
+    let advert = parts.advert;
     if let Some(&missing) = policy
         .virtual_addresses
         .iter()

@@ -40,8 +40,15 @@ pub fn check(path: &Path) -> Result<ExitCode> {
                     addrs.join(", ")
                 );
             }
+            let insecure = cfg.instances.iter().flat_map(|inst| {
+                inst.checks
+                    .iter()
+                    .filter_map(|c| crate::health::insecure_warning(&inst.name, c))
+            });
             for warning in
                 missing_interfaces(&cfg, |name| Path::new("/sys/class/net").join(name).exists())
+                    .into_iter()
+                    .chain(insecure)
             {
                 println!("  warning: {warning}");
             }
@@ -97,5 +104,21 @@ mod tests {
             warnings[0]
         );
         assert!(missing_interfaces(&cfg, |_| true).is_empty());
+    }
+
+    #[test]
+    fn insecure_skip_verify_is_a_warning_naming_the_check() {
+        let cfg = config::parse(
+            "[[instance]]\nname = \"files\"\ninterface = \"eth0\"\nvrid = 51\naddresses = [\"192.0.2.97/24\"]\n\n[[instance.check]]\nname = \"hv\"\nkind = \"http\"\nurl = \"https://192.0.2.11/\"\ninsecure_skip_verify = true\n\n[[instance.check]]\nname = \"nas\"\nkind = \"http\"\nurl = \"https://192.0.2.10/\"\n",
+            Path::new("/etc/floatip/floatip.toml"),
+        )
+        .unwrap();
+        let checks = &cfg.instances[0].checks;
+        let warning = crate::health::insecure_warning("files", &checks[0]).unwrap();
+        assert!(
+            warning.contains("check hv") && warning.contains("https://192.0.2.11/"),
+            "{warning}"
+        );
+        assert_eq!(crate::health::insecure_warning("files", &checks[1]), None);
     }
 }

@@ -1,9 +1,9 @@
-//! The CLI commands that talk to a running daemon: status, takeover, release, auto, reload.
+//! The CLI commands that talk to a running daemon: status, takeover, release, auto, reload, events.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::control::{call, Request, Response, PROTOCOL_VERSION};
+use crate::control::{call, status_document, Request, Response};
 
 use super::render::{render, render_groups};
 
@@ -18,11 +18,7 @@ pub fn cmd_status(socket: &Path, name: Option<&str>, json: bool) -> anyhow::Resu
     match response {
         Response::Status { instances, groups } => {
             if json {
-                let mut out =
-                    serde_json::json!({ "version": PROTOCOL_VERSION, "instances": instances });
-                if !groups.is_empty() {
-                    out["groups"] = serde_json::to_value(&groups)?;
-                }
+                let out = status_document(&instances, &groups);
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 print!("{}{}", render_groups(&groups), render(&instances));
@@ -30,6 +26,29 @@ pub fn cmd_status(socket: &Path, name: Option<&str>, json: bool) -> anyhow::Resu
             Ok(ExitCode::SUCCESS)
         }
         other => Ok(print_outcome(other)),
+    }
+}
+
+/// `floatip events [NAME] [--json]`: one line per event, flushed at once, until the stream ends. Exit
+/// status 3 when the daemon dropped the stream because it fell behind.
+pub fn cmd_events(socket: &Path, name: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let stdout = std::io::stdout();
+    let lagged = crate::control::events::follow(socket, name, |line, record| {
+        let mut out = stdout.lock();
+        if json {
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(out, "{}", record.human())?;
+        }
+        out.flush()
+    })?;
+    match lagged {
+        Some(dropped) => {
+            eprintln!("floatip: the daemon closed this stream: it fell behind and {dropped} events were dropped; run `floatip events` again to go on");
+            Ok(ExitCode::from(3))
+        }
+        None => Ok(ExitCode::SUCCESS),
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`manual`]: `floatip up` / `down`, the seed's manual procedure made safe.
 //! - [`demo`]: `floatip demo`, a live failover in network namespaces.
 //! - [`doctor`]: `floatip doctor`, the checklist of what commonly stops a floating IP from working.
+//! - [`import`]: `floatip import keepalived`, a keepalived configuration to a floatip one.
+//! - [`init`]: `floatip init`, a first configuration from what the LAN says today.
 //!
 //! A new command: a variant of [`Command`] (its help text is its doc), one arm in [`run`], and its
 //! own file here when it is more than a call.
@@ -16,6 +18,8 @@ pub mod check;
 pub mod commands;
 pub mod demo;
 pub mod doctor;
+pub mod import;
+pub mod init;
 pub mod manual;
 pub mod render;
 
@@ -80,6 +84,19 @@ pub enum Command {
     Auto { name: String },
     /// Re-read the configuration file (like SIGHUP); a bad file is refused and the running one stays.
     Reload,
+    /// Stream every transition, priority change, conflict, clash and operator command as it happens,
+    /// in order (the notify hooks' order), one line each, until the daemon stops or Ctrl-C.
+    ///
+    /// A stream that falls behind (256 events queued and not read, e.g. a stopped consumer) is never
+    /// waited for: it gets one final "lagged: N events dropped" record and is closed (exit status 3);
+    /// reconnect to go on.
+    Events {
+        /// One instance or group (default: all).
+        name: Option<String>,
+        /// One JSON object per line (kind, instance, group, from, to, priority, reason; see README).
+        #[arg(long)]
+        json: bool,
+    },
     /// Add an address by hand, safely: refuse if anyone answers for it, else add and announce it.
     Up {
         /// ADDR/LEN, e.g. 192.0.2.97/24
@@ -105,6 +122,69 @@ pub enum Command {
     },
     /// A live failover on this machine, in network namespaces (needs root).
     Demo,
+    /// Write a first configuration for this host from what the LAN says today.
+    ///
+    /// The interface whose subnet holds the VIP, a VRID nobody uses (after listening for adverts),
+    /// a probe that nobody answers for the VIP today (else it refuses and names the MAC), the
+    /// priority, unicast with --peer; prints the command for the other host. Only listens and
+    /// probes; never overwrites a file without --force.
+    Init {
+        /// The service address, ADDR/LEN, e.g. 192.0.2.97/24.
+        #[arg(long, value_name = "ADDR/LEN")]
+        vip: String,
+        /// The other host's own address: adverts go there by unicast instead of multicast.
+        #[arg(long, value_name = "ADDR")]
+        peer: Option<std::net::IpAddr>,
+        /// The instance name (logs, status, `floatip takeover NAME`).
+        #[arg(long, default_value = "files", value_name = "NAME")]
+        name: String,
+        /// This host holds the address while healthy (priority 150; the default).
+        #[arg(long, conflicts_with = "secondary")]
+        primary: bool,
+        /// This host takes over when the primary fails (priority 100).
+        #[arg(long)]
+        secondary: bool,
+        /// Where to write the configuration.
+        #[arg(long, short, default_value = config::DEFAULT_PATH, value_name = "PATH")]
+        output: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+        /// How long to listen for VRRP adverts before choosing a VRID.
+        #[arg(long, default_value = "3s", value_name = "DURATION", value_parser = parse_listen)]
+        listen: std::time::Duration,
+        /// Use this VRID (the mirror command passes the first host's); refused if someone else uses it.
+        #[arg(long, value_name = "1-255", value_parser = clap::value_parser!(u8).range(1..=255))]
+        vrid: Option<u8>,
+    },
+    /// Write the floatip configuration that behaves as another tool's (today: keepalived).
+    #[command(subcommand)]
+    Import(ImportFrom),
+}
+
+/// What `floatip import` reads.
+#[derive(Debug, Subcommand)]
+pub enum ImportFrom {
+    /// Write the floatip configuration that behaves as a keepalived one.
+    ///
+    /// Reads the file as keepalived does (includes, `@` lines, `$` definitions, `~SEQ`). Everything without an exact
+    /// equivalent is a `NEEDS A PERSON` comment in the output and a line on stderr with keepalived's
+    /// file:line. Exit status: 0 complete, 3 written but needs a person, 2 keepalived would refuse
+    /// the input (nothing written), 1 other errors.
+    Keepalived {
+        /// The keepalived configuration.
+        #[arg(default_value = import::DEFAULT_KEEPALIVED_CONF, value_name = "FILE")]
+        file: PathBuf,
+        /// Write here instead of stdout (refused if it exists, unless --force).
+        #[arg(long, short, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// keepalived's config-id for `@ID` lines (keepalived -i); default: the host name up to its first dot.
+        #[arg(long, value_name = "ID")]
+        config_id: Option<String>,
+        /// Replace an existing --output file.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -129,6 +209,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Release { name, force } => commands::cmd_release(&socket, &name, force),
         Command::Auto { name } => commands::cmd_auto(&socket, &name),
         Command::Reload => commands::cmd_reload(&socket),
+        Command::Events { name, json } => commands::cmd_events(&socket, name.as_deref(), json),
         Command::Up {
             address,
             dev,
@@ -179,7 +260,42 @@ fn run(cli: Cli) -> Result<ExitCode> {
             block_on(doctor::doctor(&cfg, &socket))
         }
         Command::Demo => demo::run(),
+        Command::Init {
+            vip,
+            peer,
+            name,
+            primary: _,
+            secondary,
+            output,
+            force,
+            listen,
+            vrid,
+        } => block_on(init::run(init::InitArgs {
+            vip,
+            peer,
+            name,
+            secondary,
+            output,
+            force,
+            listen,
+            vrid,
+        })),
+        Command::Import(ImportFrom::Keepalived {
+            file,
+            output,
+            config_id,
+            force,
+        }) => import::run(&file, output.as_ref(), config_id.as_deref(), force),
     }
+}
+
+/// `--listen 3s`: a duration from 100 ms to 60 s.
+fn parse_listen(s: &str) -> Result<std::time::Duration, String> {
+    let d = config::parse_duration(s)?;
+    if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(60) {
+        return Err("listen from 100ms to 60s, e.g. 3s".into());
+    }
+    Ok(d)
 }
 
 /// The commands and the daemon's tasks run on one runtime thread; the daemon's protocol loop has a

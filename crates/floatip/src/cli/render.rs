@@ -231,6 +231,20 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
         }
         line(out, if i == 0 { "checks" } else { "" }, &text);
     }
+    if let Some(a) = &st.auth {
+        line(out, "auth", a);
+    }
+    for (i, tf) in st.track_files.iter().enumerate() {
+        let mut text = match tf.offset {
+            Some(o) => format!("{} = {} x weight {} ({o:+})", tf.name, tf.value, tf.weight),
+            None => format!("{} = {} x weight {}: FAULT", tf.name, tf.value, tf.weight),
+        };
+        let _ = write!(text, " [{}]", tf.path);
+        if let Some(n) = &tf.note {
+            let _ = write!(text, ": {n}");
+        }
+        line(out, if i == 0 { "track" } else { "" }, &text);
+    }
     let skip = st.history.len().saturating_sub(HISTORY_SHOWN);
     if skip > 0 {
         line(
@@ -259,7 +273,7 @@ fn addresses(list: &[std::net::IpAddr]) -> String {
 }
 
 /// "14:02:11" in local time, with the date when it is not today-ish (over 20 hours ago).
-fn clock(at: f64, now_s: f64) -> String {
+pub(crate) fn clock(at: f64, now_s: f64) -> String {
     let secs = at.floor() as i64;
     let Some(tm) = local_time(secs) else {
         return format!("@{secs}");
@@ -293,7 +307,7 @@ fn local_time(secs: i64) -> Option<libc::tm> {
 }
 
 /// "0.4s", "12.3s", "3m12s", "2h03m", "3d04h".
-fn human_age_secs(secs: f64) -> String {
+pub(crate) fn human_age_secs(secs: f64) -> String {
     let secs = secs.max(0.0);
     if secs < 60.0 {
         return format!("{secs:.1}s");

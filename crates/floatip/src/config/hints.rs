@@ -17,6 +17,10 @@ const KEEPALIVED_NAMES: &[(&str, &str)] = &[
     ("preempt_delay_secs", "preempt_delay"),
     ("vrrp_version", "version"),
     ("track_interface", "track_interfaces"),
+    (
+        "use_vmac",
+        "vmac = true (and vmac_interface = \"NAME\" for `use_vmac NAME`)",
+    ),
     ("track_script", "[[instance.check]] with kind = \"exec\""),
     ("notify_master", "master = [...] in [instance.notify]"),
     ("notify_backup", "backup = [...] in [instance.notify]"),

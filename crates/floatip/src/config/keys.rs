@@ -107,13 +107,32 @@ const ADDRESSES: &str = "a list of quoted addresses, e.g. [\"192.0.2.2\"]";
 const ARGV: &str = "an argv array, e.g. [\"/usr/local/bin/x\", \"--flag\"]";
 
 /// Every table, the top level first; the order "belongs in" hints search them.
-pub(crate) static TABLES_ALL: [&Table; 8] = [
-    &ROOT, &DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY, &GROUP, &ETCD,
+pub(crate) static TABLES_ALL: [&Table; 11] = [
+    &ROOT,
+    &DAEMON,
+    &INSTANCE,
+    &ANNOUNCE,
+    &CHECK,
+    &NOTIFY,
+    &AUTH,
+    &AUTH_KEY,
+    &GROUP,
+    &TRACK_FILE,
+    &ETCD,
 ];
 
 /// The tables with keys of their own (every table but the top level).
-pub(crate) static TABLES: [&Table; 7] = [
-    &DAEMON, &INSTANCE, &ANNOUNCE, &CHECK, &NOTIFY, &GROUP, &ETCD,
+pub(crate) static TABLES: [&Table; 10] = [
+    &DAEMON,
+    &INSTANCE,
+    &ANNOUNCE,
+    &CHECK,
+    &NOTIFY,
+    &AUTH,
+    &AUTH_KEY,
+    &GROUP,
+    &TRACK_FILE,
+    &ETCD,
 ];
 
 /// The top level of the file.
@@ -164,7 +183,8 @@ pub(crate) static DAEMON: Table = Table {
     name: "[daemon]",
     keys: &[
     key("socket", "path", "`\"/run/floatip/floatip.sock\"`", "absolute, at most 107 bytes", STRING, "Control socket for `floatip status`, `takeover`, `release`, `auto`, `reload`; created root-only (0600). `--socket PATH` and `FLOATIP_SOCKET` override it (one daemon per network namespace in tests)."),
-    key("metrics", "`\"ADDR:PORT\"`", "unset (off)", "an IP and a non-zero port; IPv6 as `\"[::1]:9797\"`", STRING, "Serves Prometheus text at `http://ADDR:PORT/metrics`. Keep it on loopback or a management network."),
+    key("http", "`\"ADDR:PORT\"`", "unset (off)", "an IP and a non-zero port; IPv6 as `\"[::1]:9797\"`", STRING, "Serves, read-only, the status page at `http://ADDR:PORT/`, the `floatip status --json` document at `/status.json` and Prometheus text at `/metrics`. Keep it on loopback (reach it over SSH or a reverse proxy) or a management network."),
+    key("metrics", "`\"ADDR:PORT\"`", "unset (off)", "as `http`; not together with `http`", STRING, "The old name of `http`, still accepted."),
     key("state_dir", "path", "`\"/var/lib/floatip\"`", "absolute", STRING, "Where manual overrides (`release`, `takeover`) are stored, so a node released for maintenance does not grab the VIP back after a reboot."),
     key("log_level", "string", "unset (`info`)", "comma-separated directives, each a level (`off`, `error`, `warn`, `info`, `debug`, `trace`) or `module=level`", STRING, "Log filter, e.g. `\"info,floatip=debug\"`. `RUST_LOG`, when set, wins."),
     ],
@@ -195,6 +215,8 @@ pub(crate) static INSTANCE: Table = Table {
         .in_place(),
     key("track_interfaces", "list of interface names", "`[]`", "valid names; not `interface` itself (always tracked); no duplicates", "a list of quoted interface names, e.g. [\"eth1\"]", "FAULT (give up the VIPs, stop claiming) while any of these links is down, e.g. the uplink the clients come from.")
         .in_place(),
+    key("vmac", "bool", "`false`", "", "true or false", "Virtual MAC (RFC 5798 7.3): the VIPs live on a macvlan with MAC 00:00:5e:00:01:{vrid} (IPv4) or 00:00:5e:00:02:{vrid} (IPv6), up only while master, so a failover moves a MAC, not an ARP entry. Changes `arp_ignore`/`arp_filter`/`arp_announce` on `interface` while running (see [Virtual MAC](#virtual-mac)). keepalived's `use_vmac`."),
+    key("vmac_interface", "string", "`\"vrrp.{vrid}\"` (IPv4), `\"vrrp6.{vrid}\"` (IPv6)", "a Linux interface name (1-15 characters, no `/`, `:` or spaces), not `interface`; only with `vmac = true`", STRING, "The name of the virtual-MAC interface floatip creates (and removes on exit). keepalived's `use_vmac NAME`."),
     key("check", "array of tables", "none", "", "tables of their own, each headed [[instance.check]]", "[`[[instance.check]]`](#instancecheck).")
         .table(&CHECK)
         .in_place(),
@@ -202,6 +224,36 @@ pub(crate) static INSTANCE: Table = Table {
         .table(&NOTIFY)
         .in_place(),
     key("election", "string", "`\"vrrp\"`", "`\"vrrp\"` or `\"etcd\"`; `\"etcd\"` needs an `[etcd]` table and is not allowed in a `[[group]]` (yet)", STRING, "Who decides the owner. `vrrp`: the VRRP election on the LAN (keepalived-compatible). `etcd`: the holder of a lease-backed key in etcd, a quorum decision that never leaves two owners in a partition ([docs/etcd.md](etcd.md)); `vrid`, `priority` and the announcement keys still apply, adverts are not sent."),
+    key("track_file", "array of tables", "none", "", "tables of their own, each headed [[instance.track_file]]", "[`[[instance.track_file]]`](#instancetrack_file).")
+        .table(&TRACK_FILE)
+        .in_place(),
+    key("auth", "table", "none (no authentication)", "", "a table of its own: [instance.auth]", "[`[instance.auth]`](#instanceauth): keepalived 2.4's `auth_hmac`, or VRRPv2's cleartext `PASS`.")
+        .table(&AUTH)
+        .in_place(),
+    ],
+};
+
+/// `[instance.auth]`: advert authentication (keepalived's `auth_hmac` or `authentication { auth_type PASS }`).
+pub(crate) static AUTH: Table = Table {
+    name: "[instance.auth]",
+    keys: &[
+    key("type", "string", "**required**", "`\"hmac\"` or `\"pass\"` (`\"ah\"` is refused: use `\"hmac\"`)", STRING, "`hmac`: keepalived 2.4's `auth_hmac` trailer (HMAC-SHA256, key ids, anti-replay). `pass`: VRRPv2's 8-byte cleartext password, for existing keepalived pairs; no security at all."),
+    key("password", "string", "**required** with `pass`", "1-8 bytes; `pass` only; `version = 2` only", STRING, "The password keepalived calls `auth_pass`, sent in cleartext in every advert."),
+    key("key", "tables", "**required** with `hmac`", "1-255 entries with distinct ids; `hmac` only", "a table of its own: [[instance.auth.key]]", "[`[[instance.auth.key]]`](#instanceauthkey): the keys an advert may be signed with.")
+        .table(&AUTH_KEY),
+    key("active_key", "integer", "the only key, when there is one", "the id of one of the `key` entries", "a bare number, e.g. active_key = 1", "The key id this host signs with (keepalived's `active_key`)."),
+    key("mode", "string", "`\"enforce\"`", "`\"enforce\"`, `\"permissive\"`, `\"receive-only\"`", STRING, "`enforce`: an advert without a valid trailer is dropped. `permissive`: sign, and still accept unsigned adverts. `receive-only`: verify a trailer when there is one, send none. A present but invalid trailer is dropped in every mode."),
+    key("anti_replay", "string", "`\"time\"`", "`\"time\"` or `\"monotonic\"`", STRING, "`time`: the sender's clock must be within `time_window` of ours (NTP) and each sender's sequence must grow. `monotonic`: only the growth, no clock agreement."),
+    key("time_window", "duration", "`max(3 × advert_interval, 5s)`, at most 300s", "`1s` to `300s`, whole seconds; `anti_replay = \"time\"` only", DURATION, "How far a sender's clock may be from ours."),
+    ],
+};
+
+/// `[[instance.auth.key]]`: one key of `[instance.auth]`.
+pub(crate) static AUTH_KEY: Table = Table {
+    name: "[[instance.auth.key]]",
+    keys: &[
+    key("id", "integer", "**required**", "1-255, unique within the instance", "a bare number, e.g. id = 1", "The key id carried in each signed advert (keepalived's `key ID ...`)."),
+    key("file", "path", "**required**", "absolute; mode 0600 or stricter and owned by root; or a systemd credential, written `\"$CREDENTIALS_DIRECTORY/NAME\"`", STRING, "The file holding the key as keepalived writes the value: `hex:` and 64-128 hex digits, or 32-64 bytes of ASCII text. Read at start and at every reload."),
     ],
 };
 
@@ -223,9 +275,12 @@ pub(crate) static CHECK: Table = Table {
     key("kind", "string", "**required**", "`\"icmp\"`, `\"tcp\"`, `\"http\"`, `\"exec\"`", STRING, "What the check does; see below."),
     key("target", "address", "**required**", "", STRING, "Echo request; a reply is success.").kinds(&["icmp"]),
     key("target", "`\"ADDR:PORT\"`", "**required**", "", STRING, "A TCP connect that succeeds is success. IPv6 as `\"[2001:db8::10]:445\"`.").kinds(&["tcp"]),
-    key("url", "`\"http://...\"`", "**required**", "", STRING, "A GET. Plain `http://` only (a local health endpoint); no `https://`.").kinds(&["http"]),
+    key("url", "`\"http://...\"` or `\"https://...\"`", "**required**", "", STRING, "A GET. `https://` checks the certificate against the built-in web roots (or `ca_file`) and the URL's host (or `tls_server_name`).").kinds(&["http"]),
     key("expect_status", "integer", "unset: any 2xx", "100-599", "a bare number, e.g. expect_status = 200", "The status that counts as success.").kinds(&["http"]),
     key("expect_body", "string", "unset: any body", "not empty", STRING, "A substring the body must contain.").kinds(&["http"]),
+    key("ca_file", "path", "unset: the built-in web roots", "absolute; a PEM file with at least one certificate; `https://` only", STRING, "The CA certificates (PEM) that sign the server's certificate, e.g. a home-lab CA.").kinds(&["http"]),
+    key("tls_server_name", "string", "unset: the URL's host", "a DNS name or IP address; `https://` only", STRING, "The name sent as SNI and the certificate must be valid for, when the URL names an address: `url = \"https://192.0.2.10/\"` with `tls_server_name = \"nas.home.arpa\"`.").kinds(&["http"]),
+    key("insecure_skip_verify", "bool", "`false`", "`https://` only; not with `ca_file`", "true or false", "Accept any certificate (self-signed, expired, any name): the check then proves only that the service answers. Warned about at start; prefer `ca_file`.").kinds(&["http"]),
     key("command", "command", "**required**", "", ARGV, "argv (no shell); exit status 0 is success.").kinds(&["exec"]),
     key("interval", "duration", "`\"2s\"`", "`10ms` to `1h`", DURATION, "Time between the starts of two runs."),
     key("timeout", "duration", "`\"1s\"`, or half the interval when that is shorter", "above 0, below `interval`", DURATION, "A run that has not answered by then is a failure (an `exec` command is killed, never left as a zombie)."),
@@ -253,6 +308,16 @@ pub(crate) static GROUP: Table = Table {
     keys: &[
     key("name", "string", "**required**", "1-32 characters from `a-z 0-9 _ -`; unique among groups and instances", STRING, "Shown in logs and status, and used by commands: `floatip takeover fileserver` moves every member."),
     key("instances", "list of instance names", "**required**", "at least 2; each an `[[instance]]` of this file, in one group at most; no duplicates", "a list of quoted instance names, e.g. [\"files-v4\", \"files-v6\"]", "The members. They are MASTER on one host together: a member does not claim while a sibling hears a live master, follows a sibling that becomes MASTER or yields to a better master, and a FAULT of one hands the whole group over."),
+    ],
+};
+
+/// `[[instance.track_file]]`: a priority offset read from a file (keepalived's `track_file`).
+pub(crate) static TRACK_FILE: Table = Table {
+    name: "[[instance.track_file]]",
+    keys: &[
+    key("path", "path", "**required**", "absolute; unique within the instance", STRING, "The file to watch (with inotify on its directory, so a rename over it and a file created later count). Its number (decimal, `0x` hex or leading-`0` octal, as keepalived's `strtol`) times `weight` is added to the priority. A missing, empty or non-numeric file counts as 0; a number outside 32 bits is ignored (the previous value stays)."),
+    key("weight", "integer", "`1`", "-254 to 254; `0` when `priority = 255` (an address owner's priority does not move)", "a bare number, e.g. weight = -60", "Multiplies the file's number; the product is kept within -254..253, as keepalived does. `0`: any non-zero number puts the instance in FAULT. A product of -254, or a priority that ends at 0 or below, is FAULT too; otherwise the priority is kept within 1-254."),
+    key("name", "string", "the file name (`drain` for `/run/floatip/drain`)", "when set, 1-32 characters from `a-z 0-9 _ -`; unique within the instance", STRING, "Shown in status, logs, metrics and events."),
     ],
 };
 
@@ -346,14 +411,17 @@ mod tests {
 
     #[test]
     fn every_raw_field_is_a_defined_key_and_every_key_a_raw_field() {
-        let pairs: [(&Table, &[&str]); 7] = [
+        let pairs: [(&Table, &[&str]); 10] = [
             (&ROOT, fields::<RawFile>()),
             (&DAEMON, fields::<RawDaemon>()),
             (&INSTANCE, fields::<RawInstance>()),
             (&ANNOUNCE, fields::<RawAnnounce>()),
             (&CHECK, fields::<RawCheck>()),
             (&NOTIFY, fields::<RawNotify>()),
+            (&AUTH, fields::<RawAuth>()),
+            (&AUTH_KEY, fields::<RawAuthKey>()),
             (&GROUP, fields::<RawGroup>()),
+            (&TRACK_FILE, fields::<RawTrackFile>()),
         ];
         for (table, raw) in pairs {
             assert_eq!(
@@ -431,6 +499,8 @@ mod tests {
                 "address_lifetime" => new.address_lifetime = Duration::from_secs(10),
                 "witness" => new.witness.push("192.0.2.254".parse().unwrap()),
                 "track_interfaces" => new.track_interfaces.push("eth1".into()),
+                "vmac" => new.vmac = true,
+                "vmac_interface" => new.vmac_interface = Some("vrrp.x".into()),
                 "check" => new.checks.push(CheckConfig {
                     name: "c".into(),
                     kind: CheckKind::Icmp {
@@ -444,6 +514,12 @@ mod tests {
                 }),
                 "notify" => new.notify.timeout = Duration::from_secs(5),
                 "election" => new.election = crate::config::Election::Etcd,
+                "track_file" => new.track_files.push(TrackFileConfig {
+                    name: "drain".into(),
+                    path: "/run/floatip/drain".into(),
+                    weight: 1,
+                }),
+                "auth" => new.auth = vrrp::auth::Auth::Pass(*b"x\0\0\0\0\0\0\0"),
                 other => panic!("a new instance key `{other}`: add a change of it to this test"),
             }
             assert_eq!(

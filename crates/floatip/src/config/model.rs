@@ -83,8 +83,9 @@ pub struct GroupConfig {
 pub struct DaemonConfig {
     /// Control socket (root-only); `--socket` / `FLOATIP_SOCKET` override it.
     pub socket: PathBuf,
-    /// Prometheus endpoint; off when `None`.
-    pub metrics: Option<SocketAddr>,
+    /// The HTTP listener (`[daemon] http`, old name `metrics`): the status page, `/status.json` and
+    /// `/metrics`; off when `None`.
+    pub http: Option<SocketAddr>,
     /// Where manual overrides survive restarts.
     pub state_dir: PathBuf,
     /// A tracing filter ("info", "floatip=debug"); `RUST_LOG` wins when set.
@@ -95,7 +96,7 @@ impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             socket: PathBuf::from(DEFAULT_SOCKET),
-            metrics: None,
+            http: None,
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             log_level: None,
         }
@@ -150,8 +151,16 @@ pub struct InstanceConfig {
     pub witness: Vec<IpAddr>,
     /// FAULT while any of these links is down (the instance's own interface is always tracked).
     pub track_interfaces: Vec<String>,
+    /// Whether the VIPs live on a virtual-MAC macvlan ([`InstanceConfig::vmac_name`]).
+    pub vmac: bool,
+    /// The macvlan's name as configured (`None`: the default, see [`InstanceConfig::vmac_name`]).
+    pub vmac_interface: Option<String>,
     pub checks: Vec<CheckConfig>,
     pub notify: NotifyConfig,
+    /// `[[instance.track_file]]`s: priority offsets read from files.
+    pub track_files: Vec<TrackFileConfig>,
+    /// `[instance.auth]`: PASS or auth_hmac with its keys (read from their files), or none.
+    pub auth: vrrp::auth::Auth,
     pub election: Election,
 }
 
@@ -159,6 +168,21 @@ impl InstanceConfig {
     /// Whether this instance carries IPv6 addresses (and so speaks VRRPv3 over IPv6).
     pub fn is_v6(&self) -> bool {
         self.addresses.first().is_some_and(|vip| vip.addr.is_ipv6())
+    }
+
+    /// The virtual-MAC interface's name (`vrrp.{vrid}` / `vrrp6.{vrid}` by default), when `vmac` is on.
+    pub fn vmac_name(&self) -> Option<String> {
+        self.vmac.then(|| {
+            self.vmac_interface.clone().unwrap_or_else(|| {
+                let prefix = if self.is_v6() { "vrrp6" } else { "vrrp" };
+                format!("{prefix}.{}", self.vrid)
+            })
+        })
+    }
+
+    /// The virtual MAC (RFC 5798 7.3): 00:00:5e:00:01:{vrid} for IPv4, 00:00:5e:00:02:{vrid} for IPv6.
+    pub fn vmac_address(&self) -> [u8; 6] {
+        [0, 0, 0x5e, 0, if self.is_v6() { 2 } else { 1 }, self.vrid]
     }
 
     /// The protocol core's view of this instance; `primary` is our own address on the interface.
@@ -196,8 +220,10 @@ impl InstanceConfig {
             "address_lifetime" => self.address_lifetime = from.address_lifetime,
             "check" => self.checks = from.checks.clone(),
             "notify" => self.notify = from.notify.clone(),
+            "auth" => self.auth = from.auth.clone(),
             "witness" => self.witness = from.witness.clone(),
             "track_interfaces" => self.track_interfaces = from.track_interfaces.clone(),
+            "track_file" => self.track_files = from.track_files.clone(),
             other => unreachable!("keys.rs marks `{other}` in_place: give it a case here"),
         }
     }
@@ -254,11 +280,36 @@ pub enum CheckKind {
         expect_status: Option<u16>,
         /// A substring the body must contain.
         expect_body: Option<String>,
+        /// How an `https://` URL's certificate is checked (unused for `http://`).
+        tls: HttpTls,
     },
     Exec {
         /// argv, no shell; `command[0]` is an absolute path.
         command: Vec<String>,
     },
+}
+
+/// One `[[instance.track_file]]` (keepalived's `track_file`): the number in the file times `weight` is
+/// added to the priority; see [`crate::health::track_file`] for the arithmetic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackFileConfig {
+    /// Shown in status, logs and metrics; unique within the instance.
+    pub name: String,
+    /// Absolute.
+    pub path: PathBuf,
+    /// -254..=254; 0: any non-zero number is FAULT.
+    pub weight: i32,
+}
+
+/// The TLS settings of an `https://` http check: `ca_file`, `tls_server_name`, `insecure_skip_verify`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpTls {
+    /// PEM file of the CA certificates to trust instead of the built-in web roots.
+    pub ca_file: Option<PathBuf>,
+    /// The name sent as SNI and checked against the certificate; default: the URL's host.
+    pub server_name: Option<String>,
+    /// Accept any certificate (signatures are still checked); warned about once at start.
+    pub insecure_skip_verify: bool,
 }
 
 /// `[instance.notify]`: hooks run in order, one at a time, on each transition.

@@ -41,6 +41,7 @@ pub(super) struct RawGroup {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDaemon {
     pub(super) socket: Option<Spanned<String>>,
+    pub(super) http: Option<Spanned<String>>,
     pub(super) metrics: Option<Spanned<String>>,
     pub(super) state_dir: Option<Spanned<String>>,
     pub(super) log_level: Option<Spanned<String>>,
@@ -64,10 +65,44 @@ pub(super) struct RawInstance {
     pub(super) address_lifetime: Option<Spanned<RawDuration>>,
     pub(super) witness: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) track_interfaces: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) vmac: Option<Spanned<bool>>,
+    pub(super) vmac_interface: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) check: Vec<Spanned<RawCheck>>,
     pub(super) notify: Option<RawNotify>,
     pub(super) election: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) track_file: Vec<Spanned<RawTrackFile>>,
+    pub(super) auth: Option<Spanned<RawAuth>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTrackFile {
+    pub(super) path: Option<Spanned<String>>,
+    pub(super) weight: Option<Spanned<i64>>,
+    pub(super) name: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    #[serde(rename = "type")]
+    pub(super) kind: Option<Spanned<String>>,
+    pub(super) password: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) key: Vec<Spanned<RawAuthKey>>,
+    pub(super) active_key: Option<Spanned<i64>>,
+    pub(super) mode: Option<Spanned<String>>,
+    pub(super) anti_replay: Option<Spanned<String>>,
+    pub(super) time_window: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuthKey {
+    pub(super) id: Option<Spanned<i64>>,
+    pub(super) file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +122,9 @@ pub(super) struct RawCheck {
     pub(super) url: Option<Spanned<String>>,
     pub(super) expect_status: Option<Spanned<i64>>,
     pub(super) expect_body: Option<Spanned<String>>,
+    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) tls_server_name: Option<Spanned<String>>,
+    pub(super) insecure_skip_verify: Option<Spanned<bool>>,
     pub(super) command: Option<Spanned<RawArgv>>,
     pub(super) interval: Option<Spanned<RawDuration>>,
     pub(super) timeout: Option<Spanned<RawDuration>>,

@@ -11,10 +11,19 @@ use super::protocol::{encode_request, parse_response, Request, Response, IO_TIME
 
 /// Sends one request and waits (at most [`IO_TIMEOUT`] per step) for the answer.
 pub fn call(socket: &Path, request: Request) -> anyhow::Result<Response> {
+    open(socket, &request).map(|(answer, _)| answer)
+}
+
+/// Sends `request` and reads its first answer line (at most [`IO_TIMEOUT`] per step); also returns
+/// the connection, read-buffered, for a request that goes on as a stream (`floatip events`).
+pub(super) fn open(
+    socket: &Path,
+    request: &Request,
+) -> anyhow::Result<(Response, BufReader<StdUnixStream>)> {
     let stream = StdUnixStream::connect(socket).map_err(|e| connect_error(socket, &e))?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut line = encode_request(&request);
+    let mut line = encode_request(request);
     line.push('\n');
     (&stream).write_all(line.as_bytes()).with_context(|| {
         format!(
@@ -22,7 +31,7 @@ pub fn call(socket: &Path, request: Request) -> anyhow::Result<Response> {
             socket.display()
         )
     })?;
-    let mut reader = BufReader::new(&stream);
+    let mut reader = BufReader::new(stream);
     let mut answer = Vec::new();
     reader.read_until(b'\n', &mut answer).map_err(|e| {
         if matches!(
@@ -47,7 +56,7 @@ pub fn call(socket: &Path, request: Request) -> anyhow::Result<Response> {
             socket.display()
         );
     }
-    parse_response(&answer)
+    Ok((parse_response(&answer)?, reader))
 }
 
 /// Whether an error from [`call`] means that no daemon is there at all.

@@ -1,6 +1,7 @@
 //! The control protocol: the requests the CLI sends and the responses the daemon gives, as
 //! newline-delimited JSON over a Unix stream socket, one request line and one response line per
-//! connection. One definition shared by the daemon and the CLI.
+//! connection (an `events` request: then the stream's records, see [`super::events`]). One definition
+//! shared by the daemon and the CLI.
 //!
 //! ```text
 //! -> {"version":1,"request":{"type":"status","instance":null}}
@@ -37,6 +38,9 @@ pub enum Request {
     Auto { instance: String },
     /// Re-read the configuration file.
     Reload,
+    /// Turn this connection into the event stream of one instance or group (`Some(name)`) or of all:
+    /// one response line, then one [`super::events::EventRecord`] per line (see [`super::events`]).
+    Events { name: Option<String> },
 }
 
 /// What the daemon answers.

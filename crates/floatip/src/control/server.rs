@@ -5,12 +5,14 @@
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
+use super::events::{serve_stream, EventHub};
 use super::protocol::{
     encode_response, parse_request, Request, Response, IO_TIMEOUT, MAX_REQUEST, REQUEST_EXAMPLE,
 };
@@ -136,10 +138,20 @@ pub fn bind(path: &Path) -> anyhow::Result<ControlListener> {
 }
 
 /// Accepts connections concurrently, each on its own task, until `calls` is closed. Must run inside a
-/// tokio runtime. The socket file is removed when this returns or is dropped.
+/// tokio runtime. The socket file is removed when this returns or is dropped. An `events` request is
+/// refused (no event stream here); the daemon uses [`accept_loop_with_events`].
 pub async fn accept_loop(
     listener: ControlListener,
     calls: mpsc::Sender<ControlCall>,
+) -> anyhow::Result<()> {
+    accept_loop_with_events(listener, calls, None).await
+}
+
+/// [`accept_loop`], with the daemon's event broadcaster: an `events` request subscribes to it.
+pub async fn accept_loop_with_events(
+    listener: ControlListener,
+    calls: mpsc::Sender<ControlCall>,
+    events: Option<Arc<EventHub>>,
 ) -> anyhow::Result<()> {
     let ControlListener { listener, guard } = listener;
     let listener = tokio::net::UnixListener::from_std(listener)
@@ -150,7 +162,7 @@ pub async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(handle_connection(stream, calls.clone()));
+                    tokio::spawn(handle_connection(stream, calls.clone(), events.clone()));
                 }
                 Err(err) => {
                     // Out of file descriptors and the like: wait, never exit.
@@ -166,17 +178,48 @@ pub async fn accept_loop(
     }
 }
 
-async fn handle_connection(stream: tokio::net::UnixStream, calls: mpsc::Sender<ControlCall>) {
-    let (read, mut write) = stream.into_split();
-    let response = match tokio::time::timeout(IO_TIMEOUT, read_request(read)).await {
+async fn handle_connection(
+    stream: tokio::net::UnixStream,
+    calls: mpsc::Sender<ControlCall>,
+    events: Option<Arc<EventHub>>,
+) {
+    let (mut read, mut write) = stream.into_split();
+    let mut stream = None;
+    let response = match tokio::time::timeout(IO_TIMEOUT, read_request(&mut read)).await {
         Err(_) => Response::Error {
             message: format!("no complete request line within {}s", IO_TIMEOUT.as_secs()),
         },
         Ok(Err(message)) => Response::Error { message },
+        Ok(Ok(Request::Events { name })) => match &events {
+            None => Response::Error {
+                message: "this control socket has no event stream".to_string(),
+            },
+            Some(hub) => {
+                // Subscribed before the daemon answers, so nothing between the two is missed.
+                let (rx, lag) = hub.subscribe(name.clone());
+                let response = dispatch(Request::Events { name }, &calls).await;
+                if matches!(response, Response::Done { .. }) {
+                    stream = Some((rx, lag, hub.clone()));
+                } else {
+                    lag.end();
+                    drop(rx);
+                }
+                response
+            }
+        },
         Ok(Ok(request)) => dispatch(request, &calls).await,
     };
     let mut line = encode_response(&response);
     line.push('\n');
+    if let Some((rx, lag, hub)) = stream {
+        if tokio::time::timeout(IO_TIMEOUT, write.write_all(line.as_bytes()))
+            .await
+            .is_ok_and(|r| r.is_ok())
+        {
+            serve_stream(read, write, rx, lag, hub).await;
+        }
+        return;
+    }
     let _ = tokio::time::timeout(IO_TIMEOUT, async {
         write.write_all(line.as_bytes()).await?;
         write.shutdown().await
@@ -184,7 +227,7 @@ async fn handle_connection(stream: tokio::net::UnixStream, calls: mpsc::Sender<C
     .await;
 }
 
-async fn read_request(read: tokio::net::unix::OwnedReadHalf) -> Result<Request, String> {
+async fn read_request(read: &mut tokio::net::unix::OwnedReadHalf) -> Result<Request, String> {
     use tokio::io::AsyncReadExt;
     let mut reader = tokio::io::BufReader::new(read.take(MAX_REQUEST as u64 + 1));
     let mut line = Vec::new();

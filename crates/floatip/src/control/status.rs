@@ -42,6 +42,14 @@ pub struct InstanceStatus {
     #[serde(default)]
     pub clashes: Vec<ClashStatus>,
     pub checks: Vec<CheckStatus>,
+    /// The `[[instance.track_file]]`s, their numbers and what each does to the priority (absent without
+    /// any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub track_files: Vec<TrackFileStatus>,
+    /// How adverts are authenticated (`[instance.auth]`: mode, signing key, key ids, anti-replay;
+    /// never a key); absent without authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
     /// The last transitions, oldest first, newest last; at most [`HISTORY_MAX`].
     pub history: Vec<HistoryEntry>,
     /// `election = "etcd"` only: lease, owner, candidates ([docs/etcd.md](../../../../docs/etcd.md)).
@@ -175,6 +183,22 @@ pub struct CheckStatus {
     pub last_error: Option<String>,
 }
 
+/// One track file: its number in force and what it does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackFileStatus {
+    pub name: String,
+    pub path: String,
+    pub weight: i32,
+    /// The number in force (0 for a missing file).
+    pub value: i64,
+    /// What it adds to the priority (`None` when it puts the instance in FAULT).
+    pub offset: Option<i64>,
+    /// It puts the instance in FAULT (weight 0 and a non-zero number, or a product of -254).
+    pub fault: bool,
+    /// "missing: counts as 0", "... ignored, 5 kept".
+    pub note: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// Unix seconds.
@@ -244,6 +268,19 @@ impl GroupStatus {
             members,
         }
     }
+}
+
+/// The document `floatip status --json` prints and the HTTP listener serves at `/status.json`:
+/// `{"version":N,"instances":[...]}`, with `"groups":[...]` when there are groups.
+pub fn status_document(instances: &[InstanceStatus], groups: &[GroupStatus]) -> serde_json::Value {
+    let mut out = serde_json::json!({
+        "version": super::PROTOCOL_VERSION,
+        "instances": instances,
+    });
+    if !groups.is_empty() {
+        out["groups"] = serde_json::json!(groups);
+    }
+    out
 }
 
 /// The answer to `Status { instance }` without groups: all instances, the named one, or an error.

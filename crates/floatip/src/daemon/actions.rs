@@ -1,6 +1,8 @@
 //! Carrying out what the cores ask, in order: adverts, adding and removing VIPs, announcements,
 //! transitions (log, counters, hooks, history); and the last-resort removal when a stop runs late.
 
+use crate::control::events::{EventKind, EventRecord};
+use crate::control::state_name;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
@@ -12,6 +14,7 @@ use vrrp::{Action, State};
 use super::attach::NO_LINK;
 use super::claim_probe::AfterProbe;
 use super::runtime::{Record, Runtime};
+use super::vmac::set_vmac_up;
 use super::{Block, Daemon, HOOK_DRAIN, PROBE_EVERY};
 
 impl Daemon {
@@ -41,8 +44,15 @@ impl Daemon {
             }
         }
         if self.instances.iter().any(|r| r.retiring) {
-            self.instances
-                .retain(|r| !(r.retiring && r.core.is_stopped()));
+            let mut gone = Vec::new();
+            self.instances.retain_mut(|r| {
+                let keep = !(r.retiring && r.core.is_stopped());
+                if !keep {
+                    gone.extend(r.vmac.take());
+                }
+                keep
+            });
+            self.drop_unused_vmacs(gone);
             self.status_dirty = true;
         }
         if std::mem::take(&mut self.held_changed) {
@@ -53,7 +63,7 @@ impl Daemon {
                 .filter(|rt| rt.holding)
                 .flat_map(|rt| {
                     rt.cfg.addresses.iter().filter_map(|v| match v.addr {
-                        IpAddr::V6(a) => Some((rt.link.index, a)),
+                        IpAddr::V6(a) => Some((rt.vip_index(), a)),
                         IpAddr::V4(_) => None,
                     })
                 })
@@ -68,13 +78,16 @@ impl Daemon {
         let rt = &mut self.instances[i];
         match action {
             Action::SendAdvert(advert) => {
+                // One sequence number per advert: every unicast copy carries the same (keepalived).
+                let auth = rt.auth.tx(super::auth::wall_now());
                 for (dst, sender) in &rt.destinations {
                     rt.tx_buf.clear();
-                    packet::encode_into(
+                    packet::encode_auth_into(
                         &advert,
                         rt.primary,
                         *dst,
                         rt.send_checksum,
+                        auth,
                         &mut rt.tx_buf,
                     );
                     match sender.send(&rt.tx_buf) {
@@ -90,6 +103,10 @@ impl Daemon {
                 }
             }
             Action::AddAddresses(addrs) => {
+                // The virtual MAC comes up with the claim: the advert that follows goes out from it.
+                if let Some(v) = rt.vmac.as_mut() {
+                    set_vmac_up(&*self.kernel, &rt.cfg.name, v, rt.primary, true);
+                }
                 // The guard hears of a VIP before the kernel has it: a crash in between leaves none.
                 rt.holding = true;
                 self.publish_held();
@@ -109,13 +126,13 @@ impl Daemon {
                 for addr in addrs {
                     let len = rt.prefix_len(addr);
                     match self.kernel.add_address(
-                        rt.link.index,
+                        rt.vip_index(),
                         addr,
                         len,
                         Some(rt.cfg.address_lifetime),
                     ) {
                         Ok(()) => {
-                            info!(instance = %rt.cfg.name, "added {addr}/{len} to {}", rt.cfg.interface)
+                            info!(instance = %rt.cfg.name, "added {addr}/{len} to {}", rt.vmac.as_ref().map_or(&rt.cfg.interface, |v| &v.name))
                         }
                         Err(err) => {
                             error!(instance = %rt.cfg.name, "cannot add {addr}/{len}: {err:#}")
@@ -144,14 +161,17 @@ impl Daemon {
                 }
                 for addr in addrs {
                     let len = rt.prefix_len(addr);
-                    match self.kernel.remove_address(rt.link.index, addr, len) {
+                    match self.kernel.remove_address(rt.vip_index(), addr, len) {
                         Ok(()) => {
-                            info!(instance = %rt.cfg.name, "removed {addr}/{len} from {}", rt.cfg.interface)
+                            info!(instance = %rt.cfg.name, "removed {addr}/{len} from {}", rt.vmac.as_ref().map_or(&rt.cfg.interface, |v| &v.name))
                         }
                         Err(err) => {
                             error!(instance = %rt.cfg.name, "cannot remove {addr}/{len}: {err:#}")
                         }
                     }
+                }
+                if let Some(v) = rt.vmac.as_mut() {
+                    set_vmac_up(&*self.kernel, &rt.cfg.name, v, rt.primary, false);
                 }
                 self.publish_held();
             }
@@ -169,9 +189,23 @@ impl Daemon {
                     };
                     hooks.transition(state, t.from.as_str(), &t.reason, &rt.vips());
                 }
+                // The stream's order is the hooks' order: both are fed here, one transition at a time.
+                let mut rec =
+                    EventRecord::new(EventKind::Transition, Some(&rt.cfg.name), t.reason.clone());
+                rec.from = Some(state_name(t.from).to_string());
+                // As the hooks' FLOATIP_STATE: an instance that stops becomes STOP.
+                rec.to = Some(if t.to == State::Initialize {
+                    "STOP".to_string()
+                } else {
+                    state_name(t.to).to_string()
+                });
                 let age = now.saturating_duration_since(t.at);
+                let at = SystemTime::now() - age;
+                // The same time as the history's.
+                rec.at = crate::control::unix_secs(at);
+                rt.events.publish(rec);
                 rt.record(Record {
-                    at: SystemTime::now() - age,
+                    at,
                     from: t.from,
                     to: t.to,
                     reason: t.reason,
@@ -189,7 +223,7 @@ impl Daemon {
             for vip in &rt.cfg.addresses {
                 let _ = self
                     .kernel
-                    .remove_address(rt.link.index, vip.addr, vip.prefix_len);
+                    .remove_address(rt.vip_index(), vip.addr, vip.prefix_len);
             }
             rt.holding = false;
         }

@@ -17,6 +17,7 @@ use vrrp::Event;
 
 use super::kernel::{AdvertSender, Announce};
 use super::runtime::{Runtime, SockKey};
+use super::vmac::{VmacAnnouncer, VmacHold};
 use super::Daemon;
 use crate::config::InstanceConfig;
 use crate::net::netlink::LinkInfo;
@@ -33,6 +34,8 @@ pub(super) struct Attachment {
     /// The host's own addresses on the interface (not our VIPs), for the receive policy.
     pub(super) own_addresses: Vec<IpAddr>,
     pub(super) destinations: Vec<(IpAddr, Arc<dyn AdvertSender>)>,
+    /// The virtual-MAC interface (`vmac = true`): the VIPs, adverts and announcements go there.
+    pub(super) vmac: Option<VmacHold>,
 }
 
 /// Why an instance cannot run on its interface yet (its FAULT reason), and the link when it is the
@@ -110,31 +113,35 @@ impl Daemon {
                 }))
             }
         };
-        let key = (link.index, v6);
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.sockets.entry(key) {
-            let sock = self
-                .kernel
-                .open_receiver(&inst.interface, link.index, v6)
-                .with_context(|| format!("instance {}: VRRP socket", inst.name))?;
-            if let Some(fd) = sock.fd() {
-                self.wakeup
-                    .watch(fd, self.socket_keys.len() as u64)
-                    .with_context(|| format!("instance {}: watching the VRRP socket", inst.name))?;
+        let vmac = if inst.vmac {
+            match self
+                .ensure_vmac(inst, &link, primary)
+                .with_context(|| format!("instance {}: virtual MAC", inst.name))?
+            {
+                Ok(v) => Some(v),
+                Err(reason) => {
+                    return Ok(Err(Unattached {
+                        reason,
+                        link: Some(link),
+                    }))
+                }
             }
-            self.socket_keys.push(key);
-            slot.insert(sock);
-        }
-        let announcer = match self.announcers.get(&link.index) {
-            Some(a) => a.clone(),
-            None => {
-                let a = self
-                    .kernel
-                    .open_announcer(link.index, link.mac)
-                    .with_context(|| format!("instance {}: announcer", inst.name))?;
-                self.announcers.insert(link.index, a.clone());
-                a
-            }
+        } else {
+            None
         };
+        let key = (link.index, v6);
+        self.open_receiver(inst, &inst.interface, key)?;
+        if let Some(v) = &vmac {
+            // While it is up, the peers' adverts from the same virtual MAC reach it, not the parent.
+            self.open_receiver(inst, &v.name, (v.index, v6))?;
+        }
+        let mut announcer = self.announcer(inst, link.index, link.mac)?;
+        if let Some(v) = &vmac {
+            announcer = Arc::new(VmacAnnouncer {
+                vmac: self.announcer(inst, v.index, v.mac)?,
+                parent: announcer,
+            });
+        }
         if !self.watched.contains(&key) {
             self.kernel
                 .watch_conflicts(link.index, link.mac, v6, self.chans.sightings.clone())
@@ -157,15 +164,19 @@ impl Daemon {
         } else {
             inst.unicast_peers.clone()
         };
+        let (send_if, send_index) = match &vmac {
+            Some(v) => (v.name.as_str(), v.index),
+            None => (inst.interface.as_str(), link.index),
+        };
         let mut destinations = Vec::new();
         for dst in targets {
-            let skey = (link.index, primary, dst);
+            let skey = (send_index, primary, dst);
             let sender = match self.senders.get(&skey) {
                 Some(s) => s.clone(),
                 None => {
                     let s = self
                         .kernel
-                        .open_sender(&inst.interface, link.index, primary, dst)
+                        .open_sender(send_if, send_index, primary, dst)
                         .with_context(|| format!("instance {}: advert sender", inst.name))?;
                     self.senders.insert(skey, s.clone());
                     s
@@ -180,7 +191,44 @@ impl Daemon {
             announcer,
             own_addresses,
             destinations,
+            vmac,
         }))
+    }
+
+    /// The shared VRRP receive socket `key` on `ifname`, opened and watched once.
+    fn open_receiver(&mut self, inst: &InstanceConfig, ifname: &str, key: SockKey) -> Result<()> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.sockets.entry(key) {
+            let sock = self
+                .kernel
+                .open_receiver(ifname, key.0, key.1)
+                .with_context(|| format!("instance {}: VRRP socket on {ifname}", inst.name))?;
+            if let Some(fd) = sock.fd() {
+                self.wakeup
+                    .watch(fd, self.socket_keys.len() as u64)
+                    .with_context(|| format!("instance {}: watching the VRRP socket", inst.name))?;
+            }
+            self.socket_keys.push(key);
+            slot.insert(sock);
+        }
+        Ok(())
+    }
+
+    /// The shared announcer of interface `index`, sending from `mac`.
+    fn announcer(
+        &mut self,
+        inst: &InstanceConfig,
+        index: u32,
+        mac: [u8; 6],
+    ) -> Result<Arc<dyn Announce>> {
+        if let Some(a) = self.announcers.get(&index) {
+            return Ok(a.clone());
+        }
+        let a = self
+            .kernel
+            .open_announcer(index, mac)
+            .with_context(|| format!("instance {}: announcer", inst.name))?;
+        self.announcers.insert(index, a.clone());
+        Ok(a)
     }
 
     /// Instance `i` waits for its interface or its address: try again, and on success join the election.
@@ -250,6 +298,7 @@ impl Runtime {
         self.announcer = a.announcer;
         self.policy.own_addresses = a.own_addresses;
         self.destinations = a.destinations;
+        self.vmac = a.vmac;
         self.link = a.link;
         self.detached = None;
         self.sync_link(now);
@@ -268,6 +317,8 @@ impl Runtime {
             self.announcer = Arc::new(NoInterface(self.cfg.interface.clone()));
             self.policy.own_addresses.clear();
             self.probe = None;
+            // A macvlan goes with its parent.
+            self.vmac = None;
         }
         self.reevaluate(now);
         self.sync_link(now);

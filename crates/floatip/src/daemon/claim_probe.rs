@@ -225,7 +225,7 @@ impl Daemon {
                         info!(instance = %rt.cfg.name, vip = %vip, "nobody else answers for it: putting our VIP back and announcing it");
                         rt.counters.vip_restored += 1;
                         if let Err(err) = self.kernel.add_address(
-                            rt.link.index,
+                            rt.vip_index(),
                             vip.addr,
                             vip.prefix_len,
                             Some(rt.cfg.address_lifetime),
@@ -247,7 +247,7 @@ impl Daemon {
     /// have claimed them meanwhile. Those missing from the kernel are put back only after a probe.
     pub(super) fn after_stall(&mut self, now: Instant, stalled: Duration) {
         for rt in self.instances.iter_mut().filter(|r| r.holding) {
-            let present = match self.kernel.addresses(rt.link.index) {
+            let present = match self.kernel.addresses(rt.vip_index()) {
                 Ok(a) => a,
                 Err(err) => {
                     warn!(instance = %rt.cfg.name, "cannot list the addresses after a stall: {err:#}");

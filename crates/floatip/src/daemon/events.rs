@@ -15,6 +15,8 @@ use super::runtime::{SockKey, Speaker};
 use super::{Daemon, Sighting, PROBE_EVERY};
 use crate::conflict::Verdict;
 use crate::control;
+use crate::control::events::{EventKind, EventRecord};
+use crate::health::track_file::TrackFileReport;
 use crate::health::witness::WitnessReport;
 use crate::health::CheckReport;
 use crate::net::netlink::NetEvent;
@@ -58,7 +60,7 @@ impl Daemon {
                 // (the kernel creates a missing address on a refresh).
                 for vip in rt.cfg.addresses.iter().filter(|_| !rt.restoring()) {
                     if let Err(err) = self.kernel.refresh(
-                        rt.link.index,
+                        rt.vip_index(),
                         vip.addr,
                         vip.prefix_len,
                         rt.cfg.address_lifetime,
@@ -138,15 +140,21 @@ impl Daemon {
             ttl: d.ttl,
         };
         let mut matched = false;
+        let wall = super::auth::wall_now();
         for rt in self
             .instances
             .iter_mut()
-            .filter(|r| r.sock_key == key && r.cfg.vrid == vrid && r.detached.is_none())
+            .filter(|r| r.hears_on(key) && r.cfg.vrid == vrid && r.detached.is_none())
         {
             matched = true;
-            match validate::validate(bytes, &rx, &rt.policy) {
+            match validate::validate_auth(bytes, &rx, &rt.policy, &mut rt.auth, wall) {
                 Ok(advert) => {
                     rt.counters.adverts_received += 1;
+                    if let Some((src, skew)) = rt.auth.skew_warning.take() {
+                        if rt.auth_log.note(now, "clock_skew").is_some() {
+                            warn!(instance = %rt.cfg.name, src = %src, "the clock of {src} is {} s {} ours: past half the auth time_window; fix NTP before its adverts go stale", skew.abs(), if skew > 0 { "behind" } else { "ahead of" });
+                        }
+                    }
                     if let Some(ended) = rt.conflicts.advert_heard() {
                         info!(instance = %rt.cfg.name, src = %d.src, "adverts on VRID {} are heard again: the election decides, no longer the conflict rule (was: {ended})", rt.cfg.vrid);
                         rt.reevaluate(now);
@@ -165,22 +173,35 @@ impl Daemon {
                 }
                 Err(reason) => {
                     *rt.counters.drops.entry(reason.label()).or_default() += 1;
+                    if super::auth::is_auth(reason.label()) {
+                        if let Some(quiet) = rt.auth_log.note(now, reason.label()) {
+                            let more = if quiet > 0 {
+                                format!(" ({quiet} more since the last line)")
+                            } else {
+                                String::new()
+                            };
+                            warn!(instance = %rt.cfg.name, src = %d.src, reason = reason.label(), "dropped an advert from {}: {reason}{more}", d.src);
+                        }
+                    }
                     if let DropReason::AddressSet { advert, .. } = &reason {
                         if rt.clashes.heard(now, d.src, advert) {
                             // Who is it? Its answer comes back through the ARP/ND watch.
                             if let Err(err) = rt.announcer.probe(d.src) {
                                 debug!(instance = %rt.cfg.name, "cannot ask who {} is: {err}", d.src);
                             }
-                            warn!(
-                                "{}",
-                                clash::describe(
-                                    &rt.cfg.name,
-                                    rt.cfg.vrid,
-                                    d.src,
-                                    advert,
-                                    &rt.policy.virtual_addresses
-                                )
+                            let text = clash::describe(
+                                &rt.cfg.name,
+                                rt.cfg.vrid,
+                                d.src,
+                                advert,
+                                &rt.policy.virtual_addresses,
                             );
+                            warn!("{text}");
+                            rt.events.publish(EventRecord::new(
+                                EventKind::Clash,
+                                Some(&rt.cfg.name),
+                                text,
+                            ));
                         }
                     }
                     debug!(instance = %rt.cfg.name, src = %d.src, "dropped an advert: {reason}");
@@ -246,7 +267,7 @@ impl Daemon {
                 }
             }
             NetEvent::AddressRemoved { index, addr, .. } => {
-                for rt in self.instances.iter_mut().filter(|r| r.link.index == index) {
+                for rt in self.instances.iter_mut().filter(|r| r.vip_index() == index) {
                     if !rt.holding || rt.core.state() != State::Master {
                         continue;
                     }
@@ -270,7 +291,7 @@ impl Daemon {
                 }
                 // Our VIP appearing while we do not hold it is the two-owner mistake (an `ip addr add` by
                 // hand on the backup): the daemon manages this address, so it takes the copy away.
-                for rt in self.instances.iter_mut().filter(|r| r.link.index == index) {
+                for rt in self.instances.iter_mut().filter(|r| r.vip_index() == index) {
                     if rt.holding || rt.retiring {
                         continue;
                     }
@@ -346,6 +367,23 @@ impl Daemon {
         }
     }
 
+    /// A track file's number changed (or was read for the first time since its directory is watched).
+    pub(super) fn on_track_file(&mut self, now: Instant, report: TrackFileReport) {
+        let Some(rt) = self.instances.iter_mut().find(|r| r.id == report.instance) else {
+            return;
+        };
+        let Some(state) = rt.track_files.get_mut(report.file) else {
+            return;
+        };
+        if state.apply(&report.reading) {
+            info!(instance = %rt.cfg.name, track_file = %state.name, "{}", state.describe());
+        }
+        if let Some(note) = &state.note {
+            warn!(instance = %rt.cfg.name, track_file = %state.name, "track file {}: {note}", state.path.display());
+        }
+        rt.reevaluate(now);
+    }
+
     pub(super) fn on_witness(&mut self, now: Instant, report: WitnessReport) {
         let Some(rt) = self.instances.iter_mut().find(|r| r.id == report.instance) else {
             return;
@@ -393,12 +431,27 @@ impl Daemon {
                 Verdict::Wait => {}
                 Verdict::Reannounce { first_report } => {
                     if first_report {
-                        warn!(instance = %rt.cfg.name, "conflict: {} is also answered by {} while we are master; re-announcing", s.addr, control::format_mac(&mac));
+                        let text = format!(
+                            "{} is also answered by {} while we are master; re-announcing",
+                            s.addr,
+                            control::format_mac(&mac)
+                        );
+                        warn!(instance = %rt.cfg.name, "conflict: {text}");
+                        rt.events.publish(EventRecord::new(
+                            EventKind::Conflict,
+                            Some(&rt.cfg.name),
+                            text,
+                        ));
                     }
                     spawn_announce(rt, rt.cfg.addresses.iter().map(|v| v.addr).collect());
                 }
                 Verdict::Yield(reason) => {
                     warn!(instance = %rt.cfg.name, "conflict: {reason}");
+                    rt.events.publish(EventRecord::new(
+                        EventKind::Conflict,
+                        Some(&rt.cfg.name),
+                        reason.clone(),
+                    ));
                     rt.reevaluate(now);
                 }
             }

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::kernel::{AdvertSender, Announce, Kernel, Receive};
 use super::Sighting;
-use crate::net::netlink::{AddrDetails, LinkInfo};
+use crate::net::netlink::{AddrDetails, LinkInfo, VmacLink};
 use crate::net::vrrp_socket::Datagram;
 
 /// What the daemon did to the fake host, in order.
@@ -32,6 +32,13 @@ pub enum Call {
     Probe(IpAddr),
     /// The daemon let go of what watched a deleted interface.
     ForgetLink(u32),
+    /// A macvlan was created with this name.
+    CreateMacvlan(String),
+    /// The interface was set up (`true`) or down.
+    LinkUp(u32, bool),
+    DeleteLink(u32),
+    /// A kernel parameter was written.
+    Sysctl(String, String),
 }
 
 #[derive(Default)]
@@ -39,6 +46,11 @@ struct State {
     links: Vec<LinkInfo>,
     addresses: HashMap<u32, Vec<(IpAddr, u8)>>,
     log: Vec<Call>,
+    /// Kind and parent of interfaces that are not plain devices (macvlans).
+    kinds: HashMap<u32, (String, u32)>,
+    admin_up: HashMap<u32, bool>,
+    /// Kernel parameters; a key never written reads as "0".
+    sysctls: HashMap<String, String>,
 }
 
 /// The fake host; clones share it, so a test keeps one to look at while the daemon owns another.
@@ -90,6 +102,37 @@ impl FakeHost {
             .get_mut(&index)
             .expect("a known interface")
             .push(own);
+    }
+
+    /// An interface of another kind (`kind` on `parent`, with `mac`), e.g. someone else's macvlan.
+    pub fn add_kind_link(&self, name: &str, index: u32, kind: &str, parent: u32, mac: [u8; 6]) {
+        let mut st = self.0.lock().unwrap();
+        st.links.push(LinkInfo {
+            index,
+            name: name.to_string(),
+            mac,
+            up: true,
+        });
+        st.addresses.insert(index, Vec::new());
+        st.kinds.insert(index, (kind.to_string(), parent));
+        st.admin_up.insert(index, true);
+    }
+
+    /// The interface `name`, if there is one now.
+    pub fn link(&self, name: &str) -> Option<LinkInfo> {
+        let st = self.0.lock().unwrap();
+        st.links.iter().find(|l| l.name == name).cloned()
+    }
+
+    /// Whether interface `index` is administratively up.
+    pub fn is_admin_up(&self, index: u32) -> bool {
+        self.0.lock().unwrap().admin_up.get(&index) == Some(&true)
+    }
+
+    /// A kernel parameter's value ("0" when never written).
+    pub fn sysctl(&self, key: &str) -> String {
+        let st = self.0.lock().unwrap();
+        st.sysctls.get(key).cloned().unwrap_or_else(|| "0".into())
     }
 
     /// Everything done so far, and forget it.
@@ -239,6 +282,73 @@ impl Kernel for FakeHost {
 
     fn open_announcer(&mut self, _index: u32, _mac: [u8; 6]) -> Result<Arc<dyn Announce>> {
         Ok(Arc::new(self.clone()))
+    }
+
+    fn vmac_lookup(&self, name: &str) -> Result<Option<VmacLink>> {
+        let st = self.0.lock().unwrap();
+        Ok(st.links.iter().find(|l| l.name == name).map(|l| {
+            let kind = st.kinds.get(&l.index);
+            VmacLink {
+                link: l.clone(),
+                kind: kind.map(|k| k.0.clone()),
+                parent: kind.map(|k| k.1),
+                mode: None,
+                admin_up: st.admin_up.get(&l.index) == Some(&true),
+            }
+        }))
+    }
+
+    fn create_macvlan(&self, parent: u32, name: &str, mac: [u8; 6]) -> Result<()> {
+        let mut st = self.0.lock().unwrap();
+        if st.links.iter().any(|l| l.name == name) {
+            return Err(anyhow!("interface {name} exists"));
+        }
+        let index = st.links.iter().map(|l| l.index).max().unwrap_or(0) + 100;
+        st.links.push(LinkInfo {
+            index,
+            name: name.to_string(),
+            mac,
+            up: false,
+        });
+        st.addresses.insert(index, Vec::new());
+        st.kinds.insert(index, ("macvlan".into(), parent));
+        st.admin_up.insert(index, false);
+        st.log.push(Call::CreateMacvlan(name.to_string()));
+        Ok(())
+    }
+
+    fn set_link_up(&self, index: u32, up: bool) -> Result<()> {
+        let mut st = self.0.lock().unwrap();
+        let link = st
+            .links
+            .iter_mut()
+            .find(|l| l.index == index)
+            .ok_or_else(|| anyhow!("no interface with index {index}"))?;
+        link.up = up;
+        st.admin_up.insert(index, up);
+        st.log.push(Call::LinkUp(index, up));
+        Ok(())
+    }
+
+    fn delete_link(&self, index: u32) -> Result<()> {
+        let mut st = self.0.lock().unwrap();
+        st.links.retain(|l| l.index != index);
+        st.addresses.remove(&index);
+        st.kinds.remove(&index);
+        st.log.push(Call::DeleteLink(index));
+        Ok(())
+    }
+
+    fn read_sysctl(&self, key: &str) -> io::Result<String> {
+        Ok(self.sysctl(key))
+    }
+
+    fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()> {
+        let mut st = self.0.lock().unwrap();
+        st.sysctls.insert(key.to_string(), value.to_string());
+        st.log
+            .push(Call::Sysctl(key.to_string(), value.to_string()));
+        Ok(())
     }
 
     fn watch_conflicts(

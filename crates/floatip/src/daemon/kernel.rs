@@ -19,7 +19,9 @@ use tracing::warn;
 
 use super::{Block, Sighting};
 use crate::net::announce::Announcer;
-use crate::net::netlink::{self, AddrDetails, LinkInfo, MonitorFilter, Netlink, Refresher};
+use crate::net::netlink::{
+    self, AddrDetails, LinkInfo, MonitorFilter, Netlink, Refresher, VmacLink,
+};
 use crate::net::probe::ConflictWatch;
 use crate::net::vrrp_socket::{Datagram, VrrpSender, VrrpSocket};
 
@@ -69,6 +71,18 @@ pub trait Kernel {
     ) -> Result<Arc<dyn AdvertSender>>;
     /// Gratuitous ARP / unsolicited NA and conflict probes on one interface.
     fn open_announcer(&mut self, index: u32, mac: [u8; 6]) -> Result<Arc<dyn Announce>>;
+    /// The interface `name` with its kind and parent (`None`: there is none), for the virtual MAC.
+    fn vmac_lookup(&self, name: &str) -> Result<Option<VmacLink>>;
+    /// Creates the macvlan `name` on `parent` with MAC `mac` (private mode, down).
+    fn create_macvlan(&self, parent: u32, name: &str, mac: [u8; 6]) -> Result<()>;
+    /// Sets the interface administratively up or down.
+    fn set_link_up(&self, index: u32, up: bool) -> Result<()>;
+    /// Deletes the interface (Ok if it is gone already).
+    fn delete_link(&self, index: u32) -> Result<()>;
+    /// Reads `/proc/sys/{key}` of the daemon's network namespace (trimmed).
+    fn read_sysctl(&self, key: &str) -> io::Result<String>;
+    /// Writes `/proc/sys/{key}`.
+    fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()>;
     /// Reports every ARP/NA on the interface that claims an address from a MAC other than ours.
     fn watch_conflicts(
         &mut self,
@@ -199,6 +213,30 @@ impl Kernel for Host {
 
     fn open_announcer(&mut self, index: u32, mac: [u8; 6]) -> Result<Arc<dyn Announce>> {
         Ok(Arc::new(Announcer::open(index, mac)?))
+    }
+
+    fn vmac_lookup(&self, name: &str) -> Result<Option<VmacLink>> {
+        self.netlink.vmac_lookup(name).block()
+    }
+
+    fn create_macvlan(&self, parent: u32, name: &str, mac: [u8; 6]) -> Result<()> {
+        self.netlink.create_macvlan(parent, name, mac).block()
+    }
+
+    fn set_link_up(&self, index: u32, up: bool) -> Result<()> {
+        self.netlink.set_link_up(index, up).block()
+    }
+
+    fn delete_link(&self, index: u32) -> Result<()> {
+        self.netlink.delete_link(index).block()
+    }
+
+    fn read_sysctl(&self, key: &str) -> io::Result<String> {
+        crate::net::sysctl::read(key)
+    }
+
+    fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()> {
+        crate::net::sysctl::write(key, value)
     }
 
     fn watch_conflicts(

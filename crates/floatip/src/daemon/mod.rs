@@ -30,6 +30,7 @@
 
 mod actions;
 mod attach;
+mod auth;
 mod claim_probe;
 mod clash;
 mod events;
@@ -44,6 +45,7 @@ mod runtime;
 mod setup;
 #[cfg(test)]
 mod tests;
+mod vmac;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -57,8 +59,10 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::control::events::EventHub;
 use crate::control::{self, ControlCall, Response};
 use crate::guard::Guard;
+use crate::health::track_file::TrackFileReport;
 use crate::health::witness::WitnessReport;
 use crate::health::CheckReport;
 use crate::net::netlink::NetEvent;
@@ -83,6 +87,8 @@ const DAD_PATIENCE: Duration = Duration::from_secs(10);
 const REFRESHER: u64 = u64::MAX - 1;
 /// How often the witness is pinged.
 const WITNESS_EVERY: Duration = Duration::from_secs(1);
+/// How long the event streams may take to send their last records when the daemon exits.
+const EVENTS_DRAIN: Duration = Duration::from_millis(500);
 /// How long the stop hooks may run when the daemon exits.
 const HOOK_DRAIN: Duration = Duration::from_secs(10);
 
@@ -108,6 +114,7 @@ enum Input {
     Net(NetEvent),
     Check(CheckReport),
     Witness(WitnessReport),
+    TrackFile(TrackFileReport),
     Sighting(Sighting),
     Call(ControlCall),
     Hup,
@@ -138,6 +145,7 @@ pub struct Sighting {
 struct Channels {
     checks: mpsc::Sender<CheckReport>,
     witness: mpsc::Sender<WitnessReport>,
+    track_files: mpsc::Sender<TrackFileReport>,
     sightings: mpsc::Sender<Sighting>,
 }
 
@@ -180,6 +188,10 @@ pub struct Daemon {
     promise: Option<(Instant, Instant)>,
     /// The process that removes our VIPs if this one dies or stops advancing (none in unit tests).
     guard: Option<Guard>,
+    /// The event stream's broadcaster (`floatip events`), fed where the hooks and the history are.
+    pub events: Arc<EventHub>,
+    /// The kernel parameters virtual MACs changed, put back on exit ([`vmac::SysctlLedger`]).
+    vmac_ledger: vmac::SysctlLedger,
 }
 
 impl Daemon {
@@ -219,6 +231,16 @@ impl Daemon {
             receive_errors: 0,
             promise: None,
             guard: None,
+            events: {
+                let hub = EventHub::new();
+                hub.set_groups(
+                    cfg.groups
+                        .iter()
+                        .map(|g| (g.name.as_str(), g.instances.as_slice())),
+                );
+                hub
+            },
+            vmac_ledger: vmac::SysctlLedger::load(&cfg.daemon.state_dir),
         })
     }
 
@@ -292,7 +314,7 @@ impl Daemon {
                 .iter()
                 .filter(|r| r.holding)
                 .flat_map(|r| {
-                    let index = r.link.index;
+                    let index = r.vip_index();
                     r.cfg
                         .addresses
                         .iter()
@@ -343,7 +365,7 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
     let overrides = overrides::load_overrides(&cfg.daemon.state_dir)?;
     let (host, events) = kernel::open_host()?;
     let listener = control::bind(&cfg.daemon.socket)?;
-    let metrics_listener = cfg.daemon.metrics.map(crate::http::bind).transpose()?;
+    let metrics_listener = cfg.daemon.http.map(crate::http::bind).transpose()?;
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot install the SIGHUP handler")?;
     let wakeup = Wakeup::new().context("cannot create the loop's timer and doorbell")?;
@@ -351,15 +373,19 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
     let (calls_tx, calls) = mpsc::channel::<ControlCall>(16);
     let (checks_tx, check_reports) = mpsc::channel(256);
     let (witness_tx, witness_reports) = mpsc::channel(64);
+    let (track_files_tx, track_file_reports) = mpsc::channel(64);
     let (sightings_tx, sightings) = mpsc::channel(256);
     let (inputs_tx, inputs) = mpsc::channel::<Input>(256);
     let (ready_tx, ready_rx) = oneshot::channel();
     let chans = Channels {
         checks: checks_tx,
         witness: witness_tx,
+        track_files: track_files_tx,
         sightings: sightings_tx,
     };
     let socket_path = cfg.daemon.socket.clone();
+    let hub = EventHub::new();
+    let loop_hub = hub.clone();
     let mut protocol = tokio::task::spawn_blocking(move || {
         protocol_loop(
             cfg,
@@ -369,7 +395,7 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
             chans,
             inputs,
             ready_tx,
-            guard,
+            (guard, loop_hub),
         )
     });
     // Calls queue until the loop is ready; `floatip status` during start-up waits rather than fails.
@@ -377,12 +403,15 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
         let calls = calls_tx.clone();
         tokio::spawn(async move {
             if let Err(err) = crate::http::serve(l, calls).await {
-                error!("metrics endpoint stopped: {err:#}");
+                error!("http listener (status page, /metrics) stopped: {err:#}");
             }
         });
     }
+    let accept_hub = hub.clone();
     tokio::spawn(async move {
-        if let Err(err) = control::accept_loop(listener, calls_tx).await {
+        if let Err(err) =
+            control::accept_loop_with_events(listener, calls_tx, Some(accept_hub)).await
+        {
             error!("control socket stopped: {err:#}");
         }
     });
@@ -392,6 +421,7 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
             calls,
             check_reports,
             witness_reports,
+            track_file_reports,
             sightings,
             hup,
             ready: ready_rx,
@@ -410,6 +440,9 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
         let _ = stop_all.send(true);
         etcd.await.context("the etcd elections panicked")??;
     }
+    // The event streams get their last records (the stop transitions), bounded: a stopped reader
+    // does not hold the exit up.
+    hub.close(EVENTS_DRAIN).await;
     result.context("the protocol loop panicked")?
 }
 
@@ -419,6 +452,7 @@ struct Sources {
     calls: mpsc::Receiver<ControlCall>,
     check_reports: mpsc::Receiver<CheckReport>,
     witness_reports: mpsc::Receiver<WitnessReport>,
+    track_file_reports: mpsc::Receiver<TrackFileReport>,
     sightings: mpsc::Receiver<Sighting>,
     hup: tokio::signal::unix::Signal,
     /// The loop finished its setup (capabilities are then dropped on this thread too).
@@ -457,6 +491,7 @@ async fn forward(
             Some(call) = src.calls.recv() => Input::Call(call),
             Some(r) = src.check_reports.recv() => Input::Check(r),
             Some(r) = src.witness_reports.recv() => Input::Witness(r),
+            Some(r) = src.track_file_reports.recv() => Input::TrackFile(r),
             Some(s) = src.sightings.recv() => Input::Sighting(s),
         };
         if tx.send(input).await.is_err() {
@@ -477,10 +512,16 @@ fn protocol_loop(
     chans: Channels,
     mut inputs: mpsc::Receiver<Input>,
     ready: oneshot::Sender<()>,
-    guard: Guard,
+    (guard, events): (Guard, Arc<EventHub>),
 ) -> Result<()> {
     let mut daemon = Daemon::new(kernel, &cfg, overrides, wakeup, chans)?;
     daemon.guard = Some(guard);
+    events.set_groups(
+        cfg.groups
+            .iter()
+            .map(|g| (g.name.as_str(), g.instances.as_slice())),
+    );
+    daemon.events = events;
     // Resolve everything before changing anything: a bad setup leaves the host untouched.
     let mut prepared = Vec::new();
     for inst in &cfg.instances {
@@ -518,6 +559,7 @@ fn protocol_loop(
         }
         if stop_deadline.is_some() && daemon.all_stopped() {
             daemon.drain_hooks();
+            daemon.remove_vmacs();
             info!("stopped cleanly; every VIP we held is released");
             return Ok(());
         }
@@ -559,6 +601,7 @@ fn protocol_loop(
                     Input::Net(ev) => daemon.on_net_event(now, ev),
                     Input::Check(r) => daemon.on_check(now, r),
                     Input::Witness(r) => daemon.on_witness(now, r),
+                    Input::TrackFile(r) => daemon.on_track_file(now, r),
                     Input::Sighting(s) => daemon.on_sighting(now, s),
                     Input::Call(call) if stop_deadline.is_some() => {
                         let _ = call.reply.send(Response::Error {
@@ -592,6 +635,7 @@ fn protocol_loop(
             if stop_deadline.is_some_and(|s| s <= now) {
                 warn!("stop took longer than the handoff bound; removing our VIPs now");
                 daemon.remove_all();
+                daemon.remove_vmacs();
                 daemon.drain_hooks();
                 return Ok(());
             }

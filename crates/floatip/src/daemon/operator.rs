@@ -11,10 +11,12 @@ use vrrp::{Event, Override, State};
 
 use super::runtime::Runtime;
 use super::{overrides, Daemon};
+use crate::control::events::{EventKind, EventRecord};
 use crate::control::{self, ControlCall, Request, Response};
 
 impl Daemon {
     pub(super) fn on_control(&mut self, now: Instant, call: ControlCall) {
+        self.publish_command(&call.request);
         let Some(call) = self.group_call(now, call) else {
             return;
         };
@@ -33,7 +35,7 @@ impl Daemon {
                 for rt in self.instances.iter().filter(shown) {
                     let present: Vec<IpAddr> = self
                         .kernel
-                        .addresses(rt.link.index)
+                        .addresses(rt.vip_index())
                         .map(|a| a.into_iter().map(|(ip, _)| ip).collect())
                         .unwrap_or_default();
                     let mut st = rt.status(&present, now);
@@ -60,6 +62,10 @@ impl Daemon {
             Request::Auto { instance } => {
                 self.override_request(now, &instance, Override::Auto, false)
             }
+            Request::Events { name } => match self.stream_target(name.as_deref()) {
+                Ok(message) => Outcome::Done(message),
+                Err(message) => Outcome::Error(message),
+            },
             Request::Reload => match self.reload(now) {
                 Ok(msg) => Outcome::Done(msg),
                 Err(err) => Outcome::Error(format!("{err:#}")),
@@ -84,6 +90,46 @@ impl Daemon {
             }
         };
         let _ = call.reply.send(response);
+    }
+
+    /// An operator's command, as an event, before anything it causes.
+    fn publish_command(&self, request: &Request) {
+        let (name, text) = match request {
+            Request::Takeover { instance } => (Some(instance), format!("takeover {instance}")),
+            Request::Release { instance, force } => (
+                Some(instance),
+                format!("release {instance}{}", if *force { " --force" } else { "" }),
+            ),
+            Request::Auto { instance } => (Some(instance), format!("auto {instance}")),
+            Request::Reload => (None, "reload".to_string()),
+            Request::Status { .. } | Request::Events { .. } => return,
+        };
+        let mut rec = EventRecord::new(EventKind::Operator, None, text);
+        if let Some(name) = name {
+            if self.instances.iter().any(|r| &r.cfg.name == name) {
+                rec.instance = Some(name.clone());
+            } else {
+                rec.group = Some(name.clone());
+            }
+        }
+        self.events.publish(rec);
+    }
+
+    /// What `floatip events NAME` follows: an instance or a group of this daemon (all without a name).
+    fn stream_target(&self, name: Option<&str>) -> Result<String, String> {
+        let Some(name) = name else {
+            return Ok("streaming every event".to_string());
+        };
+        if self.instances.iter().any(|r| r.cfg.name == name) {
+            return Ok(format!("streaming the events of instance {name}"));
+        }
+        if self.group_status().iter().any(|g| g.name == name) {
+            return Ok(format!("streaming the events of group {name}"));
+        }
+        Err(control::unknown_instance(
+            name,
+            self.instances.iter().map(|r| r.cfg.name.as_str()),
+        ))
     }
 
     pub(super) fn override_request(

@@ -10,6 +10,7 @@ use vrrp::Event;
 use super::runtime::Tracked;
 use super::{setup::spawn_hooks, Daemon, WITNESS_EVERY};
 use crate::config::{self, InstanceConfig};
+use crate::health::track_file::{self, TrackFileState};
 use crate::health::witness;
 use crate::health::{self, CheckState};
 
@@ -70,6 +71,11 @@ impl Daemon {
             .filter(|inst| live(self, &inst.name).is_some_and(|i| self.instances[i].cfg == **inst))
             .count();
         self.groups.set(new.groups.clone());
+        self.events.set_groups(
+            new.groups
+                .iter()
+                .map(|g| (g.name.as_str(), g.instances.as_slice())),
+        );
         let mut changed = Vec::new();
         for (i, inst, tracked) in in_place {
             changed.push(self.update_in_place(i, &inst, tracked, now));
@@ -135,6 +141,16 @@ impl Daemon {
                 (!new.witness.is_empty()).then(|| "witness: first probe pending".to_string());
             what.push("witness".to_string());
         }
+        if rt.cfg.track_files != new.track_files {
+            rt.track_files = TrackFileState::for_files(&new.track_files);
+            rt.track_task = track_file::spawn(
+                rt.id,
+                &new.name,
+                &new.track_files,
+                chans.track_files.clone(),
+            );
+            what.push("track files".to_string());
+        }
         if rt.cfg.notify != new.notify {
             rt.hooks = spawn_hooks(new);
             what.push("hooks".to_string());
@@ -155,6 +171,11 @@ impl Daemon {
             if rt.holding {
                 rt.next_refresh = Some(now);
             }
+        }
+        if rt.cfg.auth != new.auth {
+            // New keys or modes; the sequences stay, so peers do not take our next advert for a replay.
+            rt.auth.reconfigure(new.auth.clone());
+            what.push("authentication".to_string());
         }
         rt.tracked = tracked;
         rt.cfg = new.clone();

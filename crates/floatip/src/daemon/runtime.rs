@@ -16,11 +16,13 @@ use super::clash::Clashes;
 use super::kernel::{AdvertSender, Announce};
 use crate::config::InstanceConfig;
 use crate::conflict::Conflicts;
+use crate::control::events::{EventHub, EventKind, EventRecord};
 use crate::control::{
     age_ms, format_mac, millis, state_name, unix_secs, CheckStatus, ConflictStatus, CountersStatus,
     HistoryEntry, InstanceStatus, MasterStatus, OverrideMode, PriorityStatus, SpeakerStatus,
-    VipStatus, HISTORY_MAX,
+    TrackFileStatus, VipStatus, HISTORY_MAX,
 };
+use crate::health::track_file::{self, TrackFileState};
 use crate::health::{self, CheckState, TaskSet};
 use crate::hooks::Hooks;
 use crate::net::netlink::LinkInfo;
@@ -79,11 +81,17 @@ pub struct Runtime {
     /// reason until [`super::attach`] resolves it (`None`: attached).
     pub(super) detached: Option<String>,
     pub(super) sock_key: SockKey,
+    /// The virtual-MAC interface the VIPs live on (`vmac = true`, once attached).
+    pub(super) vmac: Option<super::vmac::VmacHold>,
     pub(super) announcer: Arc<dyn Announce>,
     pub(super) policy: RxPolicy,
     /// Where adverts go (the group, or each unicast peer), each through its connected sender.
     pub(super) destinations: Vec<(IpAddr, Arc<dyn AdvertSender>)>,
     pub(super) send_checksum: ChecksumMode,
+    /// PASS or auth_hmac: the settings, the send sequence and each sender's last sequence.
+    pub(super) auth: vrrp::auth::AuthState,
+    /// The rate limit of the log lines for adverts authentication refused.
+    pub(super) auth_log: super::auth::AuthLog,
     /// Reused for every advert this instance encodes (at 10 ms adverts, 100 a second).
     pub(super) tx_buf: Vec<u8>,
     /// Whether our VIPs are in the kernel by our hand (between AddAddresses and RemoveAddresses).
@@ -94,6 +102,8 @@ pub struct Runtime {
     pub speakers: HashMap<IpAddr, Speaker>,
     pub counters: Counters,
     pub checks: Vec<CheckState>,
+    /// The `[[instance.track_file]]`s' numbers in force.
+    pub track_files: Vec<TrackFileState>,
     pub(super) tracked: Vec<Tracked>,
     pub conflicts: Conflicts,
     /// Speakers on our VRID whose adverts do not list our addresses (their adverts are dropped).
@@ -124,9 +134,28 @@ pub struct Runtime {
     pub(super) probe_cleared: bool,
     pub(super) check_tasks: TaskSet,
     pub(super) witness_task: TaskSet,
+    pub(super) track_task: TaskSet,
+    /// The daemon's event broadcaster (`floatip events`).
+    pub(super) events: Arc<EventHub>,
 }
 
 impl Runtime {
+    /// The interface the VIPs go on: the virtual-MAC interface, or the instance's own.
+    pub(super) fn vip_index(&self) -> u32 {
+        self.vmac.as_ref().map_or(self.link.index, |v| v.index)
+    }
+
+    /// Whether adverts read from socket `key` are this instance's to take: its interface's, or
+    /// (while it is up) its virtual-MAC interface's, which the peers' adverts from the same virtual
+    /// MAC reach instead of the parent.
+    pub(super) fn hears_on(&self, key: SockKey) -> bool {
+        self.sock_key == key
+            || self
+                .vmac
+                .as_ref()
+                .is_some_and(|v| (v.index, self.sock_key.1) == key)
+    }
+
     pub(super) fn prefix_len(&self, addr: IpAddr) -> u8 {
         self.cfg
             .addresses
@@ -190,14 +219,23 @@ impl Runtime {
 
     /// Fold tracked interfaces, checks and a yielded conflict into one fault and one priority for the core.
     pub(super) fn reevaluate(&mut self, now: Instant) {
-        let (_, priority) =
-            health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+        let (_, priority) = self.health();
         let fault = self.own_fault().or_else(|| self.group_fault.clone());
         if fault != self.fault_sent {
             self.fault_sent = fault.clone();
             self.core.handle_event(now, Event::Fault(fault));
         }
         if priority != self.priority_sent && self.cfg.priority != 255 {
+            let why = if priority == self.cfg.priority {
+                format!("back to the configured priority {priority}")
+            } else {
+                self.weights_note()
+                    .unwrap_or_else(|| "health-check weights and track files".to_string())
+            };
+            let mut rec = EventRecord::new(EventKind::Priority, Some(&self.cfg.name), why);
+            rec.previous_priority = Some(self.priority_sent);
+            rec.priority = Some(priority);
+            self.events.publish(rec);
             self.priority_sent = priority;
             self.core.handle_event(now, Event::SetPriority(priority));
         }
@@ -210,6 +248,7 @@ impl Runtime {
     pub(super) fn own_fault(&self) -> Option<String> {
         let (check_fault, _) =
             health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+        let (track_fault, _) = self.health();
         if self.detached.is_some() {
             return self.detached.clone();
         }
@@ -218,7 +257,14 @@ impl Runtime {
             .find(|t| !t.up)
             .map(|t| format!("tracked interface {} is down", t.name))
             .or(check_fault)
+            .or(track_fault)
             .or_else(|| self.conflicts.yielded.clone())
+    }
+
+    /// The track files' fault and the priority the checks and track files give together.
+    pub(super) fn health(&self) -> (Option<String>, u8) {
+        let checked = health::checked_priority(self.cfg.priority, &self.cfg.checks, &self.checks);
+        track_file::evaluate(self.cfg.priority, checked, &self.track_files)
     }
 
     /// The instance's status, as `floatip status` shows it. `present` is every address the kernel has
@@ -226,21 +272,21 @@ impl Runtime {
     pub fn status(&self, present: &[IpAddr], now: Instant) -> InstanceStatus {
         let effective = self.core.effective_priority();
         let override_mode = self.core.override_mode().and_then(OverrideMode::from_vrrp);
-        let why_different = if override_mode == Some(OverrideMode::Takeover) {
-            Some(format!(
-                "takeover override: advertising {effective} until `floatip auto {}`",
-                self.cfg.name
-            ))
-        } else if effective == self.cfg.priority {
-            None
-        } else if effective == 0 {
-            Some("stepping down: advertising 0 so a backup takes over at once".to_string())
-        } else {
-            Some(
-                self.weights_note()
-                    .unwrap_or_else(|| "changed by health-check weights".to_string()),
-            )
-        };
+        let why_different =
+            if override_mode == Some(OverrideMode::Takeover) {
+                Some(format!(
+                    "takeover override: advertising {effective} until `floatip auto {}`",
+                    self.cfg.name
+                ))
+            } else if effective == self.cfg.priority {
+                None
+            } else if effective == 0 {
+                Some("stepping down: advertising 0 so a backup takes over at once".to_string())
+            } else {
+                Some(self.weights_note().unwrap_or_else(|| {
+                    "changed by health-check weights and track files".to_string()
+                }))
+            };
         let master = if self.core.state() == State::Master {
             Some(MasterStatus {
                 address: self.primary,
@@ -351,6 +397,26 @@ impl Runtime {
                     last_error: s.last_error.clone(),
                 })
                 .collect(),
+            auth: self.cfg.auth.describe(),
+            track_files: self
+                .track_files
+                .iter()
+                .map(|f| {
+                    let offset = match f.effect() {
+                        track_file::Effect::Offset(o) => Some(o),
+                        track_file::Effect::Fault => None,
+                    };
+                    TrackFileStatus {
+                        name: f.name.clone(),
+                        path: f.path.display().to_string(),
+                        weight: f.weight,
+                        value: f.value,
+                        offset,
+                        fault: offset.is_none(),
+                        note: f.note.clone(),
+                    }
+                })
+                .collect(),
             history: self
                 .history
                 .iter()
@@ -367,10 +433,9 @@ impl Runtime {
 
     /// "check smb failing: weight -60": why weighted checks moved the priority, when they did.
     fn weights_note(&self) -> Option<String> {
-        let (_, effective_base) =
-            health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.checks);
+        let (_, effective_base) = self.health();
         (effective_base != self.cfg.priority).then(|| {
-            let failing: Vec<String> = self
+            let mut failing: Vec<String> = self
                 .cfg
                 .checks
                 .iter()
@@ -384,6 +449,12 @@ impl Runtime {
                     )
                 })
                 .collect();
+            failing.extend(
+                self.track_files
+                    .iter()
+                    .filter(|f| f.effect() != track_file::Effect::Offset(0))
+                    .map(|f| f.describe()),
+            );
             failing.join("; ")
         })
     }

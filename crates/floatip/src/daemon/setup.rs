@@ -18,6 +18,7 @@ use super::runtime::{Counters, Runtime, Tracked};
 use super::{Daemon, MAX_PACKET, WITNESS_EVERY};
 use crate::config::{self, InstanceConfig};
 use crate::conflict::Conflicts;
+use crate::health::track_file::{self, TrackFileState};
 use crate::health::witness;
 use crate::health::{self, CheckState};
 use crate::hooks::{self, Hooks};
@@ -55,6 +56,7 @@ impl Daemon {
                     announcer: Arc::new(NoInterface(inst.interface.clone())),
                     own_addresses: Vec::new(),
                     destinations: Vec::new(),
+                    vmac: None,
                 };
                 (waiting, Some(u.reason))
             }
@@ -66,6 +68,7 @@ impl Daemon {
             announcer,
             own_addresses,
             destinations,
+            vmac,
         } = a;
         let policy = RxPolicy {
             vrid: inst.vrid,
@@ -83,6 +86,12 @@ impl Daemon {
         let id = self.next_id;
         self.next_id += 1;
         let check_tasks = health::spawn(id, &inst.name, &inst.checks, self.chans.checks.clone());
+        let track_task = track_file::spawn(
+            id,
+            &inst.name,
+            &inst.track_files,
+            self.chans.track_files.clone(),
+        );
         let witness_task = witness::spawn(
             id,
             inst.witness.clone(),
@@ -97,10 +106,13 @@ impl Daemon {
             primary,
             detached,
             sock_key: key,
+            vmac,
             announcer,
             policy,
             destinations,
             send_checksum,
+            auth: vrrp::auth::AuthState::new(inst.auth.clone()),
+            auth_log: Default::default(),
             tx_buf: Vec::with_capacity(MAX_PACKET),
             holding: false,
             next_refresh: None,
@@ -109,6 +121,7 @@ impl Daemon {
             speakers: HashMap::new(),
             counters: Counters::default(),
             checks: CheckState::for_checks(&inst.checks),
+            track_files: TrackFileState::for_files(&inst.track_files),
             tracked,
             conflicts: Conflicts::default(),
             clashes: Default::default(),
@@ -129,6 +142,8 @@ impl Daemon {
             probe_cleared: false,
             check_tasks,
             witness_task,
+            track_task,
+            events: self.events.clone(),
         })
     }
 
@@ -210,13 +225,13 @@ impl Daemon {
         let present = if rt.link.index == NO_LINK {
             Vec::new()
         } else {
-            self.kernel.addresses(rt.link.index)?
+            self.kernel.addresses(rt.vip_index())?
         };
         for vip in &rt.cfg.addresses {
             if present.iter().any(|(a, _)| *a == vip.addr) {
                 warn!(instance = %rt.cfg.name, vip = %vip, "removing a stale copy of our VIP (left by an earlier run, or added by hand)");
                 self.kernel
-                    .remove_address(rt.link.index, vip.addr, vip.prefix_len)?;
+                    .remove_address(rt.vip_index(), vip.addr, vip.prefix_len)?;
             }
         }
         info!(

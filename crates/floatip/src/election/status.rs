@@ -154,6 +154,8 @@ impl Tracker {
             clashes: Vec::new(),
             checks: Vec::new(),
             history: self.history.iter().cloned().collect(),
+            track_files: Vec::new(),
+            auth: None,
             etcd: Some(etcd),
         }
     }

@@ -1,5 +1,5 @@
 //! Health: the checks (one task per configured check, each on its own interval, reporting to the daemon
-//! loop) and the witness.
+//! loop), the witness, and the track files ([`track_file`]).
 //!
 //! Owns: starting and stopping the check tasks ([`spawn`], [`TaskSet`]), one attempt of a check
 //! ([`run_once`], each kind in its own file: `tcp.rs`, `http.rs`, `exec.rs`, `icmp.rs`), rise/fall counting
@@ -17,6 +17,8 @@ mod exec;
 mod http;
 mod icmp;
 mod tcp;
+mod tls;
+pub mod track_file;
 pub mod witness;
 
 use std::time::Duration;
@@ -207,11 +209,40 @@ pub fn evaluate_states(
     })
 }
 
+/// The priority the checks' weights give, before it is clamped to 1..=254 (the track files add to it;
+/// see [`track_file::evaluate`]).
+pub fn checked_priority(
+    configured_priority: u8,
+    checks: &[CheckConfig],
+    states: &[CheckState],
+) -> i64 {
+    let (_, delta) = faults_and_delta(checks, |i| match states.get(i) {
+        Some(s) => (s.healthy, s.last_error.as_deref()),
+        None => (true, None),
+    });
+    i64::from(configured_priority) + delta
+}
+
 fn evaluate_with<'a>(
     configured_priority: u8,
     checks: &[CheckConfig],
     state: impl Fn(usize) -> (bool, Option<&'a str>),
 ) -> (Option<String>, u8) {
+    let (faults, delta) = faults_and_delta(checks, state);
+    let priority = if configured_priority == 255 {
+        255
+    } else {
+        (i64::from(configured_priority) + delta).clamp(1, 254) as u8
+    };
+    let fault = (!faults.is_empty()).then(|| faults.join("; "));
+    (fault, priority)
+}
+
+/// Each failing FAULT check's reason, and the sum of the weights in force.
+fn faults_and_delta<'a>(
+    checks: &[CheckConfig],
+    state: impl Fn(usize) -> (bool, Option<&'a str>),
+) -> (Vec<String>, i64) {
     let mut faults = Vec::new();
     let mut delta: i64 = 0;
     for (i, check) in checks.iter().enumerate() {
@@ -226,13 +257,7 @@ fn evaluate_with<'a>(
             _ => {}
         }
     }
-    let priority = if configured_priority == 255 {
-        255
-    } else {
-        (i64::from(configured_priority) + delta).clamp(1, 254) as u8
-    };
-    let fault = (!faults.is_empty()).then(|| faults.join("; "));
-    (fault, priority)
+    (faults, delta)
 }
 
 /// An instance's check tasks, or its witness task. Dropping the set is how they stop: every task is
@@ -297,6 +322,9 @@ async fn run_check(
     check: CheckConfig,
     tx: mpsc::Sender<CheckReport>,
 ) {
+    if let Some(warning) = insecure_warning(&instance_name, &check) {
+        warn!("{warning}");
+    }
     let mut counter = RiseFall::new(check.rise, check.fall);
     let mut ticker = tokio::time::interval(check.interval.max(MIN_INTERVAL));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -346,6 +374,24 @@ async fn run_check(
     }
 }
 
+/// The warning for an https check with `insecure_skip_verify = true` (logged when its task starts,
+/// printed by `floatip check`); `None` for every other check.
+pub fn insecure_warning(instance: &str, check: &CheckConfig) -> Option<String> {
+    match &check.kind {
+        CheckKind::Http { url, tls, .. } if tls.insecure_skip_verify => Some(format!(
+            "instance {instance}: check {}: insecure_skip_verify = true: any certificate {url} presents is accepted, so the check proves only that something answers there; set ca_file to check it",
+            check.name
+        )),
+        _ => None,
+    }
+}
+
+/// Why an http check's `url` cannot be used ("does not start with http:// or https://"), read as the
+/// check reads it; `None` when it can.
+pub fn url_problem(url: &str) -> Option<String> {
+    http::parse_url(url).err()
+}
+
 /// One attempt of a check, bounded by `timeout`. `Err` carries the reason in words.
 pub async fn run_once(kind: &CheckKind, timeout: Duration) -> Result<(), String> {
     match kind {
@@ -355,18 +401,13 @@ pub async fn run_once(kind: &CheckKind, timeout: Duration) -> Result<(), String>
         CheckKind::Tcp { target } => {
             bounded(timeout, format!("connect {target}"), tcp::check(*target)).await
         }
+        // Http bounds each of its phases by the timeout itself, to say which one overran.
         CheckKind::Http {
             url,
             expect_status,
             expect_body,
-        } => {
-            bounded(
-                timeout,
-                format!("GET {url}"),
-                http::check(url, *expect_status, expect_body.as_deref()),
-            )
-            .await
-        }
+            tls,
+        } => http::check(url, *expect_status, expect_body.as_deref(), tls, timeout).await,
     }
 }
 

@@ -19,6 +19,9 @@ pub const STATES: [&str; 4] = ["MASTER", "BACKUP", "FAULT", "INIT"];
 
 type Labels = Vec<(&'static str, String)>;
 
+/// `floatip_track_file_offset` of a track file that puts its instance in FAULT (keepalived's -254).
+const TRACK_FAULT: i64 = -254;
+
 fn labels(pairs: &[(&'static str, &str)]) -> Labels {
     pairs.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
 }
@@ -45,6 +48,8 @@ pub fn render(instances: &[InstanceStatus]) -> String {
     let vip_present = Family::<Labels, Gauge>::default();
     let claim_inhibited = Family::<Labels, Gauge>::default();
     let clashes = Family::<Labels, Gauge>::default();
+    let track_value = Family::<Labels, Gauge>::default();
+    let track_offset = Family::<Labels, Gauge>::default();
     let interface_drops = Family::<Labels, Counter>::default();
     // Shared by the instances on one interface and family: exported once.
     let mut sockets_seen = std::collections::BTreeSet::new();
@@ -98,6 +103,13 @@ pub fn render(instances: &[InstanceStatus]) -> String {
             if let Some(ms) = check.latency_ms {
                 check_latency.get_or_create(&l).set(ms / 1000.0);
             }
+        }
+        for tf in &inst.track_files {
+            let l = labels(&[("vrrp_instance", name), ("track_file", &tf.name)]);
+            track_value.get_or_create(&l).set(tf.value);
+            track_offset
+                .get_or_create(&l)
+                .set(tf.offset.unwrap_or(TRACK_FAULT));
         }
         if let Some(m) = inst.master.as_ref().filter(|m| !m.is_self) {
             if let Some(age) = m.last_advert_age_ms {
@@ -166,6 +178,16 @@ pub fn render(instances: &[InstanceStatus]) -> String {
         "interface_drops",
         "VRRP packets read on an interface that no instance took, by reason (truncated: under 8 bytes; vrid: a VRID no instance there runs)",
         interface_drops,
+    );
+    reg.register(
+        "track_file_value",
+        "The number in force of each [[instance.track_file]] (0 for a missing file)",
+        track_value,
+    );
+    reg.register(
+        "track_file_offset",
+        "What each track file adds to the priority (number x weight); -254 when it puts the instance in FAULT",
+        track_offset,
     );
     reg.register(
         "vrid_clashes",
@@ -283,6 +305,8 @@ pub(super) mod tests {
             claim_inhibit: None,
             conflicts: vec![],
             clashes: vec![],
+            track_files: vec![],
+            auth: None,
             checks: vec![CheckStatus {
                 name: "smb".into(),
                 healthy: false,
@@ -400,5 +424,28 @@ pub(super) mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn track_files_export_their_number_and_what_they_add() {
+        let mut st = status("files", "BACKUP");
+        let tf = |name: &str, value: i64, offset: Option<i64>| crate::control::TrackFileStatus {
+            name: name.into(),
+            path: format!("/run/floatip/{name}"),
+            weight: -1,
+            value,
+            offset,
+            fault: offset.is_none(),
+            note: None,
+        };
+        st.track_files = vec![tf("drain", 100, Some(-100)), tf("maint", 300, None)];
+        let text = render(&[st]);
+        for line in [
+            r#"floatip_track_file_value{vrrp_instance="files",track_file="drain"} 100"#,
+            r#"floatip_track_file_offset{vrrp_instance="files",track_file="drain"} -100"#,
+            r#"floatip_track_file_offset{vrrp_instance="files",track_file="maint"} -254"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
     }
 }

@@ -1,59 +1,74 @@
-//! The HTTP edge: the `[daemon] metrics = "127.0.0.1:9797"` endpoint (`GET /metrics`, rendered by
-//! [`metrics`]).
+//! The HTTP edge: the `[daemon] http = "127.0.0.1:9797"` listener (old name `metrics`), served by
+//! hyper on the daemon's tokio runtime. Read-only: `GET /` the status page ([`page`]),
+//! `GET /status.json` the document `floatip status --json` prints, `GET /metrics` Prometheus text
+//! ([`metrics`]); nothing here changes the daemon.
 //!
-//! The daemon loop knows nothing about metrics. On each scrape the server asks the loop for the same
+//! The daemon loop knows nothing about HTTP. On each request the server asks the loop for the same
 //! status `floatip status` shows (a `control::Request::Status` over the control channel) and renders it.
-//! So the loop pays nothing between scrapes, the numbers can never disagree with `floatip status`, and
-//! a hung loop shows up as a failing scrape (503), which is exactly what an alert on `up == 0` catches.
+//! So the loop pays nothing between requests, the page and the numbers can never disagree with
+//! `floatip status`, and a hung loop shows up as a failing scrape (503), which is exactly what an alert
+//! on `up == 0` catches.
 //!
-//! The HTTP side is deliberately tiny: one request per connection (`Connection: close`), requests
-//! bounded in size and time, a bounded number of connections at once, errors answered with 400, 404,
-//! 405, 431 or 503 and never propagated to the daemon.
+//! Bounds: one request per connection (no keep-alive), request heads at most [`MAX_REQUEST_HEAD`]
+//! (hyper answers 431 past it, 400 to what is not HTTP), a deadline per connection, a bounded number of
+//! connections at once; errors never reach the daemon.
 
 pub mod metrics;
+pub mod page;
 
-use std::fmt::Write as _;
+#[cfg(test)]
+mod grafana_tests;
+
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, warn};
 
-use crate::control::{ControlCall, InstanceStatus, Request, Response};
-use metrics::{render, CONTENT_TYPE};
+use crate::control::{status_document, ControlCall, GroupStatus, InstanceStatus};
+use crate::control::{Request as ControlRequest, Response as ControlResponse};
 
-/// The largest request head (request line plus headers) read; a scrape sends about 200 bytes.
+/// The largest request head hyper reads (its smallest buffer); a browser sends under 2 KiB.
 pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
-/// How long a client may take to send its request, and we to write the answer.
+/// How long a client may take to send its request head.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a scrape waits for the daemon loop before answering 503.
+/// How long a request waits for the daemon loop before answering 503.
 pub const LOOP_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one connection may last from accept to close, whatever the client does.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connections served at once; more wait in the kernel's accept queue.
 pub const MAX_CONNECTIONS: usize = 16;
 
-/// Binds the metrics listener before the daemon reports READY, so a taken port is a startup error
-/// with the address in it, not a silent missing endpoint. Works outside a tokio runtime.
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// Binds the listener before the daemon reports READY, so a taken port is a startup error with the
+/// address in it, not a silent missing endpoint. Works outside a tokio runtime.
 pub fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| {
-        format!("cannot serve metrics on {addr} ([daemon] metrics): is another process using that port?")
+        format!("cannot serve the status page and metrics on {addr} ([daemon] http): is another process using that port?")
     })?;
     listener
         .set_nonblocking(true)
-        .context("cannot make the metrics socket non-blocking")?;
+        .context("cannot make the http socket non-blocking")?;
     Ok(listener)
 }
 
-/// Serves `GET /metrics` on `listener` until the daemon loop drops its receiver of `calls`. Errors on
-/// single connections are logged at debug level and never end the server.
+/// Serves the page, `/status.json` and `/metrics` on `listener` until the daemon loop drops its
+/// receiver of `calls`. Errors on single connections are logged at debug level and never end the server.
 pub async fn serve(
     listener: std::net::TcpListener,
     calls: mpsc::Sender<ControlCall>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)
-        .context("cannot register the metrics socket with the runtime")?;
+        .context("cannot register the http socket with the runtime")?;
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut errors = 0u64;
     loop {
@@ -70,15 +85,27 @@ pub async fn serve(
                     let calls = calls.clone();
                     tokio::spawn(async move {
                         let _permit = permit;
-                        if let Err(err) = handle(stream, &calls).await {
-                            debug!("metrics: connection from {peer}: {err}");
+                        let service = hyper::service::service_fn(move |req| {
+                            let calls = calls.clone();
+                            async move { Ok::<_, Infallible>(answer(&req, &calls).await) }
+                        });
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(IO_TIMEOUT)
+                            .keep_alive(false)
+                            .max_buf_size(MAX_REQUEST_HEAD)
+                            .serve_connection(TokioIo::new(stream), service);
+                        match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(err)) => debug!("http: connection from {peer}: {err}"),
+                            Err(_) => debug!("http: connection from {peer}: closed after {}s", CONNECTION_TIMEOUT.as_secs()),
                         }
                     });
                 }
                 Err(err) => {
                     errors += 1;
                     if errors.is_power_of_two() {
-                        warn!("metrics: cannot accept a connection: {err} ({errors} so far)");
+                        warn!("http: cannot accept a connection: {err} ({errors} so far)");
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -88,76 +115,102 @@ pub async fn serve(
     }
 }
 
-/// What a request head asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
-    Metrics {
-        head: bool,
-    },
-    Index {
-        head: bool,
-    },
-    /// An error answer: status code and reason phrase.
-    Error(u16, &'static str),
+    Page,
+    StatusJson,
+    Metrics,
+    /// A path this listener does not serve.
+    NotFound,
+    /// Anything but GET and HEAD: this listener changes nothing.
+    MethodNotAllowed,
 }
 
-/// Parses a request head (everything up to the blank line) into a route.
-pub fn route(head: &[u8]) -> Route {
-    let Ok(text) = std::str::from_utf8(head) else {
-        return Route::Error(400, "Bad Request");
-    };
-    let Some(line) = text.split("\r\n").next() else {
-        return Route::Error(400, "Bad Request");
-    };
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Route::Error(400, "Bad Request");
-    };
-    if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
-        return Route::Error(400, "Bad Request");
+/// The route of a method and path (hyper has parsed both; the query is ignored).
+pub fn route(method: &Method, path: &str) -> Route {
+    if method != Method::GET && method != Method::HEAD {
+        return Route::MethodNotAllowed;
     }
-    let head = match method {
-        "GET" => false,
-        "HEAD" => true,
-        _ => return Route::Error(405, "Method Not Allowed"),
-    };
-    let path = target.split('?').next().unwrap_or(target);
     match path {
-        "/metrics" => Route::Metrics { head },
-        "/" => Route::Index { head },
-        _ => Route::Error(404, "Not Found"),
+        "/" | "/index.html" => Route::Page,
+        "/status.json" => Route::StatusJson,
+        "/metrics" => Route::Metrics,
+        _ => Route::NotFound,
     }
 }
 
-/// Reads the request head: up to the blank line, at most [`MAX_REQUEST_HEAD`] bytes.
-async fn read_head(stream: &mut tokio::net::TcpStream) -> Result<Vec<u8>, Route> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => return Err(Route::Error(400, "Bad Request")),
-            Ok(n) => n,
+/// The answer to one request (hyper leaves out the body of a HEAD answer).
+async fn answer(
+    req: &Request<Incoming>,
+    calls: &mpsc::Sender<ControlCall>,
+) -> Response<Full<Bytes>> {
+    let route = route(req.method(), req.uri().path());
+    let (instances, groups) =
+        match route {
+            Route::NotFound => return reply(
+                StatusCode::NOT_FOUND,
+                TEXT,
+                "404 Not Found: this endpoint serves / (status page), /status.json and /metrics\n"
+                    .into(),
+            ),
+            Route::MethodNotAllowed => {
+                let mut r = reply(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    TEXT,
+                    "405 Method Not Allowed: this endpoint is read-only (GET and HEAD)\n".into(),
+                );
+                r.headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+                return r;
+            }
+            _ => match snapshot(calls).await {
+                Ok(status) => status,
+                Err(e) => {
+                    warn!("http: {} failed: {e}", req.uri().path());
+                    return reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{e}\n"));
+                }
+            },
         };
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            buf.truncate(end);
-            return Ok(buf);
+    match route {
+        Route::Metrics => reply(
+            StatusCode::OK,
+            metrics::CONTENT_TYPE,
+            metrics::render(&instances),
+        ),
+        Route::StatusJson => {
+            let doc = status_document(&instances, &groups);
+            let mut body = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            body.push('\n');
+            reply(StatusCode::OK, "application/json", body)
         }
-        if buf.len() > MAX_REQUEST_HEAD {
-            return Err(Route::Error(431, "Request Header Fields Too Large"));
-        }
+        _ => reply(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            page::render(&instances, &groups, SystemTime::now()),
+        ),
     }
 }
 
-/// Asks the loop for the status of every instance.
-async fn snapshot(calls: &mpsc::Sender<ControlCall>) -> Result<Vec<InstanceStatus>, String> {
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Asks the loop for the status of every instance and group.
+async fn snapshot(
+    calls: &mpsc::Sender<ControlCall>,
+) -> Result<(Vec<InstanceStatus>, Vec<GroupStatus>), String> {
     let (reply, answer) = oneshot::channel();
     let asked = async {
         calls
             .send(ControlCall {
-                request: Request::Status { instance: None },
+                request: ControlRequest::Status { instance: None },
                 reply,
             })
             .await
@@ -172,72 +225,9 @@ async fn snapshot(calls: &mpsc::Sender<ControlCall>) -> Result<Vec<InstanceStatu
             LOOP_TIMEOUT.as_secs()
         )),
         Ok(Err(e)) => Err(e),
-        Ok(Ok(Response::Status { instances, .. })) => Ok(instances),
+        Ok(Ok(ControlResponse::Status { instances, groups })) => Ok((instances, groups)),
         Ok(Ok(other)) => Err(format!("unexpected answer from the daemon loop: {other:?}")),
     }
-}
-
-async fn handle(
-    mut stream: tokio::net::TcpStream,
-    calls: &mpsc::Sender<ControlCall>,
-) -> std::io::Result<()> {
-    let route = match tokio::time::timeout(IO_TIMEOUT, read_head(&mut stream)).await {
-        Err(_) => Route::Error(408, "Request Timeout"),
-        Ok(Err(r)) => r,
-        Ok(Ok(head)) => route(&head),
-    };
-    let response = match route {
-        Route::Metrics { head } => match snapshot(calls).await {
-            Ok(instances) => response(200, "OK", CONTENT_TYPE, &render(&instances), head),
-            Err(e) => {
-                warn!("metrics: scrape failed: {e}");
-                response(
-                    503,
-                    "Service Unavailable",
-                    "text/plain; charset=utf-8",
-                    &format!("{e}\n"),
-                    false,
-                )
-            }
-        },
-        Route::Index { head } => response(
-            200,
-            "OK",
-            "text/plain; charset=utf-8",
-            "floatip: metrics are at /metrics\n",
-            head,
-        ),
-        Route::Error(code, reason) => response(
-            code,
-            reason,
-            "text/plain; charset=utf-8",
-            &format!("{code} {reason}: this endpoint only serves GET /metrics\n"),
-            false,
-        ),
-    };
-    tokio::time::timeout(IO_TIMEOUT, async {
-        stream.write_all(response.as_bytes()).await?;
-        stream.shutdown().await
-    })
-    .await
-    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
-}
-
-fn response(code: u16, reason: &str, content_type: &str, body: &str, head_only: bool) -> String {
-    let mut out = String::with_capacity(body.len() + 200);
-    let _ = write!(
-        out,
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if code == 405 {
-        out.push_str("Allow: GET, HEAD\r\n");
-    }
-    out.push_str("\r\n");
-    if !head_only {
-        out.push_str(body);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -247,34 +237,13 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(
-            route(b"GET /metrics HTTP/1.1\r\nHost: x"),
-            Route::Metrics { head: false }
-        );
-        assert_eq!(
-            route(b"GET /metrics?x=1 HTTP/1.0"),
-            Route::Metrics { head: false }
-        );
-        assert_eq!(
-            route(b"HEAD /metrics HTTP/1.1"),
-            Route::Metrics { head: true }
-        );
-        assert_eq!(route(b"GET / HTTP/1.1"), Route::Index { head: false });
-        assert_eq!(route(b"GET /nope HTTP/1.1"), Route::Error(404, "Not Found"));
-        assert_eq!(
-            route(b"POST /metrics HTTP/1.1"),
-            Route::Error(405, "Method Not Allowed")
-        );
-        for bad in [
-            &b"GET /metrics"[..],
-            b"GET  /metrics HTTP/1.1",
-            b"GET metrics HTTP/1.1",
-            b"GET /metrics SPDY/3",
-            b"\xff\xfe",
-            b"",
-        ] {
-            assert_eq!(route(bad), Route::Error(400, "Bad Request"), "{bad:?}");
-        }
+        assert_eq!(route(&Method::GET, "/metrics"), Route::Metrics);
+        assert_eq!(route(&Method::HEAD, "/metrics"), Route::Metrics);
+        assert_eq!(route(&Method::GET, "/"), Route::Page);
+        assert_eq!(route(&Method::GET, "/status.json"), Route::StatusJson);
+        assert_eq!(route(&Method::GET, "/nope"), Route::NotFound);
+        assert_eq!(route(&Method::POST, "/metrics"), Route::MethodNotAllowed);
+        assert_eq!(route(&Method::DELETE, "/"), Route::MethodNotAllowed);
     }
 
     /// Serves on a free loopback port; returns its address and the loop's end of the calls.
@@ -293,40 +262,90 @@ mod tests {
             let mut s = std::net::TcpStream::connect(addr).unwrap();
             s.set_read_timeout(Some(wait)).unwrap();
             s.write_all(req).unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).unwrap();
-            out
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out);
+            String::from_utf8_lossy(&out).into_owned()
         })
         .await
         .unwrap()
     }
 
-    /// The server end to end on loopback, with a fake loop answering status requests.
-    #[tokio::test]
-    async fn serves_scrapes_and_rejects_junk() {
-        let (addr, mut rx) = start();
+    /// A fake loop answering status requests with one MASTER instance.
+    fn answer_status(mut rx: mpsc::Receiver<ControlCall>) {
         tokio::spawn(async move {
             while let Some(call) = rx.recv().await {
-                let _ = call.reply.send(Response::Status {
+                let _ = call.reply.send(ControlResponse::Status {
                     instances: vec![status("files", "MASTER")],
                     groups: Vec::new(),
                 });
             }
         });
+    }
+
+    /// The server end to end on loopback, with a fake loop answering status requests.
+    #[tokio::test]
+    async fn serves_scrapes_and_rejects_junk() {
+        let (addr, rx) = start();
+        answer_status(rx);
         let get = |req: &'static [u8]| exchange(addr, req, Duration::from_secs(10));
         let ok = get(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         assert!(ok.contains(r#"floatip_instance_state{vrrp_instance="files",state="MASTER"} 1"#));
+        let head = get(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(!head.contains("floatip_instance_state"), "{head}");
         let nf = get(b"GET /x HTTP/1.1\r\n\r\n").await;
         assert!(nf.starts_with("HTTP/1.1 404"), "{nf}");
+        let post = get(b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").await;
+        assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+        assert!(
+            post.to_ascii_lowercase().contains("allow: get, head"),
+            "{post}"
+        );
         let bad = get(b"hello\r\n\r\n").await;
         assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
         let huge: &'static [u8] = Box::leak(vec![b'a'; MAX_REQUEST_HEAD * 2].into_boxed_slice());
         let big = get(huge).await;
         assert!(big.starts_with("HTTP/1.1 431"), "{big}");
-        // Still serving after all that.
+        // Still serving after all that, to HTTP/1.0 as well.
         let again = get(b"GET /metrics HTTP/1.0\r\n\r\n").await;
-        assert!(again.starts_with("HTTP/1.1 200 OK\r\n"), "{again}");
+        assert!(again.contains(" 200 OK\r\n"), "{again}");
+    }
+
+    /// `/status.json` is the `floatip status --json` document; `/` is the page, which names the instance.
+    #[tokio::test]
+    async fn serves_the_status_document_and_the_page() {
+        let (addr, rx) = start();
+        answer_status(rx);
+        let json = exchange(
+            addr,
+            b"GET /status.json HTTP/1.1\r\nHost: x\r\n\r\n",
+            Duration::from_secs(10),
+        )
+        .await;
+        let (head, body) = json.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{head}"
+        );
+        let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            doc,
+            status_document(&[status("files", "MASTER")], &[]),
+            "{body}"
+        );
+        let page = exchange(
+            addr,
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            Duration::from_secs(10),
+        )
+        .await;
+        assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
+        assert!(
+            page.contains("<!DOCTYPE html>") && page.contains("files"),
+            "{page}"
+        );
     }
 
     #[tokio::test]

@@ -29,8 +29,8 @@ use anyhow::Context;
 
 use super::bpf::{bpf, JEQ_K, LDB_ABS, LDH_ABS, RET_K};
 use super::frame::{
-    arp_probe_frame, dad_ns_frame, garp_frame, unsolicited_na_frame, ETH_P_ARP, ETH_P_IPV6,
-    ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT,
+    arp_probe_frame, dad_ns_frame, garp_frame, garp_reply_frame, is_vrrp_virtual_mac,
+    unsolicited_na_frame, ETH_P_ARP, ETH_P_IPV6, ND_NEIGHBOR_ADVERT, ND_NEIGHBOR_SOLICIT,
 };
 use super::vrrp_socket::permission_hint;
 
@@ -204,6 +204,8 @@ impl Announcer {
     /// Non-blocking: a full device queue is reported as `WouldBlock`; callers repeat announcements anyway.
     pub fn announce(&self, addr: IpAddr) -> io::Result<()> {
         let frame = match addr {
+            // From a virtual MAC, the reply form (see `garp_reply_frame`).
+            IpAddr::V4(a) if is_vrrp_virtual_mac(self.mac) => garp_reply_frame(self.mac, a),
             IpAddr::V4(a) => garp_frame(self.mac, a),
             IpAddr::V6(a) => unsolicited_na_frame(self.mac, a),
         };

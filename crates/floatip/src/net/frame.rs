@@ -67,6 +67,19 @@ pub fn garp_frame(mac: [u8; 6], addr: Ipv4Addr) -> Vec<u8> {
     )
 }
 
+/// The gratuitous ARP of a virtual MAC (RFC 5798 7.3): a broadcast *reply* for `addr` from `mac`.
+/// The request form would be answered by the old master while it still holds the VIP during a
+/// make-before-break handoff, from the same virtual MAC, teaching the switch the old master's port
+/// again; nobody answers a reply.
+pub fn garp_reply_frame(mac: [u8; 6], addr: Ipv4Addr) -> Vec<u8> {
+    arp_frame(BROADCAST_MAC, mac, ARPOP_REPLY, mac, addr, mac, addr)
+}
+
+/// Whether `mac` is a VRRP virtual MAC (00:00:5e:00:01:{vrid} or 00:00:5e:00:02:{vrid}).
+pub fn is_vrrp_virtual_mac(mac: [u8; 6]) -> bool {
+    mac[..4] == [0, 0, 0x5e, 0] && (mac[4] == 1 || mac[4] == 2)
+}
+
 /// An RFC 5227 ARP probe: request, sender IP 0.0.0.0, target MAC zero, target IP `addr`.
 pub fn arp_probe_frame(mac: [u8; 6], addr: Ipv4Addr) -> Vec<u8> {
     arp_frame(
@@ -375,5 +388,23 @@ mod tests {
             assert!(parse_arp(&v).is_none());
             assert!(parse_nd(&v).is_none());
         }
+    }
+}
+
+#[cfg(test)]
+mod vmac_tests {
+    use super::*;
+
+    #[test]
+    fn a_virtual_macs_gratuitous_arp_is_a_reply_nobody_answers() {
+        let mac = [0, 0, 0x5e, 0, 1, 51];
+        assert!(is_vrrp_virtual_mac(mac));
+        assert!(is_vrrp_virtual_mac([0, 0, 0x5e, 0, 2, 52]));
+        assert!(!is_vrrp_virtual_mac([2, 0, 0, 0, 0, 1]));
+        let f = garp_reply_frame(mac, Ipv4Addr::new(192, 0, 2, 97));
+        assert_eq!(&f[..6], &BROADCAST_MAC);
+        assert_eq!(&f[6..12], &mac);
+        // The ARP opcode (after the 14-byte Ethernet header and 6 bytes of types and lengths).
+        assert_eq!(u16::from_be_bytes([f[20], f[21]]), ARPOP_REPLY);
     }
 }

@@ -6,4 +6,5 @@ mod bpf;
 pub mod frame;
 pub mod netlink;
 pub mod probe;
+pub mod sysctl;
 pub mod vrrp_socket;

@@ -91,6 +91,33 @@ pub(crate) fn async_fd<T: AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
 }
 
 /// `setsockopt` for a plain integer option.
+/// `IP_MULTICAST_IF` with an `ip_mreqn`: multicast leaves through interface `ifindex`, from `src`.
+fn set_multicast_if_index_v4(fd: RawFd, src: Ipv4Addr, ifindex: u32) -> io::Result<()> {
+    let mreqn = libc::ip_mreqn {
+        imr_multiaddr: libc::in_addr { s_addr: 0 },
+        imr_address: libc::in_addr {
+            s_addr: u32::from_ne_bytes(src.octets()),
+        },
+        imr_ifindex: ifindex as i32,
+    };
+    // SAFETY: the option value is an ip_mreqn living on the stack for the duration of the call; the
+    // length passed is its size. The kernel only reads from the pointer.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_MULTICAST_IF,
+            &mreqn as *const libc::ip_mreqn as *const libc::c_void,
+            size_of::<libc::ip_mreqn>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) fn setsockopt_int(fd: RawFd, level: i32, name: i32, val: i32) -> io::Result<()> {
     // SAFETY: the option value is a c_int living on the stack for the duration of the call; the length
     // passed is its size. The kernel only reads from the pointer.
@@ -479,6 +506,9 @@ mod tests {
 #[derive(Debug)]
 pub struct VrrpSender {
     sock: Socket,
+    /// Where each send goes when the socket could not be connected (its interface was down: a
+    /// virtual-MAC interface is, until its instance claims), `None` when connected.
+    unconnected: Option<socket2::SockAddr>,
 }
 
 impl VrrpSender {
@@ -528,7 +558,9 @@ impl VrrpSender {
                 sock.set_multicast_loop_v4(false).with_context(ctx)?;
                 sock.set_multicast_ttl_v4(255).with_context(ctx)?;
                 sock.set_ttl(255).with_context(ctx)?;
-                sock.set_multicast_if_v4(&s).with_context(ctx)?;
+                // By index (with the source address): on a virtual-MAC interface the source is the
+                // parent's address, and naming the interface by that address would name the parent.
+                set_multicast_if_index_v4(sock.as_raw_fd(), s, ifindex).with_context(ctx)?;
                 (
                     SocketAddrV4::new(s, 0).into(),
                     SocketAddrV4::new(d, 0).into(),
@@ -538,15 +570,28 @@ impl VrrpSender {
         };
         sock.bind(&local)
             .with_context(|| format!("binding the advert source {src} on {ifname}"))?;
-        sock.connect(&remote)
-            .with_context(|| format!("connecting to {dst} on {ifname}"))?;
-        Ok(VrrpSender { sock })
+        match sock.connect(&remote) {
+            Ok(()) => Ok(VrrpSender {
+                sock,
+                unconnected: None,
+            }),
+            // No route through a down interface yet: each send looks it up (it is up by then).
+            Err(e) if e.raw_os_error() == Some(libc::ENETUNREACH) => Ok(VrrpSender {
+                sock,
+                unconnected: Some(remote),
+            }),
+            Err(e) => Err(e).with_context(|| format!("connecting to {dst} on {ifname}")),
+        }
     }
 
     /// Send one encoded VRRP message (non-blocking).
     pub fn send(&self, payload: &[u8]) -> io::Result<()> {
         loop {
-            match self.sock.send(payload) {
+            let sent = match &self.unconnected {
+                None => self.sock.send(payload),
+                Some(to) => self.sock.send_to(payload, to),
+            };
+            match sent {
                 Ok(_) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),

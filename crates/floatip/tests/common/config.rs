@@ -145,6 +145,11 @@ pub fn floatip_config(lab: &Lab, host: &Host, instances: &[Instance]) -> String 
 /// Writes `text` to `<lab dir>/<stem>` and returns the path.
 pub fn write_file(lab: &Lab, stem: &str, text: &str) -> PathBuf {
     let path = lab.path(stem);
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    write_path(&path, text);
     path
+}
+
+/// Writes `text` to `path` (a track file, a key file), failing the test when it cannot.
+pub fn write_path(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }

@@ -18,15 +18,16 @@ mod owner;
 use std::path::Path;
 use std::time::Duration;
 
-pub use config::{config_text, floatip_config, write_file, Instance};
+pub use config::{config_text, floatip_config, write_file, write_path, Instance};
 pub use etcd::{require_etcd, Certs, EtcdCluster, ETCD};
 pub use floatip_lab::{
     ownership, require, require_root, unix_now, wait_until, AddrWatch, Host, Lab, Proc, WatchKind,
 };
 pub use fs::TempDir;
 pub use keepalived::{
-    foreign_drops, keepalived_config, keepalived_rejections, require_keepalived, start_keepalived,
-    KaInstance, Keepalived,
+    foreign_drops, keepalived_config, keepalived_rejections, keepalived_upstream,
+    require_keepalived, require_keepalived_upstream, start_keepalived, start_keepalived_backup,
+    start_keepalived_upstream, KaInstance, Keepalived, KEEPALIVED_UPSTREAM_DEFAULT,
 };
 pub use node::Node;
 pub use owner::{

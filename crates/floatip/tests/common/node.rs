@@ -78,6 +78,35 @@ impl Node {
         self.wait_up();
     }
 
+    /// Starts floatip with a config written elsewhere (`floatip init`, `floatip import`): `text`
+    /// under a `[daemon]` table that puts its state dir in the lab; waits until it answers.
+    pub fn start_text(lab: &Lab, host: &Host, text: &str) -> Node {
+        let conf = lab.path(&format!("{}.toml", host.name));
+        let socket = lab.path(&format!("{}.sock", host.name));
+        let state_dir = lab.path(&format!("{}-state", host.name));
+        let log_path = lab.path(&format!("floatip-{}.log", host.name));
+        write(
+            &conf,
+            &format!(
+                "[daemon]\nstate_dir = \"{}\"\n\n{text}",
+                state_dir.display()
+            ),
+        );
+        let proc = launch(host, &socket, &conf, &log_path, "info");
+        let node = Node {
+            host: host.clone(),
+            conf,
+            socket,
+            state_dir,
+            log_path,
+            proc,
+            daemon_keys: String::new(),
+            rust_log: "info".into(),
+        };
+        node.wait_up();
+        node
+    }
+
     /// Waits (within [`SETTLE`]) until the daemon answers on its control socket; panics with its
     /// log if it does not, or exits.
     pub fn wait_up(&self) {

@@ -1,5 +1,7 @@
 //! decode() and validate() on arbitrary bytes with arbitrary addresses, TTL and checksum modes.
 //! Must never panic; an accepted advert must re-encode to bytes that decode to the same advert.
+//! Also through authentication: decode_parts with the auth_hmac trailer and validate_auth with PASS
+//! and HMAC states, which must never panic either.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -7,7 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use vrrp::packet::{decode, encode, ChecksumMode, Version, GROUP_V4, GROUP_V6};
-use vrrp::validate::{peek_vrid, validate, Received, RxPolicy};
+use vrrp::auth::{AntiReplay, Auth, AuthState, HmacConfig, Key, Mode};
+use vrrp::packet::decode_parts;
+use vrrp::validate::{peek_vrid, validate, validate_auth, Received, RxPolicy};
 
 #[derive(Debug, Arbitrary)]
 enum Addr {
@@ -41,6 +45,9 @@ struct Input {
     peers: Vec<Addr>,
     /// 0: leave the bytes alone; 1: fix a message-only checksum; 2: fix a pseudo-header checksum.
     fix: u8,
+    /// 0: no auth; 1: PASS; 2-4: HMAC enforce, permissive, receive-only.
+    auth: u8,
+    now_secs: u32,
     bytes: Vec<u8>,
 }
 
@@ -86,6 +93,27 @@ fuzz_target!(|input: Input| {
         assert!(!policy.own_addresses.contains(&src));
     }
     if let Err(reason) = validate(&input.bytes, &rx, &policy) {
+        assert!(!reason.label().is_empty());
+    }
+    let _ = decode_parts(&input.bytes, src, dst, mode, true, input.auth & 1);
+    let hmac = |mode| {
+        Auth::Hmac(HmacConfig {
+            keys: vec![Key { id: 1, bytes: vec![7; 32] }],
+            active_key: 1,
+            mode,
+            anti_replay: AntiReplay::Time { window_secs: 5 },
+        })
+    };
+    let config = match input.auth % 5 {
+        0 => Auth::None,
+        1 => Auth::Pass(*b"1234\0\0\0\0"),
+        2 => hmac(Mode::Enforce),
+        3 => hmac(Mode::Permissive),
+        _ => hmac(Mode::ReceiveOnly),
+    };
+    let mut state = AuthState::new(config);
+    let now = std::time::Duration::from_secs(u64::from(input.now_secs));
+    if let Err(reason) = validate_auth(&input.bytes, &rx, &policy, &mut state, now) {
         assert!(!reason.label().is_empty());
     }
 });

@@ -11,7 +11,8 @@
 mod link;
 mod nft;
 mod sysctl;
-mod wire;
+mod vmac;
+pub(crate) mod wire;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -299,6 +300,9 @@ pub async fn run(config: &Config, socket: &Path) -> Report {
     }
 
     report.sections.push(sysctl_section(config));
+    if let Some(section) = vmac::vmac_section(config) {
+        report.sections.push(section);
+    }
     report.sections.push(firewall_section(config).await);
     report
 }

@@ -23,7 +23,7 @@ pub struct Heard {
     pub vrid: Option<u8>,
 }
 
-pub(super) async fn listen(
+pub(crate) async fn listen(
     ifname: &str,
     index: u32,
     v6: bool,
@@ -39,11 +39,24 @@ pub(super) async fn listen(
         let Ok(got) = got else { break };
         let Ok(d) = got else { continue };
         let bytes = &buf[..d.len];
+        // Described, not verified: an auth_hmac trailer and a v2 PASS password are read as such.
+        let v2_auth_type = match bytes {
+            [vt, _, _, _, auth, ..] if vt >> 4 == 2 => *auth,
+            _ => 0,
+        };
         out.push(Heard {
             src: d.src,
             ttl: d.ttl,
-            advert: packet::decode(bytes, d.src, d.dst, ChecksumMode::AcceptEither)
-                .map_err(|e| e.to_string()),
+            advert: packet::decode_parts(
+                bytes,
+                d.src,
+                d.dst,
+                ChecksumMode::AcceptEither,
+                true,
+                v2_auth_type,
+            )
+            .map(|p| p.advert)
+            .map_err(|e| e.to_string()),
             vrid: vrrp::validate::peek_vrid(bytes),
         });
     }

@@ -45,7 +45,7 @@ pub(super) fn validate_check(
     let label = name.clone().unwrap_or_else(|| "this check".into());
 
     // Which optional keys each kind takes; the rest are errors (a key that silently does nothing misleads).
-    let present: [(&str, Option<Range<usize>>); 5] = [
+    let present: [(&str, Option<Range<usize>>); 8] = [
         ("target", raw.target.as_ref().map(|v| v.span())),
         ("url", raw.url.as_ref().map(|v| v.span())),
         (
@@ -54,12 +54,21 @@ pub(super) fn validate_check(
         ),
         ("expect_body", raw.expect_body.as_ref().map(|v| v.span())),
         ("command", raw.command.as_ref().map(|v| v.span())),
+        ("ca_file", raw.ca_file.as_ref().map(|v| v.span())),
+        (
+            "tls_server_name",
+            raw.tls_server_name.as_ref().map(|v| v.span()),
+        ),
+        (
+            "insecure_skip_verify",
+            raw.insecure_skip_verify.as_ref().map(|v| v.span()),
+        ),
     ];
     let kind_name = raw.kind.as_ref().map(|k| k.get_ref().as_str());
     let usage = match kind_name {
         Some("icmp") => "an icmp check takes target = \"192.0.2.254\"",
         Some("tcp") => "a tcp check takes target = \"127.0.0.1:445\"",
-        Some("http") => "an http check takes url = \"http://127.0.0.1:8080/health\", and optionally expect_status and expect_body",
+        Some("http") => "an http check takes url = \"http://127.0.0.1:8080/health\" (or https://), and optionally expect_status, expect_body, and for https ca_file, tls_server_name, insecure_skip_verify",
         Some("exec") => "an exec check takes command = [\"/usr/local/bin/check-nfs\", \"--quick\"]",
         _ => "",
     };
@@ -144,13 +153,13 @@ pub(super) fn validate_check(
                     );
                     None
                 }
-                Some(u) => match check_http_url(u.get_ref()) {
-                    Ok(()) => Some(u.get_ref().clone()),
-                    Err(e) => {
+                Some(u) => match crate::health::url_problem(u.get_ref()) {
+                    None => Some(u.get_ref().clone()),
+                    Some(e) => {
                         cx.at(
                             u.span(),
                             format!("check {label}: url \"{}\" {e}", u.get_ref()),
-                            "write a plain http URL to a local health endpoint, e.g. url = \"http://127.0.0.1:8080/health\"",
+                            "write an http or https URL, e.g. url = \"http://127.0.0.1:8080/health\" or \"https://192.0.2.10/\"",
                         );
                         None
                     }
@@ -178,11 +187,13 @@ pub(super) fn validate_check(
                 }
                 other => Some(other.as_ref().map(|b| b.get_ref().clone())),
             };
+            let tls = validate_tls(cx, raw, &label, url.as_deref());
             (|| {
                 Some(CheckKind::Http {
                     url: url?,
                     expect_status: expect_status?,
                     expect_body: expect_body?,
+                    tls: tls?,
                 })
             })()
         }
@@ -299,22 +310,68 @@ pub(super) fn validate_check(
     })
 }
 
-fn check_http_url(url: &str) -> Result<(), &'static str> {
-    if url.starts_with("https://") {
-        return Err("uses https, which http checks do not speak");
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err("does not start with http://");
+/// `ca_file`, `tls_server_name`, `insecure_skip_verify` of an http check: `https://` only, and
+/// `insecure_skip_verify` not together with `ca_file` (one of them would be ignored).
+fn validate_tls(
+    cx: &mut Cx<'_>,
+    raw: &RawCheck,
+    label: &str,
+    url: Option<&str>,
+) -> Option<HttpTls> {
+    let mut ok = true;
+    let https = url.is_none_or(|u| u.starts_with("https://"));
+    let mut tls = HttpTls::default();
+    let plain = |cx: &mut Cx<'_>, key: &str, span: Range<usize>| {
+        cx.at(
+            span,
+            format!("check {label}: `{key}` applies to https:// URLs only"),
+            format!("use an https:// url, or remove `{key}`"),
+        );
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.is_empty() {
-        return Err("has no host");
+    if let Some(ca) = &raw.ca_file {
+        if !https {
+            plain(cx, "ca_file", ca.span());
+            ok = false;
+        } else if !ca.get_ref().starts_with('/') {
+            cx.at(
+                ca.span(),
+                format!("check {label}: ca_file \"{}\" is not an absolute path", ca.get_ref()),
+                "write the absolute path of a PEM file, e.g. ca_file = \"/etc/floatip/home-ca.pem\"",
+            );
+            ok = false;
+        } else {
+            tls.ca_file = Some(ca.get_ref().into());
+        }
     }
-    if authority.contains('@') || authority.contains(char::is_whitespace) {
-        return Err("has an invalid host part");
+    if let Some(name) = &raw.tls_server_name {
+        if !https {
+            plain(cx, "tls_server_name", name.span());
+            ok = false;
+        } else if rustls_pki_types::ServerName::try_from(name.get_ref().as_str()).is_err() {
+            cx.at(
+                name.span(),
+                format!("check {label}: tls_server_name \"{}\" is not a DNS name or IP address", name.get_ref()),
+                "write the name the certificate is issued for, e.g. tls_server_name = \"nas.home.arpa\"",
+            );
+            ok = false;
+        } else {
+            tls.server_name = Some(name.get_ref().clone());
+        }
     }
-    if url.contains(char::is_whitespace) {
-        return Err("contains spaces");
+    if let Some(skip) = &raw.insecure_skip_verify {
+        if *skip.get_ref() && !https {
+            plain(cx, "insecure_skip_verify", skip.span());
+            ok = false;
+        } else if *skip.get_ref() && raw.ca_file.is_some() {
+            cx.at(
+                skip.span(),
+                format!("check {label}: insecure_skip_verify = true together with ca_file: the CA would never be used"),
+                "keep ca_file (the certificate is then checked) and remove insecure_skip_verify",
+            );
+            ok = false;
+        } else {
+            tls.insecure_skip_verify = *skip.get_ref();
+        }
     }
-    Ok(())
+    ok.then_some(tls)
 }

@@ -33,22 +33,37 @@ pub(super) fn validate_daemon(cx: &mut Cx<'_>, raw: &RawDaemon) -> Option<Daemon
             config.socket = PathBuf::from(s);
         }
     }
-    if let Some(metrics) = &raw.metrics {
-        match metrics.get_ref().parse::<SocketAddr>() {
-            Ok(addr) if addr.port() != 0 => config.metrics = Some(addr),
+    // `http`, or its old name `metrics`: one key under two names, so both at once is an error.
+    let http = match (&raw.http, &raw.metrics) {
+        (Some(_), Some(old)) => {
+            cx.at(
+                old.span(),
+                "both http and metrics are set: metrics is the old name of http",
+                "keep one: http = \"127.0.0.1:9797\" serves the status page, /status.json and /metrics",
+            );
+            ok = false;
+            None
+        }
+        (Some(v), None) => Some(("http", v)),
+        (None, Some(v)) => Some(("metrics", v)),
+        (None, None) => None,
+    };
+    if let Some((key, value)) = http {
+        match value.get_ref().parse::<SocketAddr>() {
+            Ok(addr) if addr.port() != 0 => config.http = Some(addr),
             Ok(_) => {
                 cx.at(
-                    metrics.span(),
-                    "metrics port 0 is not a fixed port",
-                    "give the port Prometheus scrapes, e.g. metrics = \"127.0.0.1:9797\"",
+                    value.span(),
+                    format!("{key} port 0 is not a fixed port"),
+                    format!("give the port the page and Prometheus use, e.g. {key} = \"127.0.0.1:9797\""),
                 );
                 ok = false;
             }
             Err(_) => {
                 cx.at(
-                    metrics.span(),
-                    format!("metrics \"{}\" is not an ADDRESS:PORT", metrics.get_ref()),
-                    "write an IP and port, e.g. metrics = \"127.0.0.1:9797\" (IPv6: \"[::1]:9797\"; no host names); remove the key to turn metrics off",
+                    value.span(),
+                    format!("{key} \"{}\" is not an ADDRESS:PORT", value.get_ref()),
+                    format!("write an IP and port, e.g. {key} = \"127.0.0.1:9797\" (IPv6: \"[::1]:9797\"; no host names); remove the key to turn the listener off"),
                 );
                 ok = false;
             }

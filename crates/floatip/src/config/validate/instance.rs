@@ -8,8 +8,11 @@ use toml::Spanned;
 
 use super::addresses::{addresses, validate_addr_list};
 use super::announce::validate_announce;
+use super::auth::validate_auth;
 use super::check::validate_check;
 use super::notify::validate_notify;
+use super::track_file::validate_track_files;
+use super::vmac::validate_vmac;
 use super::{is_valid_ifname, is_valid_name, Facts};
 use crate::config::duration::format_duration;
 use crate::config::error::Cx;
@@ -104,12 +107,18 @@ pub(super) fn validate_instance(
     let address_lifetime = address_lifetime(cx, raw, advert_interval);
     let track_interfaces = track_interfaces(cx, raw, interface.as_ref(), &mut ok);
     let checks = checks(cx, raw, &label, &mut ok);
+    let track_files = validate_track_files(cx, raw, &label, priority, &mut ok);
+    let (vmac, vmac_interface) = validate_vmac(cx, raw, interface.as_ref(), &mut ok);
 
     let notify = match &raw.notify {
         None => Some(NotifyConfig::default()),
         Some(n) => validate_notify(cx, n),
     };
 
+    let auth = match &raw.auth {
+        None => Some(vrrp::auth::Auth::None),
+        Some(a) => validate_auth(cx, a, version, advert_interval),
+    };
     let election = election(cx, raw, &mut facts);
 
     let config = (|| {
@@ -132,8 +141,12 @@ pub(super) fn validate_instance(
             address_lifetime: address_lifetime?,
             witness: witness?,
             track_interfaces,
+            vmac,
+            vmac_interface,
             checks,
             notify: notify?,
+            track_files,
+            auth: auth?,
             election: election?,
         })
     })();

@@ -3,12 +3,15 @@
 
 mod addresses;
 mod announce;
+mod auth;
 mod check;
 mod daemon;
 mod etcd;
 mod group;
 mod instance;
 mod notify;
+mod track_file;
+mod vmac;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

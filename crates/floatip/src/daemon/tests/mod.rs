@@ -1,7 +1,7 @@
 //! The daemon's event handling, driven through a fake kernel edge ([`super::fake`]) with a virtual
 //! clock, without root. This file is the harness; the tests are grouped by what they drive:
 //! [`election`] (claims, peers, releases, reloads, status), [`clash`] (strangers on our VRID, packet
-//! counts), [`probe`] (claiming only what nobody else answers for), [`groups`] and [`boot`] (late
+//! counts), [`probe`] (claiming only what nobody else answers for), [`track`] (track files), [`groups`] and [`boot`] (late
 //! and re-created interfaces).
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -69,6 +69,7 @@ impl Harness {
             let chans = Channels {
                 checks: mpsc::channel(16).0,
                 witness: mpsc::channel(16).0,
+                track_files: mpsc::channel(16).0,
                 sightings: mpsc::channel(16).0,
             };
             let mut daemon = Daemon::new(
@@ -220,8 +221,12 @@ pub(super) fn status_of(h: &Harness, name: &str) -> crate::control::InstanceStat
     rt.unwrap().status(&[], h.now)
 }
 
+mod auth;
 mod boot;
 mod clash;
 mod election;
+mod events;
 mod groups;
 mod probe;
+mod track;
+mod vmac;

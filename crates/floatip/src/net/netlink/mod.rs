@@ -14,6 +14,7 @@ mod filter;
 mod monitor;
 mod refresher;
 mod remover;
+mod vmac;
 
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -31,6 +32,7 @@ pub use filter::MonitorFilter;
 pub use monitor::{monitor, monitor_filtered, parse_events, NetEvent};
 pub use refresher::Refresher;
 pub use remover::AddressRemover;
+pub use vmac::VmacLink;
 
 /// One network interface as the daemon needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +162,14 @@ impl Netlink {
 
     /// The interface called `name`, or `None` when there is none (yet): only other failures are errors.
     pub async fn find_link(&self, name: &str) -> anyhow::Result<Option<LinkInfo>> {
+        Ok(self
+            .link_message(name)
+            .await?
+            .map(|msg| Self::link_info(&msg)))
+    }
+
+    /// The kernel's message for the interface called `name`, or `None` when there is none.
+    pub(super) async fn link_message(&self, name: &str) -> anyhow::Result<Option<LinkMessage>> {
         let mut req = self
             .handle
             .link()
@@ -167,8 +177,7 @@ impl Netlink {
             .match_name(name.to_string())
             .execute();
         match req.try_next().await {
-            Ok(Some(msg)) => Ok(Some(Self::link_info(&msg))),
-            Ok(None) => Ok(None),
+            Ok(msg) => Ok(msg),
             Err(e) if nl_errno(&e) == Some(libc::ENODEV) => Ok(None),
             Err(e) => Err(nl_err(e)).with_context(|| format!("cannot read interface {name}")),
         }
