@@ -324,6 +324,29 @@ mod tests {
     }
 
     #[test]
+    fn keys_an_etcd_instance_would_ignore_are_refused_with_their_line() {
+        let etcd = "[etcd]\nendpoints = [\"http://192.0.2.11:2379\"]\n";
+        let e = errors(&format!(
+            "{INSTANCE}election = \"etcd\"\nvmac = true\n{etcd}"
+        ));
+        assert!(
+            e.contains("t.toml:7") && e.contains("vmac does not apply to election = \"etcd\""),
+            "{e}"
+        );
+        let e = errors(&format!(
+            "{INSTANCE}election = \"etcd\"\nversion = 2\n[instance.auth]\ntype = \"pass\"\npassword = \"x\"\n{etcd}"
+        ));
+        assert!(e.contains("[instance.auth] does not apply"), "{e}");
+        let e = errors(&format!(
+            "{INSTANCE}election = \"etcd\"\n[[instance.track_file]]\npath = \"/run/floatip/drain\"\n{etcd}"
+        ));
+        assert!(e.contains("[[instance.track_file]] does not apply"), "{e}");
+        // vmac = false is the default, and fine.
+        let text = format!("{INSTANCE}election = \"etcd\"\nvmac = false\n{etcd}");
+        assert!(parse(&text, Path::new("t.toml")).is_ok());
+    }
+
+    #[test]
     fn host_port_forms() {
         assert!(valid_host_port("192.0.2.11:2379"));
         assert!(valid_host_port("etcd-1.example:2379"));

@@ -483,7 +483,7 @@ fn election(cx: &mut Cx<'_>, raw: &RawInstance, facts: &mut Facts) -> Option<Ele
         "vrrp" => Some(Election::Vrrp),
         "etcd" => {
             facts.etcd = Some(e.span());
-            Some(Election::Etcd)
+            etcd_refuses_vrrp_only_keys(cx, raw).then_some(Election::Etcd)
         }
         other => {
             cx.at(
@@ -494,4 +494,40 @@ fn election(cx: &mut Cx<'_>, raw: &RawInstance, facts: &mut Facts) -> Option<Ele
             None
         }
     }
+}
+
+/// Keys an etcd instance would ignore (it sends no adverts, adds its VIPs on `interface` itself and
+/// takes its priority from `priority` and the checks): refused rather than silently dropped.
+fn etcd_refuses_vrrp_only_keys(cx: &mut Cx<'_>, raw: &RawInstance) -> bool {
+    let mut ok = true;
+    let mut refuse = |span: Range<usize>, key: &str, hint: &str| {
+        cx.at(
+            span,
+            format!("{key} does not apply to election = \"etcd\" (yet)"),
+            hint.to_string(),
+        );
+        ok = false;
+    };
+    if let Some(v) = raw.vmac.as_ref().filter(|v| *v.get_ref()) {
+        refuse(
+            v.span(),
+            "vmac",
+            "remove vmac (an etcd instance adds its VIPs on `interface`), or use election = \"vrrp\"",
+        );
+    }
+    if let Some(a) = &raw.auth {
+        refuse(
+            a.span(),
+            "[instance.auth]",
+            "remove [instance.auth]: an etcd instance sends no adverts (secure etcd itself with https:// endpoints and client certificates)",
+        );
+    }
+    if let Some(t) = raw.track_file.first() {
+        refuse(
+            t.span(),
+            "[[instance.track_file]]",
+            "use an [[instance.check]] with kind = \"exec\" and a weight (etcd instances take their priority from the checks), or use election = \"vrrp\"",
+        );
+    }
+    ok
 }
