@@ -324,6 +324,17 @@ pub(crate) fn human_age_secs(secs: f64) -> String {
 
 /// The etcd lines of an `election = "etcd"` instance: lease, owner, candidates, reachability.
 fn render_etcd(out: &mut String, e: &crate::election::status::EtcdStatus, now_s: f64) {
+    for (label, text) in etcd_lines(e, now_s) {
+        line(out, label, &text);
+    }
+}
+
+/// What `floatip status` and the status page show of an etcd instance, as (label, text) rows; a
+/// `warning` row last, while etcd is unreachable.
+pub(crate) fn etcd_lines(
+    e: &crate::election::status::EtcdStatus,
+    now_s: f64,
+) -> Vec<(&'static str, String)> {
     let lease = match (&e.lease, e.lease_remaining_ms) {
         (Some(id), Some(ms)) => format!(
             "{id}, TTL {} s, {} left (by our count)",
@@ -332,25 +343,24 @@ fn render_etcd(out: &mut String, e: &crate::election::status::EtcdStatus, now_s:
         ),
         _ => "none (not a candidate until etcd grants one)".to_string(),
     };
-    line(
-        out,
-        "etcd",
-        &format!("{} (in use); lease {lease}", e.endpoint),
-    );
-    line(out, "owner", e.owner.as_deref().unwrap_or("nobody"));
     let candidates: Vec<String> = e
         .candidates
         .iter()
         .map(|c| format!("{} priority {}", c.address, c.priority))
         .collect();
-    line(out, "candidates", &candidates.join(", "));
+    let mut rows = vec![
+        ("etcd", format!("{} (in use); lease {lease}", e.endpoint)),
+        ("owner", e.owner.as_deref().unwrap_or("nobody").to_string()),
+        ("candidates", candidates.join(", ")),
+    ];
     if let Some(since) = e.unreachable_since {
         let mut text = format!("etcd unreachable since {}", clock(since, now_s));
         if let Some(at) = e.released_at.filter(|at| *at >= since) {
             let _ = write!(text, "; VIP released at {}", clock(at, now_s));
         }
-        line(out, "warning", &text);
+        rows.push(("warning", text));
     }
+    rows
 }
 
 #[cfg(test)]
