@@ -2,7 +2,8 @@
 //! each of the lab hosts e1..e3), floatip on h1 (priority 150) and h2 (priority 100). Every failure
 //! of the owner (cable pulled, cut off from etcd by nftables, kill -9, SIGSTOP) moves the VIP to h2
 //! with never two owners, judged from the kernel's address events of both hosts; one etcd member down
-//! moves nothing; all members down leaves the VIP with nobody once the lease ends.
+//! moves nothing; all members down leaves the VIP with nobody once the lease ends. A SIGTERM hands
+//! over at once, with the successor's hook and its `floatip events` transitions.
 
 mod common;
 
@@ -240,6 +241,25 @@ fn etcd_sigterm_hands_over_to_the_next_candidate() {
     n2.stop();
     n2.write_config(&[Instance::v4(100).extra(&with_hook)]);
     n2.restart();
+    // `floatip events` on h2, live once a reload (an operator record) shows up in it.
+    let events = lab.path("h2-events.jsonl");
+    let argv = [
+        floatip_bin(),
+        "--socket",
+        path_str(&n2.socket),
+        "events",
+        "--json",
+    ];
+    let mut stream = h2
+        .spawn(&argv, Some(&events))
+        .expect("cannot start floatip events");
+    let read_events = || std::fs::read_to_string(&events).unwrap_or_default();
+    let live = wait_until(SETTLE, POLL, || {
+        // Its answer does not matter: the record is published before the command runs.
+        let _ = n2.ctl(&["reload"]);
+        read_events().contains("\"kind\":\"operator\"")
+    });
+    assert!(live, "floatip events did not stream: {}", read_events());
     let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
     let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");
     let status = n1.stop();
@@ -258,6 +278,36 @@ fn etcd_sigterm_hands_over_to_the_next_candidate() {
         wait_until(SETTLE, POLL, || marker.exists()),
         "h2's master hook ran\n{}",
         n2.log()
+    );
+    // The stream carried the etcd instance's transition to MASTER, as the hook ran it.
+    let took_over = |t: &str| {
+        t.lines().any(|l| {
+            l.contains("\"kind\":\"transition\"")
+                && l.contains("\"instance\":\"files\"")
+                && l.contains("\"from\":\"BACKUP\"")
+                && l.contains("\"to\":\"MASTER\"")
+        })
+    };
+    assert!(
+        wait_until(SETTLE, POLL, || took_over(&read_events())),
+        "h2's events stream has the BACKUP -> MASTER transition:\n{}",
+        read_events()
+    );
+    // Stopping h2: the stream gets the STOP transition, then ends with the daemon.
+    n2.stop();
+    assert!(
+        stream.wait_exit(SETTLE).is_some(),
+        "floatip events did not end with the daemon"
+    );
+    let last = read_events();
+    let last = last
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_default();
+    assert!(
+        last.contains("\"to\":\"STOP\"") && last.contains("\"instance\":\"files\""),
+        "the last record is the etcd instance's STOP: {last}"
     );
 }
 

@@ -349,10 +349,12 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
     }
     // `election = "etcd"` instances run beside the loop (nothing of etcd starts without one).
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let hub = EventHub::new();
     let etcd = crate::election::take_etcd_instances(&mut cfg);
     let etcd = match (etcd.is_empty(), &cfg.etcd) {
         (false, Some(etcd_cfg)) => {
-            let elections = crate::election::etcd::Elections::prepare(etcd_cfg, etcd).await?;
+            let elections =
+                crate::election::etcd::Elections::prepare(etcd_cfg, etcd, hub.clone()).await?;
             Some(tokio::spawn(elections.run(stop_rx)))
         }
         _ => None,
@@ -384,7 +386,6 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
         sightings: sightings_tx,
     };
     let socket_path = cfg.daemon.socket.clone();
-    let hub = EventHub::new();
     let loop_hub = hub.clone();
     let mut protocol = tokio::task::spawn_blocking(move || {
         protocol_loop(

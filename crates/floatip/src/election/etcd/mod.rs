@@ -24,6 +24,7 @@ use super::lease::{self, LeaseClock};
 mod report;
 use super::status::Tracker;
 use crate::config::{EtcdConfig, InstanceConfig};
+use crate::control::events::EventHub;
 use crate::health::{self, CheckReport, CheckState, TaskSet};
 use crate::hooks::{self, Hooks};
 use crate::net::announce::Announcer;
@@ -41,7 +42,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Elections(Vec<Elector>);
 
 impl Elections {
-    pub async fn prepare(etcd: &EtcdConfig, instances: Vec<InstanceConfig>) -> Result<Elections> {
+    /// `events`: the daemon's `floatip events` hub, which gets each transition as the hooks do.
+    pub async fn prepare(
+        etcd: &EtcdConfig,
+        instances: Vec<InstanceConfig>,
+        events: Arc<EventHub>,
+    ) -> Result<Elections> {
         let mut clients = Vec::new();
         for endpoint in &etcd.endpoints {
             clients.push((endpoint.clone(), connect(etcd, endpoint).await?));
@@ -49,7 +55,10 @@ impl Elections {
         let netlink = Netlink::new()?;
         let mut electors = Vec::new();
         for cfg in instances {
-            electors.push(Elector::prepare(cfg, etcd, clients.clone(), netlink.clone()).await?);
+            electors.push(
+                Elector::prepare(cfg, etcd, clients.clone(), netlink.clone(), events.clone())
+                    .await?,
+            );
         }
         Ok(Elections(electors))
     }
@@ -162,6 +171,8 @@ struct Elector {
     priority: u8,
     /// `[instance.notify]`: run on each transition, as for a VRRP instance.
     hooks: Option<Hooks>,
+    /// `floatip events`: a transition record for each transition, in the hooks' order.
+    events: Arc<EventHub>,
 }
 
 impl Elector {
@@ -170,6 +181,7 @@ impl Elector {
         etcd: &EtcdConfig,
         clients: Vec<(String, Client)>,
         netlink: Netlink,
+        events: Arc<EventHub>,
     ) -> Result<Elector> {
         let link = netlink
             .link_by_name(&cfg.interface)
@@ -223,6 +235,7 @@ impl Elector {
             fault: None,
             priority,
             hooks,
+            events,
         };
         // Copies left by an earlier run (killed, or stopped while etcd was unreachable) go first: we
         // do not own anything until etcd says so.
@@ -232,10 +245,10 @@ impl Elector {
 
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         info!(instance = %self.cfg.name, "election by etcd: key {} (candidate {})", self.owner_key, self.me);
-        self.tracker.transition(
-            "BACKUP",
-            "BACKUP: a candidate; etcd decides who owns the VIPs".into(),
-        );
+        let reason = "BACKUP: a candidate; etcd decides who owns the VIPs";
+        if self.tracker.transition("BACKUP", reason.into()) {
+            self.publish_transition("BACKUP", "INIT", reason);
+        }
         loop {
             if *stop.borrow() {
                 self.stop().await;
@@ -561,22 +574,6 @@ impl Elector {
             }
         }
         Some(view)
-    }
-
-    fn set_holding(&mut self, on: bool, reason: String) {
-        self.holding.store(on, Ordering::SeqCst);
-        let from = self.tracker.state();
-        let to = if on { "MASTER" } else { "BACKUP" };
-        if self.tracker.transition(to, reason.clone()) {
-            self.run_hook(to, from, &reason);
-        }
-    }
-
-    fn run_hook(&self, to: &str, from: &str, reason: &str) {
-        if let Some(h) = &self.hooks {
-            let addrs: Vec<String> = self.cfg.addresses.iter().map(|v| v.to_string()).collect();
-            h.transition(to, from, reason, &addrs);
-        }
     }
 
     /// Adds (or refreshes) the VIPs with the lifetime the lease allows now; `announce`: a new claim.

@@ -1,17 +1,45 @@
 //! An etcd instance's health checks (a failing one withdraws the candidacy, a weighted one changes
-//! its priority) and what it hands `floatip status`.
+//! its priority) and what it hands `floatip status`, its hooks and `floatip events` (transitions).
 
 use std::net::IpAddr;
+use std::sync::atomic::Ordering;
 
 use tracing::{info, warn};
 
 use super::{bounded, Elector};
+use crate::control::events::{EventKind, EventRecord};
 use crate::control::status::CheckStatus;
 use crate::election::lease;
 use crate::election::status::{self, EtcdCandidate, EtcdStatus};
 use crate::health;
 
 impl Elector {
+    /// Records whether we hold the VIPs; a change is a transition (hook, event, history).
+    pub(super) fn set_holding(&mut self, on: bool, reason: String) {
+        self.holding.store(on, Ordering::SeqCst);
+        let from = self.tracker.state();
+        let to = if on { "MASTER" } else { "BACKUP" };
+        if self.tracker.transition(to, reason.clone()) {
+            self.run_hook(to, from, &reason);
+        }
+    }
+
+    /// The hook of a transition (none at the start, as before), then its `floatip events` record.
+    pub(super) fn run_hook(&self, to: &str, from: &str, reason: &str) {
+        if let Some(h) = &self.hooks {
+            let addrs: Vec<String> = self.cfg.addresses.iter().map(|v| v.to_string()).collect();
+            h.transition(to, from, reason, &addrs);
+        }
+        self.publish_transition(to, from, reason);
+    }
+
+    pub(super) fn publish_transition(&self, to: &str, from: &str, reason: &str) {
+        let mut rec = EventRecord::new(EventKind::Transition, Some(&self.cfg.name), reason);
+        rec.from = Some(from.to_string());
+        rec.to = Some(to.to_string());
+        self.events.publish(rec);
+    }
+
     /// Takes the checks' reports: a failing check withdraws our candidacy (and hands the VIPs over),
     /// a weighted one changes the priority our candidacy carries; recovery puts it back.
     pub(super) async fn apply_checks(&mut self) {
