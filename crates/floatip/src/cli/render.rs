@@ -58,7 +58,8 @@ fn line(out: &mut String, label: &str, text: &str) {
     } else {
         format!("{label}:")
     };
-    let _ = writeln!(out, "  {label:<11}{text}");
+    // Aligned at 11 columns; a longer label ("candidates:") still gets its space.
+    let _ = writeln!(out, "  {label:<10} {text}");
 }
 
 fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
@@ -117,46 +118,9 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
     if let Some(why) = &st.claim_inhibit {
         line(out, "claim", &format!("inhibited: {why}"));
     }
-    let master = match &st.master {
-        None => "none heard".to_string(),
-        Some(m) if m.is_self => format!(
-            "us ({}), adverts every {}",
-            m.address,
-            format_duration(Duration::from_millis(m.interval_ms))
-        ),
-        Some(m) => {
-            let mut s = format!(
-                "{} priority {}, adverts every {}",
-                m.address,
-                m.priority,
-                format_duration(Duration::from_millis(m.interval_ms))
-            );
-            if let Some(age) = m.last_advert_age_ms {
-                let _ = write!(
-                    s,
-                    ", last heard {} ago",
-                    human_age_secs(age as f64 / 1000.0)
-                );
-            }
-            s
-        }
-    };
-    line(out, "master", &master);
-    if st.speakers.is_empty() {
-        line(out, "speakers", "none heard");
-    }
-    for (i, s) in st.speakers.iter().enumerate() {
-        let mut text = format!(
-            "{} priority {} every {}, heard {} ago",
-            s.address,
-            s.priority,
-            format_duration(Duration::from_millis(s.interval_ms)),
-            human_age_secs(s.last_heard_age_ms as f64 / 1000.0)
-        );
-        if !s.advertised.is_empty() {
-            let _ = write!(text, ", for {}", addresses(&s.advertised));
-        }
-        line(out, if i == 0 { "speakers" } else { "" }, &text);
+    // An etcd instance sends no adverts: its owner and candidates are the etcd lines above.
+    if st.etcd.is_none() {
+        render_wire(out, st);
     }
     let c = &st.counters;
     let dropped: u64 = c.drops.values().sum();
@@ -259,6 +223,51 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
         let reason = h.reason.strip_prefix(&prefix).unwrap_or(&h.reason);
         let text = format!("{} {} -> {}  {reason}", clock(h.at, now_s), h.from, h.to);
         line(out, if i == 0 && skip == 0 { "history" } else { "" }, &text);
+    }
+}
+
+/// The VRRP master and the speakers heard on the wire.
+fn render_wire(out: &mut String, st: &InstanceStatus) {
+    let master = match &st.master {
+        None => "none heard".to_string(),
+        Some(m) if m.is_self => format!(
+            "us ({}), adverts every {}",
+            m.address,
+            format_duration(Duration::from_millis(m.interval_ms))
+        ),
+        Some(m) => {
+            let mut s = format!(
+                "{} priority {}, adverts every {}",
+                m.address,
+                m.priority,
+                format_duration(Duration::from_millis(m.interval_ms))
+            );
+            if let Some(age) = m.last_advert_age_ms {
+                let _ = write!(
+                    s,
+                    ", last heard {} ago",
+                    human_age_secs(age as f64 / 1000.0)
+                );
+            }
+            s
+        }
+    };
+    line(out, "master", &master);
+    if st.speakers.is_empty() {
+        line(out, "speakers", "none heard");
+    }
+    for (i, s) in st.speakers.iter().enumerate() {
+        let mut text = format!(
+            "{} priority {} every {}, heard {} ago",
+            s.address,
+            s.priority,
+            format_duration(Duration::from_millis(s.interval_ms)),
+            human_age_secs(s.last_heard_age_ms as f64 / 1000.0)
+        );
+        if !s.advertised.is_empty() {
+            let _ = write!(text, ", for {}", addresses(&s.advertised));
+        }
+        line(out, if i == 0 { "speakers" } else { "" }, &text);
     }
 }
 
