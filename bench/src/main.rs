@@ -8,6 +8,7 @@ mod chaos;
 mod cpu;
 mod ctx;
 mod daemons;
+mod etcd;
 mod failover;
 mod group;
 mod parse;
@@ -50,6 +51,7 @@ const SCENARIOS: &[&str] = &[
     "vmac-hostloss-1s",
     "vmac-sigterm",
     "chaos",
+    "etcd",
 ];
 
 fn run_scenario(ctx: &mut Ctx, name: &str) -> Result<Vec<Outcome>> {
@@ -116,6 +118,11 @@ fn run_scenario(ctx: &mut Ctx, name: &str) -> Result<Vec<Outcome>> {
             true,
         )?],
         "chaos" => vec![chaos::chaos_scenario(ctx)?],
+        // Writes bench/results/etcd.md itself (three ownership modes side by side).
+        "etcd" => {
+            etcd::etcd_scenario(ctx)?;
+            Vec::new()
+        }
         other => bail!("unknown scenario {other}; known: {}", SCENARIOS.join(", ")),
     })
 }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod conflict;
 pub mod control;
 pub mod daemon;
+pub mod election;
 pub mod exec;
 pub mod guard;
 pub mod health;

@@ -95,6 +95,7 @@ fn sample_status() -> InstanceStatus {
             to: "MASTER".into(),
             reason: "MASTER: no advert from 192.0.2.2 for 3.61 s (master down)".into(),
         }],
+        etcd: None,
     }
 }
 
@@ -527,6 +528,41 @@ fn render_shows_the_key_lines() {
     let mut missing = sample_status();
     missing.vips[0].present_in_kernel = false;
     assert!(render(&[missing]).contains("192.0.2.97/24 MISSING"));
+}
+
+#[test]
+fn render_shows_an_etcd_instance_by_its_lease_and_owner_not_the_wire() {
+    use floatip::election::status::{EtcdCandidate, EtcdStatus};
+    let mut st = sample_status();
+    st.master = None;
+    st.speakers.clear();
+    st.etcd = Some(EtcdStatus {
+        endpoint: "http://192.0.2.11:2379".into(),
+        lease: Some("694d7a1b2c3d4e5f".into()),
+        lease_ttl_s: 5,
+        lease_remaining_ms: Some(3200),
+        owner: Some("h1 192.0.2.1".into()),
+        candidates: vec![EtcdCandidate {
+            address: "192.0.2.1".parse().unwrap(),
+            priority: 150,
+        }],
+        unreachable_since: None,
+        released_at: None,
+    });
+    let out = render(&[st]);
+    for needle in [
+        "  etcd:      http://192.0.2.11:2379 (in use); lease 694d7a1b2c3d4e5f, TTL 5 s,",
+        "  owner:     h1 192.0.2.1",
+        "  candidates: 192.0.2.1 priority 150",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    for absent in ["  vrrp:", "  master:", "  speakers:"] {
+        assert!(
+            !out.contains(absent),
+            "{absent:?} in an etcd instance's status:\n{out}"
+        );
+    }
 }
 
 #[test]

@@ -13,6 +13,18 @@ pub fn check(path: &Path) -> Result<ExitCode> {
             println!("{}: OK", path.display());
             for inst in &cfg.instances {
                 let addrs: Vec<String> = inst.addresses.iter().map(|a| a.to_string()).collect();
+                if let (config::Election::Etcd, Some(etcd)) = (inst.election, &cfg.etcd) {
+                    println!(
+                        "  instance {:<12} {} priority {:<3} owner by etcd lease ({:?}, {}): {}",
+                        inst.name,
+                        inst.interface,
+                        inst.priority,
+                        etcd.lease_ttl,
+                        etcd.endpoints.join(", "),
+                        addrs.join(", ")
+                    );
+                    continue;
+                }
                 println!(
                     "  instance {:<12} {} vrid {:<3} priority {:<3} VRRPv{} every {:?}: {}",
                     inst.name,

@@ -405,6 +405,7 @@ mod tests {
             auth: None,
             checks: vec![],
             history: vec![],
+            etcd: None,
         };
         let all = [st];
         assert_eq!(
@@ -587,6 +588,7 @@ mod lab_tests {
             auth: None,
             checks: vec![],
             history: vec![],
+            etcd: None,
         }
     }
 }

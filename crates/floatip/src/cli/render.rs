@@ -58,7 +58,8 @@ fn line(out: &mut String, label: &str, text: &str) {
     } else {
         format!("{label}:")
     };
-    let _ = writeln!(out, "  {label:<11}{text}");
+    // Aligned at 11 columns; a longer label ("candidates:") still gets its space.
+    let _ = writeln!(out, "  {label:<10} {text}");
 }
 
 fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
@@ -88,11 +89,14 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
     if let Some(reason) = &st.reason {
         line(out, "why", reason);
     }
-    line(
-        out,
-        "vrrp",
-        &format!("vrid {} VRRPv{} on {}", st.vrid, st.version, st.interface),
-    );
+    match &st.etcd {
+        Some(e) => render_etcd(out, e, now_s),
+        None => line(
+            out,
+            "vrrp",
+            &format!("vrid {} VRRPv{} on {}", st.vrid, st.version, st.interface),
+        ),
+    }
     let p = &st.priority;
     let mut prio = format!("{} (configured {})", p.effective, p.configured);
     if let Some(why) = &p.why_different {
@@ -114,46 +118,9 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
     if let Some(why) = &st.claim_inhibit {
         line(out, "claim", &format!("inhibited: {why}"));
     }
-    let master = match &st.master {
-        None => "none heard".to_string(),
-        Some(m) if m.is_self => format!(
-            "us ({}), adverts every {}",
-            m.address,
-            format_duration(Duration::from_millis(m.interval_ms))
-        ),
-        Some(m) => {
-            let mut s = format!(
-                "{} priority {}, adverts every {}",
-                m.address,
-                m.priority,
-                format_duration(Duration::from_millis(m.interval_ms))
-            );
-            if let Some(age) = m.last_advert_age_ms {
-                let _ = write!(
-                    s,
-                    ", last heard {} ago",
-                    human_age_secs(age as f64 / 1000.0)
-                );
-            }
-            s
-        }
-    };
-    line(out, "master", &master);
-    if st.speakers.is_empty() {
-        line(out, "speakers", "none heard");
-    }
-    for (i, s) in st.speakers.iter().enumerate() {
-        let mut text = format!(
-            "{} priority {} every {}, heard {} ago",
-            s.address,
-            s.priority,
-            format_duration(Duration::from_millis(s.interval_ms)),
-            human_age_secs(s.last_heard_age_ms as f64 / 1000.0)
-        );
-        if !s.advertised.is_empty() {
-            let _ = write!(text, ", for {}", addresses(&s.advertised));
-        }
-        line(out, if i == 0 { "speakers" } else { "" }, &text);
+    // An etcd instance sends no adverts: its owner and candidates are the etcd lines above.
+    if st.etcd.is_none() {
+        render_wire(out, st);
     }
     let c = &st.counters;
     let dropped: u64 = c.drops.values().sum();
@@ -259,6 +226,51 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
     }
 }
 
+/// The VRRP master and the speakers heard on the wire.
+fn render_wire(out: &mut String, st: &InstanceStatus) {
+    let master = match &st.master {
+        None => "none heard".to_string(),
+        Some(m) if m.is_self => format!(
+            "us ({}), adverts every {}",
+            m.address,
+            format_duration(Duration::from_millis(m.interval_ms))
+        ),
+        Some(m) => {
+            let mut s = format!(
+                "{} priority {}, adverts every {}",
+                m.address,
+                m.priority,
+                format_duration(Duration::from_millis(m.interval_ms))
+            );
+            if let Some(age) = m.last_advert_age_ms {
+                let _ = write!(
+                    s,
+                    ", last heard {} ago",
+                    human_age_secs(age as f64 / 1000.0)
+                );
+            }
+            s
+        }
+    };
+    line(out, "master", &master);
+    if st.speakers.is_empty() {
+        line(out, "speakers", "none heard");
+    }
+    for (i, s) in st.speakers.iter().enumerate() {
+        let mut text = format!(
+            "{} priority {} every {}, heard {} ago",
+            s.address,
+            s.priority,
+            format_duration(Duration::from_millis(s.interval_ms)),
+            human_age_secs(s.last_heard_age_ms as f64 / 1000.0)
+        );
+        if !s.advertised.is_empty() {
+            let _ = write!(text, ", for {}", addresses(&s.advertised));
+        }
+        line(out, if i == 0 { "speakers" } else { "" }, &text);
+    }
+}
+
 fn addresses(list: &[std::net::IpAddr]) -> String {
     if list.is_empty() {
         return "no addresses".to_string();
@@ -317,6 +329,47 @@ pub(crate) fn human_age_secs(secs: f64) -> String {
     } else {
         format!("{}d{:02}h", s / 86400, (s % 86400) / 3600)
     }
+}
+
+/// The etcd lines of an `election = "etcd"` instance: lease, owner, candidates, reachability.
+fn render_etcd(out: &mut String, e: &crate::election::status::EtcdStatus, now_s: f64) {
+    for (label, text) in etcd_lines(e, now_s) {
+        line(out, label, &text);
+    }
+}
+
+/// What `floatip status` and the status page show of an etcd instance, as (label, text) rows; a
+/// `warning` row last, while etcd is unreachable.
+pub(crate) fn etcd_lines(
+    e: &crate::election::status::EtcdStatus,
+    now_s: f64,
+) -> Vec<(&'static str, String)> {
+    let lease = match (&e.lease, e.lease_remaining_ms) {
+        (Some(id), Some(ms)) => format!(
+            "{id}, TTL {} s, {} left (by our count)",
+            e.lease_ttl_s,
+            format_duration(Duration::from_millis(ms))
+        ),
+        _ => "none (not a candidate until etcd grants one)".to_string(),
+    };
+    let candidates: Vec<String> = e
+        .candidates
+        .iter()
+        .map(|c| format!("{} priority {}", c.address, c.priority))
+        .collect();
+    let mut rows = vec![
+        ("etcd", format!("{} (in use); lease {lease}", e.endpoint)),
+        ("owner", e.owner.as_deref().unwrap_or("nobody").to_string()),
+        ("candidates", candidates.join(", ")),
+    ];
+    if let Some(since) = e.unreachable_since {
+        let mut text = format!("etcd unreachable since {}", clock(since, now_s));
+        if let Some(at) = e.released_at.filter(|at| *at >= since) {
+            let _ = write!(text, "; VIP released at {}", clock(at, now_s));
+        }
+        rows.push(("warning", text));
+    }
+    rows
 }
 
 #[cfg(test)]

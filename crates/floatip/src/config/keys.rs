@@ -107,7 +107,7 @@ const ADDRESSES: &str = "a list of quoted addresses, e.g. [\"192.0.2.2\"]";
 const ARGV: &str = "an argv array, e.g. [\"/usr/local/bin/x\", \"--flag\"]";
 
 /// Every table, the top level first; the order "belongs in" hints search them.
-pub(crate) static TABLES_ALL: [&Table; 10] = [
+pub(crate) static TABLES_ALL: [&Table; 11] = [
     &ROOT,
     &DAEMON,
     &INSTANCE,
@@ -118,10 +118,11 @@ pub(crate) static TABLES_ALL: [&Table; 10] = [
     &AUTH_KEY,
     &GROUP,
     &TRACK_FILE,
+    &ETCD,
 ];
 
 /// The tables with keys of their own (every table but the top level).
-pub(crate) static TABLES: [&Table; 9] = [
+pub(crate) static TABLES: [&Table; 10] = [
     &DAEMON,
     &INSTANCE,
     &ANNOUNCE,
@@ -131,6 +132,7 @@ pub(crate) static TABLES: [&Table; 9] = [
     &AUTH_KEY,
     &GROUP,
     &TRACK_FILE,
+    &ETCD,
 ];
 
 /// The top level of the file.
@@ -164,6 +166,15 @@ pub(crate) static ROOT: Table = Table {
             "[`[[group]]`](#group).",
         )
         .table(&GROUP),
+        key(
+            "etcd",
+            "table",
+            "none",
+            "required when an instance has `election = \"etcd\"`",
+            "a table of its own: [etcd]",
+            "[`[etcd]`](#etcd).",
+        )
+        .table(&ETCD),
     ],
 };
 
@@ -212,6 +223,7 @@ pub(crate) static INSTANCE: Table = Table {
     key("notify", "table", "none", "", "a table of its own: [instance.notify]", "[`[instance.notify]`](#instancenotify).")
         .table(&NOTIFY)
         .in_place(),
+    key("election", "string", "`\"vrrp\"`", "`\"vrrp\"` or `\"etcd\"`; `\"etcd\"` needs an `[etcd]` table and is not allowed in a `[[group]]`, nor with `vmac = true`, `[instance.auth]` or `[[instance.track_file]]` (yet)", STRING, "Who decides the owner. `vrrp`: the VRRP election on the LAN (keepalived-compatible). `etcd`: the holder of a lease-backed key in etcd, a quorum decision that never leaves two owners in a partition ([docs/etcd.md](etcd.md)); `vrid`, `priority` and the announcement keys still apply, adverts are not sent."),
     key("track_file", "array of tables", "none", "", "tables of their own, each headed [[instance.track_file]]", "[`[[instance.track_file]]`](#instancetrack_file).")
         .table(&TRACK_FILE)
         .in_place(),
@@ -306,6 +318,19 @@ pub(crate) static TRACK_FILE: Table = Table {
     key("path", "path", "**required**", "absolute; unique within the instance", STRING, "The file to watch (with inotify on its directory, so a rename over it and a file created later count). Its number (decimal, `0x` hex or leading-`0` octal, as keepalived's `strtol`) times `weight` is added to the priority. A missing, empty or non-numeric file counts as 0; a number outside 32 bits is ignored (the previous value stays)."),
     key("weight", "integer", "`1`", "-254 to 254; `0` when `priority = 255` (an address owner's priority does not move)", "a bare number, e.g. weight = -60", "Multiplies the file's number; the product is kept within -254..253, as keepalived does. `0`: any non-zero number puts the instance in FAULT. A product of -254, or a priority that ends at 0 or below, is FAULT too; otherwise the priority is kept within 1-254."),
     key("name", "string", "the file name (`drain` for `/run/floatip/drain`)", "when set, 1-32 characters from `a-z 0-9 _ -`; unique within the instance", STRING, "Shown in status, logs, metrics and events."),
+    ],
+};
+
+/// `[etcd]`: the etcd cluster that decides ownership for `election = "etcd"` instances.
+pub(crate) static ETCD: Table = Table {
+    name: "[etcd]",
+    keys: &[
+    key("endpoints", "list of URLs", "**required**", "at least one `http://HOST:PORT` or `https://HOST:PORT`, no duplicates", "a list of quoted URLs, e.g. [\"https://192.0.2.11:2379\"]", "The cluster's client URLs; the client moves to another member when one fails."),
+    key("ca_file", "path", "unset", "absolute; needed for `https://` endpoints", STRING, "PEM CA certificate(s) that sign the etcd members' certificates."),
+    key("cert_file", "path", "unset", "absolute; together with `key_file`", STRING, "PEM client certificate, when etcd asks for one (`--client-cert-auth`)."),
+    key("key_file", "path", "unset", "absolute; together with `cert_file`", STRING, "PEM private key of `cert_file`."),
+    key("prefix", "string", "`\"/floatip/\"`", "starts and ends with `/`", STRING, "Where floatip keeps its keys: `PREFIX<instance>/owner` and `PREFIX<instance>/candidates/<address>`."),
+    key("lease_ttl", "duration", "`\"5s\"`", "whole seconds, `3s` to `60s`", DURATION, "The lease's time to live: a dead or cut-off owner's VIP moves after about this long. The VIP's kernel lifetime ends before the lease can expire ([the timing argument](etcd.md#the-timing-argument))."),
     ],
 };
 
@@ -488,6 +513,7 @@ mod tests {
                     weight: None,
                 }),
                 "notify" => new.notify.timeout = Duration::from_secs(5),
+                "election" => new.election = crate::config::Election::Etcd,
                 "track_file" => new.track_files.push(TrackFileConfig {
                     name: "drain".into(),
                     path: "/run/floatip/drain".into(),

@@ -36,6 +36,38 @@ pub struct Config {
     pub instances: Vec<InstanceConfig>,
     /// `[[group]]`s: instances that are MASTER on one host together.
     pub groups: Vec<GroupConfig>,
+    /// `[etcd]`: the cluster that decides ownership of `election = "etcd"` instances.
+    pub etcd: Option<EtcdConfig>,
+}
+
+/// Who decides which host owns an instance's VIPs (`election`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Election {
+    /// The VRRP election on the LAN.
+    #[default]
+    Vrrp,
+    /// The holder of a lease-backed key in etcd ([`crate::election::etcd`]).
+    Etcd,
+}
+
+/// `[etcd] prefix` when unset.
+pub const DEFAULT_ETCD_PREFIX: &str = "/floatip/";
+/// `[etcd] lease_ttl` when unset.
+pub const DEFAULT_ETCD_LEASE_TTL: Duration = Duration::from_secs(5);
+
+/// `[etcd]`: the cluster and how floatip uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdConfig {
+    /// Client URLs (`http://` or `https://`), at least one.
+    pub endpoints: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key, both or neither.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Starts and ends with `/`.
+    pub prefix: String,
+    /// Whole seconds, 3-60.
+    pub lease_ttl: Duration,
 }
 
 /// One `[[group]]` (keepalived's `vrrp_sync_group`): its members are MASTER on one host together.
@@ -129,6 +161,7 @@ pub struct InstanceConfig {
     pub track_files: Vec<TrackFileConfig>,
     /// `[instance.auth]`: PASS or auth_hmac with its keys (read from their files), or none.
     pub auth: vrrp::auth::Auth,
+    pub election: Election,
 }
 
 impl InstanceConfig {

@@ -16,6 +16,18 @@ pub(super) struct RawFile {
     pub(super) instance: Vec<Spanned<RawInstance>>,
     #[serde(default)]
     pub(super) group: Vec<Spanned<RawGroup>>,
+    pub(super) etcd: Option<Spanned<RawEtcd>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEtcd {
+    pub(super) endpoints: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) ca_file: Option<Spanned<String>>,
+    pub(super) cert_file: Option<Spanned<String>>,
+    pub(super) key_file: Option<Spanned<String>>,
+    pub(super) prefix: Option<Spanned<String>>,
+    pub(super) lease_ttl: Option<Spanned<RawDuration>>,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +70,7 @@ pub(super) struct RawInstance {
     #[serde(default)]
     pub(super) check: Vec<Spanned<RawCheck>>,
     pub(super) notify: Option<RawNotify>,
+    pub(super) election: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) track_file: Vec<Spanned<RawTrackFile>>,
     pub(super) auth: Option<Spanned<RawAuth>>,

@@ -52,6 +52,9 @@ pub struct InstanceStatus {
     pub auth: Option<String>,
     /// The last transitions, oldest first, newest last; at most [`HISTORY_MAX`].
     pub history: Vec<HistoryEntry>,
+    /// `election = "etcd"` only: lease, owner, candidates ([docs/etcd.md](../../../../docs/etcd.md)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<crate::election::status::EtcdStatus>,
 }
 
 /// How many transitions [`InstanceStatus::history`] carries.

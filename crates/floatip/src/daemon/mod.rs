@@ -340,13 +340,30 @@ impl Daemon {
 ///
 /// The protocol loop gets a thread of its own ([`protocol_loop`], see [`crate::wakeup`]); this task
 /// keeps the runtime turning for everything else and forwards signals and the tasks' inputs to it.
-pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) -> Result<()> {
+pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) -> Result<()> {
     if cfg.instances.is_empty() {
         bail!(
             "{}: no [[instance]] configured; nothing to do",
             cfg.path.display()
         );
     }
+    // `election = "etcd"` instances run beside the loop (nothing of etcd starts without one).
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let hub = EventHub::new();
+    let etcd = crate::election::take_etcd_instances(&mut cfg);
+    let etcd = match (etcd.is_empty(), &cfg.etcd) {
+        (false, Some(etcd_cfg)) => {
+            let elections =
+                crate::election::etcd::Elections::prepare(etcd_cfg, etcd, hub.clone()).await?;
+            Some(tokio::spawn(elections.run(stop_rx)))
+        }
+        _ => None,
+    };
+    let stop_all = stop_tx.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     let overrides = overrides::load_overrides(&cfg.daemon.state_dir)?;
     let (host, events) = kernel::open_host()?;
     let listener = control::bind(&cfg.daemon.socket)?;
@@ -369,7 +386,6 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) 
         sightings: sightings_tx,
     };
     let socket_path = cfg.daemon.socket.clone();
-    let hub = EventHub::new();
     let loop_hub = hub.clone();
     let mut protocol = tokio::task::spawn_blocking(move || {
         protocol_loop(
@@ -420,6 +436,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>, guard: Guard) 
         r = &mut protocol => r,
         () = forwarding => protocol.await,
     };
+    // The etcd elections step down on the same stop (or on the loop's end, an error included).
+    if let Some(etcd) = etcd {
+        let _ = stop_all.send(true);
+        etcd.await.context("the etcd elections panicked")??;
+    }
     // The event streams get their last records (the stop transitions), bounded: a stopped reader
     // does not hold the exit up.
     hub.close(EVENTS_DRAIN).await;

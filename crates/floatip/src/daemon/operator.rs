@@ -45,6 +45,7 @@ impl Daemon {
                     }
                     all.push(st);
                 }
+                all.extend(crate::election::status::snapshot());
                 let _ = call.reply.send(control::select_status(
                     all,
                     self.group_status(),

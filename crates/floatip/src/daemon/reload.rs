@@ -35,8 +35,10 @@ impl Daemon {
     }
 
     pub(super) fn apply_config(&mut self, now: Instant) -> Result<String> {
-        let new = config::load(&self.config_path)
+        let mut new = config::load(&self.config_path)
             .map_err(|e| anyhow::anyhow!("{e}\nthe running configuration stays in force"))?;
+        // etcd instances keep the configuration they started with (see docs/etcd.md).
+        crate::election::take_etcd_instances(&mut new);
         let live = |d: &Daemon, name: &str| {
             d.instances
                 .iter()

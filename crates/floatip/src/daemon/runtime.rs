@@ -427,6 +427,7 @@ impl Runtime {
                     reason: r.reason.clone(),
                 })
                 .collect(),
+            etcd: None,
         }
     }
 

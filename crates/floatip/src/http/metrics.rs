@@ -314,6 +314,7 @@ pub(super) mod tests {
                 last_error: Some("connection refused".into()),
             }],
             history: vec![entry(1.0, "INIT", "BACKUP"), entry(4.0, "BACKUP", "MASTER")],
+            etcd: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The status page (`GET /`): one server-rendered HTML document over the same status model as
 //! `floatip status` (no JavaScript, no external assets). Each group and instance: its state, since
-//! when and why, VIPs, priority, the master on the wire and every speaker, failing checks, conflicts
+//! when and why, VIPs, priority, the master on the wire and every speaker (for an `election = "etcd"`
+//! instance: the lease, the owner and the candidates in etcd instead), failing checks, conflicts
 //! and clashes, and a timeline of the last transitions drawn as inline SVG (each segment's reason in
 //! its `<title>`, shown on hover). It refreshes itself (meta refresh) and reads on a phone (viewport,
 //! one column below 40em).
@@ -8,7 +9,7 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use crate::cli::render::{clock, human_age_secs};
+use crate::cli::render::{clock, etcd_lines, human_age_secs};
 use crate::control::{unix_secs, GroupStatus, InstanceStatus, OverrideMode};
 
 /// Seconds between the page's own reloads.
@@ -166,14 +167,26 @@ fn render_instance(out: &mut String, st: &InstanceStatus, now_s: f64) {
         })
         .collect();
     row(out, "VIPs", &vips.join("<br>"));
-    row(
-        out,
-        "VRRP",
-        &esc(&format!(
-            "vrid {} VRRPv{} on {}",
-            st.vrid, st.version, st.interface
-        )),
-    );
+    match &st.etcd {
+        // An etcd instance: the lease and the owner in etcd instead of the VRRP line.
+        Some(e) => {
+            for (label, text) in etcd_lines(e, now_s) {
+                let html = match label {
+                    "warning" => format!(r#"<span class="warn">{}</span>"#, esc(&text)),
+                    _ => esc(&text),
+                };
+                row(out, label, &html);
+            }
+        }
+        None => row(
+            out,
+            "VRRP",
+            &esc(&format!(
+                "vrid {} VRRPv{} on {}",
+                st.vrid, st.version, st.interface
+            )),
+        ),
+    }
     let p = &st.priority;
     let mut prio = format!("{} (configured {})", p.effective, p.configured);
     if let Some(why) = &p.why_different {
@@ -219,7 +232,10 @@ fn render_instance(out: &mut String, st: &InstanceStatus, now_s: f64) {
             s
         }
     };
-    row(out, "master", &esc(&master));
+    // An etcd instance sends no adverts: its owner is the etcd row above.
+    if st.etcd.is_none() {
+        row(out, "master", &esc(&master));
+    }
     if !st.speakers.is_empty() {
         let speakers: Vec<String> = st
             .speakers
@@ -476,6 +492,50 @@ mod tests {
         assert_eq!(page.matches(r#"<rect class="seg"#).count(), 3, "{page}");
         assert!(page.contains(r#"<rect class="seg init before""#), "{page}");
         assert!(page.contains(r#"%">MASTER</span></div>"#), "{page}");
+    }
+
+    #[test]
+    fn an_etcd_instance_shows_its_lease_owner_and_candidates_instead_of_vrrp() {
+        use crate::election::status::{EtcdCandidate, EtcdStatus};
+        let mut st = status("files", "BACKUP");
+        st.etcd = Some(EtcdStatus {
+            endpoint: "http://192.0.2.11:2379".into(),
+            lease: Some("694d7a1b2c3d4e5f".into()),
+            lease_ttl_s: 5,
+            lease_remaining_ms: Some(3200),
+            owner: Some("host 192.0.2.2".into()),
+            candidates: vec![
+                EtcdCandidate {
+                    address: "192.0.2.2".parse().unwrap(),
+                    priority: 150,
+                },
+                EtcdCandidate {
+                    address: "192.0.2.1".parse().unwrap(),
+                    priority: 100,
+                },
+            ],
+            unreachable_since: Some(40.0),
+            released_at: Some(43.0),
+        });
+        let page = render_for(&[st.clone()], &[], at(50), "nas");
+        for want in [
+            "<dt>etcd</dt><dd>http://192.0.2.11:2379 (in use); lease 694d7a1b2c3d4e5f, TTL 5 s,",
+            "<dt>owner</dt><dd>host 192.0.2.2</dd>",
+            "<dt>candidates</dt><dd>192.0.2.2 priority 150, 192.0.2.1 priority 100</dd>",
+            r#"<dt>warning</dt><dd><span class="warn">etcd unreachable since "#,
+            "; VIP released at ",
+        ] {
+            assert!(page.contains(want), "missing {want:?} in\n{page}");
+        }
+        assert!(!page.contains("<dt>VRRP</dt>"), "{page}");
+        assert!(!page.contains("<dt>master</dt>"), "{page}");
+        // A VRRP instance keeps its VRRP and master rows.
+        st.etcd = None;
+        let page = render_for(&[st], &[], at(50), "nas");
+        assert!(
+            page.contains("<dt>VRRP</dt>") && page.contains("<dt>master</dt>"),
+            "{page}"
+        );
     }
 
     #[test]

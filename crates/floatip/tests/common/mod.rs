@@ -9,6 +9,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod config;
+mod etcd;
 mod fs;
 mod keepalived;
 mod node;
@@ -18,6 +19,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use config::{config_text, floatip_config, write_file, write_path, Instance};
+pub use etcd::{require_etcd, Certs, EtcdCluster, ETCD};
 pub use floatip_lab::{
     ownership, require, require_root, unix_now, wait_until, AddrWatch, Host, Lab, Proc, WatchKind,
 };

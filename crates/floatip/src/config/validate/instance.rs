@@ -39,6 +39,7 @@ pub(super) fn validate_instance(
         vrid: None,
         is_v6: None,
         vips: Vec::new(),
+        etcd: None,
     };
 
     let name = name(cx, raw, &table, &mut facts);
@@ -118,6 +119,7 @@ pub(super) fn validate_instance(
         None => Some(vrrp::auth::Auth::None),
         Some(a) => validate_auth(cx, a, version, advert_interval),
     };
+    let election = election(cx, raw, &mut facts);
 
     let config = (|| {
         if !ok || !addresses_ok {
@@ -145,6 +147,7 @@ pub(super) fn validate_instance(
             notify: notify?,
             track_files,
             auth: auth?,
+            election: election?,
         })
     })();
     (config, facts)
@@ -468,4 +471,63 @@ fn checks(cx: &mut Cx<'_>, raw: &RawInstance, label: &str, ok: &mut bool) -> Vec
         }
     }
     checks
+}
+
+/// `election`: `"vrrp"` (default) or `"etcd"`; the rules that need `[etcd]` and `[[group]]` are in
+/// [`super::etcd`].
+fn election(cx: &mut Cx<'_>, raw: &RawInstance, facts: &mut Facts) -> Option<Election> {
+    let Some(e) = &raw.election else {
+        return Some(Election::Vrrp);
+    };
+    match e.get_ref().as_str() {
+        "vrrp" => Some(Election::Vrrp),
+        "etcd" => {
+            facts.etcd = Some(e.span());
+            etcd_refuses_vrrp_only_keys(cx, raw).then_some(Election::Etcd)
+        }
+        other => {
+            cx.at(
+                e.span(),
+                format!("election \"{other}\" is not known"),
+                "write election = \"vrrp\" (the default: VRRP on the LAN) or election = \"etcd\" (a lease in etcd; needs an [etcd] table)",
+            );
+            None
+        }
+    }
+}
+
+/// Keys an etcd instance would ignore (it sends no adverts, adds its VIPs on `interface` itself and
+/// takes its priority from `priority` and the checks): refused rather than silently dropped.
+fn etcd_refuses_vrrp_only_keys(cx: &mut Cx<'_>, raw: &RawInstance) -> bool {
+    let mut ok = true;
+    let mut refuse = |span: Range<usize>, key: &str, hint: &str| {
+        cx.at(
+            span,
+            format!("{key} does not apply to election = \"etcd\" (yet)"),
+            hint.to_string(),
+        );
+        ok = false;
+    };
+    if let Some(v) = raw.vmac.as_ref().filter(|v| *v.get_ref()) {
+        refuse(
+            v.span(),
+            "vmac",
+            "remove vmac (an etcd instance adds its VIPs on `interface`), or use election = \"vrrp\"",
+        );
+    }
+    if let Some(a) = &raw.auth {
+        refuse(
+            a.span(),
+            "[instance.auth]",
+            "remove [instance.auth]: an etcd instance sends no adverts (secure etcd itself with https:// endpoints and client certificates)",
+        );
+    }
+    if let Some(t) = raw.track_file.first() {
+        refuse(
+            t.span(),
+            "[[instance.track_file]]",
+            "use an [[instance.check]] with kind = \"exec\" and a weight (etcd instances take their priority from the checks), or use election = \"vrrp\"",
+        );
+    }
+    ok
 }

@@ -6,6 +6,7 @@ mod announce;
 mod auth;
 mod check;
 mod daemon;
+mod etcd;
 mod group;
 mod instance;
 mod notify;
@@ -168,12 +169,14 @@ pub(super) fn validate(cx: &mut Cx<'_>, raw: RawFile) -> Option<Config> {
     }
     cross_instance(cx, &facts);
     let groups = validate_groups(cx, &raw.group, &facts);
+    let etcd = etcd::validate_etcd(cx, raw.etcd.as_ref(), &raw.group, &facts);
 
     Some(Config {
         path: cx.path.to_path_buf(),
         daemon: daemon?,
         instances: all_ok.then_some(instances)?,
         groups: groups?,
+        etcd: etcd?,
     })
 }
 /// What cross-instance rules need from each instance, as far as it could be read.
@@ -183,6 +186,8 @@ struct Facts {
     vrid: Option<(u8, Range<usize>)>,
     is_v6: Option<bool>,
     vips: Vec<(Vip, Range<usize>)>,
+    /// Where it says `election = "etcd"`, if it does.
+    etcd: Option<Range<usize>>,
 }
 
 fn is_valid_name(name: &str) -> bool {

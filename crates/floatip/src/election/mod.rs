@@ -1,0 +1,21 @@
+//! Who owns an instance's VIPs. `election = "vrrp"` (the default) is decided by the VRRP core that
+//! the daemon's protocol loop drives ([`crate::daemon`]); `election = "etcd"` by a lease-backed key
+//! in etcd ([`etcd`], with its timing rules in [`lease`]). This file splits a config between them.
+//!
+//! An etcd instance runs as a task of its own on the runtime: nothing of etcd (client, gRPC, TLS) is
+//! started unless some instance has `election = "etcd"`.
+
+pub mod etcd;
+pub mod lease;
+pub mod status;
+
+use crate::config::{Config, Election, InstanceConfig};
+
+/// Takes the `election = "etcd"` instances out of `cfg` (the protocol loop runs the rest).
+pub fn take_etcd_instances(cfg: &mut Config) -> Vec<InstanceConfig> {
+    let (etcd, vrrp): (Vec<_>, Vec<_>) = std::mem::take(&mut cfg.instances)
+        .into_iter()
+        .partition(|i| i.election == Election::Etcd);
+    cfg.instances = vrrp;
+    etcd
+}

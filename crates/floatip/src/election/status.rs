@@ -1,0 +1,162 @@
+//! What `floatip status` shows of an `election = "etcd"` instance: its lease, the remaining time, the
+//! member in use, the owner and the candidates ([`EtcdStatus`], inside the one status model), and the
+//! registry the etcd tasks publish their instances' status to for the control socket to answer from.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::control::InstanceStatus;
+
+/// The etcd side of an instance's status (absent for VRRP instances).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EtcdStatus {
+    /// The member requests go to now ("http://192.0.2.11:2379").
+    pub endpoint: String,
+    /// Our lease (hex, as etcdctl shows it); `None` while we have none.
+    pub lease: Option<String>,
+    /// The TTL etcd granted, in seconds.
+    pub lease_ttl_s: u64,
+    /// How long the lease surely lives in etcd, by our own count.
+    pub lease_remaining_ms: Option<u64>,
+    /// The owner key's value ("host 192.0.2.1"); `None`: nobody owns the VIPs.
+    pub owner: Option<String>,
+    /// Every candidacy in etcd, best first.
+    pub candidates: Vec<EtcdCandidate>,
+    /// Since when our renewals fail (unix seconds); `None` while etcd answers.
+    pub unreachable_since: Option<f64>,
+    /// When we last let go of the VIPs because the lease could not be renewed (unix seconds).
+    pub released_at: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdCandidate {
+    pub address: IpAddr,
+    pub priority: u8,
+}
+
+static REGISTRY: Mutex<BTreeMap<String, InstanceStatus>> = Mutex::new(BTreeMap::new());
+
+/// The latest status of an etcd instance.
+pub fn publish(status: InstanceStatus) {
+    if let Ok(mut r) = REGISTRY.lock() {
+        r.insert(status.name.clone(), status);
+    }
+}
+
+/// Every etcd instance's latest status.
+pub fn snapshot() -> Vec<InstanceStatus> {
+    REGISTRY
+        .lock()
+        .map(|r| r.values().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// An etcd instance's state as people see it: MASTER while it holds the VIPs, BACKUP otherwise,
+/// with the reason and the history of transitions (as a VRRP instance's).
+#[derive(Debug)]
+pub struct Tracker {
+    state: &'static str,
+    since: Option<f64>,
+    reason: Option<String>,
+    history: std::collections::VecDeque<crate::control::status::HistoryEntry>,
+    transitions: BTreeMap<String, u64>,
+}
+
+impl Default for Tracker {
+    fn default() -> Tracker {
+        Tracker {
+            state: "INIT",
+            since: None,
+            reason: None,
+            history: Default::default(),
+            transitions: BTreeMap::new(),
+        }
+    }
+}
+
+impl Tracker {
+    /// Records a change to `to` ("MASTER", "BACKUP", "INIT"); the same state again is no change.
+    /// Returns whether it changed.
+    pub fn transition(&mut self, to: &'static str, reason: String) -> bool {
+        if self.state == to {
+            return false;
+        }
+        let at = crate::control::status::unix_secs(std::time::SystemTime::now());
+        if self.history.len() == crate::control::status::HISTORY_MAX {
+            self.history.pop_front();
+        }
+        self.history
+            .push_back(crate::control::status::HistoryEntry {
+                at,
+                from: self.state.to_string(),
+                to: to.to_string(),
+                reason: reason.clone(),
+            });
+        *self
+            .transitions
+            .entry(format!("{}->{to}", self.state))
+            .or_default() += 1;
+        self.state = to;
+        self.since = Some(at);
+        self.reason = Some(reason);
+        true
+    }
+
+    /// The state now ("MASTER", "BACKUP", "INIT").
+    pub fn state(&self) -> &'static str {
+        self.state
+    }
+
+    /// The status model for `cfg`, with the VIPs the kernel has now and the etcd part.
+    pub fn status(
+        &self,
+        cfg: &crate::config::InstanceConfig,
+        present: &[IpAddr],
+        etcd: EtcdStatus,
+    ) -> InstanceStatus {
+        use crate::control::status::*;
+        InstanceStatus {
+            name: cfg.name.clone(),
+            interface: cfg.interface.clone(),
+            vrid: cfg.vrid,
+            version: match cfg.version {
+                vrrp::Version::V2 => 2,
+                vrrp::Version::V3 => 3,
+            },
+            state: self.state.to_string(),
+            since: self.since,
+            reason: self.reason.clone(),
+            priority: PriorityStatus {
+                configured: cfg.priority,
+                effective: cfg.priority,
+                why_different: None,
+            },
+            vips: cfg
+                .addresses
+                .iter()
+                .map(|v| VipStatus {
+                    address: format!("{}/{}", v.addr, v.prefix_len),
+                    present_in_kernel: present.contains(&v.addr),
+                })
+                .collect(),
+            master: None,
+            speakers: Vec::new(),
+            counters: CountersStatus {
+                transitions: self.transitions.clone(),
+                ..CountersStatus::default()
+            },
+            override_mode: None,
+            claim_inhibit: None,
+            conflicts: Vec::new(),
+            clashes: Vec::new(),
+            checks: Vec::new(),
+            history: self.history.iter().cloned().collect(),
+            track_files: Vec::new(),
+            auth: None,
+            etcd: Some(etcd),
+        }
+    }
+}
