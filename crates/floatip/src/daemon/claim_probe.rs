@@ -268,6 +268,12 @@ impl Daemon {
                 crate::config::format_duration(stalled),
                 missing.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "));
             rt.start_probe(now, AfterProbe::Restore(missing));
+            // The ARP/ND watch was stopped too and may still be reading what queued up meanwhile,
+            // so the first round's end probes again rather than counting as quiet (a lab run put
+            // the VIP back 1 ms after waking, next to the host that held it by then).
+            if let Some(p) = rt.probe.as_mut() {
+                p.unprobed_round = true;
+            }
         }
     }
 }

@@ -154,3 +154,22 @@ fn a_preemption_adds_the_vip_only_once_the_old_master_has_let_go() {
     assert!(h.host.has(IFINDEX, vip()));
     assert!(h.host.take_log().contains(&Call::Announce(vip())));
 }
+
+#[test]
+fn after_a_stall_the_first_quiet_round_does_not_count() {
+    let mut h = Harness::start(&instance(51, 150));
+    h.become_master();
+    h.host.remove_now(IFINDEX, vip());
+    {
+        let _rt = h.runtime.enter();
+        h.daemon.after_stall(h.now, Duration::from_secs(3));
+    }
+    // Nobody answers, but answers queued while the watch was stopped may still be on their way.
+    h.advance(Duration::from_millis(5));
+    assert!(!h.host.has(IFINDEX, vip()), "put back after one round");
+    h.advance(Duration::from_millis(5));
+    assert!(
+        h.host.has(IFINDEX, vip()),
+        "put back after two quiet rounds"
+    );
+}
