@@ -55,11 +55,21 @@ pub struct Conflicts {
     /// Set while we have yielded to a higher MAC.
     pub yielded: Option<String>,
     pub total: u64,
+    /// Never yield (an etcd owner: the quorum decided who holds the address); only re-announce.
+    pub never_yield: bool,
     clear_rounds: u32,
     last_reannounce: Option<Instant>,
 }
 
 impl Conflicts {
+    /// For an owner the etcd quorum chose: it never yields, it only re-announces.
+    pub fn never_yielding() -> Conflicts {
+        Conflicts {
+            never_yield: true,
+            ..Conflicts::default()
+        }
+    }
+
     /// Another MAC answered for `addr` while we hold it.
     pub fn sighting(&mut self, now: Instant, addr: IpAddr, mac: [u8; 6], ours: [u8; 6]) -> Verdict {
         self.forget(now);
@@ -94,7 +104,7 @@ impl Conflicts {
             s.reported = true;
             self.total += 1;
         }
-        if age >= YIELD_AFTER && mac > ours && self.yielded.is_none() {
+        if age >= YIELD_AFTER && mac > ours && self.yielded.is_none() && !self.never_yield {
             let reason = format!(
                 "yielding {addr} to {}, which also answers for it and has the higher MAC (ours {}); adverts between us are not getting through",
                 format_mac(&mac),

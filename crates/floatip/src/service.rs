@@ -63,14 +63,20 @@ pub fn stderr_is_journal() -> bool {
 
 /// The log filter: `RUST_LOG` when set (and valid), else the config's `log_level`, else `info`.
 pub fn log_filter(level: Option<&str>) -> EnvFilter {
+    // netlink-packet-route warns about every attribute a newer kernel added (each time a link is
+    // read); not news at 2am. `RUST_LOG` that names the crate gets what it asks for.
+    let quiet = ",netlink_packet_route=error";
     if let Ok(env) = std::env::var("RUST_LOG") {
+        let env = if env.contains("netlink_packet_route") {
+            env
+        } else {
+            format!("{env}{quiet}")
+        };
         match EnvFilter::try_new(&env) {
             Ok(f) => return f,
             Err(e) => eprintln!("floatip: ignoring RUST_LOG={env:?}: {e}"),
         }
     }
-    // netlink-packet-route warns about every attribute a newer kernel added; not news at 2am.
-    let quiet = ",netlink_packet_route=error";
     EnvFilter::try_new(format!("{}{quiet}", level.unwrap_or("info")))
         .unwrap_or_else(|_| EnvFilter::new(format!("info{quiet}")))
 }

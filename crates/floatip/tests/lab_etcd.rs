@@ -10,10 +10,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use floatip_lab::Timeline;
 
-/// The lease the tests use: the default.
-const TTL: Duration = Duration::from_secs(5);
+const TTL: Duration = ETCD_TTL;
 
 /// Drops h1's traffic to and from etcd's client port, and nothing else.
 const CUT_FROM_ETCD: &str = "table inet cut_etcd {
@@ -21,44 +19,6 @@ const CUT_FROM_ETCD: &str = "table inet cut_etcd {
   chain in { type filter hook input priority 0; tcp sport 2379 drop; }
 }
 ";
-
-fn inst(priority: u8, preempt: bool) -> Instance {
-    Instance::v4(priority)
-        .preempt(preempt)
-        .extra(&EtcdCluster::instance_lines(TTL))
-}
-
-/// A lab with h1, h2 and the etcd cluster; floatip on h1 (150) and h2 (100); h1 owns the VIP.
-fn etcd_lab(name: &str, preempt: bool) -> (Lab, Host, Host, EtcdCluster, Node, Node) {
-    let (mut lab, mut hosts) = lab_with_hosts(name, 2, false);
-    let h2 = hosts.pop().expect("h2");
-    let h1 = hosts.pop().expect("h1");
-    let cluster = EtcdCluster::start(&mut lab);
-    let n1 = Node::start(&lab, &h1, &[inst(150, preempt)]);
-    // h1 is the better candidate: let it claim first, so that the test starts from h1 either way.
-    wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
-    let n2 = Node::start(&lab, &h2, &[inst(100, preempt)]);
-    (lab, h1, h2, cluster, n1, n2)
-}
-
-/// No instant with two owners between the watches' start and now; h1 lost the VIP.
-fn assert_handed_over(t1: &Timeline, t2: &Timeline, what: &str, logs: &str) {
-    let end = unix_now();
-    assert!(
-        t1.events.iter().any(|e| e.kind == WatchKind::AddrRemoved) && !t2.held(end).is_empty(),
-        "{what}: the watches saw the VIP leave h1 and reach h2\n{t1:?}\n{t2:?}\n{logs}"
-    );
-    let own = ownership(&[t1.clone(), t2.clone()], t1.since, end, false);
-    assert!(
-        own.shared.is_empty(),
-        "{what}: two owners during {:?}\n{t1:?}\n{t2:?}\n{logs}",
-        own.shared
-    );
-}
-
-fn logs(n1: &Node, n2: &Node) -> String {
-    format!("h1 log:\n{}\nh2 log:\n{}", n1.log(), n2.log())
-}
 
 #[test]
 fn etcd_owner_cut_off_from_etcd_lets_go_before_another_claims() {
@@ -268,12 +228,18 @@ fn etcd_sigterm_hands_over_to_the_next_candidate() {
         "h1 stopped cleanly: {status:?}\n{}",
         n1.log()
     );
-    // The lease is revoked: h2 claims at once, not after the TTL (a bound of "something is wrong").
+    // A planned move: h1 names h2 in etcd, h2 takes the key, adds and announces the VIP, and only
+    // then does h1 remove it (make-before-break); then h1 revokes its lease.
     wait_sole_owner(&[&h1, &h2], &h2, VIP4, SETTLE);
     std::thread::sleep(Duration::from_millis(300));
     let (t1, t2) = (w1.stop(), w2.stop());
-    assert_handed_over(&t1, &t2, "SIGTERM of h1", &logs(&n1, &n2));
-    assert!(n1.log().contains("revoked"), "{}", n1.log());
+    assert_make_before_break(&t1, &t2, "SIGTERM of h1", &logs(&n1, &n2));
+    assert!(
+        n1.log().contains("handing the VIPs over to 192.0.2.2") && n1.log().contains("revoked"),
+        "{}",
+        n1.log()
+    );
+    assert!(n2.log().contains("took the owner key over"), "{}", n2.log());
     assert!(
         wait_until(SETTLE, POLL, || marker.exists()),
         "h2's master hook ran\n{}",
@@ -322,42 +288,50 @@ fn etcd_failing_check_withdraws_the_candidacy_and_recovery_takes_it_back() {
     let h1 = hosts.pop().expect("h1");
     let _cluster = EtcdCluster::start(&mut lab);
     let flag = write_file(&lab, "h1-healthy", "");
+    let fault_marker = lab.path("h1-fault-hook");
     let etcd_lines = EtcdCluster::instance_lines(TTL);
     let (election, etcd_table) = etcd_lines.split_once("\n\n").expect("two parts");
     let with_check = format!(
-        "{election}\n[[instance.check]]\nname = \"svc\"\nkind = \"exec\"\ncommand = [\"/usr/bin/test\", \"-e\", \"{}\"]\ninterval = \"200ms\"\nrise = 1\nfall = 1\n\n{etcd_table}",
-        path_str(&flag)
+        "{election}\n[[instance.check]]\nname = \"svc\"\nkind = \"exec\"\ncommand = [\"/usr/bin/test\", \"-e\", \"{}\"]\ninterval = \"200ms\"\nrise = 1\nfall = 1\n[instance.notify]\nfault = [\"/usr/bin/touch\", \"{}\"]\n\n{etcd_table}",
+        path_str(&flag),
+        path_str(&fault_marker)
     );
     let n1 = Node::start(&lab, &h1, &[Instance::v4(150).extra(&with_check)]);
     wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
-    let n2 = Node::start(&lab, &h2, &[inst(100, true)]);
+    let n2 = Node::start(&lab, &h2, &[etcd_inst(100, true)]);
     n2.wait_status("files", "h2 sees both candidates", |s| {
         s["etcd"]["candidates"]
             .as_array()
             .is_some_and(|c| c.len() == 2)
     });
+    // The check fails: h1 hands the VIP to h2 make-before-break and is FAULT, with its hook.
     let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
     let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");
     std::fs::remove_file(&flag).expect("fail h1's check");
     wait_sole_owner(&[&h1, &h2], &h2, VIP4, SETTLE);
+    std::thread::sleep(Duration::from_millis(300));
+    let (t1, t2) = (w1.stop(), w2.stop());
+    assert_make_before_break(&t1, &t2, "h1's check failed", &logs(&n1, &n2));
     let st1 = n1.wait_status("files", "h1 not a candidate", |s| {
         s["claim_inhibit"]
             .as_str()
             .is_some_and(|w| w.contains("check svc failing"))
     });
-    assert_eq!(st1["state"], "BACKUP", "{st1:#}");
-    // Healthy again: h1 (150, preempt) is the better candidate and gets the VIP back.
+    assert_eq!(st1["state"], "FAULT", "{st1:#}");
+    assert!(
+        wait_until(SETTLE, POLL, || fault_marker.exists()),
+        "h1's fault hook ran\n{}",
+        n1.log()
+    );
+    // Healthy again: h1 (150, preempt) is the better candidate and gets the VIP back, the same way.
+    let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
+    let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");
     std::fs::write(&flag, "").expect("h1's check passes again");
     wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
     std::thread::sleep(Duration::from_millis(300));
     let (t1, t2) = (w1.stop(), w2.stop());
-    let own = ownership(&[t1.clone(), t2.clone()], t1.since, unix_now(), false);
-    assert!(
-        own.shared.is_empty() && !t2.held(unix_now()).is_empty(),
-        "check failure and recovery: h2 held the VIP meanwhile, never two owners: {:?}\n{t1:?}\n{t2:?}\n{}",
-        own.shared,
-        logs(&n1, &n2)
-    );
+    assert_make_before_break(&t2, &t1, "h1 recovered and preempted", &logs(&n1, &n2));
+    assert_eq!(n1.status("files")["state"], "MASTER");
 }
 
 #[test]

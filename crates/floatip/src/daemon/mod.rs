@@ -71,7 +71,7 @@ use vrrp::{Event, Override};
 
 use kernel::{AdvertSender, Announce, Kernel, Receive};
 use operator::PendingRelease;
-pub use overrides::{load_overrides, save_overrides, OVERRIDES_FILE};
+pub use overrides::{load_overrides, save_overrides, update_override, OVERRIDES_FILE};
 use runtime::SockKey;
 pub use runtime::{Counters, Record, Runtime, Speaker};
 
@@ -192,6 +192,8 @@ pub struct Daemon {
     pub events: Arc<EventHub>,
     /// The kernel parameters virtual MACs changed, put back on exit ([`vmac::SysctlLedger`]).
     vmac_ledger: vmac::SysctlLedger,
+    /// The `election = "etcd"` instances' tasks, for the operator's commands on them.
+    pub etcd: crate::election::etcd::Handles,
 }
 
 impl Daemon {
@@ -241,6 +243,7 @@ impl Daemon {
                 hub
             },
             vmac_ledger: vmac::SysctlLedger::load(&cfg.daemon.state_dir),
+            etcd: Default::default(),
         })
     }
 
@@ -350,21 +353,27 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
     // `election = "etcd"` instances run beside the loop (nothing of etcd starts without one).
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let hub = EventHub::new();
+    let overrides = overrides::load_overrides(&cfg.daemon.state_dir)?;
     let etcd = crate::election::take_etcd_instances(&mut cfg);
-    let etcd = match (etcd.is_empty(), &cfg.etcd) {
+    let (etcd, etcd_handles) = match (etcd.is_empty(), &cfg.etcd) {
         (false, Some(etcd_cfg)) => {
-            let elections =
-                crate::election::etcd::Elections::prepare(etcd_cfg, etcd, hub.clone()).await?;
-            Some(tokio::spawn(elections.run(stop_rx)))
+            let (elections, handles) = crate::election::etcd::Elections::prepare(
+                etcd_cfg,
+                etcd,
+                hub.clone(),
+                &overrides,
+                &cfg.daemon.state_dir,
+            )
+            .await?;
+            (Some(tokio::spawn(elections.run(stop_rx))), handles)
         }
-        _ => None,
+        _ => (None, Default::default()),
     };
     let stop_all = stop_tx.clone();
     let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    let overrides = overrides::load_overrides(&cfg.daemon.state_dir)?;
     let (host, events) = kernel::open_host()?;
     let listener = control::bind(&cfg.daemon.socket)?;
     let metrics_listener = cfg.daemon.http.map(crate::http::bind).transpose()?;
@@ -396,7 +405,7 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
             chans,
             inputs,
             ready_tx,
-            (guard, loop_hub),
+            (guard, loop_hub, etcd_handles),
         )
     });
     // Calls queue until the loop is ready; `floatip status` during start-up waits rather than fails.
@@ -513,10 +522,11 @@ fn protocol_loop(
     chans: Channels,
     mut inputs: mpsc::Receiver<Input>,
     ready: oneshot::Sender<()>,
-    (guard, events): (Guard, Arc<EventHub>),
+    (guard, events, etcd): (Guard, Arc<EventHub>, crate::election::etcd::Handles),
 ) -> Result<()> {
     let mut daemon = Daemon::new(kernel, &cfg, overrides, wakeup, chans)?;
     daemon.guard = Some(guard);
+    daemon.etcd = etcd;
     events.set_groups(
         cfg.groups
             .iter()

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 use vrrp::{Event, Override, State};
 
@@ -17,6 +17,9 @@ use crate::control::{self, ControlCall, Request, Response};
 impl Daemon {
     pub(super) fn on_control(&mut self, now: Instant, call: ControlCall) {
         self.publish_command(&call.request);
+        let Some(call) = self.etcd_call(call) else {
+            return;
+        };
         let Some(call) = self.group_call(now, call) else {
             return;
         };
@@ -106,7 +109,7 @@ impl Daemon {
         };
         let mut rec = EventRecord::new(EventKind::Operator, None, text);
         if let Some(name) = name {
-            if self.instances.iter().any(|r| &r.cfg.name == name) {
+            if self.instances.iter().any(|r| &r.cfg.name == name) || self.etcd.contains_key(name) {
                 rec.instance = Some(name.clone());
             } else {
                 rec.group = Some(name.clone());
@@ -115,12 +118,45 @@ impl Daemon {
         self.events.publish(rec);
     }
 
+    /// An operator's `takeover`, `release` or `auto` of an `election = "etcd"` instance goes to its
+    /// task, which answers (a release once the successor has the VIPs) and saves the override.
+    /// Anything else comes back.
+    fn etcd_call(&self, call: ControlCall) -> Option<ControlCall> {
+        let (name, op, force) = match &call.request {
+            Request::Takeover { instance } => (instance, Override::Takeover, false),
+            Request::Release { instance, force } => (instance, Override::Release, *force),
+            Request::Auto { instance } => (instance, Override::Auto, false),
+            _ => return Some(call),
+        };
+        let Some(task) = self.etcd.get(name) else {
+            return Some(call);
+        };
+        let etcd_call = crate::election::etcd::EtcdCall {
+            op,
+            force,
+            reply: call.reply,
+        };
+        if let Err(err) = task.try_send(etcd_call) {
+            let (message, reply) = match err {
+                mpsc::error::TrySendError::Full(c) => (
+                    format!("{name} is busy with earlier commands; try again in a moment"),
+                    c.reply,
+                ),
+                mpsc::error::TrySendError::Closed(c) => {
+                    (format!("{name}'s etcd task has stopped"), c.reply)
+                }
+            };
+            let _ = reply.send(Response::Error { message });
+        }
+        None
+    }
+
     /// What `floatip events NAME` follows: an instance or a group of this daemon (all without a name).
     fn stream_target(&self, name: Option<&str>) -> Result<String, String> {
         let Some(name) = name else {
             return Ok("streaming every event".to_string());
         };
-        if self.instances.iter().any(|r| r.cfg.name == name) {
+        if self.instances.iter().any(|r| r.cfg.name == name) || self.etcd.contains_key(name) {
             return Ok(format!("streaming the events of instance {name}"));
         }
         if self.group_status().iter().any(|g| g.name == name) {
@@ -213,7 +249,7 @@ impl Daemon {
             Override::Auto => self.overrides.remove(name),
             other => self.overrides.insert(name.to_string(), other),
         };
-        let saved = overrides::save_overrides(&self.state_dir, &self.overrides);
+        let saved = overrides::update_override(&self.state_dir, name, o);
         if let Err(err) = &saved {
             warn!(instance = %name, "the {o:?} override is in force but could not be saved, so it will not survive a restart: {err:#}");
         }

@@ -32,6 +32,19 @@ pub fn load_overrides(state_dir: &Path) -> anyhow::Result<BTreeMap<String, vrrp:
     Ok(stored.into_iter().map(|(k, v)| (k, v.to_vrrp())).collect())
 }
 
+/// Sets (or, `Auto`, clears) one instance's override in the file, keeping the others: the protocol
+/// loop and the etcd instances' tasks both write it, one at a time.
+pub fn update_override(state_dir: &Path, name: &str, o: vrrp::Override) -> anyhow::Result<()> {
+    static WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = WRITER.lock().unwrap_or_else(|e| e.into_inner());
+    let mut all = load_overrides(state_dir)?;
+    match o {
+        vrrp::Override::Auto => all.remove(name),
+        other => all.insert(name.to_string(), other),
+    };
+    save_overrides(state_dir, &all)
+}
+
 /// Writes the overrides atomically (temporary file, fsync, rename). `Auto` entries are not stored:
 /// automatic is what a missing entry means.
 pub fn save_overrides(

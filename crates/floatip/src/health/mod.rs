@@ -272,6 +272,10 @@ impl TaskSet {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// One more task that stops with the set.
+    pub fn push(&mut self, task: JoinHandle<()>) {
+        self.0.push(task);
+    }
 }
 
 impl Drop for TaskSet {

@@ -341,6 +341,13 @@ mod tests {
             "{INSTANCE}election = \"etcd\"\n[[instance.track_file]]\npath = \"/run/floatip/drain\"\n{etcd}"
         ));
         assert!(e.contains("[[instance.track_file]] does not apply"), "{e}");
+        let e = errors(&format!(
+            "{INSTANCE}election = \"etcd\"\nwitness = [\"192.0.2.254\"]\n{etcd}"
+        ));
+        assert!(
+            e.contains("t.toml:7") && e.contains("witness does not apply"),
+            "{e}"
+        );
         // vmac = false is the default, and fine.
         let text = format!("{INSTANCE}election = \"etcd\"\nvmac = false\n{etcd}");
         assert!(parse(&text, Path::new("t.toml")).is_ok());

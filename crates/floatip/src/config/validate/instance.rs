@@ -522,6 +522,13 @@ fn etcd_refuses_vrrp_only_keys(cx: &mut Cx<'_>, raw: &RawInstance) -> bool {
             "remove [instance.auth]: an etcd instance sends no adverts (secure etcd itself with https:// endpoints and client certificates)",
         );
     }
+    if let Some(w) = raw.witness.as_ref().filter(|w| !w.get_ref().is_empty()) {
+        refuse(
+            w.span(),
+            "witness",
+            "remove witness: etcd's quorum already keeps a cut-off host from claiming (a witness guards VRRP's claims)",
+        );
+    }
     if let Some(t) = raw.track_file.first() {
         refuse(
             t.span(),

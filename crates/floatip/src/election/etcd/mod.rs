@@ -3,64 +3,90 @@
 //! candidacy (`PREFIX<instance>/candidates/<our address>`, same lease) in etcd, claims the key when it
 //! is free and we are the best candidate, adds the VIPs with a kernel lifetime that ends before the
 //! lease can (see [`super::lease`]), renews lease and lifetime together, and removes the VIPs itself
-//! once a renewal has not succeeded in time. Planned stops remove the VIPs, then revoke the lease so
-//! the next candidate claims at once.
+//! once a renewal has not succeeded in time. This file holds the task and its loop; the rules are in
+//! [`decide`], the etcd requests in `client`, the VIPs on the wire in `vips`, planned moves and the
+//! operator's commands in `handoff`, checks and status in `report`.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity,
-    LeaseKeepAliveStream, LeaseKeeper, PutOptions, TlsOptions, Txn, TxnOp,
-};
+use etcd_client::Client;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::lease::{self, LeaseClock};
 
+mod client;
+pub mod decide;
+mod handoff;
 mod report;
+mod vips;
+
+pub use handoff::EtcdCall;
+
 use super::status::Tracker;
 use crate::config::{EtcdConfig, InstanceConfig};
+use crate::conflict::Conflicts;
 use crate::control::events::EventHub;
 use crate::health::{self, CheckReport, CheckState, TaskSet};
 use crate::hooks::{self, Hooks};
 use crate::net::announce::Announcer;
 use crate::net::netlink::Netlink;
+use decide::{Me, Step, View};
+use handoff::Handing;
 
 /// How often a task reads its instance's keys (a free owner key is claimed within this).
 const POLL: Duration = Duration::from_millis(100);
+/// How often while a planned move of ours is in progress (the old owner keeps the VIPs until the
+/// successor has announced them, and removes them right after).
+const HANDOFF_POLL: Duration = Duration::from_millis(10);
 /// How long the stop hook may run when the daemon exits (as for VRRP instances).
 const HOOK_DRAIN: Duration = Duration::from_secs(10);
-/// The longest any one etcd request may take before it counts as failed.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Every `election = "etcd"` instance, ready to run: interfaces resolved, stale VIPs removed, the
 /// client set up. An error here (a missing interface, an unreadable certificate) stops the start.
 pub struct Elections(Vec<Elector>);
 
+/// Where the daemon sends an etcd instance's `takeover`, `release` and `auto`, by instance name.
+pub type Handles = BTreeMap<String, mpsc::Sender<EtcdCall>>;
+
 impl Elections {
     /// `events`: the daemon's `floatip events` hub, which gets each transition as the hooks do.
+    /// `overrides`: the operator's takeover/release that survive a restart, by instance name.
     pub async fn prepare(
         etcd: &EtcdConfig,
         instances: Vec<InstanceConfig>,
         events: Arc<EventHub>,
-    ) -> Result<Elections> {
+        overrides: &BTreeMap<String, vrrp::Override>,
+        state_dir: &std::path::Path,
+    ) -> Result<(Elections, Handles)> {
         let mut clients = Vec::new();
         for endpoint in &etcd.endpoints {
-            clients.push((endpoint.clone(), connect(etcd, endpoint).await?));
+            clients.push((endpoint.clone(), client::connect(etcd, endpoint).await?));
         }
         let netlink = Netlink::new()?;
         let mut electors = Vec::new();
+        let mut handles = Handles::new();
         for cfg in instances {
-            electors.push(
-                Elector::prepare(cfg, etcd, clients.clone(), netlink.clone(), events.clone())
-                    .await?,
-            );
+            let (tx, rx) = mpsc::channel(4);
+            handles.insert(cfg.name.clone(), tx);
+            let o = overrides
+                .get(&cfg.name)
+                .copied()
+                .unwrap_or(vrrp::Override::Auto);
+            let shared = Shared {
+                clients: clients.clone(),
+                netlink: netlink.clone(),
+                events: events.clone(),
+                state_dir: state_dir.to_path_buf(),
+            };
+            electors.push(Elector::prepare(cfg, etcd, shared, rx, o).await?);
         }
-        Ok(Elections(electors))
+        Ok((Elections(electors), handles))
     }
 
     /// Runs them until `stop` turns true, then each lets go of everything.
@@ -76,62 +102,22 @@ impl Elections {
     }
 }
 
-/// A client for one member (one client per member, so that a request that failed goes to the next
-/// member rather than wherever a balancer sends it); it connects lazily, so an unreachable member is
-/// not an error here.
-async fn connect(etcd: &EtcdConfig, endpoint: &str) -> Result<Client> {
-    let mut opts = ConnectOptions::new()
-        .with_connect_timeout(REQUEST_TIMEOUT)
-        .with_timeout(REQUEST_TIMEOUT)
-        .with_require_leader(true);
-    if etcd.ca_file.is_some() || etcd.cert_file.is_some() {
-        let mut tls = TlsOptions::new();
-        if let Some(ca) = &etcd.ca_file {
-            let pem = std::fs::read(ca)
-                .with_context(|| format!("[etcd] ca_file: cannot read {}", ca.display()))?;
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
-        }
-        if let (Some(cert), Some(key)) = (&etcd.cert_file, &etcd.key_file) {
-            let c = std::fs::read(cert)
-                .with_context(|| format!("[etcd] cert_file: cannot read {}", cert.display()))?;
-            let k = std::fs::read(key)
-                .with_context(|| format!("[etcd] key_file: cannot read {}", key.display()))?;
-            tls = tls.identity(Identity::from_pem(c, k));
-        }
-        opts = opts.with_tls(tls);
-    }
-    Client::connect([endpoint], Some(opts))
-        .await
-        .with_context(|| format!("cannot set up the etcd client for {endpoint}"))
-}
-
-/// Runs `f` with [`REQUEST_TIMEOUT`]; a timeout is an error like any other.
-async fn bounded<T>(
-    f: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, f).await {
-        Ok(r) => r.map_err(anyhow::Error::from),
-        Err(_) => anyhow::bail!("no answer within {REQUEST_TIMEOUT:?}"),
-    }
+/// What every instance's task gets from the daemon.
+struct Shared {
+    clients: Vec<(String, Client)>,
+    netlink: Netlink,
+    events: Arc<EventHub>,
+    state_dir: std::path::PathBuf,
 }
 
 /// Our lease and its keep-alive stream.
 struct Lease {
     id: i64,
     clock: LeaseClock,
-    keeper: Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+    keeper: Option<(etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream)>,
     next_renew: Duration,
-    /// Our candidacy is in etcd under this lease.
+    /// Our candidacy is in etcd under this lease (as it should be now).
     candidate: bool,
-}
-
-/// What one read of the instance's keys showed.
-#[derive(Debug, Default, Clone)]
-struct View {
-    /// The owner key's value and lease.
-    owner: Option<(String, i64)>,
-    /// (priority, address) of every candidate.
-    candidates: Vec<(u8, IpAddr)>,
 }
 
 /// One `election = "etcd"` instance.
@@ -142,12 +128,14 @@ struct Elector {
     current: usize,
     netlink: Netlink,
     ifindex: u32,
+    mac: [u8; 6],
     announcer: Arc<Announcer>,
     /// Our own address on the interface: the candidate key's name and the tie-break.
     me: IpAddr,
     /// The owner key's value when we hold it: host name and address.
     node: String,
     owner_key: String,
+    handoff_key: String,
     dir: String,
     /// `[etcd] lease_ttl`.
     ttl: Duration,
@@ -161,14 +149,36 @@ struct Elector {
     /// What the last read of the instance's keys showed.
     view: View,
     tracker: Tracker,
-    /// The instance's health checks, their reports and states: a failing check (without weight)
-    /// withdraws the candidacy, a weighted one changes the priority in it.
-    _checks: TaskSet,
+    /// The instance's health checks and its ARP/ND watch; their reports and states: a failing check
+    /// (without weight) withdraws the candidacy, a weighted one changes the priority in it.
+    _tasks: TaskSet,
     check_reports: mpsc::Receiver<CheckReport>,
     check_states: Vec<CheckState>,
-    /// Why we are not a candidate (a failing check), and the priority our candidacy carries.
+    /// Other hosts answering for our VIPs (the ARP/ND watch), and what the owner makes of them.
+    sightings: mpsc::Receiver<(IpAddr, [u8; 6], std::time::Instant)>,
+    conflicts: Conflicts,
+    /// Why a claim waits: another host answers for a VIP.
+    claim_inhibit: Option<String>,
+    /// Why we may not own the VIPs (a failing check, the interface or a tracked one down): FAULT.
     fault: Option<String>,
+    /// The priority our candidacy carries (checks' weights; 254 under `takeover`).
     priority: u8,
+    /// The operator's override (`takeover`, `release`; `Auto`: none).
+    override_mode: vrrp::Override,
+    /// A planned move of ours in progress.
+    handing: Option<Handing>,
+    /// A preempting successor did not take the VIPs: not before this (`lease::now`) again.
+    preempt_after: Option<Duration>,
+    /// A `release` waiting for its handoff: the control client's reply and the message for it.
+    pending_release: Option<(
+        tokio::sync::oneshot::Sender<crate::control::Response>,
+        String,
+    )>,
+    /// The daemon is stopping: hand over, then revoke.
+    stopping: bool,
+    /// The operator's `takeover`, `release`, `auto` for this instance.
+    calls: mpsc::Receiver<EtcdCall>,
+    state_dir: std::path::PathBuf,
     /// `[instance.notify]`: run on each transition, as for a VRRP instance.
     hooks: Option<Hooks>,
     /// `floatip events`: a transition record for each transition, in the hooks' order.
@@ -179,10 +189,11 @@ impl Elector {
     async fn prepare(
         cfg: InstanceConfig,
         etcd: &EtcdConfig,
-        clients: Vec<(String, Client)>,
-        netlink: Netlink,
-        events: Arc<EventHub>,
+        shared: Shared,
+        calls: mpsc::Receiver<EtcdCall>,
+        override_mode: vrrp::Override,
     ) -> Result<Elector> {
+        let netlink = shared.netlink;
         let link = netlink
             .link_by_name(&cfg.interface)
             .await
@@ -204,8 +215,10 @@ impl Elector {
         let dir = format!("{}{}/", etcd.prefix, cfg.name);
         let (tx, check_reports) = mpsc::channel(64);
         let checks = health::spawn(0, &cfg.name, &cfg.checks, tx);
+        let (watch, sightings) = vips::watch(link.index, link.mac, vips)?;
+        let mut tasks = checks;
+        tasks.push(watch);
         let check_states = CheckState::for_checks(&cfg.checks);
-        let priority = cfg.priority;
         let n = &cfg.notify;
         let hooks = [&n.master, &n.backup, &n.fault, &n.stop]
             .iter()
@@ -213,15 +226,18 @@ impl Elector {
             .then(|| hooks::spawn(cfg.name.clone(), n.clone()));
         let elector = Elector {
             owner_key: format!("{dir}owner"),
+            handoff_key: format!("{dir}handoff"),
             dir,
             ttl: etcd.lease_ttl,
             node: format!("{host} {me}"),
             me,
             ifindex: link.index,
+            mac: link.mac,
             announcer,
-            clients,
+            clients: shared.clients,
             current: 0,
             netlink,
+            priority: handoff::priority_under(override_mode, cfg.priority),
             cfg,
             lease: None,
             holding: Arc::new(AtomicBool::new(false)),
@@ -229,13 +245,22 @@ impl Elector {
             released_at: None,
             view: View::default(),
             tracker: Tracker::default(),
-            _checks: checks,
+            _tasks: tasks,
             check_reports,
             check_states,
+            sightings,
+            conflicts: Conflicts::never_yielding(),
+            claim_inhibit: None,
             fault: None,
-            priority,
+            override_mode,
+            handing: None,
+            preempt_after: None,
+            pending_release: None,
+            stopping: false,
+            calls,
+            state_dir: shared.state_dir,
             hooks,
-            events,
+            events: shared.events,
         };
         // Copies left by an earlier run (killed, or stopped while etcd was unreachable) go first: we
         // do not own anything until etcd says so.
@@ -256,32 +281,38 @@ impl Elector {
             }
             self.tick().await;
             self.publish().await;
+            let pause = if self.handing.is_some() {
+                HANDOFF_POLL
+            } else {
+                POLL
+            };
             tokio::select! {
-                () = tokio::time::sleep(POLL) => {}
+                () = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => {}
+                Some(call) = self.calls.recv() => self.on_call(call).await,
             }
-        }
-    }
-
-    /// The client of the member in use.
-    fn client(&self) -> Client {
-        self.clients[self.current].1.clone()
-    }
-
-    /// A request to the member in use failed: the next request goes to the next member.
-    fn next_endpoint(&mut self, err: &dyn std::fmt::Display) {
-        let failed = self.current;
-        self.current = (self.current + 1) % self.clients.len();
-        if let Some(l) = self.lease.as_mut() {
-            l.keeper = None;
-        }
-        if self.clients.len() > 1 {
-            info!(instance = %self.cfg.name, "etcd member {} failed ({err}); using {}", self.clients[failed].0, self.clients[self.current].0);
         }
     }
 
     fn holding(&self) -> bool {
         self.holding.load(Ordering::SeqCst)
+    }
+
+    /// Whether our candidacy belongs in etcd: no fault, no `release`, not stopping.
+    fn eligible(&self) -> bool {
+        self.fault.is_none() && self.override_mode != vrrp::Override::Release && !self.stopping
+    }
+
+    /// Where we stand, for [`decide::decide`].
+    fn me(&self) -> Me {
+        Me {
+            address: self.me,
+            lease: self.lease.as_ref().map(|l| l.id),
+            holding: self.holding(),
+            eligible: self.eligible() && self.lease.as_ref().is_some_and(|l| l.candidate),
+            priority: self.priority,
+            handing_to: self.handing.as_ref().map(|h| h.to),
+        }
     }
 
     /// Above everything: a holder whose lease may lapse lets go, reachable or not. Checked before
@@ -299,349 +330,57 @@ impl Elector {
         self.enforce_deadline().await;
         let renewed = self.keep_lease(lease::now()).await;
         self.apply_checks().await;
+        self.take_sightings();
         self.enforce_deadline().await;
         let view = self.read().await;
         self.enforce_deadline().await;
         let Some(view) = view else {
             return;
         };
-        self.view = view.clone();
-        let Some((id, clock)) = self.lease.as_ref().map(|l| (l.id, l.clock)) else {
+        self.view = view;
+        let Some(clock) = self.lease.as_ref().map(|l| l.clock) else {
             return;
         };
-        let ours = view.owner.as_ref().is_some_and(|(_, l)| *l == id);
-        if self.holding() {
-            if !ours {
-                let who = view.owner.map_or("nobody".into(), |(v, _)| v);
-                warn!(instance = %self.cfg.name, "the owner key is no longer ours (held by {who}); removing the VIPs");
-                self.set_holding(
-                    false,
-                    format!("BACKUP: the owner key in etcd is held by {who}"),
-                );
-                self.remove_vips().await;
-            } else if self.cfg.preempt && self.best(&view) != Some(self.me) {
-                let better = self.best(&view).map_or("?".into(), |a| a.to_string());
-                info!(instance = %self.cfg.name, "a better candidate is up ({better}); handing the VIPs over");
-                self.hand_over(
-                    id,
-                    format!("BACKUP: preempted by the better candidate {better}"),
-                )
-                .await;
-            } else if renewed {
-                self.add_vips(clock, false).await;
-            }
-            return;
-        }
-        if ours {
-            // Ours all along (we let go when a renewal was late, but the lease lived on).
-            self.add_vips(clock, true).await;
-        } else if view.owner.is_none() && self.best(&view) == Some(self.me) {
-            let put = PutOptions::new().with_lease(id);
-            let txn = Txn::new()
-                .when([Compare::create_revision(
-                    self.owner_key.as_str(),
-                    CompareOp::Equal,
-                    0,
-                )])
-                .and_then([TxnOp::put(
-                    self.owner_key.as_str(),
-                    self.node.as_str(),
-                    Some(put),
-                )]);
-            match bounded(self.client().txn(txn)).await {
-                Ok(r) if r.succeeded() => {
-                    info!(instance = %self.cfg.name, "won the owner key (lease {id:x}, {:?} left)", clock.remaining(lease::now()));
-                    self.add_vips(clock, true).await;
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    warn!(instance = %self.cfg.name, "cannot claim the owner key: {err:#}");
-                    self.next_endpoint(&format!("{err:#}"));
-                }
-            }
-        }
-    }
-
-    /// Removes the VIPs, then frees the owner key (if it is still ours) for the next candidate.
-    async fn hand_over(&mut self, id: i64, reason: String) {
-        self.set_holding(false, reason);
-        self.remove_vips().await;
-        let txn = Txn::new()
-            .when([Compare::lease(
-                self.owner_key.as_str(),
-                CompareOp::Equal,
-                id,
-            )])
-            .and_then([TxnOp::delete(self.owner_key.as_str(), None)]);
-        if let Err(err) = bounded(self.client().txn(txn)).await {
-            warn!(instance = %self.cfg.name, "cannot free the owner key for the successor: {err:#}; it frees itself when our lease ends");
-            self.next_endpoint(&format!("{err:#}"));
-        }
-    }
-
-    /// The best candidate: the highest priority, then the highest address (as VRRP breaks ties).
-    fn best(&self, view: &View) -> Option<IpAddr> {
-        view.candidates.iter().max().map(|(_, a)| *a)
-    }
-
-    /// Grants a lease when we have none, renews it when due, puts our candidacy under it. Returns
-    /// whether it was renewed (or granted) now.
-    async fn keep_lease(&mut self, now: Duration) -> bool {
-        let ttl = self.lease_ttl();
-        if self.lease.is_none() {
-            let sent = lease::now();
-            match bounded(self.client().lease_grant(ttl.as_secs() as i64, None)).await {
-                Ok(r) => match LeaseClock::renewed(sent, r.ttl()) {
-                    Some(clock) => {
-                        self.lease = Some(Lease {
-                            id: r.id(),
-                            clock,
-                            keeper: None,
-                            next_renew: sent + clock.renew_every(),
-                            candidate: false,
-                        });
-                        self.renewal_ok();
-                    }
-                    None => {
-                        warn!(instance = %self.cfg.name, "etcd granted a lease of {} s", r.ttl())
-                    }
-                },
-                Err(err) => {
-                    self.renewal_failed(&format!("{err:#}"));
-                    self.next_endpoint(&format!("{err:#}"));
-                    return false;
-                }
-            }
-        } else if self.lease.as_ref().is_some_and(|l| now >= l.next_renew) {
-            if !self.renew().await {
-                return false;
-            }
-        } else {
-            return false;
-        }
-        let Some((id, false)) = self.lease.as_ref().map(|l| (l.id, l.candidate)) else {
-            return true;
-        };
-        if self.fault.is_some() {
-            return true;
-        }
-        let key = format!("{}candidates/{}", self.dir, self.me);
-        let value = serde_json::json!({ "priority": self.priority, "node": self.node }).to_string();
-        let put = PutOptions::new().with_lease(id);
-        match bounded(self.client().put(key, value, Some(put))).await {
-            Ok(_) => {
-                if let Some(l) = self.lease.as_mut() {
-                    l.candidate = true;
-                }
-            }
-            Err(err) => {
-                warn!(instance = %self.cfg.name, "cannot register our candidacy: {err:#}");
-                self.next_endpoint(&format!("{err:#}"));
-            }
-        }
-        true
-    }
-
-    /// One keep-alive round trip on the lease, trying each member once while they fail.
-    async fn renew(&mut self) -> bool {
-        let Some(l) = self.lease.as_mut() else {
-            return false;
-        };
-        l.next_renew = lease::now() + l.clock.renew_every();
-        let mut last_err = None;
-        for _ in 0..self.clients.len() {
-            // Past the deadline the VIP goes first; the next tick tries again.
-            if self.holding()
-                && self
-                    .lease
-                    .as_ref()
-                    .is_some_and(|l| l.clock.expired(lease::now()))
-            {
-                break;
-            }
-            let sent = lease::now();
-            match self.keep_alive_once().await {
-                Ok(ttl) => {
-                    let Some(l) = self.lease.as_mut() else {
-                        return false;
-                    };
-                    if l.clock.renew(sent, ttl) {
-                        self.renewal_ok();
-                        return true;
-                    }
-                    warn!(instance = %self.cfg.name, "our lease {:x} has ended in etcd; starting over", l.id);
-                    self.lease = None;
-                    if self.holding() {
-                        self.set_holding(false, "BACKUP: our lease ended in etcd".into());
-                        self.remove_vips().await;
-                    }
-                    return false;
-                }
-                Err(err) => {
-                    self.next_endpoint(&format!("{err:#}"));
-                    last_err = Some(err);
-                }
-            }
-        }
-        if let Some(err) = last_err {
-            self.renewal_failed(&format!("{err:#}"));
-        }
-        false
-    }
-
-    /// A keep-alive on the member in use: the TTL etcd answered with (0: the lease is gone).
-    async fn keep_alive_once(&mut self) -> Result<i64> {
-        let mut client = self.client();
-        let l = self.lease.as_mut().context("no lease")?;
-        if l.keeper.is_none() {
-            l.keeper = Some(bounded(client.lease_keep_alive(l.id)).await?);
-        }
-        let (keeper, stream) = l.keeper.as_mut().context("no keep-alive stream")?;
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, async {
-            keeper.keep_alive().await?;
-            stream.message().await
-        })
-        .await;
-        match answer {
-            Ok(Ok(Some(r))) => Ok(r.ttl()),
-            Ok(Ok(None)) => anyhow::bail!("the keep-alive stream ended"),
-            Ok(Err(err)) => Err(err.into()),
-            Err(_) => anyhow::bail!("no answer within {REQUEST_TIMEOUT:?}"),
-        }
-    }
-
-    fn renewal_ok(&mut self) {
-        if let Some(since) = self.failing_since.take() {
-            info!(instance = %self.cfg.name, "etcd reachable again (unreachable since {})", unix(since));
-        }
-    }
-
-    fn renewal_failed(&mut self, err: &dyn std::fmt::Display) {
-        if self.failing_since.is_none() {
-            self.failing_since = Some(SystemTime::now());
-            warn!(instance = %self.cfg.name, "etcd unreachable: {err}");
-        }
-    }
-
-    /// The lease may lapse in etcd any moment now: the VIPs go, before anyone else can win the key.
-    async fn release_unconfirmed(&mut self, clock: Option<LeaseClock>) {
-        let since = self.failing_since.map_or("unknown".into(), unix);
-        let released = SystemTime::now();
-        self.released_at = Some(released);
-        let why = format!(
-            "etcd unreachable since {since}; VIP released at {}",
-            unix(released)
+        let step = decide::decide(&self.view, &self.me());
+        let keeps = matches!(
+            step,
+            Step::Stay
+                | Step::AwaitSuccessor
+                | Step::AwaitAnnounce
+                | Step::Preempted { .. }
+                | Step::Withdraw { to: Some(_) }
         );
-        self.set_holding(false, format!("BACKUP: {why}"));
-        self.remove_vips().await;
-        warn!(
-            instance = %self.cfg.name,
-            "{why} (the lease ends in etcd within {:?}; nobody holds the VIP until a host can prove ownership)",
-            clock.map(|c| c.remaining(lease::now())).unwrap_or_default(),
-        );
-    }
-
-    fn lease_ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// Reads the owner key and the candidates.
-    async fn read(&mut self) -> Option<View> {
-        let opts = GetOptions::new().with_prefix();
-        let resp = match bounded(self.client().get(self.dir.as_str(), Some(opts))).await {
-            Ok(r) => r,
-            Err(err) => {
-                self.next_endpoint(&format!("{err:#}"));
-                return None;
-            }
-        };
-        let mut view = View::default();
-        let cand_prefix = format!("{}candidates/", self.dir);
-        for kv in resp.kvs() {
-            let (Ok(key), Ok(value)) = (kv.key_str(), kv.value_str()) else {
-                continue;
-            };
-            if key == self.owner_key {
-                view.owner = Some((value.to_string(), kv.lease()));
-            } else if let Some(addr) = key.strip_prefix(&cand_prefix) {
-                let priority = serde_json::from_str::<serde_json::Value>(value)
-                    .ok()
-                    .and_then(|v| v["priority"].as_u64())
-                    .and_then(|p| u8::try_from(p).ok());
-                if let (Some(p), Ok(a)) = (priority, addr.parse()) {
-                    view.candidates.push((p, a));
-                }
-            }
+        if renewed && keeps && self.holding() {
+            // A fresh kernel lifetime from the renewed lease, and a probe for hosts that hold a
+            // VIP by hand (they only show themselves when asked).
+            self.add_vips(clock, false).await;
+            self.probe_vips();
         }
-        Some(view)
-    }
-
-    /// Adds (or refreshes) the VIPs with the lifetime the lease allows now; `announce`: a new claim.
-    async fn add_vips(&mut self, clock: LeaseClock, announce: bool) {
-        let Some(lifetime) = clock.vip_lifetime(lease::now()) else {
-            return;
-        };
-        self.set_holding(
-            true,
-            format!("MASTER: we hold the owner key {}", self.owner_key),
-        );
-        for vip in &self.cfg.addresses {
-            if let Err(err) = self
-                .netlink
-                .add_address(self.ifindex, vip.addr, vip.prefix_len, Some(lifetime))
-                .await
-            {
-                warn!(instance = %self.cfg.name, "cannot add {}: {err:#}", vip.addr);
-            } else if announce {
-                info!(instance = %self.cfg.name, "added {}/{} to {} (kernel lifetime {lifetime:?})", vip.addr, vip.prefix_len, self.cfg.interface);
-            }
-        }
-        // Stopped (or slow) between the reading of the clock and the kernel's answer: the lease may
-        // have lapsed meanwhile, so check again after the fact.
-        if clock.expired(lease::now()) {
-            self.release_unconfirmed(Some(clock)).await;
-            return;
-        }
-        if announce {
-            self.spawn_announcements();
+        match step {
+            Step::Stay => {}
+            Step::Claim => self.claim(clock).await,
+            Step::TakeHandoff { from } => self.take_handoff(from, clock).await,
+            Step::Readd => self.add_vips(clock, true).await,
+            Step::LetGo => self.let_go().await,
+            Step::AwaitAnnounce => self.await_announce().await,
+            Step::AwaitSuccessor => self.await_successor().await,
+            Step::Preempted { to } => self.preempted(to).await,
+            Step::Withdraw { to } => self.withdraw(to).await,
         }
     }
 
-    fn spawn_announcements(&self) {
-        let announcer = self.announcer.clone();
-        let holding = self.holding.clone();
-        let vips: Vec<IpAddr> = self.cfg.addresses.iter().map(|v| v.addr).collect();
-        let (count, spacing) = (self.cfg.announce.count, self.cfg.announce.spacing);
-        tokio::spawn(async move {
-            for n in 0..count {
-                if !holding.load(Ordering::SeqCst) {
-                    return;
-                }
-                for addr in &vips {
-                    let _ = announcer.announce(*addr);
-                }
-                if n + 1 < count {
-                    tokio::time::sleep(spacing).await;
-                }
-            }
-        });
-    }
-
-    async fn remove_vips(&self) {
-        for vip in &self.cfg.addresses {
-            if let Err(err) = self
-                .netlink
-                .remove_address(self.ifindex, vip.addr, vip.prefix_len)
-                .await
-            {
-                warn!(instance = %self.cfg.name, "cannot remove {}: {err:#}", vip.addr);
-            }
-        }
-    }
-
-    /// A planned stop: the VIPs go first, then the lease (with the owner key and our candidacy), so
-    /// the next candidate claims at once instead of after the TTL.
+    /// A planned stop: the VIPs go to the best other candidate, make-before-break, bounded; then
+    /// the lease (with the owner key and our candidacy), so nobody waits for the TTL.
     async fn stop(&mut self) {
+        self.stopping = true;
+        let until = lease::now() + handoff::STOP_WAIT;
+        while self.holding() && lease::now() < until {
+            self.tick().await;
+            self.publish().await;
+            if self.holding() {
+                tokio::time::sleep(HANDOFF_POLL).await;
+            }
+        }
         if self.holding() {
             self.set_holding(false, "BACKUP: stopping".into());
             self.remove_vips().await;
@@ -652,28 +391,6 @@ impl Elector {
         self.run_hook("STOP", from, "STOP: the daemon is stopping");
         if let Some(h) = self.hooks.take() {
             h.drain(HOOK_DRAIN).await;
-        }
-    }
-
-    /// Revokes our lease (with the owner key and our candidacy), trying each member once.
-    async fn revoke(&mut self) {
-        if let Some(l) = self.lease.take() {
-            // Each member once: a slow or dead member should not cost the successor the whole TTL.
-            for _ in 0..self.clients.len() {
-                match bounded(self.client().lease_revoke(l.id)).await {
-                    Ok(_) => {
-                        info!(instance = %self.cfg.name, "stopping: lease {:x} revoked", l.id);
-                        return;
-                    }
-                    // An earlier attempt that timed out may have revoked it after all.
-                    Err(err) if format!("{err:#}").contains("lease not found") => {
-                        info!(instance = %self.cfg.name, "stopping: lease {:x} revoked (gone already)", l.id);
-                        return;
-                    }
-                    Err(err) => self.next_endpoint(&format!("{err:#}")),
-                }
-            }
-            warn!(instance = %self.cfg.name, "stopping: cannot revoke lease {:x}; it ends by itself", l.id);
         }
     }
 }
