@@ -1,6 +1,9 @@
 //! Prometheus metrics: every instance's status rendered as OpenMetrics text with prometheus-client,
 //! for `GET /metrics` ([`super`] serves it). Counters are the daemon's own totals since start
-//! (adverts, drops, send errors, transitions by from/to, conflicts), exported as they are.
+//! (adverts, drops, send errors, transitions by from/to, conflicts), exported as they are. The
+//! `floatip_etcd_*` series of `election = "etcd"` instances are in [`etcd`].
+
+mod etcd;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -236,6 +239,7 @@ pub fn render(instances: &[InstanceStatus]) -> String {
         "1 if this host refuses to claim the VIP now (witness unreachable, ...)",
         claim_inhibited,
     );
+    etcd::register(&mut reg, instances);
 
     let mut out = String::new();
     // Writing to a String cannot fail.
