@@ -138,7 +138,8 @@ pub fn render(instances: &[InstanceStatus]) -> String {
         } else {
             "ipv4"
         };
-        if sockets_seen.insert((inst.interface.clone(), family)) {
+        // An etcd instance reads no VRRP packets: it must not take the socket's place.
+        if inst.etcd.is_none() && sockets_seen.insert((inst.interface.clone(), family)) {
             for (reason, n) in &inst.counters.interface_drops {
                 interface_drops
                     .get_or_create(&labels(&[

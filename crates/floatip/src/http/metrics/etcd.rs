@@ -178,6 +178,19 @@ mod tests {
     }
 
     #[test]
+    fn an_etcd_instance_listed_first_does_not_hide_its_interfaces_vrrp_drops() {
+        let mut etcd = etcd_status("db", "BACKUP", true, false);
+        etcd.counters = Default::default();
+        let text = render(&[etcd, status("web", "MASTER")]);
+        assert!(
+            text.contains(
+                r#"floatip_interface_drops_total{interface="eth0",family="ipv4",reason="vrid"} 5"#
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_vrrp_only_daemon_exports_nothing_of_etcd() {
         let vrrp = [status("web", "MASTER"), status("files", "BACKUP")];
         let text = render(&vrrp);
