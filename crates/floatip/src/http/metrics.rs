@@ -250,6 +250,7 @@ pub fn render(instances: &[InstanceStatus]) -> String {
 
 #[cfg(test)]
 pub(super) mod tests {
+    pub(in crate::http) use super::etcd::tests::etcd_status;
     use super::*;
     use crate::control::{
         CheckStatus, CountersStatus, HistoryEntry, MasterStatus, PriorityStatus, VipStatus,

@@ -83,7 +83,7 @@ pub(super) fn register(reg: &mut Registry, instances: &[InstanceStatus]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::http) mod tests {
     use super::super::render;
     use super::super::tests::status;
     use crate::control::InstanceStatus;
@@ -91,7 +91,12 @@ mod tests {
 
     /// An etcd instance as its task publishes it: `lease` holds 3.2 s of a 5 s lease; `cut_off`:
     /// renewals fail since unix 1700000040 and the VIPs went at 1700000043.5.
-    fn etcd_status(name: &str, state: &str, lease: bool, cut_off: bool) -> InstanceStatus {
+    pub(in crate::http) fn etcd_status(
+        name: &str,
+        state: &str,
+        lease: bool,
+        cut_off: bool,
+    ) -> InstanceStatus {
         let mut st = status(name, state);
         st.master = None;
         st.etcd = Some(EtcdStatus {
