@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::metrics::render;
-use super::metrics::tests::status;
+use super::metrics::tests::{etcd_status, status};
 
 const DASHBOARD: &str = include_str!("../../../../packaging/grafana/floatip-dashboard.json");
 
@@ -45,10 +45,15 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     names
 }
 
-/// The sample names `render` writes (series lines, not `#` comments), for an instance that has every
-/// family: a backup (advert age) with a failing check, and a master.
+/// The sample names `render` writes (series lines, not `#` comments), for instances that have every
+/// family: a backup (advert age) with a failing check, a master, and an etcd instance with a lease that
+/// was once released for unreachability.
 fn exported() -> BTreeSet<String> {
-    let text = render(&[status("files", "BACKUP"), status("web", "MASTER")]);
+    let text = render(&[
+        status("files", "BACKUP"),
+        status("web", "MASTER"),
+        etcd_status("db", "BACKUP", true, true),
+    ]);
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| l.split(['{', ' ']).next().unwrap_or("").to_string())
@@ -82,6 +87,8 @@ fn every_metric_the_dashboard_queries_is_exported() {
         "floatip_master_advert_age_seconds",
         "floatip_adverts_dropped_total",
         "floatip_check_up",
+        "floatip_etcd_lease_remaining_seconds",
+        "floatip_etcd_reachable",
     ] {
         assert!(
             queried.contains(family),

@@ -1,6 +1,9 @@
 //! Prometheus metrics: every instance's status rendered as OpenMetrics text with prometheus-client,
 //! for `GET /metrics` ([`super`] serves it). Counters are the daemon's own totals since start
-//! (adverts, drops, send errors, transitions by from/to, conflicts), exported as they are.
+//! (adverts, drops, send errors, transitions by from/to, conflicts), exported as they are. The
+//! `floatip_etcd_*` series of `election = "etcd"` instances are in [`etcd`].
+
+mod etcd;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -135,7 +138,8 @@ pub fn render(instances: &[InstanceStatus]) -> String {
         } else {
             "ipv4"
         };
-        if sockets_seen.insert((inst.interface.clone(), family)) {
+        // An etcd instance reads no VRRP packets: it must not take the socket's place.
+        if inst.etcd.is_none() && sockets_seen.insert((inst.interface.clone(), family)) {
             for (reason, n) in &inst.counters.interface_drops {
                 interface_drops
                     .get_or_create(&labels(&[
@@ -236,6 +240,7 @@ pub fn render(instances: &[InstanceStatus]) -> String {
         "1 if this host refuses to claim the VIP now (witness unreachable, ...)",
         claim_inhibited,
     );
+    etcd::register(&mut reg, instances);
 
     let mut out = String::new();
     // Writing to a String cannot fail.
@@ -245,6 +250,7 @@ pub fn render(instances: &[InstanceStatus]) -> String {
 
 #[cfg(test)]
 pub(super) mod tests {
+    pub(in crate::http) use super::etcd::tests::etcd_status;
     use super::*;
     use crate::control::{
         CheckStatus, CountersStatus, HistoryEntry, MasterStatus, PriorityStatus, VipStatus,
