@@ -9,7 +9,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use floatip_lab::{intersect, total, AddrWatch, Host, Lab, Pinger, Proc, WatchKind};
+use floatip_lab::{
+    etcd_unavailable, intersect, total, AddrWatch, EtcdCluster, Host, Pinger, Proc, WatchKind,
+};
 
 use crate::ctx::{new_lab, now, results_dir, sleep, wait_until, Ctx};
 use crate::daemons::{self, Daemon};
@@ -70,8 +72,8 @@ const PARTITION: &str = "table inet bench_cut {
 ";
 
 pub fn etcd_scenario(ctx: &mut Ctx) -> Result<()> {
-    if !std::path::Path::new("/usr/bin/etcd").exists() {
-        bail!("/usr/bin/etcd not found (Debian: apt-get install etcd-server)");
+    if let Some(why) = etcd_unavailable() {
+        bail!("{why} (Debian: apt-get install etcd-server)");
     }
     let modes = [Mode::FloatipEtcd, Mode::FloatipVrrp, Mode::Keepalived];
     let cuts = [Cut::HostLoss, Cut::Partition];
@@ -148,61 +150,6 @@ fn row(mode: Mode, trials: &[Trial]) -> String {
     )
 }
 
-fn start_etcd(lab: &mut Lab, dir: &std::path::Path) -> Result<Vec<Proc>> {
-    let initial = (1..=3)
-        .map(|i| format!("e{i}=http://192.0.2.{}:2380", 10 + i))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut procs = Vec::new();
-    let mut hosts = Vec::new();
-    for i in 1..=3 {
-        hosts.push(lab.add_host(&format!("e{i}"), &format!("192.0.2.{}/24", 10 + i), None)?);
-    }
-    for (i, h) in hosts.iter().enumerate() {
-        let ip = format!("192.0.2.{}", 11 + i);
-        let (client, peer, name) = (
-            format!("http://{ip}:2379"),
-            format!("http://{ip}:2380"),
-            format!("e{}", i + 1),
-        );
-        let data = dir.join(format!("{name}.etcd"));
-        let data = data.to_str().context("path")?;
-        procs.push(h.spawn(
-            &[
-                "/usr/bin/etcd",
-                "--name",
-                &name,
-                "--data-dir",
-                data,
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-                "--initial-cluster",
-                &initial,
-                "--initial-cluster-state",
-                "new",
-            ],
-            Some(&dir.join(format!("etcd-{name}.log"))),
-        )?);
-    }
-    for (i, h) in hosts.iter().enumerate() {
-        let url = format!("http://192.0.2.{}:2379/health", 11 + i);
-        let healthy = wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
-            Ok(h.output(&["curl", "-s", "-m", "1", &url])
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"health\":\"true\"")))
-        })?;
-        if !healthy {
-            bail!("etcd e{} not healthy", i + 1);
-        }
-    }
-    Ok(procs)
-}
-
 fn start_floatip_etcd(ctx: &Ctx, host: &Host, priority: u8, dir: &std::path::Path) -> Result<Proc> {
     let name = &host.name;
     let state = dir.join(format!("floatip-{name}-state"));
@@ -213,10 +160,9 @@ fn start_floatip_etcd(ctx: &Ctx, host: &Host, priority: u8, dir: &std::path::Pat
         &conf,
         format!(
             "[daemon]\nstate_dir = \"{}\"\n\n[[instance]]\nname = \"files\"\ninterface = \"eth0\"\nvrid = 51\n\
-             priority = {priority}\naddresses = [\"{VIP}/24\"]\nelection = \"etcd\"\n\n[etcd]\n\
-             endpoints = [\"http://192.0.2.11:2379\", \"http://192.0.2.12:2379\", \"http://192.0.2.13:2379\"]\n\
-             lease_ttl = \"{LEASE_TTL_S}s\"\n",
-            state.display()
+             priority = {priority}\naddresses = [\"{VIP}/24\"]\n{}",
+            state.display(),
+            EtcdCluster::instance_lines(Duration::from_secs(LEASE_TTL_S), None)
         ),
     )?;
     host.spawn(
@@ -238,9 +184,9 @@ fn trial(ctx: &Ctx, mode: Mode, cut: Cut) -> Result<Trial> {
     let (mut lab, hosts, dir) = new_lab(true)?;
     let (h1, h2, c) = (&hosts[0], &hosts[1], &hosts[2]);
     let _etcd = if mode == Mode::FloatipEtcd {
-        start_etcd(&mut lab, &dir)?
+        Some(EtcdCluster::start(&mut lab, None)?)
     } else {
-        Vec::new()
+        None
     };
     let setup = daemons::files_setup(1000, None);
     let start = |h: &Host, prio: u8| -> Result<Proc> {
