@@ -1,6 +1,7 @@
-//! The `etcd` scenario: the owner h1 loses its cable ("host loss") or is cut off from its peers
+//! The `etcd` scenario: the owner h1 loses its cable ("host loss"), is cut off from its peers
 //! while clients still reach it ("partition": nftables on h1 drops everything to and from h2 and the
-//! etcd members), with ownership decided three ways: floatip with `election = "etcd"` (lease 5 s,
+//! etcd members), or its daemon gets SIGTERM ("planned": a make-before-break handoff for floatip),
+//! with ownership decided three ways: floatip with `election = "etcd"` (lease 5 s,
 //! a three-member etcd in lab hosts e1..e3), floatip with VRRP and keepalived (both 1 s adverts).
 //! Measured per trial: the client's longest gap, when the VIP left h1, when h2 had it, and how long
 //! both held it (from the kernel's address events of both hosts). Writes bench/results/etcd.md.
@@ -9,7 +10,9 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use floatip_lab::{intersect, total, AddrWatch, Host, Lab, Pinger, Proc, WatchKind};
+use floatip_lab::{
+    etcd_unavailable, intersect, total, AddrWatch, EtcdCluster, Host, Pinger, Proc, WatchKind,
+};
 
 use crate::ctx::{new_lab, now, results_dir, sleep, wait_until, Ctx};
 use crate::daemons::{self, Daemon};
@@ -42,6 +45,7 @@ impl Mode {
 enum Cut {
     HostLoss,
     Partition,
+    Planned,
 }
 
 impl Cut {
@@ -49,6 +53,21 @@ impl Cut {
         match self {
             Cut::HostLoss => "host loss (cable pulled)",
             Cut::Partition => "partition (h1 cut off from h2 and etcd, not from clients)",
+            Cut::Planned => "planned (SIGTERM of h1's daemon)",
+        }
+    }
+
+    /// What the section says under its table, if anything.
+    fn note(self) -> Option<&'static str> {
+        match self {
+            Cut::Planned => Some(
+                "A planned move in floatip is make-before-break: the successor adds and announces the \
+                 VIP before the old owner removes it, so \"both held it\" is expected to be above 0 \
+                 here (the overlap of the handoff, not two owners by fault) and the client gap \
+                 near 0. keepalived removes first (a priority 0 advert) and h2 claims after its \
+                 skew time.",
+            ),
+            Cut::HostLoss | Cut::Partition => None,
         }
     }
 }
@@ -70,16 +89,21 @@ const PARTITION: &str = "table inet bench_cut {
 ";
 
 pub fn etcd_scenario(ctx: &mut Ctx) -> Result<()> {
-    if !std::path::Path::new("/usr/bin/etcd").exists() {
-        bail!("/usr/bin/etcd not found (Debian: apt-get install etcd-server)");
+    if let Some(why) = etcd_unavailable() {
+        bail!("{why} (Debian: apt-get install etcd-server)");
     }
     let modes = [Mode::FloatipEtcd, Mode::FloatipVrrp, Mode::Keepalived];
-    let cuts = [Cut::HostLoss, Cut::Partition];
+    let cuts = [Cut::HostLoss, Cut::Partition, Cut::Planned];
     let mut md = String::from(
         "# etcd mode next to VRRP: failover gap and two-owner time\n\n\
          `floatip-bench --scenario etcd` (see bench/src/etcd.rs). h1 (priority 150) owns 192.0.2.97, h2 \
          (100) waits, a client pings the VIP every 1 ms. Ownership from the kernel's address events of \
          both hosts. Per cell: median of the trials (min-max).\n\n",
+    );
+    let _ = writeln!(
+        md,
+        "{} trial(s) per cell (`--trials`), each in a fresh lab.\n",
+        ctx.trials
     );
     for cut in cuts {
         let _ = writeln!(md, "## {}\n", cut.name());
@@ -96,6 +120,9 @@ pub fn etcd_scenario(ctx: &mut Ctx) -> Result<()> {
             eprintln!("{} / {}: {}", mode.name(), cut.name(), row(mode, &trials));
         }
         md.push('\n');
+        if let Some(note) = cut.note() {
+            let _ = writeln!(md, "{note}\n");
+        }
     }
     let _ = writeln!(
         md,
@@ -148,61 +175,6 @@ fn row(mode: Mode, trials: &[Trial]) -> String {
     )
 }
 
-fn start_etcd(lab: &mut Lab, dir: &std::path::Path) -> Result<Vec<Proc>> {
-    let initial = (1..=3)
-        .map(|i| format!("e{i}=http://192.0.2.{}:2380", 10 + i))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut procs = Vec::new();
-    let mut hosts = Vec::new();
-    for i in 1..=3 {
-        hosts.push(lab.add_host(&format!("e{i}"), &format!("192.0.2.{}/24", 10 + i), None)?);
-    }
-    for (i, h) in hosts.iter().enumerate() {
-        let ip = format!("192.0.2.{}", 11 + i);
-        let (client, peer, name) = (
-            format!("http://{ip}:2379"),
-            format!("http://{ip}:2380"),
-            format!("e{}", i + 1),
-        );
-        let data = dir.join(format!("{name}.etcd"));
-        let data = data.to_str().context("path")?;
-        procs.push(h.spawn(
-            &[
-                "/usr/bin/etcd",
-                "--name",
-                &name,
-                "--data-dir",
-                data,
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-                "--initial-cluster",
-                &initial,
-                "--initial-cluster-state",
-                "new",
-            ],
-            Some(&dir.join(format!("etcd-{name}.log"))),
-        )?);
-    }
-    for (i, h) in hosts.iter().enumerate() {
-        let url = format!("http://192.0.2.{}:2379/health", 11 + i);
-        let healthy = wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
-            Ok(h.output(&["curl", "-s", "-m", "1", &url])
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("\"health\":\"true\"")))
-        })?;
-        if !healthy {
-            bail!("etcd e{} not healthy", i + 1);
-        }
-    }
-    Ok(procs)
-}
-
 fn start_floatip_etcd(ctx: &Ctx, host: &Host, priority: u8, dir: &std::path::Path) -> Result<Proc> {
     let name = &host.name;
     let state = dir.join(format!("floatip-{name}-state"));
@@ -213,10 +185,9 @@ fn start_floatip_etcd(ctx: &Ctx, host: &Host, priority: u8, dir: &std::path::Pat
         &conf,
         format!(
             "[daemon]\nstate_dir = \"{}\"\n\n[[instance]]\nname = \"files\"\ninterface = \"eth0\"\nvrid = 51\n\
-             priority = {priority}\naddresses = [\"{VIP}/24\"]\nelection = \"etcd\"\n\n[etcd]\n\
-             endpoints = [\"http://192.0.2.11:2379\", \"http://192.0.2.12:2379\", \"http://192.0.2.13:2379\"]\n\
-             lease_ttl = \"{LEASE_TTL_S}s\"\n",
-            state.display()
+             priority = {priority}\naddresses = [\"{VIP}/24\"]\n{}",
+            state.display(),
+            EtcdCluster::instance_lines(Duration::from_secs(LEASE_TTL_S), None)
         ),
     )?;
     host.spawn(
@@ -238,9 +209,9 @@ fn trial(ctx: &Ctx, mode: Mode, cut: Cut) -> Result<Trial> {
     let (mut lab, hosts, dir) = new_lab(true)?;
     let (h1, h2, c) = (&hosts[0], &hosts[1], &hosts[2]);
     let _etcd = if mode == Mode::FloatipEtcd {
-        start_etcd(&mut lab, &dir)?
+        Some(EtcdCluster::start(&mut lab, None)?)
     } else {
-        Vec::new()
+        None
     };
     let setup = daemons::files_setup(1000, None);
     let start = |h: &Host, prio: u8| -> Result<Proc> {
@@ -254,7 +225,7 @@ fn trial(ctx: &Ctx, mode: Mode, cut: Cut) -> Result<Trial> {
             }
         })
     };
-    let _d1 = start(h1, 150)?;
+    let d1 = start(h1, 150)?;
     if !wait_until(Duration::from_secs(20), Duration::from_millis(5), || {
         Ok(h1.has_address(VIP))
     })? {
@@ -276,6 +247,12 @@ fn trial(ctx: &Ctx, mode: Mode, cut: Cut) -> Result<Trial> {
             let rules = dir.join("cut.nft");
             std::fs::write(&rules, PARTITION)?;
             h1.run(&["nft", "-f", rules.to_str().context("path")?])?;
+        }
+        // keepalived: its parent, which stops the VRRP child (as the `sigterm` scenario does).
+        Cut::Planned => {
+            if !d1.signal(libc::SIGTERM) {
+                bail!("h1's daemon had exited before the SIGTERM:\n{}", d1.log());
+            }
         }
     }
     sleep(WINDOW)?;

@@ -28,6 +28,7 @@
 
 mod addr;
 mod addrwatch;
+mod etcd;
 mod host;
 mod keepalived;
 mod lab;
@@ -51,6 +52,7 @@ pub use owners::{
 pub use addr::{
     format_mac, is_lab_address, parse_lab_cidr, parse_lab_ip, parse_lab_v4, parse_lab_v6, parse_mac,
 };
+pub use etcd::{etcd_unavailable, require_etcd, EtcdCerts, EtcdCluster, ETCD, ETCD_SETTLE};
 pub use host::{AddrInfo, Host};
 pub use keepalived::{spawn_keepalived, KEEPALIVED};
 pub use lab::{Lab, MAX_HOST_NAME, STOP_GRACE};
