@@ -1,8 +1,9 @@
 //! Planned moves of `election = "etcd"` instances and the LAN around them, against a real
 //! three-member etcd: the operator's `takeover`, `release` (refused without a successor unless
 //! `--force`) and `auto`, a preemption after a restart, each make-before-break (judged from the
-//! kernel's address events: some host held the VIP at every instant), and the ARP/ND watch: no
-//! claim while another host answers for the VIP, and an owner that reports such a host.
+//! kernel's address events: some host held the VIP at every instant), a `[[group]]` of etcd
+//! instances moving together on one owner key, and the ARP/ND watch: no claim while another host
+//! answers for the VIP, and an owner that reports such a host.
 
 mod common;
 
@@ -186,4 +187,97 @@ fn etcd_no_claim_while_another_host_answers_and_an_owner_reports_one() {
     // Reported once it persists (a second of answers: the owner probes at each renewal).
     assert!(n1.wait_log("conflict: 192.0.2.97", SETTLE), "{}", n1.log());
     assert!(h1.has_address(VIP4));
+}
+
+/// The `[[group]]` "svc" of two etcd instances on one host: `files` (192.0.2.97) and `files2`
+/// (192.0.2.98, with a check on `flag` when given), and the `[etcd]` table after them.
+fn group_of_two(priority: u8, flag: Option<&std::path::Path>) -> Vec<Instance> {
+    let lines = EtcdCluster::instance_lines(ETCD_TTL);
+    let (election, etcd_table) = lines.split_once("\n\n").expect("two parts");
+    let check = flag.map_or(String::new(), |f| {
+        format!(
+            "[[instance.check]]\nname = \"svc\"\nkind = \"exec\"\ncommand = [\"/usr/bin/test\", \"-e\", \"{}\"]\ninterval = \"200ms\"\nrise = 1\nfall = 1\n",
+            path_str(f)
+        )
+    });
+    vec![
+        Instance::v4(priority).extra(&format!("{election}\n")),
+        Instance::named("files2", 52, priority, "192.0.2.98/24").extra(&format!(
+            "{election}\n{check}\n[[group]]\nname = \"svc\"\ninstances = [\"files\", \"files2\"]\n\n{etcd_table}"
+        )),
+    ]
+}
+
+#[test]
+fn etcd_a_group_moves_together_on_one_owner_key() {
+    let name = "etcd_group";
+    if !require_root(name) || !require_etcd(name) {
+        return;
+    }
+    let (mut lab, mut hosts) = lab_with_hosts(name, 2, false);
+    let h2 = hosts.pop().expect("h2");
+    let h1 = hosts.pop().expect("h1");
+    let _cluster = EtcdCluster::start(&mut lab);
+    let flag = write_file(&lab, "h1-files2-healthy", "");
+    let n1 = Node::start(&lab, &h1, &group_of_two(150, Some(&flag)));
+    wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
+    wait_sole_owner(&[&h1, &h2], &h1, "192.0.2.98", SETTLE);
+    let n2 = Node::start(&lab, &h2, &group_of_two(100, None));
+    n2.wait_status("files2", "h2 a candidate of the group", |s| {
+        s["etcd"]["candidates"]
+            .as_array()
+            .is_some_and(|c| c.len() == 2)
+    });
+    // One key for the group, named after it.
+    let st = n1.status("files");
+    assert!(
+        st["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("/floatip/svc/owner")),
+        "{st:#}"
+    );
+    // files2's check fails on h1: both VIPs move to h2, each make-before-break.
+    let w = |h: &Host, a: &str| AddrWatch::start(h, a).expect("watch");
+    let (w1a, w2a, w1b, w2b) = (
+        w(&h1, VIP4),
+        w(&h2, VIP4),
+        w(&h1, "192.0.2.98"),
+        w(&h2, "192.0.2.98"),
+    );
+    std::fs::remove_file(&flag).expect("fail files2's check on h1");
+    wait_sole_owner(&[&h1, &h2], &h2, VIP4, SETTLE);
+    wait_sole_owner(&[&h1, &h2], &h2, "192.0.2.98", SETTLE);
+    std::thread::sleep(Duration::from_millis(300));
+    let logs = || logs(&n1, &n2);
+    assert_make_before_break(&w1a.stop(), &w2a.stop(), "files with its group", &logs());
+    assert_make_before_break(&w1b.stop(), &w2b.stop(), "files2's check", &logs());
+    // Both members FAULT on h1 (the fault names the member), and the group shows where it is.
+    let st1 = n1.wait_state("files", "FAULT");
+    assert!(
+        st1["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("files2: check svc failing")),
+        "{st1:#}"
+    );
+    let out = n2.ctl_ok(&["status", "--json"]);
+    let all: serde_json::Value = serde_json::from_str(&out).expect("status json");
+    let group = &all["groups"][0];
+    assert_eq!(group["name"], "svc", "{all:#}");
+    assert!(
+        group["members"]
+            .as_array()
+            .is_some_and(|m| m.iter().all(|m| m["state"] == "MASTER"))
+            && group["split"] == false,
+        "{all:#}"
+    );
+    // Healthy again, h1 (150, preempt) takes the group back on its own.
+    std::fs::write(&flag, "").expect("h1's check passes again");
+    wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
+    wait_sole_owner(&[&h1, &h2], &h1, "192.0.2.98", SETTLE);
+    n1.wait_state("files2", "MASTER");
+    // The operator's command on the group's name moves the whole group.
+    let said = n2.ctl_ok(&["takeover", "svc"]);
+    assert!(said.contains("svc: taking over"), "{said}");
+    wait_sole_owner(&[&h1, &h2], &h2, VIP4, SETTLE);
+    wait_sole_owner(&[&h1, &h2], &h2, "192.0.2.98", SETTLE);
 }

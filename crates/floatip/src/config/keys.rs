@@ -223,7 +223,7 @@ pub(crate) static INSTANCE: Table = Table {
     key("notify", "table", "none", "", "a table of its own: [instance.notify]", "[`[instance.notify]`](#instancenotify).")
         .table(&NOTIFY)
         .in_place(),
-    key("election", "string", "`\"vrrp\"`", "`\"vrrp\"` or `\"etcd\"`; `\"etcd\"` needs an `[etcd]` table and is not allowed in a `[[group]]`, nor with `vmac = true`, `witness`, `[instance.auth]` or `[[instance.track_file]]`", STRING, "Who decides the owner. `vrrp`: the VRRP election on the LAN (keepalived-compatible). `etcd`: the holder of a lease-backed key in etcd, a quorum decision that never leaves two owners in a partition ([docs/etcd.md](etcd.md)); `vrid`, `priority` and the announcement keys still apply, adverts are not sent."),
+    key("election", "string", "`\"vrrp\"`", "`\"vrrp\"` or `\"etcd\"`; `\"etcd\"` needs an `[etcd]` table, is the same in every member of a `[[group]]` (the group has one owner key), and is not allowed with `vmac = true`, `witness`, `[instance.auth]` or `[[instance.track_file]]`", STRING, "Who decides the owner. `vrrp`: the VRRP election on the LAN (keepalived-compatible). `etcd`: the holder of a lease-backed key in etcd, a quorum decision that never leaves two owners in a partition ([docs/etcd.md](etcd.md)); `vrid`, `priority` and the announcement keys still apply, adverts are not sent."),
     key("track_file", "array of tables", "none", "", "tables of their own, each headed [[instance.track_file]]", "[`[[instance.track_file]]`](#instancetrack_file).")
         .table(&TRACK_FILE)
         .in_place(),

@@ -355,7 +355,7 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
     let hub = EventHub::new();
     let overrides = overrides::load_overrides(&cfg.daemon.state_dir)?;
     let etcd = crate::election::take_etcd_instances(&mut cfg);
-    let (etcd, etcd_handles) = match (etcd.is_empty(), &cfg.etcd) {
+    let (etcd, etcd_handles) = match (etcd.0.is_empty(), &cfg.etcd) {
         (false, Some(etcd_cfg)) => {
             let (elections, handles) = crate::election::etcd::Elections::prepare(
                 etcd_cfg,
@@ -526,13 +526,14 @@ fn protocol_loop(
 ) -> Result<()> {
     let mut daemon = Daemon::new(kernel, &cfg, overrides, wakeup, chans)?;
     daemon.guard = Some(guard);
-    daemon.etcd = etcd;
     events.set_groups(
         cfg.groups
             .iter()
+            .chain(&etcd.groups)
             .map(|g| (g.name.as_str(), g.instances.as_slice())),
     );
     daemon.events = events;
+    daemon.etcd = etcd;
     // Resolve everything before changing anything: a bad setup leaves the host untouched.
     let mut prepared = Vec::new();
     for inst in &cfg.instances {

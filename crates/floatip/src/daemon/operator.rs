@@ -48,12 +48,16 @@ impl Daemon {
                     }
                     all.push(st);
                 }
-                all.extend(crate::election::status::snapshot());
-                let _ = call.reply.send(control::select_status(
-                    all,
-                    self.group_status(),
-                    instance.as_deref(),
+                let etcd = crate::election::status::snapshot();
+                let mut groups = self.group_status();
+                groups.extend(crate::election::status::group_status(
+                    &self.etcd.groups,
+                    &etcd,
                 ));
+                all.extend(etcd);
+                let _ = call
+                    .reply
+                    .send(control::select_status(all, groups, instance.as_deref()));
                 return;
             }
             Request::Takeover { instance } => {
@@ -109,7 +113,9 @@ impl Daemon {
         };
         let mut rec = EventRecord::new(EventKind::Operator, None, text);
         if let Some(name) = name {
-            if self.instances.iter().any(|r| &r.cfg.name == name) || self.etcd.contains_key(name) {
+            let etcd_group = self.etcd.groups.iter().any(|g| &g.name == name);
+            let etcd_instance = !etcd_group && self.etcd.calls.contains_key(name);
+            if self.instances.iter().any(|r| &r.cfg.name == name) || etcd_instance {
                 rec.instance = Some(name.clone());
             } else {
                 rec.group = Some(name.clone());
@@ -128,7 +134,7 @@ impl Daemon {
             Request::Auto { instance } => (instance, Override::Auto, false),
             _ => return Some(call),
         };
-        let Some(task) = self.etcd.get(name) else {
+        let Some(task) = self.etcd.calls.get(name) else {
             return Some(call);
         };
         let etcd_call = crate::election::etcd::EtcdCall {
@@ -156,8 +162,14 @@ impl Daemon {
         let Some(name) = name else {
             return Ok("streaming every event".to_string());
         };
-        if self.instances.iter().any(|r| r.cfg.name == name) || self.etcd.contains_key(name) {
+        let etcd_group = self.etcd.groups.iter().any(|g| g.name == name);
+        if self.instances.iter().any(|r| r.cfg.name == name)
+            || (self.etcd.calls.contains_key(name) && !etcd_group)
+        {
             return Ok(format!("streaming the events of instance {name}"));
+        }
+        if etcd_group {
+            return Ok(format!("streaming the events of group {name}"));
         }
         if self.group_status().iter().any(|g| g.name == name) {
             return Ok(format!("streaming the events of group {name}"));

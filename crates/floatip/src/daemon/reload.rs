@@ -74,6 +74,7 @@ impl Daemon {
         self.events.set_groups(
             new.groups
                 .iter()
+                .chain(&self.etcd.groups)
                 .map(|g| (g.name.as_str(), g.instances.as_slice())),
         );
         let mut changed = Vec::new();

@@ -54,6 +54,31 @@ pub fn snapshot() -> Vec<InstanceStatus> {
         .unwrap_or_default()
 }
 
+/// The `[[group]]`s of etcd instances, from their members' latest status.
+pub fn group_status(
+    groups: &[crate::config::GroupConfig],
+    instances: &[InstanceStatus],
+) -> Vec<crate::control::GroupStatus> {
+    use crate::control::{GroupMemberStatus, GroupStatus};
+    groups
+        .iter()
+        .map(|g| {
+            let members = g
+                .instances
+                .iter()
+                .map(|name| GroupMemberStatus {
+                    name: name.clone(),
+                    state: instances
+                        .iter()
+                        .find(|i| &i.name == name)
+                        .map_or("INIT".to_string(), |i| i.state.clone()),
+                })
+                .collect();
+            GroupStatus::new(&g.name, members)
+        })
+        .collect()
+}
+
 /// An etcd instance's state as people see it: MASTER while it holds the VIPs, BACKUP otherwise,
 /// with the reason and the history of transitions (as a VRRP instance's).
 #[derive(Debug)]

@@ -1,5 +1,6 @@
 //! `[etcd]`: the cluster that decides ownership for `election = "etcd"` instances, and the rules
-//! that tie it to the instances (an etcd instance needs the table; groups stay VRRP-only for now).
+//! that tie it to the instances (an etcd instance needs the table; a group's members are all etcd or
+//! all VRRP).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -41,28 +42,33 @@ pub(super) fn validate_etcd(
             );
             ok = false;
         }
-        let in_group = groups.iter().find_map(|g| {
-            let g = g.get_ref();
-            let members = g.instances.as_ref()?;
-            members
-                .get_ref()
-                .iter()
-                .any(|m| m.get_ref() == name.get_ref())
-                .then(|| {
-                    g.name
-                        .as_ref()
-                        .map(|n| n.get_ref().clone())
-                        .unwrap_or_default()
-                })
-        });
-        if let Some(group) = in_group {
+    }
+    // A group moves its members together, so they are elected one way: all etcd (one owner key
+    // for the group) or all VRRP.
+    for g in groups {
+        let g = g.get_ref();
+        let (Some(name), Some(members)) = (&g.name, &g.instances) else {
+            continue;
+        };
+        let etcd: Vec<&str> = members
+            .get_ref()
+            .iter()
+            .map(|m| m.get_ref().as_str())
+            .filter(|m| {
+                facts
+                    .iter()
+                    .any(|f| f.etcd.is_some() && f.name.as_ref().is_some_and(|n| n.get_ref() == m))
+            })
+            .collect();
+        if !etcd.is_empty() && etcd.len() < members.get_ref().len() {
             cx.at(
-                span.clone(),
+                members.span(),
                 format!(
-                    "instance \"{}\" has election = \"etcd\" but is a member of [[group]] \"{group}\"",
-                    name.get_ref()
+                    "[[group]] \"{}\" mixes election = \"etcd\" ({}) with VRRP members",
+                    name.get_ref(),
+                    etcd.join(", ")
                 ),
-                "groups follow the VRRP election only (for now): give each etcd instance all the VIPs of the service, or use election = \"vrrp\"",
+                "a group's members move together, so they are elected one way: give every member election = \"etcd\" (one owner key for the group) or none",
             );
             ok = false;
         }
@@ -315,12 +321,20 @@ mod tests {
     }
 
     #[test]
-    fn an_etcd_instance_is_not_a_group_member_yet() {
-        let text = format!(
-            "{INSTANCE}election = \"etcd\"\n[[instance]]\nname = \"files6\"\ninterface = \"eth0\"\nvrid = 52\naddresses = [\"2001:db8::97/64\"]\n[[group]]\nname = \"g\"\ninstances = [\"files\", \"files6\"]\n[etcd]\nendpoints = [\"http://192.0.2.11:2379\"]\n"
+    fn a_group_is_all_etcd_or_all_vrrp() {
+        let group = |second: &str| {
+            format!(
+                "{INSTANCE}election = \"etcd\"\n[[instance]]\nname = \"files6\"\ninterface = \"eth0\"\nvrid = 52\naddresses = [\"2001:db8::97/64\"]\n{second}[[group]]\nname = \"g\"\ninstances = [\"files\", \"files6\"]\n[etcd]\nendpoints = [\"http://192.0.2.11:2379\"]\n"
+            )
+        };
+        let e = errors(&group(""));
+        assert!(
+            e.contains("t.toml:14")
+                && e.contains("[[group]] \"g\" mixes election = \"etcd\" (files)"),
+            "{e}"
         );
-        let e = errors(&text);
-        assert!(e.contains("is a member of [[group]] \"g\""), "{e}");
+        let cfg = parse(&group("election = \"etcd\"\n"), Path::new("t.toml")).unwrap();
+        assert_eq!(cfg.groups[0].instances, ["files", "files6"]);
     }
 
     #[test]

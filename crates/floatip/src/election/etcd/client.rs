@@ -73,7 +73,7 @@ impl Elector {
             l.keeper = None;
         }
         if self.clients.len() > 1 {
-            info!(instance = %self.cfg.name, "etcd member {} failed ({err:#}); using {}", self.clients[failed].0, self.clients[self.current].0);
+            info!(instance = %self.name, "etcd member {} failed ({err:#}); using {}", self.clients[failed].0, self.clients[self.current].0);
         }
     }
 
@@ -83,7 +83,7 @@ impl Elector {
         match bounded(self.client().txn(txn)).await {
             Ok(r) => Some(r.succeeded()),
             Err(err) => {
-                warn!(instance = %self.cfg.name, "cannot {what}: {err:#}");
+                warn!(instance = %self.name, "cannot {what}: {err:#}");
                 self.next_endpoint(&err);
                 None
             }
@@ -183,7 +183,7 @@ impl Elector {
         }
         let key = format!("{}candidates/{}", self.dir, self.me);
         if let Err(err) = bounded(self.client().delete(key, None)).await {
-            warn!(instance = %self.cfg.name, "cannot withdraw our candidacy: {err:#}");
+            warn!(instance = %self.name, "cannot withdraw our candidacy: {err:#}");
             self.next_endpoint(&err);
         }
     }
@@ -207,7 +207,7 @@ impl Elector {
         let key = format!("{}candidates/{}", self.dir, self.me);
         let record = CandidateRecord {
             priority: self.priority,
-            preempt: self.cfg.preempt || self.override_mode == vrrp::Override::Takeover,
+            preempt: self.preempt || self.override_mode == vrrp::Override::Takeover,
             node: self.node.clone(),
         };
         let value = serde_json::to_string(&record).unwrap_or_default();
@@ -219,7 +219,7 @@ impl Elector {
                 }
             }
             Err(err) => {
-                warn!(instance = %self.cfg.name, "cannot register our candidacy: {err:#}");
+                warn!(instance = %self.name, "cannot register our candidacy: {err:#}");
                 self.next_endpoint(&err);
             }
         }
@@ -242,7 +242,7 @@ impl Elector {
                     true
                 }
                 None => {
-                    warn!(instance = %self.cfg.name, "etcd granted a lease of {} s", r.ttl());
+                    warn!(instance = %self.name, "etcd granted a lease of {} s", r.ttl());
                     false
                 }
             },
@@ -281,7 +281,7 @@ impl Elector {
                         self.renewal_ok();
                         return true;
                     }
-                    warn!(instance = %self.cfg.name, "our lease {:x} has ended in etcd; starting over", l.id);
+                    warn!(instance = %self.name, "our lease {:x} has ended in etcd; starting over", l.id);
                     self.lease = None;
                     self.handing = None;
                     if self.holding() {
@@ -326,14 +326,14 @@ impl Elector {
 
     fn renewal_ok(&mut self) {
         if let Some(since) = self.failing_since.take() {
-            info!(instance = %self.cfg.name, "etcd reachable again (unreachable since {})", unix(since));
+            info!(instance = %self.name, "etcd reachable again (unreachable since {})", unix(since));
         }
     }
 
     fn renewal_failed(&mut self, err: &anyhow::Error) {
         if self.failing_since.is_none() {
             self.failing_since = Some(SystemTime::now());
-            warn!(instance = %self.cfg.name, "etcd unreachable: {err:#}");
+            warn!(instance = %self.name, "etcd unreachable: {err:#}");
         }
     }
 
@@ -344,18 +344,18 @@ impl Elector {
             for _ in 0..self.clients.len() {
                 match bounded(self.client().lease_revoke(l.id)).await {
                     Ok(_) => {
-                        info!(instance = %self.cfg.name, "stopping: lease {:x} revoked", l.id);
+                        info!(instance = %self.name, "stopping: lease {:x} revoked", l.id);
                         return;
                     }
                     // An earlier attempt that timed out may have revoked it after all.
                     Err(err) if format!("{err:#}").contains("lease not found") => {
-                        info!(instance = %self.cfg.name, "stopping: lease {:x} revoked (gone already)", l.id);
+                        info!(instance = %self.name, "stopping: lease {:x} revoked (gone already)", l.id);
                         return;
                     }
                     Err(err) => self.next_endpoint(&err),
                 }
             }
-            warn!(instance = %self.cfg.name, "stopping: cannot revoke lease {:x}; it ends by itself", l.id);
+            warn!(instance = %self.name, "stopping: cannot revoke lease {:x}; it ends by itself", l.id);
         }
     }
 

@@ -78,7 +78,7 @@ impl Elector {
         } else {
             format!(
                 "released by the operator (until `floatip auto {}`)",
-                self.cfg.name
+                self.name
             )
         }
     }
@@ -97,7 +97,7 @@ impl Elector {
             .owner
             .as_ref()
             .map_or("?".into(), |o| o.node.clone());
-        info!(instance = %self.cfg.name, "took the owner key over from {old} (a planned handoff; lease {id:x})");
+        info!(instance = %self.name, "took the owner key over from {old} (a planned handoff; lease {id:x})");
         self.add_vips(clock, true).await;
         let taken = Handoff {
             to: self.me,
@@ -116,7 +116,7 @@ impl Elector {
                 Why::Preempted => "a better candidate".to_string(),
                 Why::Withdrawn(w) => w.clone(),
             };
-            info!(instance = %self.cfg.name, "handing the VIPs over to {to} ({text}); keeping them until it has announced them");
+            info!(instance = %self.name, "handing the VIPs over to {to} ({text}); keeping them until it has announced them");
             self.handing = Some(Handing {
                 to,
                 why,
@@ -153,7 +153,7 @@ impl Elector {
             let to = self.idle_state();
             self.set_holding(false, format!("{to}: {why}"));
             self.remove_vips().await;
-            warn!(instance = %self.cfg.name, "let go of the VIPs with no successor ({why}); the owner key is free for the next candidate");
+            warn!(instance = %self.name, "let go of the VIPs with no successor ({why}); the owner key is free for the next candidate");
         }
         if let Some(id) = self.lease.as_ref().map(|l| l.id) {
             self.free_key(id).await;
@@ -181,7 +181,7 @@ impl Elector {
                     .owner
                     .as_ref()
                     .map_or("nobody".into(), |o| o.node.clone());
-                warn!(instance = %self.cfg.name, "the owner key is no longer ours (held by {who}); removing the VIPs");
+                warn!(instance = %self.name, "the owner key is no longer ours (held by {who}); removing the VIPs");
                 (
                     format!("{idle}: the owner key in etcd is held by {who}"),
                     String::new(),
@@ -201,7 +201,7 @@ impl Elector {
         };
         let since = *h.taken_since.get_or_insert(now);
         if now.saturating_sub(since) >= ANNOUNCE_WAIT {
-            warn!(instance = %self.cfg.name, "{} owns the key but did not confirm its announcement within {ANNOUNCE_WAIT:?}; removing the VIPs", h.to);
+            warn!(instance = %self.name, "{} owns the key but did not confirm its announcement within {ANNOUNCE_WAIT:?}; removing the VIPs", h.to);
             self.let_go().await;
         }
     }
@@ -219,7 +219,7 @@ impl Elector {
         self.handing = None;
         match why {
             Why::Preempted => {
-                warn!(instance = %self.cfg.name, "{to} did not take the VIPs within {HANDOFF_WAIT:?}; keeping them, trying again later");
+                warn!(instance = %self.name, "{to} did not take the VIPs within {HANDOFF_WAIT:?}; keeping them, trying again later");
                 self.preempt_after = Some(lease::now() + HANDOFF_WAIT);
             }
             Why::Withdrawn(w) => {
@@ -227,7 +227,7 @@ impl Elector {
                     "{to}, the next candidate in etcd, did not take over within {HANDOFF_WAIT:?}"
                 );
                 if !self.refuse_release(&refusal) {
-                    warn!(instance = %self.cfg.name, "{refusal}; letting go anyway ({w})");
+                    warn!(instance = %self.name, "{refusal}; letting go anyway ({w})");
                     self.drop_and_free(w).await;
                 }
             }
@@ -243,7 +243,7 @@ impl Elector {
         let Some((reply, _)) = self.pending_release.take() else {
             return false;
         };
-        let name = self.cfg.name.clone();
+        let name = self.name.clone();
         let saved = self.set_override(Override::Auto);
         warn!(instance = %name, "release abandoned: {because}; staying MASTER");
         let _ = reply.send(Response::Error {
@@ -271,13 +271,17 @@ impl Elector {
         if let Some(l) = self.lease.as_mut() {
             l.candidate = false;
         }
-        crate::daemon::update_override(&self.state_dir, &self.cfg.name, o)
+        crate::daemon::update_override(&self.state_dir, &self.name, o)
     }
 
     /// The operator's `takeover`, `release` or `auto`.
     pub(super) async fn on_call(&mut self, call: super::EtcdCall) {
-        let name = self.cfg.name.clone();
-        let vips: Vec<String> = self.cfg.addresses.iter().map(|v| v.to_string()).collect();
+        let name = self.name.clone();
+        let vips: Vec<String> = self
+            .members
+            .iter()
+            .flat_map(|m| m.cfg.addresses.iter().map(|v| v.to_string()))
+            .collect();
         let vips = vips.join(", ");
         let reply = |message: String, ok: bool| {
             if ok {
@@ -316,7 +320,8 @@ impl Elector {
             Override::Auto => (
                 format!(
                     "{name}: back to automatic (priority {}, preempt {})",
-                    self.cfg.priority, self.cfg.preempt
+                    self.members.iter().map(|m| m.cfg.priority).min().unwrap_or(0),
+                    self.preempt
                 ),
                 true,
             ),

@@ -23,21 +23,18 @@ use super::lease::{self, LeaseClock};
 mod client;
 pub mod decide;
 mod handoff;
+mod member;
 mod report;
 mod vips;
 
 pub use handoff::EtcdCall;
 
-use super::status::Tracker;
-use crate::config::{EtcdConfig, InstanceConfig};
-use crate::conflict::Conflicts;
+use crate::config::{EtcdConfig, GroupConfig, InstanceConfig};
 use crate::control::events::EventHub;
-use crate::health::{self, CheckReport, CheckState, TaskSet};
-use crate::hooks::{self, Hooks};
-use crate::net::announce::Announcer;
 use crate::net::netlink::Netlink;
 use decide::{Me, Step, View};
 use handoff::Handing;
+use member::Member;
 
 /// How often a task reads its instance's keys (a free owner key is claimed within this).
 const POLL: Duration = Duration::from_millis(100);
@@ -51,15 +48,20 @@ const HOOK_DRAIN: Duration = Duration::from_secs(10);
 /// client set up. An error here (a missing interface, an unreadable certificate) stops the start.
 pub struct Elections(Vec<Elector>);
 
-/// Where the daemon sends an etcd instance's `takeover`, `release` and `auto`, by instance name.
-pub type Handles = BTreeMap<String, mpsc::Sender<EtcdCall>>;
+/// Where the daemon sends the operator's `takeover`, `release` and `auto` of etcd instances and
+/// groups (a member's name reaches its group's election), and the `[[group]]`s of etcd instances.
+#[derive(Default)]
+pub struct Handles {
+    pub calls: BTreeMap<String, mpsc::Sender<EtcdCall>>,
+    pub groups: Vec<GroupConfig>,
+}
 
 impl Elections {
     /// `events`: the daemon's `floatip events` hub, which gets each transition as the hooks do.
-    /// `overrides`: the operator's takeover/release that survive a restart, by instance name.
+    /// `overrides`: the operator's takeover/release that survive a restart, by instance or group.
     pub async fn prepare(
         etcd: &EtcdConfig,
-        instances: Vec<InstanceConfig>,
+        (mut instances, groups): (Vec<InstanceConfig>, Vec<GroupConfig>),
         events: Arc<EventHub>,
         overrides: &BTreeMap<String, vrrp::Override>,
         state_dir: &std::path::Path,
@@ -69,13 +71,34 @@ impl Elections {
             clients.push((endpoint.clone(), client::connect(etcd, endpoint).await?));
         }
         let netlink = Netlink::new()?;
+        // A group is one election over its members (in the group's order); every other instance
+        // is one of its own.
+        let mut units = Vec::new();
+        for g in &groups {
+            let members = g
+                .instances
+                .iter()
+                .filter_map(|m| {
+                    let at = instances.iter().position(|i| &i.name == m)?;
+                    Some(instances.remove(at))
+                })
+                .collect();
+            units.push((g.name.clone(), members));
+        }
+        units.extend(instances.into_iter().map(|i| (i.name.clone(), vec![i])));
         let mut electors = Vec::new();
-        let mut handles = Handles::new();
-        for cfg in instances {
+        let mut handles = Handles {
+            groups,
+            ..Handles::default()
+        };
+        for (name, members) in units {
             let (tx, rx) = mpsc::channel(4);
-            handles.insert(cfg.name.clone(), tx);
+            handles.calls.insert(name.clone(), tx.clone());
+            for m in &members {
+                handles.calls.insert(m.name.clone(), tx.clone());
+            }
             let o = overrides
-                .get(&cfg.name)
+                .get(&name)
                 .copied()
                 .unwrap_or(vrrp::Override::Auto);
             let shared = Shared {
@@ -84,7 +107,7 @@ impl Elections {
                 events: events.clone(),
                 state_dir: state_dir.to_path_buf(),
             };
-            electors.push(Elector::prepare(cfg, etcd, shared, rx, o).await?);
+            electors.push(Elector::prepare(name, members, etcd, shared, rx, o).await?);
         }
         Ok((Elections(electors), handles))
     }
@@ -120,17 +143,19 @@ struct Lease {
     candidate: bool,
 }
 
-/// One `election = "etcd"` instance.
+/// One election: an `election = "etcd"` instance, or a `[[group]]` of them (one owner key, the
+/// members' VIPs move together).
 struct Elector {
-    cfg: InstanceConfig,
+    /// The instance's or the group's name: the keys' directory and the operator's name for it.
+    name: String,
+    members: Vec<Member>,
+    /// Whether our candidacy takes the VIPs from a lower-priority owner (every member's `preempt`).
+    preempt: bool,
     /// One client per `[etcd] endpoints` entry, and the one in use.
     clients: Vec<(String, Client)>,
     current: usize,
     netlink: Netlink,
-    ifindex: u32,
-    mac: [u8; 6],
-    announcer: Arc<Announcer>,
-    /// Our own address on the interface: the candidate key's name and the tie-break.
+    /// Our own address on the (first member's) interface: the candidate key's name and the tie-break.
     me: IpAddr,
     /// The owner key's value when we hold it: host name and address.
     node: String,
@@ -140,28 +165,20 @@ struct Elector {
     /// `[etcd] lease_ttl`.
     ttl: Duration,
     lease: Option<Lease>,
-    /// The VIPs are (being) added; shared with the announcement burst, which stops when it turns false.
+    /// The VIPs are (being) added; shared with the announcement bursts, which stop when it turns false.
     holding: Arc<AtomicBool>,
     /// The first failed renewal since the last good one (wall clock, for people).
     failing_since: Option<SystemTime>,
     /// When we last let go because the lease could not be renewed.
     released_at: Option<SystemTime>,
-    /// What the last read of the instance's keys showed.
+    /// What the last read of the keys showed.
     view: View,
-    tracker: Tracker,
-    /// The instance's health checks and its ARP/ND watch; their reports and states: a failing check
-    /// (without weight) withdraws the candidacy, a weighted one changes the priority in it.
-    _tasks: TaskSet,
-    check_reports: mpsc::Receiver<CheckReport>,
-    check_states: Vec<CheckState>,
-    /// Other hosts answering for our VIPs (the ARP/ND watch), and what the owner makes of them.
-    sightings: mpsc::Receiver<(IpAddr, [u8; 6], std::time::Instant)>,
-    conflicts: Conflicts,
     /// Why a claim waits: another host answers for a VIP.
     claim_inhibit: Option<String>,
-    /// Why we may not own the VIPs (a failing check, the interface or a tracked one down): FAULT.
+    /// Why we may not own the VIPs (a failing check, an interface or a tracked one down): FAULT.
     fault: Option<String>,
-    /// The priority our candidacy carries (checks' weights; 254 under `takeover`).
+    /// The priority our candidacy carries (the lowest of the members' after their checks' weights;
+    /// 254 under `takeover`).
     priority: u8,
     /// The operator's override (`takeover`, `release`; `Auto`: none).
     override_mode: vrrp::Override,
@@ -176,80 +193,53 @@ struct Elector {
     )>,
     /// The daemon is stopping: hand over, then revoke.
     stopping: bool,
-    /// The operator's `takeover`, `release`, `auto` for this instance.
+    /// The operator's `takeover`, `release`, `auto`.
     calls: mpsc::Receiver<EtcdCall>,
     state_dir: std::path::PathBuf,
-    /// `[instance.notify]`: run on each transition, as for a VRRP instance.
-    hooks: Option<Hooks>,
     /// `floatip events`: a transition record for each transition, in the hooks' order.
     events: Arc<EventHub>,
 }
 
 impl Elector {
+    /// `name`: the instance's, or the group's for its `members` (in the group's order).
     async fn prepare(
-        cfg: InstanceConfig,
+        name: String,
+        members: Vec<InstanceConfig>,
         etcd: &EtcdConfig,
         shared: Shared,
         calls: mpsc::Receiver<EtcdCall>,
         override_mode: vrrp::Override,
     ) -> Result<Elector> {
         let netlink = shared.netlink;
-        let link = netlink
-            .link_by_name(&cfg.interface)
-            .await
-            .with_context(|| format!("instance {}", cfg.name))?;
-        let vips: Vec<IpAddr> = cfg.addresses.iter().map(|v| v.addr).collect();
-        let me = netlink
-            .primary_address(link.index, cfg.is_v6(), &vips)
-            .await?
-            .with_context(|| {
-                format!(
-                    "instance {}: {} has no address of its own to name this host in etcd",
-                    cfg.name, cfg.interface
-                )
-            })?;
-        let announcer = Arc::new(Announcer::open(link.index, link.mac)?);
+        let mut prepared = Vec::new();
+        for cfg in members {
+            prepared.push(Member::prepare(cfg, &netlink).await?);
+        }
+        let first = prepared.first().context("an election without instances")?;
+        let me = first.own_address(&netlink).await?;
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_default();
-        let dir = format!("{}{}/", etcd.prefix, cfg.name);
-        let (tx, check_reports) = mpsc::channel(64);
-        let checks = health::spawn(0, &cfg.name, &cfg.checks, tx);
-        let (watch, sightings) = vips::watch(link.index, link.mac, vips)?;
-        let mut tasks = checks;
-        tasks.push(watch);
-        let check_states = CheckState::for_checks(&cfg.checks);
-        let n = &cfg.notify;
-        let hooks = [&n.master, &n.backup, &n.fault, &n.stop]
-            .iter()
-            .any(|h| h.is_some())
-            .then(|| hooks::spawn(cfg.name.clone(), n.clone()));
-        let elector = Elector {
+        let dir = format!("{}{name}/", etcd.prefix);
+        let mut elector = Elector {
             owner_key: format!("{dir}owner"),
             handoff_key: format!("{dir}handoff"),
             dir,
+            name,
+            preempt: prepared.iter().all(|m| m.cfg.preempt),
+            members: prepared,
             ttl: etcd.lease_ttl,
             node: format!("{host} {me}"),
             me,
-            ifindex: link.index,
-            mac: link.mac,
-            announcer,
             clients: shared.clients,
             current: 0,
             netlink,
-            priority: handoff::priority_under(override_mode, cfg.priority),
-            cfg,
+            priority: 0,
             lease: None,
             holding: Arc::new(AtomicBool::new(false)),
             failing_since: None,
             released_at: None,
             view: View::default(),
-            tracker: Tracker::default(),
-            _tasks: tasks,
-            check_reports,
-            check_states,
-            sightings,
-            conflicts: Conflicts::never_yielding(),
             claim_inhibit: None,
             fault: None,
             override_mode,
@@ -259,9 +249,9 @@ impl Elector {
             stopping: false,
             calls,
             state_dir: shared.state_dir,
-            hooks,
             events: shared.events,
         };
+        elector.priority = elector.reassess_priority();
         // Copies left by an earlier run (killed, or stopped while etcd was unreachable) go first: we
         // do not own anything until etcd says so.
         elector.remove_vips().await;
@@ -269,11 +259,11 @@ impl Elector {
     }
 
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        info!(instance = %self.cfg.name, "election by etcd: key {} (candidate {})", self.owner_key, self.me);
-        let reason = "BACKUP: a candidate; etcd decides who owns the VIPs";
-        if self.tracker.transition("BACKUP", reason.into()) {
-            self.publish_transition("BACKUP", "INIT", reason);
-        }
+        info!(instance = %self.name, "election by etcd: key {} (candidate {})", self.owner_key, self.me);
+        self.transition(
+            "BACKUP",
+            "BACKUP: a candidate; etcd decides who owns the VIPs",
+        );
         loop {
             if *stop.borrow() {
                 self.stop().await;
@@ -384,13 +374,17 @@ impl Elector {
         if self.holding() {
             self.set_holding(false, "BACKUP: stopping".into());
             self.remove_vips().await;
-            info!(instance = %self.cfg.name, "stopping: VIPs removed");
+            info!(instance = %self.name, "stopping: VIPs removed");
         }
         self.revoke().await;
-        let from = self.tracker.state();
-        self.run_hook("STOP", from, "STOP: the daemon is stopping");
-        if let Some(h) = self.hooks.take() {
-            h.drain(HOOK_DRAIN).await;
+        let why = "STOP: the daemon is stopping";
+        for m in &mut self.members {
+            let from = m.tracker.state();
+            m.run_hook("STOP", from, why);
+            member::publish_transition(&self.events, &m.cfg.name, "STOP", from, why);
+        }
+        for m in &mut self.members {
+            m.drain_hooks(HOOK_DRAIN).await;
         }
     }
 }

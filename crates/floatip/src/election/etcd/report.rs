@@ -1,8 +1,8 @@
-//! An etcd instance's health (its checks, its interface's carrier and the tracked interfaces: a
-//! fault withdraws the candidacy and is the FAULT state, a weighted check changes the priority in
-//! it) and what it hands `floatip status`, its hooks and `floatip events` (transitions, priorities).
+//! An election's health over its members (their checks, their interfaces' carrier and tracked
+//! interfaces: a fault withdraws the candidacy and is the FAULT state; the checks' weights set the
+//! priority in it) and what it hands `floatip status`, the hooks and `floatip events` (transitions,
+//! priorities), for each member.
 
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
 use tracing::{info, warn};
@@ -10,11 +10,9 @@ use tracing::{info, warn};
 use super::handoff::priority_under;
 use super::Elector;
 use crate::control::events::{EventKind, EventRecord};
-use crate::control::status::{CheckStatus, ConflictStatus, OverrideMode};
-use crate::control::{age_ms, format_mac};
+use crate::control::status::OverrideMode;
 use crate::election::lease;
 use crate::election::status::{self, EtcdCandidate, EtcdStatus};
-use crate::health;
 
 impl Elector {
     /// The state while we do not hold the VIPs: FAULT while we may not, else BACKUP.
@@ -26,85 +24,70 @@ impl Elector {
         }
     }
 
-    /// Records whether we hold the VIPs; a change is a transition (hook, event, history).
+    /// Records whether we hold the VIPs; a change is a transition of every member.
     pub(super) fn set_holding(&mut self, on: bool, reason: String) {
         self.holding.store(on, Ordering::SeqCst);
         if !on {
-            self.conflicts.reset_sightings();
-        }
-        let to = if on { "MASTER" } else { self.idle_state() };
-        self.transition(to, reason);
-    }
-
-    fn transition(&mut self, to: &'static str, reason: String) {
-        let from = self.tracker.state();
-        if self.tracker.transition(to, reason.clone()) {
-            self.run_hook(to, from, &reason);
-        }
-    }
-
-    /// The hook of a transition (none at the start, as before), then its `floatip events` record.
-    pub(super) fn run_hook(&self, to: &str, from: &str, reason: &str) {
-        if let Some(h) = &self.hooks {
-            let addrs: Vec<String> = self.cfg.addresses.iter().map(|v| v.to_string()).collect();
-            h.transition(to, from, reason, &addrs);
-        }
-        self.publish_transition(to, from, reason);
-    }
-
-    pub(super) fn publish_transition(&self, to: &str, from: &str, reason: &str) {
-        let mut rec = EventRecord::new(EventKind::Transition, Some(&self.cfg.name), reason);
-        rec.from = Some(from.to_string());
-        rec.to = Some(to.to_string());
-        self.events.publish(rec);
-    }
-
-    /// The priority the checks' weights and the override give now.
-    pub(super) fn reassess_priority(&mut self) -> u8 {
-        let (_, p) =
-            health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.check_states);
-        priority_under(self.override_mode, p)
-    }
-
-    /// The interface's carrier and the tracked interfaces: the first one down, as a fault.
-    async fn link_fault(&self) -> Option<String> {
-        match self.netlink.link_by_index(self.ifindex).await {
-            Ok(l) if !l.up => return Some(format!("{} is down (no carrier)", self.cfg.interface)),
-            Ok(_) => {}
-            Err(err) => return Some(format!("{}: {err:#}", self.cfg.interface)),
-        }
-        for name in &self.cfg.track_interfaces {
-            match self.netlink.find_link(name).await {
-                Ok(Some(l)) if l.up => {}
-                _ => return Some(format!("tracked interface {name} is down")),
+            for m in &mut self.members {
+                m.reset_sightings();
             }
         }
-        None
+        let to = if on { "MASTER" } else { self.idle_state() };
+        self.transition(to, &reason);
+    }
+
+    /// Every member to `to` (history, hook, `floatip events`), where it is a change.
+    pub(super) fn transition(&mut self, to: &'static str, reason: &str) {
+        for m in &mut self.members {
+            m.transition(to, reason, &self.events);
+        }
+    }
+
+    /// The priority our candidacy carries now: the lowest of the members' (each after its checks'
+    /// weights), under the override.
+    pub(super) fn reassess_priority(&mut self) -> u8 {
+        let lowest = self
+            .members
+            .iter_mut()
+            .map(|m| m.checks().1)
+            .min()
+            .unwrap_or(0);
+        priority_under(self.override_mode, lowest)
     }
 
     /// Takes the checks' reports and looks at the links: a fault withdraws our candidacy (an owner
     /// then hands over, see `handoff`) and is the FAULT state; a new priority is put in etcd.
     pub(super) async fn apply_checks(&mut self) {
-        while let Ok(r) = self.check_reports.try_recv() {
-            if let Some(s) = self.check_states.get_mut(r.check) {
-                s.apply(&r);
+        let mut fault = None;
+        let grouped = self.members.len() > 1;
+        for m in &mut self.members {
+            let (check_fault, _) = m.checks();
+            let own = m.link_fault(&self.netlink).await.or(check_fault);
+            if fault.is_none() {
+                // A member's fault is the group's: it names the member.
+                fault = own.map(|f| {
+                    if grouped {
+                        format!("{}: {f}", m.cfg.name)
+                    } else {
+                        f
+                    }
+                });
             }
         }
-        let (check_fault, _) =
-            health::evaluate_states(self.cfg.priority, &self.cfg.checks, &self.check_states);
-        let fault = self.link_fault().await.or(check_fault);
         let priority = self.reassess_priority();
         if priority != self.priority {
-            info!(instance = %self.cfg.name, "priority {} -> {priority} in etcd", self.priority);
+            info!(instance = %self.name, "priority {} -> {priority} in etcd", self.priority);
             let why = if self.override_mode == vrrp::Override::Takeover {
-                "takeover".to_string()
+                "takeover"
             } else {
-                "health-check weights".to_string()
+                "health-check weights"
             };
-            let mut rec = EventRecord::new(EventKind::Priority, Some(&self.cfg.name), why);
-            rec.previous_priority = Some(self.priority);
-            rec.priority = Some(priority);
-            self.events.publish(rec);
+            for m in &self.members {
+                let mut rec = EventRecord::new(EventKind::Priority, Some(&m.cfg.name), why);
+                rec.previous_priority = Some(self.priority);
+                rec.priority = Some(priority);
+                self.events.publish(rec);
+            }
             self.priority = priority;
             if let Some(l) = self.lease.as_mut() {
                 l.candidate = false;
@@ -116,21 +99,21 @@ impl Elector {
         let was = std::mem::replace(&mut self.fault, fault.clone());
         match (was, fault) {
             (_, Some(why)) => {
-                warn!(instance = %self.cfg.name, "withdrawing our candidacy: {why}");
+                warn!(instance = %self.name, "withdrawing our candidacy: {why}");
                 self.withdraw_candidacy().await;
                 if !self.holding() {
-                    self.transition("FAULT", format!("FAULT: {why}"));
+                    self.transition("FAULT", &format!("FAULT: {why}"));
                 }
             }
             (Some(was), None) => {
-                info!(instance = %self.cfg.name, "a candidate again, priority {} (was: {was})", self.priority);
+                info!(instance = %self.name, "a candidate again, priority {} (was: {was})", self.priority);
                 if let Some(l) = self.lease.as_mut() {
                     l.candidate = false;
                 }
                 if !self.holding() {
                     self.transition(
                         "BACKUP",
-                        format!("BACKUP: a candidate again ({was} no more)"),
+                        &format!("BACKUP: a candidate again ({was} no more)"),
                     );
                 }
             }
@@ -138,14 +121,8 @@ impl Elector {
         }
     }
 
-    /// Hands `floatip status` what this instance looks like now.
+    /// Hands `floatip status` what each member looks like now.
     pub(super) async fn publish(&self) {
-        let present: Vec<IpAddr> = self
-            .netlink
-            .addresses(self.ifindex)
-            .await
-            .map(|a| a.into_iter().map(|(ip, _)| ip).collect())
-            .unwrap_or_default();
         let mut candidates = self.view.candidates.clone();
         candidates.sort_by_key(|c| std::cmp::Reverse((c.priority, c.address)));
         let now = lease::now();
@@ -172,30 +149,7 @@ impl Elector {
             unreachable_since: self.failing_since.map(crate::control::status::unix_secs),
             released_at: self.released_at.map(crate::control::status::unix_secs),
         };
-        let checks = self
-            .check_states
-            .iter()
-            .map(|s| CheckStatus {
-                name: s.name.clone(),
-                healthy: s.healthy,
-                latency_ms: s.latency.map(|d| d.as_secs_f64() * 1000.0),
-                last_error: s.last_error.clone(),
-            })
-            .collect();
-        let mut st = self.tracker.status(&self.cfg, &present, etcd);
-        st.priority.effective = self.priority;
-        if self.priority != self.cfg.priority {
-            st.priority.why_different = Some(
-                if self.override_mode == vrrp::Override::Takeover {
-                    "takeover"
-                } else {
-                    "weighted checks"
-                }
-                .into(),
-            );
-        }
-        st.override_mode = OverrideMode::from_vrrp(self.override_mode);
-        st.claim_inhibit = self
+        let inhibit = self
             .fault
             .as_ref()
             .map(|f| format!("not a candidate in etcd: {f}"))
@@ -203,24 +157,27 @@ impl Elector {
                 (self.override_mode == vrrp::Override::Release).then(|| {
                     format!(
                         "not a candidate in etcd: released (until `floatip auto {}`)",
-                        self.cfg.name
+                        self.name
                     )
                 })
             })
             .or_else(|| self.claim_inhibit.clone());
-        let at = std::time::Instant::now();
-        st.conflicts = self
-            .conflicts
-            .sightings
-            .iter()
-            .map(|s| ConflictStatus {
-                address: s.addr,
-                mac: format_mac(&s.mac),
-                last_seen_age_ms: age_ms(at, s.last_seen),
-            })
-            .collect();
-        st.counters.conflicts = self.conflicts.total;
-        st.checks = checks;
-        status::publish(st);
+        for m in &self.members {
+            let mut st = m.status(&self.netlink, etcd.clone()).await;
+            st.priority.effective = self.priority;
+            if self.priority != m.cfg.priority {
+                st.priority.why_different = Some(
+                    match self.override_mode {
+                        vrrp::Override::Takeover => "takeover",
+                        _ if self.members.len() > 1 => "the group's lowest (weighted checks)",
+                        _ => "weighted checks",
+                    }
+                    .into(),
+                );
+            }
+            st.override_mode = OverrideMode::from_vrrp(self.override_mode);
+            st.claim_inhibit = inhibit.clone();
+            status::publish(st);
+        }
     }
 }

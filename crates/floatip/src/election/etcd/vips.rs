@@ -1,57 +1,20 @@
-//! An etcd instance's VIPs on this host and on the wire: adding them with the lease's kernel
-//! lifetime, removing them, announcing them (gratuitous ARP / unsolicited NA), and the ARP/ND watch:
-//! a claim of a free key waits while another host answers for a VIP (as a VRRP claim does), and an
-//! owner that sees another MAC answering for its VIP reports the conflict and re-announces. It does
-//! not yield (the VRRP rule for adverts that do not get through): etcd's quorum decided the owner.
+//! An election's VIPs on this host and on the wire, over its members: adding them with the lease's
+//! kernel lifetime, removing them, announcing them (gratuitous ARP / unsolicited NA), and the ARP/ND
+//! watch: a claim of a free key waits while another host answers for a VIP (as a VRRP claim does),
+//! and an owner that sees another MAC answering for its VIP reports the conflict and re-announces.
+//! It does not yield (the VRRP rule for adverts that do not get through): etcd's quorum decided.
 
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::{unix, Elector};
-use crate::conflict::Verdict;
 use crate::control::format_mac;
 use crate::election::lease::{self, LeaseClock};
-use crate::net::probe::ConflictWatch;
 
 /// How long a claim's probe waits for an answer (a LAN host answers in well under a millisecond).
 const PROBE_WAIT: Duration = Duration::from_millis(20);
-
-type Sighting = (IpAddr, [u8; 6], Instant);
-
-/// The ARP/ND watch of an instance's interface: a task that reports every other MAC answering for
-/// one of `vips`.
-pub(super) fn watch(
-    ifindex: u32,
-    mac: [u8; 6],
-    vips: Vec<IpAddr>,
-) -> anyhow::Result<(JoinHandle<()>, mpsc::Receiver<Sighting>)> {
-    let v6 = vips.first().is_some_and(IpAddr::is_ipv6);
-    let watch = ConflictWatch::open(ifindex, mac, v6)?;
-    let (tx, rx) = mpsc::channel(64);
-    let task = tokio::spawn(async move {
-        loop {
-            match watch.next().await {
-                Ok((addr, who)) if vips.contains(&addr) => {
-                    // Full: the owner is busy; later sightings say the same.
-                    if tx.try_send((addr, who, Instant::now())).is_err() && tx.is_closed() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    warn!("the ARP/ND watch stopped: {err}");
-                    return;
-                }
-            }
-        }
-    });
-    Ok((task, rx))
-}
 
 impl Elector {
     /// Adds (or refreshes) the VIPs with the lifetime the lease allows now; `announce`: a new claim,
@@ -64,16 +27,8 @@ impl Elector {
             true,
             format!("MASTER: we hold the owner key {}", self.owner_key),
         );
-        for vip in &self.cfg.addresses {
-            if let Err(err) = self
-                .netlink
-                .add_address(self.ifindex, vip.addr, vip.prefix_len, Some(lifetime))
-                .await
-            {
-                warn!(instance = %self.cfg.name, "cannot add {}: {err:#}", vip.addr);
-            } else if announce {
-                info!(instance = %self.cfg.name, "added {}/{} to {} (kernel lifetime {lifetime:?})", vip.addr, vip.prefix_len, self.cfg.interface);
-            }
+        for m in &self.members {
+            m.add(&self.netlink, lifetime, announce).await;
         }
         // Stopped (or slow) between the reading of the clock and the kernel's answer: the lease may
         // have lapsed meanwhile, so check again after the fact.
@@ -82,81 +37,33 @@ impl Elector {
             return;
         }
         if announce {
-            self.announce_once();
-            self.spawn_announcements();
-        }
-    }
-
-    fn announce_once(&self) {
-        for vip in &self.cfg.addresses {
-            if let Err(err) = self.announcer.announce(vip.addr) {
-                warn!(instance = %self.cfg.name, "cannot announce {}: {err}", vip.addr);
+            for m in &self.members {
+                m.announce_once();
+                m.spawn_announcements(self.holding.clone());
             }
         }
-    }
-
-    /// The rest of `[instance.announce]`'s burst after the first round, while we hold the VIPs.
-    fn spawn_announcements(&self) {
-        let announcer = self.announcer.clone();
-        let holding = self.holding.clone();
-        let vips: Vec<IpAddr> = self.cfg.addresses.iter().map(|v| v.addr).collect();
-        let (count, spacing) = (self.cfg.announce.count, self.cfg.announce.spacing);
-        tokio::spawn(async move {
-            for _ in 1..count {
-                tokio::time::sleep(spacing).await;
-                if !holding.load(Ordering::SeqCst) {
-                    return;
-                }
-                for addr in &vips {
-                    let _ = announcer.announce(*addr);
-                }
-            }
-        });
     }
 
     pub(super) async fn remove_vips(&self) {
-        for vip in &self.cfg.addresses {
-            if let Err(err) = self
-                .netlink
-                .remove_address(self.ifindex, vip.addr, vip.prefix_len)
-                .await
-            {
-                warn!(instance = %self.cfg.name, "cannot remove {}: {err:#}", vip.addr);
-            }
+        for m in &self.members {
+            m.remove(&self.netlink).await;
         }
     }
 
-    /// Asks the LAN who answers for each VIP (ARP probe / neighbour solicitation); the answers
-    /// arrive as sightings.
+    /// Asks the LAN who answers for each VIP; the answers arrive as sightings.
     pub(super) fn probe_vips(&self) {
-        for vip in &self.cfg.addresses {
-            if let Err(err) = self.announcer.probe(vip.addr) {
-                warn!(instance = %self.cfg.name, "cannot probe for {}: {err}", vip.addr);
-            }
+        for m in &self.members {
+            m.probe();
         }
     }
 
-    /// Takes what the ARP/ND watch saw. While we hold the VIPs, a persisting answer from another MAC
-    /// is a conflict: logged once, re-announced against at most once a second. Returns the last
-    /// sighting seen at or after `since`, if any.
-    pub(super) fn take_sightings_since(&mut self, since: Instant) -> Option<(IpAddr, [u8; 6])> {
+    /// Takes what the members' ARP/ND watches saw (conflicts while we hold the VIPs); returns a
+    /// sighting at or after `since`, if any.
+    fn take_sightings_since(&mut self, since: Instant) -> Option<(IpAddr, [u8; 6])> {
+        let holding = self.holding();
         let mut recent = None;
-        while let Ok((addr, mac, at)) = self.sightings.try_recv() {
-            if at >= since {
-                recent = Some((addr, mac));
-            }
-            if !self.holding() {
-                continue;
-            }
-            // `never_yield`: no `Yield` comes back.
-            if let Verdict::Reannounce { first_report } =
-                self.conflicts.sighting(at, addr, mac, self.mac)
-            {
-                if first_report {
-                    warn!(instance = %self.cfg.name, "conflict: {addr} is also answered for by {}; we hold the owner key in etcd, so we keep it and announce it again", format_mac(&mac));
-                }
-                self.announce_once();
-            }
+        for m in &mut self.members {
+            recent = m.take_sightings(since, holding).or(recent);
         }
         recent
     }
@@ -180,17 +87,17 @@ impl Elector {
                 format_mac(&mac)
             );
             if self.claim_inhibit.as_deref() != Some(why.as_str()) {
-                warn!(instance = %self.cfg.name, "{why}");
+                warn!(instance = %self.name, "{why}");
             }
             self.claim_inhibit = Some(why);
             return;
         }
         if let Some(why) = self.claim_inhibit.take() {
-            info!(instance = %self.cfg.name, "nobody answers for the VIPs any more (was: {why})");
+            info!(instance = %self.name, "nobody answers for the VIPs any more (was: {why})");
         }
         self.enforce_deadline().await;
         if self.claim_free_key(id).await == Some(true) {
-            info!(instance = %self.cfg.name, "won the owner key (lease {id:x}, {:?} left)", clock.remaining(lease::now()));
+            info!(instance = %self.name, "won the owner key (lease {id:x}, {:?} left)", clock.remaining(lease::now()));
             self.add_vips(clock, true).await;
         }
     }
@@ -208,7 +115,7 @@ impl Elector {
         self.set_holding(false, format!("{to}: {why}"));
         self.remove_vips().await;
         warn!(
-            instance = %self.cfg.name,
+            instance = %self.name,
             "{why} (the lease ends in etcd within {:?}; nobody holds the VIP until a host can prove ownership)",
             clock.map(|c| c.remaining(lease::now())).unwrap_or_default(),
         );
