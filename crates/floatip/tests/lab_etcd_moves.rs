@@ -281,3 +281,50 @@ fn etcd_a_group_moves_together_on_one_owner_key() {
     wait_sole_owner(&[&h1, &h2], &h2, VIP4, SETTLE);
     wait_sole_owner(&[&h1, &h2], &h2, "192.0.2.98", SETTLE);
 }
+
+#[test]
+fn etcd_reload_changes_running_settings_in_place() {
+    let name = "etcd_reload";
+    if !require_root(name) || !require_etcd(name) {
+        return;
+    }
+    let (_lab, h1, h2, _cluster, n1, n2) = etcd_lab(name, true);
+    n1.wait_status("files", "h2 a candidate", |s| {
+        s["etcd"]["candidates"]
+            .as_array()
+            .is_some_and(|c| c.len() == 2)
+    });
+    // h2's priority 100 -> 200: its candidacy says so and it preempts, make-before-break.
+    planned(
+        (&h1, &h2),
+        false,
+        "h2 reloaded with priority 200",
+        || logs(&n1, &n2),
+        || {
+            n2.write_config(&[etcd_inst(200, true)]);
+            let said = n2.ctl_ok(&["reload"]);
+            assert!(
+                said.contains("etcd, changed in place: [files (priority)]"),
+                "{said}"
+            );
+        },
+    );
+    // A second VIP while h2 holds the first: added (and announced) at once.
+    let lines = EtcdCluster::instance_lines(ETCD_TTL);
+    let mut two = Instance::v4(200).extra(&lines);
+    two.addresses.push("192.0.2.98/24".to_string());
+    n2.write_config(&[two]);
+    let said = n2.ctl_ok(&["reload"]);
+    assert!(said.contains("files (addresses)"), "{said}");
+    wait_sole_owner(&[&h1, &h2], &h2, "192.0.2.98", SETTLE);
+    // What cannot change in place is said, and nothing of it changes.
+    n2.write_config(&[
+        etcd_inst(200, true).extra(&lines.replace("lease_ttl = \"5s\"", "lease_ttl = \"7s\""))
+    ]);
+    let said = n2.ctl_ok(&["reload"]);
+    assert!(
+        said.contains("need a restart") && said.contains("the [etcd] table"),
+        "{said}"
+    );
+    assert_eq!(n2.status("files")["etcd"]["lease_ttl_s"], 5);
+}

@@ -13,6 +13,7 @@ use super::runtime::Runtime;
 use super::{overrides, Daemon};
 use crate::control::events::{EventKind, EventRecord};
 use crate::control::{self, ControlCall, Request, Response};
+use crate::election::etcd::EtcdCall;
 
 impl Daemon {
     pub(super) fn on_control(&mut self, now: Instant, call: ControlCall) {
@@ -137,22 +138,24 @@ impl Daemon {
         let Some(task) = self.etcd.calls.get(name) else {
             return Some(call);
         };
-        let etcd_call = crate::election::etcd::EtcdCall {
+        let etcd_call = EtcdCall::Operator {
             op,
             force,
             reply: call.reply,
         };
         if let Err(err) = task.try_send(etcd_call) {
-            let (message, reply) = match err {
+            let (message, c) = match err {
                 mpsc::error::TrySendError::Full(c) => (
                     format!("{name} is busy with earlier commands; try again in a moment"),
-                    c.reply,
+                    c,
                 ),
                 mpsc::error::TrySendError::Closed(c) => {
-                    (format!("{name}'s etcd task has stopped"), c.reply)
+                    (format!("{name}'s etcd task has stopped"), c)
                 }
             };
-            let _ = reply.send(Response::Error { message });
+            if let EtcdCall::Operator { reply, .. } = c {
+                let _ = reply.send(Response::Error { message });
+            }
         }
         None
     }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use vrrp::Event;
 
 use super::runtime::Tracked;
@@ -37,8 +37,11 @@ impl Daemon {
     pub(super) fn apply_config(&mut self, now: Instant) -> Result<String> {
         let mut new = config::load(&self.config_path)
             .map_err(|e| anyhow::anyhow!("{e}\nthe running configuration stays in force"))?;
-        // etcd instances keep the configuration they started with (see docs/etcd.md).
-        crate::election::take_etcd_instances(&mut new);
+        // etcd elections: settings of running members change in place (sent to their tasks once
+        // the VRRP side has been prepared); anything else waits for a restart, and the answer says so.
+        let etcd_new = crate::election::take_etcd_instances(&mut new);
+        let etcd_plan =
+            crate::election::etcd::reload::plan(&self.etcd, etcd_new, new.etcd.as_ref());
         let live = |d: &Daemon, name: &str| {
             d.instances
                 .iter()
@@ -99,8 +102,9 @@ impl Daemon {
         // A replacement starts once the instance it replaces has handed its VIPs over.
         self.pending_starts.extend(fresh);
         self.start_pending(now);
+        let etcd_note = self.reload_etcd(etcd_plan);
         let msg = format!(
-            "reloaded {}: {kept} unchanged; changed in place: [{}]; started: [{}]; stepping down: [{}]",
+            "reloaded {}: {kept} unchanged; changed in place: [{}]; started: [{}]; stepping down: [{}]{etcd_note}",
             self.config_path.display(),
             changed.join(", "),
             started.join(", "),
@@ -108,6 +112,43 @@ impl Daemon {
         );
         info!("{msg}");
         Ok(msg)
+    }
+
+    /// Hands the etcd elections their new settings; what the answer says of them.
+    fn reload_etcd(&mut self, plan: crate::election::etcd::reload::Plan) -> String {
+        let mut changed = Vec::new();
+        for (unit, members, what) in plan.updates {
+            let Some(task) = self.etcd.calls.get(&unit) else {
+                continue;
+            };
+            let call = crate::election::etcd::EtcdCall::Reload {
+                members: members.clone(),
+            };
+            if task.try_send(call).is_err() {
+                warn!(instance = %unit, "the etcd election is busy or stopped; its reload is not applied");
+                continue;
+            }
+            if let Some(u) = self.etcd.units.iter_mut().find(|(n, _)| *n == unit) {
+                u.1 = members;
+            }
+            changed.push(what);
+        }
+        let mut note = String::new();
+        if !changed.is_empty() {
+            note.push_str(&format!(
+                "; etcd, changed in place: [{}]",
+                changed.join(", ")
+            ));
+        }
+        if !plan.need_restart.is_empty() {
+            let restart = format!(
+                "etcd changes that need a restart of the daemon (the running ones stay as they are): [{}]",
+                plan.need_restart.join(", ")
+            );
+            warn!("{restart}");
+            note.push_str(&format!(";\n  {restart}"));
+        }
+        note
     }
 
     /// Apply a change that leaves the election alone (priority, announcements, lifetime, checks,

@@ -31,13 +31,19 @@ pub(super) const STOP_WAIT: Duration = Duration::from_secs(4);
 /// The priority a `takeover` gives (as in VRRP mode: above every configured one but 255).
 const TAKEOVER_PRIORITY: u8 = 254;
 
-/// An operator's `takeover`, `release` or `auto` of an etcd instance, with the control client's
-/// reply (answered here; a release once the successor has the VIPs).
-pub struct EtcdCall {
-    pub op: Override,
-    /// `release --force`: let go even with no successor.
-    pub force: bool,
-    pub reply: oneshot::Sender<Response>,
+/// What the daemon asks of an etcd election.
+pub enum EtcdCall {
+    /// An operator's `takeover`, `release` (`force`: let go even with no successor) or `auto`,
+    /// with the control client's reply (answered here; a release once the successor has the VIPs).
+    Operator {
+        op: Override,
+        force: bool,
+        reply: oneshot::Sender<Response>,
+    },
+    /// `floatip reload`: the members' new settings (see [`super::reload::plan`]).
+    Reload {
+        members: Vec<crate::config::InstanceConfig>,
+    },
 }
 
 /// Why a move of ours is under way.
@@ -275,7 +281,12 @@ impl Elector {
     }
 
     /// The operator's `takeover`, `release` or `auto`.
-    pub(super) async fn on_call(&mut self, call: super::EtcdCall) {
+    pub(super) async fn on_call(
+        &mut self,
+        op: Override,
+        force: bool,
+        reply_to: oneshot::Sender<Response>,
+    ) {
         let name = self.name.clone();
         let vips: Vec<String> = self
             .members
@@ -290,15 +301,15 @@ impl Elector {
                 Response::Error { message }
             }
         };
-        let (message, ok) = match call.op {
+        let (message, ok) = match op {
             Override::Takeover => {
                 if let Some(f) = &self.fault {
-                    let _ = call.reply.send(reply(format!("{name} is in FAULT ({f}); fix that first: a faulty host must not take the address"), false));
+                    let _ = reply_to.send(reply(format!("{name} is in FAULT ({f}); fix that first: a faulty host must not take the address"), false));
                     return;
                 }
                 (format!("{name}: taking over {vips} now (priority {TAKEOVER_PRIORITY} in etcd; the owner hands over make-before-break) and staying preferred until `floatip auto {name}`"), true)
             }
-            Override::Release if self.holding() && call.force => (
+            Override::Release if self.holding() && force => (
                 format!("{name}: released {vips} (--force); this host stays BACKUP until `floatip auto {name}`"),
                 true,
             ),
@@ -306,7 +317,7 @@ impl Elector {
                 let message = format!(
                     "{name}: released {vips}; this host stays BACKUP until `floatip auto {name}`"
                 );
-                if let Some((old, _)) = self.pending_release.replace((call.reply, message)) {
+                if let Some((old, _)) = self.pending_release.replace((reply_to, message)) {
                     let _ = old.send(reply("superseded by a newer release".into(), false));
                 }
                 let _ = self.set_override(Override::Release);
@@ -327,10 +338,10 @@ impl Elector {
             ),
         };
         info!(instance = %name, "operator: {message}");
-        let saved = self.set_override(call.op);
-        if call.op == Override::Release {
+        let saved = self.set_override(op);
+        if op == Override::Release {
             self.withdraw_candidacy().await;
-            if call.force && self.holding() {
+            if force && self.holding() {
                 self.drop_and_free(self.withdrawn_because()).await;
             }
         }
@@ -338,6 +349,6 @@ impl Elector {
             Ok(()) => message,
             Err(err) => format!("{message}\n  warning: the override is in force but could not be saved, so it will not survive a restart: {err:#}"),
         };
-        let _ = call.reply.send(reply(message, ok));
+        let _ = reply_to.send(reply(message, ok));
     }
 }

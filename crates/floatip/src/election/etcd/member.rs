@@ -106,7 +106,17 @@ impl Member {
     }
 
     pub(super) async fn remove(&self, netlink: &Netlink) {
-        for vip in &self.cfg.addresses {
+        self.remove_except(netlink, &[]).await;
+    }
+
+    /// Removes the VIPs not in `kept` (a reload dropped them).
+    pub(super) async fn remove_except(&self, netlink: &Netlink, kept: &[IpAddr]) {
+        for vip in self
+            .cfg
+            .addresses
+            .iter()
+            .filter(|v| !kept.contains(&v.addr))
+        {
             if let Err(err) = netlink
                 .remove_address(self.ifindex, vip.addr, vip.prefix_len)
                 .await

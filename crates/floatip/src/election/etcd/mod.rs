@@ -24,6 +24,7 @@ mod client;
 pub mod decide;
 mod handoff;
 mod member;
+pub mod reload;
 mod report;
 mod vips;
 
@@ -54,6 +55,9 @@ pub struct Elections(Vec<Elector>);
 pub struct Handles {
     pub calls: BTreeMap<String, mpsc::Sender<EtcdCall>>,
     pub groups: Vec<GroupConfig>,
+    /// The running elections' settings (what a reload compares the file with) and `[etcd]`.
+    pub units: Vec<(String, Vec<InstanceConfig>)>,
+    pub etcd: Option<EtcdConfig>,
 }
 
 impl Elections {
@@ -61,7 +65,7 @@ impl Elections {
     /// `overrides`: the operator's takeover/release that survive a restart, by instance or group.
     pub async fn prepare(
         etcd: &EtcdConfig,
-        (mut instances, groups): (Vec<InstanceConfig>, Vec<GroupConfig>),
+        (instances, groups): (Vec<InstanceConfig>, Vec<GroupConfig>),
         events: Arc<EventHub>,
         overrides: &BTreeMap<String, vrrp::Override>,
         state_dir: &std::path::Path,
@@ -71,24 +75,12 @@ impl Elections {
             clients.push((endpoint.clone(), client::connect(etcd, endpoint).await?));
         }
         let netlink = Netlink::new()?;
-        // A group is one election over its members (in the group's order); every other instance
-        // is one of its own.
-        let mut units = Vec::new();
-        for g in &groups {
-            let members = g
-                .instances
-                .iter()
-                .filter_map(|m| {
-                    let at = instances.iter().position(|i| &i.name == m)?;
-                    Some(instances.remove(at))
-                })
-                .collect();
-            units.push((g.name.clone(), members));
-        }
-        units.extend(instances.into_iter().map(|i| (i.name.clone(), vec![i])));
+        let units = reload::units(instances, &groups);
         let mut electors = Vec::new();
         let mut handles = Handles {
             groups,
+            units: units.clone(),
+            etcd: Some(etcd.clone()),
             ..Handles::default()
         };
         for (name, members) in units {
@@ -279,7 +271,10 @@ impl Elector {
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => {}
-                Some(call) = self.calls.recv() => self.on_call(call).await,
+                Some(call) = self.calls.recv() => match call {
+                    EtcdCall::Operator { op, force, reply } => self.on_call(op, force, reply).await,
+                    EtcdCall::Reload { members } => self.reload(members).await,
+                },
             }
         }
     }
