@@ -294,7 +294,9 @@ impl Elector {
             address: self.me,
             lease: self.lease.as_ref().map(|l| l.id),
             holding: self.holding(),
-            eligible: self.eligible() && self.lease.as_ref().is_some_and(|l| l.candidate),
+            // Not whether the candidacy is in etcd right now: a put that failed (it is retried)
+            // must not make an owner hand over.
+            eligible: self.eligible(),
             priority: self.priority,
             handing_to: self.handing.as_ref().map(|h| h.to),
         }
