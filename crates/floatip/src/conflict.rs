@@ -150,6 +150,20 @@ impl Conflicts {
         Some(ended)
     }
 
+    /// What `status` shows: each confirmed sighting (reported once it persisted).
+    pub fn status(&self) -> Vec<crate::control::ConflictStatus> {
+        self.sightings
+            .iter()
+            .filter(|s| s.reported)
+            .map(|s| crate::control::ConflictStatus {
+                address: s.addr,
+                mac: format_mac(&s.mac),
+                last_seen_age_ms: u64::try_from(s.last_seen.elapsed().as_millis())
+                    .unwrap_or(u64::MAX),
+            })
+            .collect()
+    }
+
     /// Sightings stop mattering once we are not master (a new master announcing is normal).
     pub fn reset_sightings(&mut self) {
         self.sightings.clear();

@@ -192,8 +192,7 @@ fn etcd_sigterm_hands_over_to_the_next_candidate() {
     let (lab, h1, h2, _cluster, mut n1, mut n2) = etcd_lab(name, true);
     // h2 with a master hook (restarted with it; the VIP stays on h1 meanwhile).
     let marker = lab.path("h2-master-hook");
-    let etcd_lines = EtcdCluster::instance_lines(TTL);
-    let (election, etcd_table) = etcd_lines.split_once("\n\n").expect("two parts");
+    let (election, etcd_table) = etcd_parts();
     let with_hook = format!(
         "{election}\n[instance.notify]\nmaster = [\"/usr/bin/touch\", \"{}\"]\n\n{etcd_table}",
         path_str(&marker)
@@ -283,27 +282,19 @@ fn etcd_failing_check_withdraws_the_candidacy_and_recovery_takes_it_back() {
     if !require_root(name) || !require_etcd(name) {
         return;
     }
-    let (mut lab, mut hosts) = lab_with_hosts(name, 2, false);
-    let h2 = hosts.pop().expect("h2");
-    let h1 = hosts.pop().expect("h1");
-    let _cluster = EtcdCluster::start(&mut lab);
+    let (lab, h1, h2, _cluster) = etcd_hosts(name);
     let flag = write_file(&lab, "h1-healthy", "");
     let fault_marker = lab.path("h1-fault-hook");
-    let etcd_lines = EtcdCluster::instance_lines(TTL);
-    let (election, etcd_table) = etcd_lines.split_once("\n\n").expect("two parts");
+    let (election, etcd_table) = etcd_parts();
     let with_check = format!(
-        "{election}\n[[instance.check]]\nname = \"svc\"\nkind = \"exec\"\ncommand = [\"/usr/bin/test\", \"-e\", \"{}\"]\ninterval = \"200ms\"\nrise = 1\nfall = 1\n[instance.notify]\nfault = [\"/usr/bin/touch\", \"{}\"]\n\n{etcd_table}",
-        path_str(&flag),
+        "{election}\n{}[instance.notify]\nfault = [\"/usr/bin/touch\", \"{}\"]\n\n{etcd_table}",
+        flag_check(&flag),
         path_str(&fault_marker)
     );
     let n1 = Node::start(&lab, &h1, &[Instance::v4(150).extra(&with_check)]);
     wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
     let n2 = Node::start(&lab, &h2, &[etcd_inst(100, true)]);
-    n2.wait_status("files", "h2 sees both candidates", |s| {
-        s["etcd"]["candidates"]
-            .as_array()
-            .is_some_and(|c| c.len() == 2)
-    });
+    wait_candidates(&n2, "files", 2);
     // The check fails: h1 hands the VIP to h2 make-before-break and is FAULT, with its hook.
     let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
     let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");

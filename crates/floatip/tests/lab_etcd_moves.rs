@@ -48,11 +48,7 @@ fn etcd_takeover_release_and_auto_move_the_vip_make_before_break() {
         pinger.wait_replies(20, SETTLE),
         "no replies before the moves"
     );
-    n2.wait_status("files", "h2 a candidate", |s| {
-        s["etcd"]["candidates"]
-            .as_array()
-            .is_some_and(|c| c.len() == 2)
-    });
+    wait_candidates(&n2, "files", 2);
     let logs = || logs(&n1, &n2);
 
     // takeover on h2 (priority 100 < 150): it becomes the preferred candidate and h1 hands over.
@@ -78,11 +74,7 @@ fn etcd_takeover_release_and_auto_move_the_vip_make_before_break() {
     );
     // auto on h2: a candidate again at 100, h1 (150) keeps the VIP.
     n2.ctl_ok(&["auto", "files"]);
-    n1.wait_status("files", "h2 a candidate again", |s| {
-        s["etcd"]["candidates"]
-            .as_array()
-            .is_some_and(|c| c.len() == 2)
-    });
+    wait_candidates(&n1, "files", 2);
     assert_sole_owner_for(&[&h1, &h2], &h1, VIP4, Duration::from_secs(1), SAMPLE);
     let report = pinger.stop();
     eprintln!(
@@ -95,11 +87,7 @@ fn etcd_takeover_release_and_auto_move_the_vip_make_before_break() {
 
     // With no other candidate (h2 stopped), a release is refused and h1 keeps the VIP...
     n2.stop();
-    n1.wait_status("files", "h1 the only candidate", |s| {
-        s["etcd"]["candidates"]
-            .as_array()
-            .is_some_and(|c| c.len() == 1)
-    });
+    wait_candidates(&n1, "files", 1);
     let refused = n1.ctl_err(&["release", "files"]);
     assert!(
         refused.contains("no other candidate") && refused.contains("--force"),
@@ -122,11 +110,7 @@ fn etcd_a_restarted_better_candidate_preempts_make_before_break() {
         return;
     }
     let (_lab, h1, h2, _cluster, mut n1, n2) = etcd_lab(name, true);
-    n2.wait_status("files", "h2 a candidate", |s| {
-        s["etcd"]["candidates"]
-            .as_array()
-            .is_some_and(|c| c.len() == 2)
-    });
+    wait_candidates(&n2, "files", 2);
     planned(
         (&h1, &h2),
         false,
@@ -158,10 +142,7 @@ fn etcd_no_claim_while_another_host_answers_and_an_owner_reports_one() {
     if !require_root(name) || !require_etcd(name) {
         return;
     }
-    let (mut lab, mut hosts) = lab_with_hosts(name, 2, false);
-    let h2 = hosts.pop().expect("h2");
-    let h1 = hosts.pop().expect("h1");
-    let _cluster = EtcdCluster::start(&mut lab);
+    let (lab, h1, h2, _cluster) = etcd_hosts(name);
     // h2 holds the VIP by hand (no floatip there): h1 may win nothing it would share.
     h2.add_address(&format!("{VIP4}/24")).expect("VIP by hand");
     let n1 = Node::start(&lab, &h1, &[etcd_inst(150, true)]);
@@ -192,14 +173,8 @@ fn etcd_no_claim_while_another_host_answers_and_an_owner_reports_one() {
 /// The `[[group]]` "svc" of two etcd instances on one host: `files` (192.0.2.97) and `files2`
 /// (192.0.2.98, with a check on `flag` when given), and the `[etcd]` table after them.
 fn group_of_two(priority: u8, flag: Option<&std::path::Path>) -> Vec<Instance> {
-    let lines = EtcdCluster::instance_lines(ETCD_TTL);
-    let (election, etcd_table) = lines.split_once("\n\n").expect("two parts");
-    let check = flag.map_or(String::new(), |f| {
-        format!(
-            "[[instance.check]]\nname = \"svc\"\nkind = \"exec\"\ncommand = [\"/usr/bin/test\", \"-e\", \"{}\"]\ninterval = \"200ms\"\nrise = 1\nfall = 1\n",
-            path_str(f)
-        )
-    });
+    let (election, etcd_table) = etcd_parts();
+    let check = flag.map_or(String::new(), flag_check);
     vec![
         Instance::v4(priority).extra(&format!("{election}\n")),
         Instance::named("files2", 52, priority, "192.0.2.98/24").extra(&format!(
@@ -214,20 +189,13 @@ fn etcd_a_group_moves_together_on_one_owner_key() {
     if !require_root(name) || !require_etcd(name) {
         return;
     }
-    let (mut lab, mut hosts) = lab_with_hosts(name, 2, false);
-    let h2 = hosts.pop().expect("h2");
-    let h1 = hosts.pop().expect("h1");
-    let _cluster = EtcdCluster::start(&mut lab);
+    let (lab, h1, h2, _cluster) = etcd_hosts(name);
     let flag = write_file(&lab, "h1-files2-healthy", "");
     let n1 = Node::start(&lab, &h1, &group_of_two(150, Some(&flag)));
     wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
     wait_sole_owner(&[&h1, &h2], &h1, "192.0.2.98", SETTLE);
     let n2 = Node::start(&lab, &h2, &group_of_two(100, None));
-    n2.wait_status("files2", "h2 a candidate of the group", |s| {
-        s["etcd"]["candidates"]
-            .as_array()
-            .is_some_and(|c| c.len() == 2)
-    });
+    wait_candidates(&n2, "files2", 2);
     // One key for the group, named after it.
     let st = n1.status("files");
     assert!(
@@ -289,11 +257,7 @@ fn etcd_reload_changes_running_settings_in_place() {
         return;
     }
     let (_lab, h1, h2, _cluster, n1, n2) = etcd_lab(name, true);
-    n1.wait_status("files", "h2 a candidate", |s| {
-        s["etcd"]["candidates"]
-            .as_array()
-            .is_some_and(|c| c.len() == 2)
-    });
+    wait_candidates(&n1, "files", 2);
     // h2's priority 100 -> 200: its candidacy says so and it preempts, make-before-break.
     planned(
         (&h1, &h2),

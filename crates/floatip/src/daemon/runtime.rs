@@ -18,9 +18,9 @@ use crate::config::InstanceConfig;
 use crate::conflict::Conflicts;
 use crate::control::events::{EventHub, EventKind, EventRecord};
 use crate::control::{
-    age_ms, format_mac, millis, state_name, unix_secs, CheckStatus, ConflictStatus, CountersStatus,
-    HistoryEntry, InstanceStatus, MasterStatus, OverrideMode, PriorityStatus, SpeakerStatus,
-    TrackFileStatus, VipStatus, HISTORY_MAX,
+    age_ms, millis, state_name, unix_secs, CountersStatus, HistoryEntry, InstanceStatus,
+    MasterStatus, OverrideMode, PriorityStatus, SpeakerStatus, TrackFileStatus, VipStatus,
+    HISTORY_MAX,
 };
 use crate::health::track_file::{self, TrackFileState};
 use crate::health::{self, CheckState, TaskSet};
@@ -374,29 +374,9 @@ impl Runtime {
                 )),
                 _ => self.core.not_claiming(),
             },
-            conflicts: self
-                .conflicts
-                .sightings
-                .iter()
-                .filter(|s| s.reported)
-                .map(|s| ConflictStatus {
-                    address: s.addr,
-                    mac: format_mac(&s.mac),
-                    last_seen_age_ms: u64::try_from(s.last_seen.elapsed().as_millis())
-                        .unwrap_or(u64::MAX),
-                })
-                .collect(),
+            conflicts: self.conflicts.status(),
             clashes: self.clashes.status(now),
-            checks: self
-                .checks
-                .iter()
-                .map(|s| CheckStatus {
-                    name: s.name.clone(),
-                    healthy: s.healthy,
-                    latency_ms: s.latency.map(|d| d.as_secs_f64() * 1000.0),
-                    last_error: s.last_error.clone(),
-                })
-                .collect(),
+            checks: self.checks.iter().map(CheckState::status).collect(),
             auth: self.cfg.auth.describe(),
             track_files: self
                 .track_files

@@ -152,6 +152,16 @@ impl CheckState {
     }
 
     /// One state per check, in config order (index = `CheckReport::check`).
+    /// What `status` shows of it.
+    pub fn status(&self) -> crate::control::CheckStatus {
+        crate::control::CheckStatus {
+            name: self.name.clone(),
+            healthy: self.healthy,
+            latency_ms: self.latency.map(|d| d.as_secs_f64() * 1000.0),
+            last_error: self.last_error.clone(),
+        }
+    }
+
     pub fn for_checks(checks: &[CheckConfig]) -> Vec<CheckState> {
         checks.iter().map(CheckState::new).collect()
     }

@@ -15,8 +15,7 @@ use tracing::{info, warn};
 use crate::config::InstanceConfig;
 use crate::conflict::{Conflicts, Verdict};
 use crate::control::events::{EventHub, EventKind, EventRecord};
-use crate::control::status::{CheckStatus, ConflictStatus};
-use crate::control::{age_ms, format_mac, InstanceStatus};
+use crate::control::{format_mac, InstanceStatus};
 use crate::election::status::{EtcdStatus, Tracker};
 use crate::health::{self, CheckReport, CheckState, TaskSet};
 use crate::hooks::{self, Hooks};
@@ -257,27 +256,8 @@ impl Member {
             .map(|a| a.into_iter().map(|(ip, _)| ip).collect())
             .unwrap_or_default();
         let mut st = self.tracker.status(&self.cfg, &present, etcd);
-        st.checks = self
-            .check_states
-            .iter()
-            .map(|s| CheckStatus {
-                name: s.name.clone(),
-                healthy: s.healthy,
-                latency_ms: s.latency.map(|d| d.as_secs_f64() * 1000.0),
-                last_error: s.last_error.clone(),
-            })
-            .collect();
-        let at = Instant::now();
-        st.conflicts = self
-            .conflicts
-            .sightings
-            .iter()
-            .map(|s| ConflictStatus {
-                address: s.addr,
-                mac: format_mac(&s.mac),
-                last_seen_age_ms: age_ms(at, s.last_seen),
-            })
-            .collect();
+        st.checks = self.check_states.iter().map(CheckState::status).collect();
+        st.conflicts = self.conflicts.status();
         st.counters.conflicts = self.conflicts.total;
         st
     }
