@@ -329,7 +329,7 @@ pub(crate) static ETCD: Table = Table {
     key("ca_file", "path", "unset", "absolute; needed for `https://` endpoints", STRING, "PEM CA certificate(s) that sign the etcd members' certificates."),
     key("cert_file", "path", "unset", "absolute; together with `key_file`", STRING, "PEM client certificate, when etcd asks for one (`--client-cert-auth`)."),
     key("key_file", "path", "unset", "absolute; together with `cert_file`", STRING, "PEM private key of `cert_file`."),
-    key("prefix", "string", "`\"/floatip/\"`", "starts and ends with `/`", STRING, "Where floatip keeps its keys: `PREFIX<instance>/owner` and `PREFIX<instance>/candidates/<address>`."),
+    key("prefix", "string", "`\"/floatip/\"`", "starts and ends with `/`", STRING, "Where floatip keeps its keys: `PREFIX<name>/owner`, `PREFIX<name>/candidates/<address>` and `PREFIX<name>/handoff` (`<name>`: the instance's, or its group's)."),
     key("lease_ttl", "duration", "`\"5s\"`", "whole seconds, `3s` to `60s`", DURATION, "The lease's time to live: a dead or cut-off owner's VIP moves after about this long. The VIP's kernel lifetime ends before the lease can expire ([the timing argument](etcd.md#the-timing-argument))."),
     ],
 };

@@ -503,7 +503,7 @@ fn etcd_refuses_vrrp_only_keys(cx: &mut Cx<'_>, raw: &RawInstance) -> bool {
     let mut refuse = |span: Range<usize>, key: &str, hint: &str| {
         cx.at(
             span,
-            format!("{key} does not apply to election = \"etcd\" (yet)"),
+            format!("{key} does not apply to election = \"etcd\""),
             hint.to_string(),
         );
         ok = false;
