@@ -270,10 +270,10 @@ impl Elector {
         }
     }
 
-    /// Sets the override, its priority and candidacy, and saves it in the state directory.
+    /// Sets the override (the priority it gives is taken at the next tick), has the candidacy put
+    /// again, and saves the override in the state directory.
     fn set_override(&mut self, o: Override) -> anyhow::Result<()> {
         self.override_mode = o;
-        self.reassess_priority();
         if let Some(l) = self.lease.as_mut() {
             l.candidate = false;
         }
@@ -314,13 +314,16 @@ impl Elector {
                 true,
             ),
             Override::Release if self.holding() => {
-                let message = format!(
+                // Answered once a successor has the VIPs (or refused when none takes them).
+                let mut message = format!(
                     "{name}: released {vips}; this host stays BACKUP until `floatip auto {name}`"
                 );
+                if let Err(err) = self.set_override(Override::Release) {
+                    message.push_str(&format!("\n  warning: the override is in force but could not be saved, so it will not survive a restart: {err:#}"));
+                }
                 if let Some((old, _)) = self.pending_release.replace((reply_to, message)) {
                     let _ = old.send(reply("superseded by a newer release".into(), false));
                 }
-                let _ = self.set_override(Override::Release);
                 self.withdraw_candidacy().await;
                 return;
             }
