@@ -197,13 +197,11 @@ fn etcd_a_group_moves_together_on_one_owner_key() {
     let n2 = Node::start(&lab, &h2, &group_of_two(100, None));
     wait_candidates(&n2, "files2", 2);
     // One key for the group, named after it.
-    let st = n1.status("files");
-    assert!(
-        st["reason"]
+    n1.wait_status("files", "the group's owner key", |s| {
+        s["reason"]
             .as_str()
-            .is_some_and(|r| r.contains("/floatip/svc/owner")),
-        "{st:#}"
-    );
+            .is_some_and(|r| r.contains("/floatip/svc/owner"))
+    });
     // files2's check fails on h1: both VIPs move to h2, each make-before-break.
     let w = |h: &Host, a: &str| AddrWatch::start(h, a).expect("watch");
     let (w1a, w2a, w1b, w2b) = (
@@ -227,16 +225,22 @@ fn etcd_a_group_moves_together_on_one_owner_key() {
             .is_some_and(|r| r.contains("files2: check svc failing")),
         "{st1:#}"
     );
-    let out = n2.ctl_ok(&["status", "--json"]);
-    let all: serde_json::Value = serde_json::from_str(&out).expect("status json");
-    let group = &all["groups"][0];
-    assert_eq!(group["name"], "svc", "{all:#}");
+    // (`status` follows the kernel within a tick: wait for it.)
+    let group_on_h2 = |out: &str| {
+        let all: serde_json::Value = serde_json::from_str(out).expect("status json");
+        let group = &all["groups"][0];
+        group["name"] == "svc"
+            && group["split"] == false
+            && group["members"]
+                .as_array()
+                .is_some_and(|m| m.len() == 2 && m.iter().all(|m| m["state"] == "MASTER"))
+    };
     assert!(
-        group["members"]
-            .as_array()
-            .is_some_and(|m| m.iter().all(|m| m["state"] == "MASTER"))
-            && group["split"] == false,
-        "{all:#}"
+        wait_until(SETTLE, POLL, || group_on_h2(
+            &n2.ctl_ok(&["status", "--json"])
+        )),
+        "h2's status shows the group svc, both members MASTER: {}",
+        n2.ctl_ok(&["status", "--json"])
     );
     // Healthy again, h1 (150, preempt) takes the group back on its own.
     std::fs::write(&flag, "").expect("h1's check passes again");
