@@ -87,12 +87,9 @@ fn etcd_cable_pulled_on_the_owner_moves_the_vip_without_two_owners() {
         return;
     }
     let (_lab, h1, h2, _cluster, n1, n2) = etcd_lab(name, true);
-    let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
-    let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");
-    h1.link_down().expect("pull h1's cable");
-    wait_sole_owner(&[&h1, &h2], &h2, VIP4, SETTLE);
-    std::thread::sleep(Duration::from_millis(300));
-    let (t1, t2) = (w1.stop(), w2.stop());
+    let (t1, t2) = watch_move(&h1, &h2, &h2, || {
+        h1.link_down().expect("pull h1's cable");
+    });
     assert_handed_over(&t1, &t2, "h1's cable pulled", &logs(&n1, &n2));
 }
 
@@ -103,12 +100,9 @@ fn etcd_kill9_of_the_owner_moves_the_vip_without_two_owners() {
         return;
     }
     let (_lab, h1, h2, _cluster, n1, n2) = etcd_lab(name, true);
-    let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
-    let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");
-    assert!(n1.kill(), "h1's daemon was running");
-    wait_sole_owner(&[&h1, &h2], &h2, VIP4, SETTLE);
-    std::thread::sleep(Duration::from_millis(300));
-    let (t1, t2) = (w1.stop(), w2.stop());
+    let (t1, t2) = watch_move(&h1, &h2, &h2, || {
+        assert!(n1.kill(), "h1's daemon was running");
+    });
     assert_handed_over(&t1, &t2, "kill -9 of h1's daemon", &logs(&n1, &n2));
 }
 
@@ -296,12 +290,9 @@ fn etcd_failing_check_withdraws_the_candidacy_and_recovery_takes_it_back() {
     let n2 = Node::start(&lab, &h2, &[etcd_inst(100, true)]);
     wait_candidates(&n2, "files", 2);
     // The check fails: h1 hands the VIP to h2 make-before-break and is FAULT, with its hook.
-    let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
-    let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");
-    std::fs::remove_file(&flag).expect("fail h1's check");
-    wait_sole_owner(&[&h1, &h2], &h2, VIP4, SETTLE);
-    std::thread::sleep(Duration::from_millis(300));
-    let (t1, t2) = (w1.stop(), w2.stop());
+    let (t1, t2) = watch_move(&h1, &h2, &h2, || {
+        std::fs::remove_file(&flag).expect("fail h1's check");
+    });
     assert_make_before_break(&t1, &t2, "h1's check failed", &logs(&n1, &n2));
     let st1 = n1.wait_status("files", "h1 not a candidate", |s| {
         s["claim_inhibit"]
@@ -315,12 +306,9 @@ fn etcd_failing_check_withdraws_the_candidacy_and_recovery_takes_it_back() {
         n1.log()
     );
     // Healthy again: h1 (150, preempt) is the better candidate and gets the VIP back, the same way.
-    let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
-    let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");
-    std::fs::write(&flag, "").expect("h1's check passes again");
-    wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
-    std::thread::sleep(Duration::from_millis(300));
-    let (t1, t2) = (w1.stop(), w2.stop());
+    let (t1, t2) = watch_move(&h1, &h2, &h1, || {
+        std::fs::write(&flag, "").expect("h1's check passes again");
+    });
     assert_make_before_break(&t2, &t1, "h1 recovered and preempted", &logs(&n1, &n2));
     assert_eq!(n1.status("files")["state"], "MASTER");
 }
@@ -349,11 +337,8 @@ fn etcd_over_tls_with_client_certificates() {
             .is_some_and(|e| e.starts_with("https://")),
         "{st:#}"
     );
-    let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
-    let w2 = AddrWatch::start(&h2, VIP4).expect("watch h2");
-    assert!(n1.kill(), "h1's daemon was running");
-    wait_sole_owner(&[&h1, &h2], &h2, VIP4, SETTLE);
-    std::thread::sleep(Duration::from_millis(300));
-    let (t1, t2) = (w1.stop(), w2.stop());
+    let (t1, t2) = watch_move(&h1, &h2, &h2, || {
+        assert!(n1.kill(), "h1's daemon was running");
+    });
     assert_handed_over(&t1, &t2, "kill -9 of h1 (etcd over TLS)", &logs(&n1, &n2));
 }

@@ -21,13 +21,7 @@ fn planned(
     logs: impl Fn() -> String,
     act: impl FnOnce(),
 ) {
-    let w1 = AddrWatch::start(h1, VIP4).expect("watch h1");
-    let w2 = AddrWatch::start(h2, VIP4).expect("watch h2");
-    act();
-    let to = if to_first { h1 } else { h2 };
-    wait_sole_owner(&[h1, h2], to, VIP4, SETTLE);
-    std::thread::sleep(Duration::from_millis(300));
-    let (t1, t2) = (w1.stop(), w2.stop());
+    let (t1, t2) = watch_move(h1, h2, if to_first { h1 } else { h2 }, act);
     if to_first {
         assert_make_before_break(&t2, &t1, what, &logs());
     } else {

@@ -99,8 +99,16 @@ async fn run_probe(
             next_send += spacing;
             continue;
         }
-        if now >= end || examined >= MAX_FRAMES {
+        if examined >= MAX_FRAMES {
             return Ok(None);
+        }
+        if now >= end {
+            // An answer that arrived in time may still be queued (this task ran late): the
+            // socket's queue is the record of what came before the end, not our wake-ups.
+            return match drain(afd.get_ref(), &mut buf, &mut examined, &matches) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                other => other,
+            };
         }
         let until = if sent < probes {
             next_send.min(end)
@@ -111,25 +119,38 @@ async fn run_probe(
             Err(_elapsed) => continue,
             Ok(g) => g?,
         };
-        // Drain everything queued.
-        loop {
-            match guard.try_io(|s| s.get_ref().try_recv(&mut buf)) {
-                Ok(Ok((n, pkttype))) => {
-                    examined += 1;
-                    if pkttype == PACKET_OUTGOING {
-                        continue;
-                    }
+        match guard.try_io(|s| drain(s.get_ref(), &mut buf, &mut examined, &matches)) {
+            Ok(Ok(Some(m))) => return Ok(Some(m)),
+            Ok(Ok(None)) | Err(_) => {}
+            Ok(Err(e)) => return Err(e),
+        }
+    }
+}
+
+/// Examines every frame queued on `sock` (not our own); the first that `matches` answers. Ends
+/// with `WouldBlock` as the error when the queue ran dry without a match (so that the readiness
+/// is cleared), or `Ok(None)` when [`MAX_FRAMES`] were examined.
+fn drain(
+    sock: &PacketSocket,
+    buf: &mut [u8],
+    examined: &mut usize,
+    matches: &impl Fn(&[u8]) -> Option<[u8; 6]>,
+) -> io::Result<Option<[u8; 6]>> {
+    loop {
+        match sock.try_recv(buf) {
+            Ok((n, pkttype)) => {
+                *examined += 1;
+                if pkttype != PACKET_OUTGOING {
                     if let Some(m) = matches(&buf[..n]) {
                         return Ok(Some(m));
                     }
-                    if examined >= MAX_FRAMES {
-                        break;
-                    }
                 }
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => break,
+                if *examined >= MAX_FRAMES {
+                    return Ok(None);
+                }
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
 }

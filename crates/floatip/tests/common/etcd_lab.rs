@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use floatip_lab::{ownership, unix_now, Host, Lab, Ownership, Timeline, WatchKind};
+use floatip_lab::{ownership, unix_now, AddrWatch, Host, Lab, Ownership, Timeline, WatchKind};
 
 use super::{lab_with_hosts, wait_sole_owner, EtcdCluster, Instance, Node, SETTLE, VIP4};
 
@@ -60,6 +60,18 @@ pub fn etcd_lab(name: &str, preempt: bool) -> (Lab, Host, Host, EtcdCluster, Nod
     wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
     let n2 = Node::start(&lab, &h2, &[etcd_inst(100, preempt)]);
     (lab, h1, h2, cluster, n1, n2)
+}
+
+/// Watches h1 and h2 for the VIP while `act` runs, waits until `to` is its sole owner, and returns
+/// h1's and h2's timelines a moment later (for [`assert_handed_over`] or
+/// [`assert_make_before_break`]).
+pub fn watch_move(h1: &Host, h2: &Host, to: &Host, act: impl FnOnce()) -> (Timeline, Timeline) {
+    let w1 = AddrWatch::start(h1, VIP4).expect("watch h1");
+    let w2 = AddrWatch::start(h2, VIP4).expect("watch h2");
+    act();
+    wait_sole_owner(&[h1, h2], to, VIP4, SETTLE);
+    std::thread::sleep(Duration::from_millis(300));
+    (w1.stop(), w2.stop())
 }
 
 /// Both daemons' logs, for a failure message.

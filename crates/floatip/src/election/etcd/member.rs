@@ -21,7 +21,7 @@ use crate::health::{self, CheckReport, CheckState, TaskSet};
 use crate::hooks::{self, Hooks};
 use crate::net::announce::Announcer;
 use crate::net::netlink::Netlink;
-use crate::net::probe::ConflictWatch;
+use crate::net::probe::{self, ConflictWatch};
 
 type Sighting = (IpAddr, [u8; 6], Instant);
 
@@ -161,19 +161,33 @@ impl Member {
         }
     }
 
-    /// Takes what the ARP/ND watch saw. While `holding`, a persisting answer from another MAC is a
-    /// conflict: logged once, re-announced against at most once a second. Returns the last
-    /// sighting at or after `since`.
-    pub(super) fn take_sightings(
-        &mut self,
-        since: Instant,
-        holding: bool,
-    ) -> Option<(IpAddr, [u8; 6])> {
-        let mut recent = None;
-        while let Ok((addr, mac, at)) = self.sightings.try_recv() {
-            if at >= since {
-                recent = Some((addr, mac));
+    /// Asks the LAN whether another host answers for one of the VIPs (an ARP probe / neighbour
+    /// solicitation each, answers awaited for `wait`): the first that does, with its MAC.
+    pub(super) async fn answered(&self, wait: Duration) -> Option<(IpAddr, [u8; 6])> {
+        for vip in &self.cfg.addresses {
+            let found = match vip.addr {
+                IpAddr::V4(a) => {
+                    probe::arp_probe(self.ifindex, self.mac, a, 1, Duration::ZERO, wait).await
+                }
+                IpAddr::V6(a) => {
+                    probe::ndp_probe(self.ifindex, self.mac, a, 1, Duration::ZERO, wait).await
+                }
+            };
+            match found {
+                Ok(Some(mac)) => return Some((vip.addr, mac)),
+                Ok(None) => {}
+                Err(err) => {
+                    warn!(instance = %self.cfg.name, "cannot probe for {}: {err:#}", vip.addr)
+                }
             }
+        }
+        None
+    }
+
+    /// Takes what the ARP/ND watch saw. While `holding`, a persisting answer from another MAC is a
+    /// conflict: logged once, re-announced against at most once a second.
+    pub(super) fn take_sightings(&mut self, holding: bool) {
+        while let Ok((addr, mac, at)) = self.sightings.try_recv() {
             if !holding {
                 continue;
             }
@@ -187,7 +201,6 @@ impl Member {
                 self.announce_once();
             }
         }
-        recent
     }
 
     /// The interface's carrier and the tracked interfaces: the first one down, as a fault.

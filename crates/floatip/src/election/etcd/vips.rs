@@ -4,8 +4,7 @@
 //! and an owner that sees another MAC answering for its VIP reports the conflict and re-announces.
 //! It does not yield (the VRRP rule for adverts that do not get through): etcd's quorum decided.
 
-use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tracing::{info, warn};
 
@@ -57,19 +56,12 @@ impl Elector {
         }
     }
 
-    /// Takes what the members' ARP/ND watches saw (conflicts while we hold the VIPs); returns a
-    /// sighting at or after `since`, if any.
-    fn take_sightings_since(&mut self, since: Instant) -> Option<(IpAddr, [u8; 6])> {
-        let holding = self.holding();
-        let mut recent = None;
-        for m in &mut self.members {
-            recent = m.take_sightings(since, holding).or(recent);
-        }
-        recent
-    }
-
+    /// Takes what the members' ARP/ND watches saw (conflicts while we hold the VIPs).
     pub(super) fn take_sightings(&mut self) {
-        self.take_sightings_since(Instant::now());
+        let holding = self.holding();
+        for m in &mut self.members {
+            m.take_sightings(holding);
+        }
     }
 
     /// Claims the free owner key, unless another host answers for a VIP (then nobody should: it may
@@ -78,10 +70,14 @@ impl Elector {
         let Some(id) = self.lease.as_ref().map(|l| l.id) else {
             return;
         };
-        let sent = Instant::now();
-        self.probe_vips();
-        tokio::time::sleep(PROBE_WAIT).await;
-        if let Some((addr, mac)) = self.take_sightings_since(sent) {
+        let mut answered = None;
+        for m in &self.members {
+            answered = m.answered(PROBE_WAIT).await;
+            if answered.is_some() {
+                break;
+            }
+        }
+        if let Some((addr, mac)) = answered {
             let why = format!(
                 "{addr} is answered for by {} on the LAN; not claiming while another host holds it",
                 format_mac(&mac)
