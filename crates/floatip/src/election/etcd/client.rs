@@ -1,110 +1,201 @@
-//! An etcd instance's requests to etcd: the client per member (a failed request moves to the next
-//! member), the lease (grant, keep-alive, revoke), the candidacy, the read of the instance's keys and
-//! the transactions on the owner and handoff keys. Each request is bounded by [`REQUEST_TIMEOUT`];
-//! the caller checks its deadline around every one.
+//! An etcd instance's requests to etcd: which member a request goes to ([`Cluster`]: the member in
+//! use until it fails, then the next one; a failed member rests, longer each time, so nothing loops
+//! on a dead member), the lease (grant, keep-alive, revoke; a lease that has ended in etcd is
+//! replaced by a new one), the candidacy, the read of the instance's keys and the transactions on
+//! the owner and handoff keys. Every request is bounded by the cluster's timeout (a sixth of the lease TTL); the caller checks
+//! its deadline around every one.
 
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result};
-use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, PutOptions,
-    TlsOptions, Txn, TxnOp,
-};
 use tracing::{info, warn};
 
 use super::decide::{Candidate, CandidateRecord, Handoff, Owner, View};
-use super::{unix, Elector, Lease};
-use crate::config::EtcdConfig;
+use super::gateway::Endpoint;
+use super::wire::{Answer, Compare, Failure, Op, Request};
+use super::{log_time, Elector, Lease};
+use crate::config::format_duration;
 use crate::election::lease::{self, LeaseClock};
 
-/// The longest any one etcd request may take before it counts as failed.
-pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// The first rest of a member that failed; each failure in a row doubles it, up to [`MAX_REST`].
+const FIRST_REST: Duration = Duration::from_millis(200);
+const MAX_REST: Duration = Duration::from_secs(5);
+/// After etcd refused a request (every member would answer the same), requests wait this long,
+/// doubling up to [`MAX_REFUSED_WAIT`] while etcd keeps refusing.
+const FIRST_REFUSED_WAIT: Duration = Duration::from_secs(1);
+const MAX_REFUSED_WAIT: Duration = Duration::from_secs(30);
 
-/// A client for one member (one client per member, so that a request that failed goes to the next
-/// member rather than wherever a balancer sends it); it connects lazily, so an unreachable member is
-/// not an error here.
-pub(super) async fn connect(etcd: &EtcdConfig, endpoint: &str) -> Result<Client> {
-    let mut opts = ConnectOptions::new()
-        .with_connect_timeout(REQUEST_TIMEOUT)
-        .with_timeout(REQUEST_TIMEOUT)
-        .with_require_leader(true);
-    if etcd.ca_file.is_some() || etcd.cert_file.is_some() {
-        let mut tls = TlsOptions::new();
-        if let Some(ca) = &etcd.ca_file {
-            let pem = std::fs::read(ca)
-                .with_context(|| format!("[etcd] ca_file: cannot read {}", ca.display()))?;
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
-        }
-        if let (Some(cert), Some(key)) = (&etcd.cert_file, &etcd.key_file) {
-            let c = std::fs::read(cert)
-                .with_context(|| format!("[etcd] cert_file: cannot read {}", cert.display()))?;
-            let k = std::fs::read(key)
-                .with_context(|| format!("[etcd] key_file: cannot read {}", key.display()))?;
-            tls = tls.identity(Identity::from_pem(c, k));
-        }
-        opts = opts.with_tls(tls);
-    }
-    Client::connect([endpoint], Some(opts))
-        .await
-        .with_context(|| format!("cannot set up the etcd client for {endpoint}"))
+/// The members of `[etcd] endpoints`, the one in use, and which ones rest after failing.
+pub(super) struct Cluster {
+    members: Vec<Member>,
+    current: usize,
+    /// How long one request may take: a sixth of the lease TTL (at most 1 s, at least 200 ms), so
+    /// that a member that hangs costs a renewal at most that, and the next member still renews
+    /// the lease well within the margin that keeps the VIP.
+    timeout: Duration,
+    /// etcd refused a request: none before this (`lease::now`), and the wait after the next refusal.
+    refused: Option<(Duration, Duration, String)>,
 }
 
-/// Runs `f` with [`REQUEST_TIMEOUT`]; a timeout is an error like any other.
-async fn bounded<T>(
-    f: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, f).await {
-        Ok(r) => r.map_err(anyhow::Error::from),
-        Err(_) => anyhow::bail!("no answer within {REQUEST_TIMEOUT:?}"),
+struct Member {
+    endpoint: Endpoint,
+    /// Not used before this (`lease::now`) after failing; the next rest; why it failed.
+    rest_until: Duration,
+    rest: Duration,
+    failing: Option<String>,
+}
+
+impl Cluster {
+    pub fn new(endpoints: Vec<Endpoint>, ttl: Duration) -> Cluster {
+        Cluster {
+            members: endpoints
+                .into_iter()
+                .map(|endpoint| Member {
+                    endpoint,
+                    rest_until: Duration::ZERO,
+                    rest: FIRST_REST,
+                    failing: None,
+                })
+                .collect(),
+            current: 0,
+            timeout: (ttl / 6).clamp(Duration::from_millis(200), Duration::from_secs(1)),
+            refused: None,
+        }
+    }
+
+    /// The member requests go to now, for `status`.
+    pub fn endpoint(&self) -> &str {
+        &self.members[self.current].endpoint.url
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// One request: to the member in use, or, while it rests, the next one that does not. A member
+    /// that fails rests and the next request goes to the next member; a refusal holds every request
+    /// back for a while. `instance` names the election in the log.
+    pub async fn call(&mut self, instance: &str, req: &Request) -> Result<Answer, Failure> {
+        let now = lease::now();
+        if let Some((until, _, why)) = &self.refused {
+            if now < *until {
+                return Err(Failure::Refused(why.clone()));
+            }
+        }
+        let n = self.members.len();
+        let Some(pick) = (0..n)
+            .map(|i| (self.current + i) % n)
+            .find(|&i| self.members[i].rest_until <= now)
+        else {
+            let next = self
+                .members
+                .iter()
+                .map(|m| m.rest_until)
+                .min()
+                .unwrap_or(now);
+            return Err(Failure::Member(format!(
+                "every member failed just now; the next try in {}",
+                format_duration(next.saturating_sub(now))
+            )));
+        };
+        if pick != self.current {
+            info!(instance, "etcd: using {}", self.members[pick].endpoint.url);
+            self.current = pick;
+        }
+        let timeout = self.timeout;
+        let member = &mut self.members[pick];
+        let result = member.endpoint.call(req, timeout).await;
+        match &result {
+            Ok(_) => {
+                if let Some(why) = member.failing.take() {
+                    info!(
+                        instance,
+                        "etcd member {} answers again (it failed: {why})", member.endpoint.url
+                    );
+                }
+                member.rest = FIRST_REST;
+                self.refused = None;
+            }
+            Err(Failure::Member(why)) => {
+                if member.failing.is_none() {
+                    warn!(
+                        instance,
+                        "etcd member {} failed: {why}", member.endpoint.url
+                    );
+                }
+                member.failing = Some(why.clone());
+                member.rest_until = lease::now() + member.rest;
+                member.rest = (member.rest * 2).min(MAX_REST);
+                self.current = (pick + 1) % n;
+            }
+            Err(Failure::Refused(why)) => {
+                let wait = self.refused.as_ref().map_or(FIRST_REFUSED_WAIT, |r| r.1);
+                if self.refused.as_ref().is_none_or(|r| &r.2 != why) {
+                    warn!(
+                        instance,
+                        "etcd refused a request: {why}; trying again in {}",
+                        format_duration(wait)
+                    );
+                }
+                self.refused = Some((
+                    lease::now() + wait,
+                    (wait * 2).min(MAX_REFUSED_WAIT),
+                    why.clone(),
+                ));
+            }
+            Err(Failure::LeaseGone) => {}
+        }
+        result
     }
 }
 
 impl Elector {
-    /// The client of the member in use.
-    fn client(&self) -> Client {
-        self.clients[self.current].1.clone()
-    }
-
-    /// A request to the member in use failed: the next request goes to the next member.
-    fn next_endpoint(&mut self, err: &anyhow::Error) {
-        let failed = self.current;
-        self.current = (self.current + 1) % self.clients.len();
-        if let Some(l) = self.lease.as_mut() {
-            l.keeper = None;
-        }
-        if self.clients.len() > 1 {
-            info!(instance = %self.name, "etcd member {} failed ({err:#}); using {}", self.clients[failed].0, self.clients[self.current].0);
-        }
-    }
-
-    /// A transaction on the member in use: whether its conditions held. A failed request says
-    /// `what` in the log and moves to the next member.
-    pub(super) async fn txn(&mut self, txn: Txn, what: &str) -> Option<bool> {
-        match bounded(self.client().txn(txn)).await {
-            Ok(r) => Some(r.succeeded()),
+    /// A transaction: whether its conditions held. A failure says `what` in the log.
+    pub(super) async fn txn(
+        &mut self,
+        when: Vec<Compare>,
+        then: Vec<Op>,
+        what: &str,
+    ) -> Option<bool> {
+        match self
+            .etcd
+            .call(&self.name, &Request::Txn { when, then })
+            .await
+        {
+            Ok(Answer::Txn(held)) => Some(held),
+            Ok(other) => {
+                warn!(instance = %self.name, "cannot {what}: etcd answered {other:?}");
+                None
+            }
             Err(err) => {
-                warn!(instance = %self.name, "cannot {what}: {err:#}");
-                self.next_endpoint(&err);
+                self.failed(&err, what);
                 None
             }
         }
     }
 
+    /// A request that failed: a lease that has ended is replaced; the rest is logged (a member's
+    /// failure is logged by the cluster once, when it starts failing).
+    fn failed(&mut self, err: &Failure, what: &str) {
+        match err {
+            Failure::LeaseGone => self.lease_gone = true,
+            Failure::Member(_) => {}
+            Failure::Refused(_) => warn!(instance = %self.name, "cannot {what}: {err}"),
+        }
+    }
+
     /// Creates the owner key under our lease, if nobody holds it.
     pub(super) async fn claim_free_key(&mut self, lease: i64) -> Option<bool> {
-        let put = PutOptions::new().with_lease(lease);
-        let txn = Txn::new()
-            .when([Compare::create_revision(
-                self.owner_key.as_str(),
-                CompareOp::Equal,
-                0,
-            )])
-            .and_then([TxnOp::put(
-                self.owner_key.as_str(),
-                self.node.as_str(),
-                Some(put),
-            )]);
-        self.txn(txn, "claim the owner key").await
+        let key = self.owner_key.clone();
+        let when = vec![Compare::CreateRevision {
+            key: key.clone(),
+            is: 0,
+        }];
+        let then = vec![Op::Put {
+            key,
+            value: self.node.clone(),
+            lease,
+        }];
+        self.txn(when, then, "claim the owner key").await
     }
 
     /// Names `to` our successor (the handoff key, under our lease), if the owner key is still ours.
@@ -113,19 +204,16 @@ impl Elector {
         lease: i64,
         to: std::net::IpAddr,
     ) -> Option<bool> {
-        let named = Handoff { to, taken: false }.to_json();
-        let txn = Txn::new()
-            .when([Compare::lease(
-                self.owner_key.as_str(),
-                CompareOp::Equal,
-                lease,
-            )])
-            .and_then([TxnOp::put(
-                self.handoff_key.as_str(),
-                named,
-                Some(PutOptions::new().with_lease(lease)),
-            )]);
-        self.txn(txn, "name a successor").await
+        let when = vec![Compare::Lease {
+            key: self.owner_key.clone(),
+            is: lease,
+        }];
+        let then = vec![Op::Put {
+            key: self.handoff_key.clone(),
+            value: Handoff { to, taken: false }.to_json(),
+            lease,
+        }];
+        self.txn(when, then, "name a successor").await
     }
 
     /// Takes the owner key over from the owner's lease `from`, if it still names us: the owner key
@@ -139,41 +227,57 @@ impl Elector {
             to: self.me,
             taken: true,
         };
-        let put = || Some(PutOptions::new().with_lease(lease));
-        let txn = Txn::new()
-            .when([
-                Compare::lease(self.owner_key.as_str(), CompareOp::Equal, from),
-                Compare::value(self.handoff_key.as_str(), CompareOp::Equal, named.to_json()),
-            ])
-            .and_then([
-                TxnOp::put(self.owner_key.as_str(), self.node.as_str(), put()),
-                TxnOp::put(self.handoff_key.as_str(), taken.to_json(), put()),
-            ]);
-        self.txn(txn, "take the owner key over").await
+        let when = vec![
+            Compare::Lease {
+                key: self.owner_key.clone(),
+                is: from,
+            },
+            Compare::Value {
+                key: self.handoff_key.clone(),
+                is: named.to_json(),
+            },
+        ];
+        let then = vec![
+            Op::Put {
+                key: self.owner_key.clone(),
+                value: self.node.clone(),
+                lease,
+            },
+            Op::Put {
+                key: self.handoff_key.clone(),
+                value: taken.to_json(),
+                lease,
+            },
+        ];
+        self.txn(when, then, "take the owner key over").await
     }
 
     /// Deletes the handoff key if it still reads `h` (a handoff that ended or was abandoned).
     pub(super) async fn clear_handoff(&mut self, h: Handoff) -> Option<bool> {
-        let txn = Txn::new()
-            .when([Compare::value(
-                self.handoff_key.as_str(),
-                CompareOp::Equal,
-                h.to_json(),
-            )])
-            .and_then([TxnOp::delete(self.handoff_key.as_str(), None)]);
-        self.txn(txn, "clear the handoff key").await
+        let when = vec![Compare::Value {
+            key: self.handoff_key.clone(),
+            is: h.to_json(),
+        }];
+        let then = vec![Op::Delete {
+            key: self.handoff_key.clone(),
+        }];
+        self.txn(when, then, "clear the handoff key").await
     }
 
     /// Deletes the owner key if it is still under our lease (the next candidate claims it).
     pub(super) async fn free_key(&mut self, lease: i64) -> Option<bool> {
-        let txn = Txn::new()
-            .when([Compare::lease(
-                self.owner_key.as_str(),
-                CompareOp::Equal,
-                lease,
-            )])
-            .and_then([TxnOp::delete(self.owner_key.as_str(), None)]);
-        self.txn(txn, "free the owner key").await
+        let when = vec![Compare::Lease {
+            key: self.owner_key.clone(),
+            is: lease,
+        }];
+        let then = vec![Op::Delete {
+            key: self.owner_key.clone(),
+        }];
+        self.txn(when, then, "free the owner key").await
+    }
+
+    fn candidate_key(&self) -> String {
+        format!("{}candidates/{}", self.dir, self.me)
     }
 
     /// Removes our candidacy (a failing check, `release`); it is put back by [`Self::keep_lease`].
@@ -181,16 +285,20 @@ impl Elector {
         if let Some(l) = self.lease.as_mut() {
             l.candidate = false;
         }
-        let key = format!("{}candidates/{}", self.dir, self.me);
-        if let Err(err) = bounded(self.client().delete(key, None)).await {
-            warn!(instance = %self.name, "cannot withdraw our candidacy: {err:#}");
-            self.next_endpoint(&err);
+        let req = Request::Delete {
+            key: self.candidate_key(),
+        };
+        if let Err(err) = self.etcd.call(&self.name, &req).await {
+            self.failed(&err, "withdraw our candidacy");
         }
     }
 
-    /// Grants a lease when we have none, renews it when due, puts our candidacy under it while we
-    /// are eligible. Returns whether it was renewed (or granted) now.
+    /// Grants a lease when we have none (or ours has ended in etcd), renews it when due, puts our
+    /// candidacy under it while we are eligible. Returns whether it was renewed (or granted) now.
     pub(super) async fn keep_lease(&mut self, now: Duration) -> bool {
+        if self.lease_gone {
+            self.start_over().await;
+        }
         let renewed = if self.lease.is_none() {
             self.grant().await
         } else if self.lease.as_ref().is_some_and(|l| now >= l.next_renew) {
@@ -204,37 +312,55 @@ impl Elector {
         if !self.eligible() {
             return renewed;
         }
-        let key = format!("{}candidates/{}", self.dir, self.me);
         let record = CandidateRecord {
             priority: self.priority,
             preempt: self.preempt || self.override_mode == vrrp::Override::Takeover,
             node: self.node.clone(),
         };
-        let value = serde_json::to_string(&record).unwrap_or_default();
-        let put = PutOptions::new().with_lease(id);
-        match bounded(self.client().put(key, value, Some(put))).await {
+        let req = Request::Put {
+            key: self.candidate_key(),
+            value: serde_json::to_string(&record).unwrap_or_default(),
+            lease: id,
+        };
+        match self.etcd.call(&self.name, &req).await {
             Ok(_) => {
                 if let Some(l) = self.lease.as_mut() {
                     l.candidate = true;
                 }
             }
-            Err(err) => {
-                warn!(instance = %self.name, "cannot register our candidacy: {err:#}");
-                self.next_endpoint(&err);
-            }
+            Err(err) => self.failed(&err, "register our candidacy"),
         }
         renewed
     }
 
+    /// Our lease has ended in etcd (it expired while we could not renew it, or it was revoked):
+    /// whatever it held is gone, so the VIPs go too, and the next grant makes us a candidate again.
+    async fn start_over(&mut self) {
+        self.lease_gone = false;
+        let Some(l) = self.lease.take() else {
+            return;
+        };
+        warn!(instance = %self.name, "our lease {:x} has ended in etcd; starting over with a new one", l.id);
+        self.handing = None;
+        if self.holding() {
+            let to = self.idle_state();
+            self.set_holding(false, format!("{to}: our lease ended in etcd"));
+            self.remove_vips().await;
+        }
+    }
+
     async fn grant(&mut self) -> bool {
         let sent = lease::now();
-        match bounded(self.client().lease_grant(self.ttl.as_secs() as i64, None)).await {
-            Ok(r) => match LeaseClock::renewed(sent, r.ttl()) {
+        let req = Request::Grant {
+            ttl_s: self.ttl.as_secs() as i64,
+        };
+        match self.etcd.call(&self.name, &req).await {
+            Ok(Answer::Granted { lease: id, ttl_s }) => match LeaseClock::renewed(sent, ttl_s) {
                 Some(clock) => {
+                    info!(instance = %self.name, "lease {id:x} granted ({ttl_s}s)");
                     self.lease = Some(Lease {
-                        id: r.id(),
+                        id,
                         clock,
-                        keeper: None,
                         next_renew: sent + clock.renew_every(),
                         candidate: false,
                     });
@@ -242,26 +368,31 @@ impl Elector {
                     true
                 }
                 None => {
-                    warn!(instance = %self.name, "etcd granted a lease of {} s", r.ttl());
+                    warn!(instance = %self.name, "etcd granted a lease of {ttl_s}s; asking again");
                     false
                 }
             },
+            Ok(other) => {
+                warn!(instance = %self.name, "cannot get a lease: etcd answered {other:?}");
+                false
+            }
             Err(err) => {
                 self.renewal_failed(&err);
-                self.next_endpoint(&err);
                 false
             }
         }
     }
 
-    /// One keep-alive round trip on the lease, trying each member once while they fail.
+    /// One keep-alive round trip on the lease, trying each member once while they fail and the
+    /// deadline allows.
     async fn renew(&mut self) -> bool {
         let Some(l) = self.lease.as_mut() else {
             return false;
         };
         l.next_renew = lease::now() + l.clock.renew_every();
+        let id = l.id;
         let mut last_err = None;
-        for _ in 0..self.clients.len() {
+        for _ in 0..self.etcd.len() {
             // Past the deadline the VIP goes first; the next tick tries again.
             if self.holding()
                 && self
@@ -272,29 +403,38 @@ impl Elector {
                 break;
             }
             let sent = lease::now();
-            match self.keep_alive_once().await {
-                Ok(ttl) => {
+            match self
+                .etcd
+                .call(&self.name, &Request::KeepAlive { lease: id })
+                .await
+            {
+                Ok(Answer::Alive { ttl_s }) => {
                     let Some(l) = self.lease.as_mut() else {
                         return false;
                     };
-                    if l.clock.renew(sent, ttl) {
+                    if l.clock.renew(sent, ttl_s) {
                         self.renewal_ok();
                         return true;
                     }
-                    warn!(instance = %self.name, "our lease {:x} has ended in etcd; starting over", l.id);
-                    self.lease = None;
-                    self.handing = None;
-                    if self.holding() {
-                        let to = self.idle_state();
-                        self.set_holding(false, format!("{to}: our lease ended in etcd"));
-                        self.remove_vips().await;
-                    }
+                    // TTL 0: etcd no longer has the lease.
+                    self.lease_gone = true;
+                    self.start_over().await;
                     return false;
                 }
-                Err(err) => {
-                    self.next_endpoint(&err);
-                    last_err = Some(err);
+                Ok(other) => {
+                    warn!(instance = %self.name, "cannot renew the lease: etcd answered {other:?}");
+                    return false;
                 }
+                Err(Failure::LeaseGone) => {
+                    self.lease_gone = true;
+                    self.start_over().await;
+                    return false;
+                }
+                Err(err @ Failure::Refused(_)) => {
+                    last_err = Some(err);
+                    break;
+                }
+                Err(err) => last_err = Some(err),
             }
         }
         if let Some(err) = last_err {
@@ -303,87 +443,72 @@ impl Elector {
         false
     }
 
-    /// A keep-alive on the member in use: the TTL etcd answered with (0: the lease is gone).
-    async fn keep_alive_once(&mut self) -> Result<i64> {
-        let mut client = self.client();
-        let l = self.lease.as_mut().context("no lease")?;
-        if l.keeper.is_none() {
-            l.keeper = Some(bounded(client.lease_keep_alive(l.id)).await?);
-        }
-        let (keeper, stream) = l.keeper.as_mut().context("no keep-alive stream")?;
-        let answer = tokio::time::timeout(REQUEST_TIMEOUT, async {
-            keeper.keep_alive().await?;
-            stream.message().await
-        })
-        .await;
-        match answer {
-            Ok(Ok(Some(r))) => Ok(r.ttl()),
-            Ok(Ok(None)) => anyhow::bail!("the keep-alive stream ended"),
-            Ok(Err(err)) => Err(err.into()),
-            Err(_) => anyhow::bail!("no answer within {REQUEST_TIMEOUT:?}"),
-        }
-    }
-
     fn renewal_ok(&mut self) {
         if let Some(since) = self.failing_since.take() {
-            info!(instance = %self.name, "etcd reachable again (unreachable since {})", unix(since));
+            info!(instance = %self.name, "etcd reachable again (unreachable since {})", log_time(since));
         }
     }
 
-    fn renewal_failed(&mut self, err: &anyhow::Error) {
+    fn renewal_failed(&mut self, err: &Failure) {
         if self.failing_since.is_none() {
             self.failing_since = Some(SystemTime::now());
-            warn!(instance = %self.name, "etcd unreachable: {err:#}");
+            warn!(instance = %self.name, "etcd unreachable: {err}");
         }
     }
 
     /// Revokes our lease (with the owner key and our candidacy), trying each member once.
     pub(super) async fn revoke(&mut self) {
-        if let Some(l) = self.lease.take() {
-            // Each member once: a slow or dead member should not cost the successor the whole TTL.
-            for _ in 0..self.clients.len() {
-                match bounded(self.client().lease_revoke(l.id)).await {
-                    Ok(_) => {
-                        info!(instance = %self.name, "stopping: lease {:x} revoked", l.id);
-                        return;
-                    }
-                    // An earlier attempt that timed out may have revoked it after all.
-                    Err(err) if format!("{err:#}").contains("lease not found") => {
-                        info!(instance = %self.name, "stopping: lease {:x} revoked (gone already)", l.id);
-                        return;
-                    }
-                    Err(err) => self.next_endpoint(&err),
+        let Some(l) = self.lease.take() else {
+            return;
+        };
+        // Each member once: a slow or dead member should not cost the successor the whole TTL.
+        for _ in 0..self.etcd.len() {
+            match self
+                .etcd
+                .call(&self.name, &Request::Revoke { lease: l.id })
+                .await
+            {
+                Ok(_) => {
+                    info!(instance = %self.name, "stopping: lease {:x} revoked", l.id);
+                    return;
                 }
+                // An earlier attempt that timed out may have revoked it after all.
+                Err(Failure::LeaseGone) => {
+                    info!(instance = %self.name, "stopping: lease {:x} revoked (gone already)", l.id);
+                    return;
+                }
+                Err(Failure::Refused(_)) => break,
+                Err(Failure::Member(_)) => {}
             }
-            warn!(instance = %self.name, "stopping: cannot revoke lease {:x}; it ends by itself", l.id);
         }
+        warn!(instance = %self.name, "stopping: cannot revoke lease {:x}; it ends by itself", l.id);
     }
 
     /// Reads the owner key, the candidates and the handoff key.
     pub(super) async fn read(&mut self) -> Option<View> {
-        let opts = GetOptions::new().with_prefix();
-        let resp = match bounded(self.client().get(self.dir.as_str(), Some(opts))).await {
-            Ok(r) => r,
+        let req = Request::Prefix {
+            prefix: self.dir.clone(),
+        };
+        let kvs = match self.etcd.call(&self.name, &req).await {
+            Ok(Answer::Keys(kvs)) => kvs,
+            Ok(_) => return None,
             Err(err) => {
-                self.next_endpoint(&err);
+                self.failed(&err, "read the instance's keys");
                 return None;
             }
         };
         let mut view = View::default();
         let cand_prefix = format!("{}candidates/", self.dir);
-        for kv in resp.kvs() {
-            let (Ok(key), Ok(value)) = (kv.key_str(), kv.value_str()) else {
-                continue;
-            };
-            if key == self.owner_key {
+        for kv in kvs {
+            if kv.key == self.owner_key {
                 view.owner = Some(Owner {
-                    node: value.to_string(),
-                    lease: kv.lease(),
+                    node: kv.value,
+                    lease: kv.lease,
                 });
-            } else if key == self.handoff_key {
-                view.handoff = serde_json::from_str(value).ok();
-            } else if let Some(addr) = key.strip_prefix(&cand_prefix) {
-                let record = serde_json::from_str::<CandidateRecord>(value);
+            } else if kv.key == self.handoff_key {
+                view.handoff = serde_json::from_str(&kv.value).ok();
+            } else if let Some(addr) = kv.key.strip_prefix(&cand_prefix) {
+                let record = serde_json::from_str::<CandidateRecord>(&kv.value);
                 if let (Ok(r), Ok(address)) = (record, addr.parse()) {
                     view.candidates.push(Candidate {
                         priority: r.priority,

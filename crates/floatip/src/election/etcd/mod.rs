@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use etcd_client::Client;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
@@ -22,11 +21,13 @@ use super::lease::{self, LeaseClock};
 
 mod client;
 pub mod decide;
+mod gateway;
 mod handoff;
 mod member;
 pub mod reload;
 mod report;
 mod vips;
+pub mod wire;
 
 pub use handoff::EtcdCall;
 
@@ -70,10 +71,8 @@ impl Elections {
         overrides: &BTreeMap<String, vrrp::Override>,
         state_dir: &std::path::Path,
     ) -> Result<(Elections, Handles)> {
-        let mut clients = Vec::new();
-        for endpoint in &etcd.endpoints {
-            clients.push((endpoint.clone(), client::connect(etcd, endpoint).await?));
-        }
+        // Read the TLS files once, before anything runs: an unreadable one stops the start.
+        gateway::Endpoint::all(etcd)?;
         let netlink = Netlink::new()?;
         let units = reload::units(instances, &groups);
         let mut electors = Vec::new();
@@ -94,7 +93,7 @@ impl Elections {
                 .copied()
                 .unwrap_or(vrrp::Override::Auto);
             let shared = Shared {
-                clients: clients.clone(),
+                cluster: client::Cluster::new(gateway::Endpoint::all(etcd)?, etcd.lease_ttl),
                 netlink: netlink.clone(),
                 events: events.clone(),
                 state_dir: state_dir.to_path_buf(),
@@ -119,17 +118,16 @@ impl Elections {
 
 /// What every instance's task gets from the daemon.
 struct Shared {
-    clients: Vec<(String, Client)>,
+    cluster: client::Cluster,
     netlink: Netlink,
     events: Arc<EventHub>,
     state_dir: std::path::PathBuf,
 }
 
-/// Our lease and its keep-alive stream.
+/// Our lease.
 struct Lease {
     id: i64,
     clock: LeaseClock,
-    keeper: Option<(etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream)>,
     next_renew: Duration,
     /// Our candidacy is in etcd under this lease (as it should be now).
     candidate: bool,
@@ -143,9 +141,8 @@ struct Elector {
     members: Vec<Member>,
     /// Whether our candidacy takes the VIPs from a lower-priority owner (every member's `preempt`).
     preempt: bool,
-    /// One client per `[etcd] endpoints` entry, and the one in use.
-    clients: Vec<(String, Client)>,
-    current: usize,
+    /// The `[etcd] endpoints`, the member in use, and which ones rest after failing.
+    etcd: client::Cluster,
     netlink: Netlink,
     /// Our own address on the (first member's) interface: the candidate key's name and the tie-break.
     me: IpAddr,
@@ -157,6 +154,8 @@ struct Elector {
     /// `[etcd] lease_ttl`.
     ttl: Duration,
     lease: Option<Lease>,
+    /// etcd said our lease has ended: the next tick starts over with a new one.
+    lease_gone: bool,
     /// The VIPs are (being) added; shared with the announcement bursts, which stop when it turns false.
     holding: Arc<AtomicBool>,
     /// The first failed renewal since the last good one (wall clock, for people).
@@ -223,11 +222,11 @@ impl Elector {
             ttl: etcd.lease_ttl,
             node: format!("{host} {me}"),
             me,
-            clients: shared.clients,
-            current: 0,
+            etcd: shared.cluster,
             netlink,
             priority: 0,
             lease: None,
+            lease_gone: false,
             holding: Arc::new(AtomicBool::new(false)),
             failing_since: None,
             released_at: None,
@@ -386,7 +385,49 @@ impl Elector {
     }
 }
 
-/// A wall-clock time for logs: seconds since the Unix epoch, with milliseconds (as `status` shows).
-fn unix(t: SystemTime) -> String {
-    format!("{:.3}", crate::control::status::unix_secs(t))
+/// A wall-clock time for the log, in the log's own zone (UTC): "04:31:07.631 UTC", dated when it
+/// is not today.
+fn log_time(t: SystemTime) -> String {
+    let ms = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    let (at, now) = (ms(t), ms(SystemTime::now()));
+    let (day, in_day) = (at.div_euclid(86_400_000), at.rem_euclid(86_400_000));
+    let clock = format!(
+        "{:02}:{:02}:{:02}.{:03} UTC",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    );
+    if day == now.div_euclid(86_400_000) {
+        return clock;
+    }
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {clock}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_times_are_times() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_686_628_631);
+        assert_eq!(log_time(t), "2026-12-07 23:37:08.631 UTC");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(log_time(leap), "2000-02-29 00:00:00.000 UTC");
+        let today = log_time(SystemTime::now());
+        assert!(today.len() == "00:00:00.000 UTC".len(), "{today}");
+    }
 }

@@ -127,7 +127,7 @@ impl Elector {
         candidates.sort_by_key(|c| std::cmp::Reverse((c.priority, c.address)));
         let now = lease::now();
         let etcd = EtcdStatus {
-            endpoint: self.clients[self.current].0.clone(),
+            endpoint: self.etcd.endpoint().to_string(),
             lease: self.lease.as_ref().map(|l| format!("{:x}", l.id)),
             lease_ttl_s: self
                 .lease

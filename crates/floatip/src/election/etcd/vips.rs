@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{info, warn};
 
-use super::{unix, Elector};
+use super::{log_time, Elector};
+use crate::config::format_duration;
 use crate::control::format_mac;
 use crate::election::lease::{self, LeaseClock};
 
@@ -93,27 +94,27 @@ impl Elector {
         }
         self.enforce_deadline().await;
         if self.claim_free_key(id).await == Some(true) {
-            info!(instance = %self.name, "won the owner key (lease {id:x}, {:?} left)", clock.remaining(lease::now()));
+            info!(instance = %self.name, "won the owner key (lease {id:x}, {} left)", format_duration(clock.remaining(lease::now())));
             self.add_vips(clock, true).await;
         }
     }
 
     /// The lease may lapse in etcd any moment now: the VIPs go, before anyone else can win the key.
     pub(super) async fn release_unconfirmed(&mut self, clock: Option<LeaseClock>) {
-        let since = self.failing_since.map_or("unknown".into(), unix);
+        let since = self.failing_since.map_or("unknown".into(), log_time);
         let released = SystemTime::now();
         self.released_at = Some(released);
         let why = format!(
             "etcd unreachable since {since}; VIP released at {}",
-            unix(released)
+            log_time(released)
         );
         let to = self.idle_state();
         self.set_holding(false, format!("{to}: {why}"));
         self.remove_vips().await;
         warn!(
             instance = %self.name,
-            "{why} (the lease ends in etcd within {:?}; nobody holds the VIP until a host can prove ownership)",
-            clock.map(|c| c.remaining(lease::now())).unwrap_or_default(),
+            "{why} (the lease ends in etcd within {}; nobody holds the VIP until a host can prove ownership)",
+            format_duration(clock.map(|c| c.remaining(lease::now())).unwrap_or_default()),
         );
     }
 }
