@@ -13,9 +13,14 @@ pub const ETCD_TTL: Duration = Duration::from_secs(5);
 
 /// An etcd instance of priority `priority` on the lab's cluster.
 pub fn etcd_inst(priority: u8, preempt: bool) -> Instance {
+    etcd_inst_ttl(priority, preempt, ETCD_TTL)
+}
+
+/// [`etcd_inst`] with a lease of `ttl`.
+pub fn etcd_inst_ttl(priority: u8, preempt: bool, ttl: Duration) -> Instance {
     Instance::v4(priority)
         .preempt(preempt)
-        .extra(&EtcdCluster::instance_lines(ETCD_TTL))
+        .extra(&EtcdCluster::instance_lines(ttl))
 }
 
 /// `election = "etcd"` and the `[etcd]` table for the lab's cluster, apart: an instance's own lines
@@ -54,11 +59,20 @@ pub fn wait_candidates(node: &Node, instance: &str, n: usize) {
 
 /// A lab with h1, h2 and the etcd cluster; floatip on h1 (150) and h2 (100); h1 owns the VIP.
 pub fn etcd_lab(name: &str, preempt: bool) -> (Lab, Host, Host, EtcdCluster, Node, Node) {
+    etcd_lab_ttl(name, preempt, ETCD_TTL)
+}
+
+/// [`etcd_lab`] with a lease of `ttl`.
+pub fn etcd_lab_ttl(
+    name: &str,
+    preempt: bool,
+    ttl: Duration,
+) -> (Lab, Host, Host, EtcdCluster, Node, Node) {
     let (lab, h1, h2, cluster) = etcd_hosts(name);
-    let n1 = Node::start(&lab, &h1, &[etcd_inst(150, preempt)]);
+    let n1 = Node::start(&lab, &h1, &[etcd_inst_ttl(150, preempt, ttl)]);
     // h1 is the better candidate: let it claim first, so that the test starts from h1 either way.
     wait_sole_owner(&[&h1, &h2], &h1, VIP4, SETTLE);
-    let n2 = Node::start(&lab, &h2, &[etcd_inst(100, preempt)]);
+    let n2 = Node::start(&lab, &h2, &[etcd_inst_ttl(100, preempt, ttl)]);
     (lab, h1, h2, cluster, n1, n2)
 }
 

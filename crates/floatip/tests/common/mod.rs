@@ -22,11 +22,12 @@ use std::time::Duration;
 pub use config::{config_text, floatip_config, write_file, write_path, Instance};
 pub use etcd::{require_etcd, Certs, EtcdCluster, ETCD};
 pub use etcd_lab::{
-    assert_handed_over, assert_make_before_break, etcd_hosts, etcd_inst, etcd_lab, etcd_parts,
-    flag_check, logs, wait_candidates, watch_move, ETCD_TTL,
+    assert_handed_over, assert_make_before_break, etcd_hosts, etcd_inst, etcd_inst_ttl, etcd_lab,
+    etcd_lab_ttl, etcd_parts, flag_check, logs, wait_candidates, watch_move, ETCD_TTL,
 };
 pub use floatip_lab::{
-    ownership, require, require_root, unix_now, wait_until, AddrWatch, Host, Lab, Proc, WatchKind,
+    ownership, require, require_root, unix_now, wait_until, AddrWatch, Host, Lab, Ownership, Proc,
+    WatchKind,
 };
 pub use fs::TempDir;
 pub use keepalived::{

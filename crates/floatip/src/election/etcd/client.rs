@@ -17,8 +17,10 @@ use crate::config::format_duration;
 use crate::election::lease::{self, LeaseClock};
 
 /// The first rest of a member that failed; each failure in a row doubles it, up to [`MAX_REST`].
-const FIRST_REST: Duration = Duration::from_millis(200);
-const MAX_REST: Duration = Duration::from_secs(5);
+/// Short enough that a cluster that comes back (a resumed member, quorum regained) is used again
+/// within a second; a member that keeps failing costs at most one request a second.
+const FIRST_REST: Duration = Duration::from_millis(100);
+const MAX_REST: Duration = Duration::from_secs(1);
 /// After etcd refused a request (every member would answer the same), requests wait this long,
 /// doubling up to [`MAX_REFUSED_WAIT`] while etcd keeps refusing.
 const FIRST_REFUSED_WAIT: Duration = Duration::from_secs(1);
