@@ -543,9 +543,14 @@ fn protocol_loop(
     for rt in prepared {
         daemon.start(rt, now)?;
     }
+    let by_etcd: usize = daemon.etcd.units.iter().map(|(_, m)| m.len()).sum();
+    let by_vrrp = daemon.instances.len();
+    let count = match (by_vrrp, by_etcd) {
+        (n, 0) | (0, n) => format!("{n} instance{}", if n == 1 { "" } else { "s" }),
+        (v, e) => format!("{} instances ({v} by VRRP, {e} by etcd)", v + e),
+    };
     info!(
-        "ready: {} instance(s); control socket {}",
-        daemon.instances.len(),
+        "ready: {count}; control socket {}",
         cfg.daemon.socket.display()
     );
     // Sockets are open and the config applied: keep only what the daemon still needs, then tell systemd.
