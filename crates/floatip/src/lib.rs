@@ -6,6 +6,7 @@
 //! - [`control`]: the control socket: one protocol and one status model shared by daemon and CLI.
 //! - [`daemon`]: one loop driving every instance's `vrrp::Instance`, executing its actions.
 //! - [`health`]: health checks (one file per kind) and the witness, run off the protocol loop.
+//! - [`instance`]: what every instance has whatever elects it (today: the operator's overrides).
 //! - [`hooks`]: notify scripts, run in order, one at a time per instance.
 //! - [`exec`]: bounded child processes (own process group, killed and reaped on overrun) for checks and hooks.
 //! - [`guard`]: a separate process that removes the VIPs the moment the daemon dies or stops advancing.
@@ -27,6 +28,7 @@ pub mod guard;
 pub mod health;
 pub mod hooks;
 pub mod http;
+pub mod instance;
 pub mod net;
 pub mod service;
 pub mod wakeup;

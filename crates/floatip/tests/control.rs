@@ -15,7 +15,9 @@ use common::TempDir;
 use floatip::cli::commands::{cmd_release, cmd_status, cmd_takeover};
 use floatip::cli::render::render;
 use floatip::control::{self, *};
-use floatip::daemon::{load_overrides, save_overrides, OVERRIDES_FILE};
+use floatip::instance::overrides::{
+    load as load_overrides, save as save_overrides, FILE as OVERRIDES_FILE,
+};
 use serde_json::json;
 use tokio::sync::mpsc;
 

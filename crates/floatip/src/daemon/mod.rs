@@ -39,7 +39,6 @@ mod fake;
 mod groups;
 pub mod kernel;
 mod operator;
-mod overrides;
 mod reload;
 mod runtime;
 mod setup;
@@ -71,7 +70,6 @@ use vrrp::{Event, Override};
 
 use kernel::{AdvertSender, Announce, Kernel, Receive};
 use operator::PendingRelease;
-pub use overrides::{load_overrides, save_overrides, update_override, OVERRIDES_FILE};
 use runtime::SockKey;
 pub use runtime::{Counters, Record, Runtime, Speaker};
 
@@ -353,7 +351,7 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
     // `election = "etcd"` instances run beside the loop (nothing of etcd starts without one).
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let hub = EventHub::new();
-    let overrides = overrides::load_overrides(&cfg.daemon.state_dir)?;
+    let overrides = crate::instance::overrides::load(&cfg.daemon.state_dir)?;
     let etcd = crate::election::take_etcd_instances(&mut cfg);
     let (etcd, etcd_handles) = match (etcd.0.is_empty(), &cfg.etcd) {
         (false, Some(etcd_cfg)) => {

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use vrrp::{Event, Override, State};
 
 use super::runtime::Runtime;
-use super::{overrides, Daemon};
+use super::Daemon;
 use crate::control::events::{EventKind, EventRecord};
 use crate::control::{self, ControlCall, Request, Response};
 use crate::election::etcd::EtcdCall;
@@ -49,7 +49,7 @@ impl Daemon {
                     }
                     all.push(st);
                 }
-                let etcd = crate::election::status::snapshot();
+                let etcd = self.etcd.statuses();
                 let mut groups = self.group_status();
                 groups.extend(crate::election::status::group_status(
                     &self.etcd.groups,
@@ -264,7 +264,7 @@ impl Daemon {
             Override::Auto => self.overrides.remove(name),
             other => self.overrides.insert(name.to_string(), other),
         };
-        let saved = overrides::update_override(&self.state_dir, name, o);
+        let saved = crate::instance::overrides::update(&self.state_dir, name, o);
         if let Err(err) = &saved {
             warn!(instance = %name, "the {o:?} override is in force but could not be saved, so it will not survive a restart: {err:#}");
         }

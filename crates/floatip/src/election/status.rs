@@ -1,10 +1,9 @@
 //! What `floatip status` shows of an `election = "etcd"` instance: its lease, the remaining time, the
-//! member in use, the owner and the candidates ([`EtcdStatus`], inside the one status model), and the
-//! registry the etcd tasks publish their instances' status to for the control socket to answer from.
+//! member in use, the owner and the candidates ([`EtcdStatus`], inside the one status model), the
+//! status of `[[group]]`s of etcd instances, and the history of an etcd instance's states ([`Tracker`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,23 +34,6 @@ pub struct EtcdStatus {
 pub struct EtcdCandidate {
     pub address: IpAddr,
     pub priority: u8,
-}
-
-static REGISTRY: Mutex<BTreeMap<String, InstanceStatus>> = Mutex::new(BTreeMap::new());
-
-/// The latest status of an etcd instance.
-pub fn publish(status: InstanceStatus) {
-    if let Ok(mut r) = REGISTRY.lock() {
-        r.insert(status.name.clone(), status);
-    }
-}
-
-/// Every etcd instance's latest status.
-pub fn snapshot() -> Vec<InstanceStatus> {
-    REGISTRY
-        .lock()
-        .map(|r| r.values().cloned().collect())
-        .unwrap_or_default()
 }
 
 /// The `[[group]]`s of etcd instances, from their members' latest status.

@@ -277,7 +277,7 @@ impl Elector {
         if let Some(l) = self.lease.as_mut() {
             l.candidate = false;
         }
-        crate::daemon::update_override(&self.state_dir, &self.name, o)
+        crate::instance::overrides::update(&self.state_dir, &self.name, o)
     }
 
     /// The operator's `takeover`, `release` or `auto`.

@@ -99,7 +99,7 @@ impl Member {
             {
                 warn!(instance = %self.cfg.name, "cannot add {}: {err:#}", vip.addr);
             } else if new {
-                info!(instance = %self.cfg.name, "added {}/{} to {} (kernel lifetime {lifetime:?})", vip.addr, vip.prefix_len, self.cfg.interface);
+                info!(instance = %self.cfg.name, "added {}/{} to {} (kernel lifetime {})", vip.addr, vip.prefix_len, self.cfg.interface, crate::config::format_duration(lifetime));
             }
         }
     }

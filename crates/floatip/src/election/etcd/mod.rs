@@ -33,6 +33,7 @@ pub use handoff::EtcdCall;
 
 use crate::config::{EtcdConfig, GroupConfig, InstanceConfig};
 use crate::control::events::EventHub;
+use crate::control::InstanceStatus;
 use crate::net::netlink::Netlink;
 use decide::{Me, Step, View};
 use handoff::Handing;
@@ -59,6 +60,18 @@ pub struct Handles {
     /// The running elections' settings (what a reload compares the file with) and `[etcd]`.
     pub units: Vec<(String, Vec<InstanceConfig>)>,
     pub etcd: Option<EtcdConfig>,
+    /// Each election's latest status of its members, as its task last published it.
+    pub statuses: Vec<watch::Receiver<Vec<InstanceStatus>>>,
+}
+
+impl Handles {
+    /// Every etcd instance's latest status.
+    pub fn statuses(&self) -> Vec<InstanceStatus> {
+        self.statuses
+            .iter()
+            .flat_map(|rx| rx.borrow().clone())
+            .collect()
+    }
 }
 
 impl Elections {
@@ -84,6 +97,8 @@ impl Elections {
         };
         for (name, members) in units {
             let (tx, rx) = mpsc::channel(4);
+            let (status_tx, status_rx) = watch::channel(Vec::new());
+            handles.statuses.push(status_rx);
             handles.calls.insert(name.clone(), tx.clone());
             for m in &members {
                 handles.calls.insert(m.name.clone(), tx.clone());
@@ -98,7 +113,7 @@ impl Elections {
                 events: events.clone(),
                 state_dir: state_dir.to_path_buf(),
             };
-            electors.push(Elector::prepare(name, members, etcd, shared, rx, o).await?);
+            electors.push(Elector::prepare(name, members, etcd, shared, (rx, status_tx), o).await?);
         }
         Ok((Elections(electors), handles))
     }
@@ -186,6 +201,8 @@ struct Elector {
     stopping: bool,
     /// The operator's `takeover`, `release`, `auto`.
     calls: mpsc::Receiver<EtcdCall>,
+    /// Where `publish` puts the members' status for the control socket (see [`Handles::statuses`]).
+    status: watch::Sender<Vec<InstanceStatus>>,
     state_dir: std::path::PathBuf,
     /// `floatip events`: a transition record for each transition, in the hooks' order.
     events: Arc<EventHub>,
@@ -198,7 +215,7 @@ impl Elector {
         members: Vec<InstanceConfig>,
         etcd: &EtcdConfig,
         shared: Shared,
-        calls: mpsc::Receiver<EtcdCall>,
+        (calls, status): (mpsc::Receiver<EtcdCall>, watch::Sender<Vec<InstanceStatus>>),
         override_mode: vrrp::Override,
     ) -> Result<Elector> {
         let netlink = shared.netlink;
@@ -239,6 +256,7 @@ impl Elector {
             pending_release: None,
             stopping: false,
             calls,
+            status,
             state_dir: shared.state_dir,
             events: shared.events,
         };

@@ -12,7 +12,7 @@ use super::Elector;
 use crate::control::events::{EventKind, EventRecord};
 use crate::control::status::OverrideMode;
 use crate::election::lease;
-use crate::election::status::{self, EtcdCandidate, EtcdStatus};
+use crate::election::status::{EtcdCandidate, EtcdStatus};
 
 impl Elector {
     /// The state while we do not hold the VIPs: FAULT while we may not, else BACKUP.
@@ -162,6 +162,7 @@ impl Elector {
                 })
             })
             .or_else(|| self.claim_inhibit.clone());
+        let mut all = Vec::with_capacity(self.members.len());
         for m in &self.members {
             let mut st = m.status(&self.netlink, etcd.clone()).await;
             st.priority.effective = self.priority;
@@ -177,7 +178,8 @@ impl Elector {
             }
             st.override_mode = OverrideMode::from_vrrp(self.override_mode);
             st.claim_inhibit = inhibit.clone();
-            status::publish(st);
+            all.push(st);
         }
+        self.status.send_replace(all);
     }
 }

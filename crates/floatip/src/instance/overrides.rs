@@ -1,5 +1,6 @@
-//! The overrides file: the operator's takeover/release, kept in the state directory so they survive
-//! a restart.
+//! The overrides file: the operator's takeover/release of any instance (VRRP or etcd), kept in the
+//! state directory so they survive a restart. Every election reads it at start and writes it through
+//! [`update`], one writer at a time.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -11,11 +12,11 @@ use anyhow::{anyhow, Context};
 use crate::control::OverrideMode;
 
 /// The name of the overrides file inside the state directory.
-pub const OVERRIDES_FILE: &str = "overrides.json";
+pub const FILE: &str = "overrides.json";
 
 /// The overrides that survive a restart, by instance name. A missing file means none.
-pub fn load_overrides(state_dir: &Path) -> anyhow::Result<BTreeMap<String, vrrp::Override>> {
-    let path = state_dir.join(OVERRIDES_FILE);
+pub fn load(state_dir: &Path) -> anyhow::Result<BTreeMap<String, vrrp::Override>> {
+    let path = state_dir.join(FILE);
     let text = match std::fs::read(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
@@ -34,23 +35,20 @@ pub fn load_overrides(state_dir: &Path) -> anyhow::Result<BTreeMap<String, vrrp:
 
 /// Sets (or, `Auto`, clears) one instance's override in the file, keeping the others: the protocol
 /// loop and the etcd instances' tasks both write it, one at a time.
-pub fn update_override(state_dir: &Path, name: &str, o: vrrp::Override) -> anyhow::Result<()> {
+pub fn update(state_dir: &Path, name: &str, o: vrrp::Override) -> anyhow::Result<()> {
     static WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = WRITER.lock().unwrap_or_else(|e| e.into_inner());
-    let mut all = load_overrides(state_dir)?;
+    let mut all = load(state_dir)?;
     match o {
         vrrp::Override::Auto => all.remove(name),
         other => all.insert(name.to_string(), other),
     };
-    save_overrides(state_dir, &all)
+    save(state_dir, &all)
 }
 
 /// Writes the overrides atomically (temporary file, fsync, rename). `Auto` entries are not stored:
 /// automatic is what a missing entry means.
-pub fn save_overrides(
-    state_dir: &Path,
-    overrides: &BTreeMap<String, vrrp::Override>,
-) -> anyhow::Result<()> {
+pub fn save(state_dir: &Path, overrides: &BTreeMap<String, vrrp::Override>) -> anyhow::Result<()> {
     if !state_dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -66,8 +64,8 @@ pub fn save_overrides(
         .collect();
     let mut text = serde_json::to_string_pretty(&stored)?;
     text.push('\n');
-    let path = state_dir.join(OVERRIDES_FILE);
-    let tmp = state_dir.join(format!(".{OVERRIDES_FILE}.{}.tmp", std::process::id()));
+    let path = state_dir.join(FILE);
+    let tmp = state_dir.join(format!(".{FILE}.{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
