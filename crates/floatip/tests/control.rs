@@ -31,6 +31,7 @@ fn sample_status() -> InstanceStatus {
         interface: "eth0".into(),
         vrid: 51,
         version: 3,
+        version_why: None,
         state: "MASTER".into(),
         since: Some(since),
         reason: Some("MASTER: no advert from 192.0.2.2 for 3.61 s (master down)".into()),

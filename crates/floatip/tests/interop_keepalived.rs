@@ -26,6 +26,9 @@ struct Proto {
     interval: Duration,
     /// VRRPv3 over IPv6 (adverts from the link-local address, VIP 2001:db8::97).
     v6: bool,
+    /// floatip with neither `version` nor `advert_interval` in its file (its defaults: VRRPv3 that
+    /// follows a VRRPv2 router it hears, 1 s); `version` is then keepalived's (0: its default, 2).
+    defaults: bool,
 }
 
 const V3: Proto = Proto {
@@ -34,6 +37,7 @@ const V3: Proto = Proto {
     keepalived_int: "0.1",
     interval: Duration::from_millis(100),
     v6: false,
+    defaults: false,
 };
 
 const V3_IPV6: Proto = Proto { v6: true, ..V3 };
@@ -44,6 +48,21 @@ const V2: Proto = Proto {
     keepalived_int: "1",
     interval: Duration::from_secs(1),
     v6: false,
+    defaults: false,
+};
+
+/// Both at their defaults: keepalived VRRPv2 (no `vrrp_version`), advert_int 1; floatip with no
+/// version or interval in its file.
+const DEFAULTS: Proto = Proto {
+    version: 0,
+    defaults: true,
+    ..V2
+};
+
+/// keepalived with `vrrp_version 3` at advert_int 1, floatip at its defaults.
+const DEFAULTS_KA_V3: Proto = Proto {
+    version: 3,
+    ..DEFAULTS
 };
 
 impl Proto {
@@ -67,7 +86,11 @@ impl Proto {
         } else {
             Instance::v4(priority)
         };
-        i.version(self.version).interval(self.floatip_interval)
+        if self.defaults {
+            i.defaults()
+        } else {
+            i.version(self.version).interval(self.floatip_interval)
+        }
     }
 
     /// The same virtual router as [`Proto::floatip`].
@@ -185,7 +208,12 @@ fn keepalived_master_floatip_backup(name: &str, p: Proto) {
 
     h1.link_down().expect("link down");
     wait_sole_owner(&both, &h2, vip, SETTLE);
-    assert!(f.log().contains("BACKUP -> MASTER"), "floatip: {}", f.log());
+    // The log line follows the address by a moment.
+    assert!(
+        f.wait_log("BACKUP -> MASTER", SETTLE),
+        "floatip: {}",
+        f.log()
+    );
     wait_client_reaches(&c, vip, &h2, &both);
 
     h1.link_up().expect("link up");
@@ -228,4 +256,85 @@ fn v3_ipv6_floatip_master_keepalived_backup() {
 #[test]
 fn v3_ipv6_keepalived_master_floatip_backup() {
     keepalived_master_floatip_backup("v3_ipv6_keepalived_master_floatip_backup", V3_IPV6);
+}
+
+#[test]
+fn defaults_keepalived_v2_master_floatip_backup() {
+    keepalived_master_floatip_backup("defaults_ka_master", DEFAULTS);
+}
+
+#[test]
+fn defaults_keepalived_v3_master_floatip_backup() {
+    keepalived_master_floatip_backup("defaults_kav3_master", DEFAULTS_KA_V3);
+}
+
+#[test]
+fn defaults_floatip_master_keepalived_v3_backup() {
+    floatip_master_keepalived_backup("defaults_kav3_backup", DEFAULTS_KA_V3);
+}
+
+/// floatip at its defaults (VRRPv3) is master when keepalived starts at its defaults (VRRPv2, which
+/// cannot hear VRRPv3): keepalived claims once its master-down runs out, floatip hears its VRRPv2
+/// advert, follows (answers at once in VRRPv2, priority 150 > 100) and keepalived steps down. Then
+/// the pair elects as any VRRPv2 pair: host loss moves the VIP, and floatip preempts back. Prints
+/// the time with two owners that keepalived's start cost.
+#[test]
+fn defaults_floatip_master_keepalived_v2_backup() {
+    let name = "defaults_ka_backup";
+    if !require_root(name) || !require_keepalived(name) {
+        return;
+    }
+    let p = DEFAULTS;
+    let (lab, h1, h2, c) = setup(name);
+    let both = [&h1, &h2];
+    let vip = p.vip();
+    let f = Node::spawn_with(&lab, &h1, "", "debug", &[p.floatip(150)]);
+    wait_sole_owner(&both, &h1, vip, SETTLE);
+    let w1 = AddrWatch::start(&h1, vip).expect("watch h1");
+    let w2 = AddrWatch::start(&h2, vip).expect("watch h2");
+    let k = start_keepalived(&lab, &h2, &p.keepalived(100));
+    assert!(
+        f.wait_log("following the VRRPv2 router 192.0.2.2", SETTLE),
+        "floatip did not follow keepalived's VRRPv2: {}",
+        f.log()
+    );
+    assert!(
+        floatip_lab::wait_until(SETTLE, STEP, || k.log().contains("Entering BACKUP STATE")
+            && !h2.has_address(vip)),
+        "keepalived did not step down: {}",
+        k.log()
+    );
+    assert_sole_owner_for(&both, &h1, vip, p.watch(), Duration::from_millis(50));
+    let (t1, t2) = (w1.stop(), w2.stop());
+    let own = ownership(&[t1.clone(), t2.clone()], t1.since, unix_now(), false);
+    println!(
+        "MEASURED keepalived (VRRPv2 default) started beside a floatip master at defaults: two owners {:.0} ms, no owner {:.0} ms",
+        own.shared_secs() * 1000.0,
+        own.none_secs() * 1000.0
+    );
+    assert!(own.none.is_empty(), "nobody held the VIP: {:?}", own.none);
+    // status says which version it speaks and why.
+    let st = f.status("files");
+    assert_eq!(st["version"], 2, "{st:#}");
+    assert!(
+        st["version_why"]
+            .as_str()
+            .is_some_and(|w| w.contains("192.0.2.2")),
+        "{st:#}"
+    );
+    wait_client_reaches(&c, vip, &h1, &both);
+    // From here on it is a VRRPv2 pair.
+    h1.link_down().expect("link down");
+    wait_sole_owner(&both, &h2, vip, SETTLE);
+    h1.link_up().expect("link up");
+    wait_sole_owner(&both, &h1, vip, SETTLE);
+    assert_sole_owner_for(&both, &h1, vip, p.watch(), Duration::from_millis(50));
+    wait_client_reaches(&c, vip, &h1, &both);
+    // floatip accepted every advert of keepalived's.
+    let drops = foreign_drops(&f.log());
+    assert!(
+        drops.is_empty(),
+        "floatip dropped keepalived's adverts:\n{}",
+        drops.join("\n")
+    );
 }

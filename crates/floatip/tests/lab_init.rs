@@ -102,6 +102,45 @@ fn init_does_not_pick_a_vrid_keepalived_speaks_on() {
     );
 }
 
+/// Beside keepalived at its defaults (VRRPv2, which cannot hear VRRPv3) init writes `version = 2`,
+/// and the file it writes elects with keepalived: it stays backup while keepalived is master.
+#[test]
+fn init_beside_keepalived_at_its_defaults_writes_version_2() {
+    let name = "init_beside_keepalived_at_its_defaults_writes_version_2";
+    if !require_root(name) || !require_keepalived(name) {
+        return;
+    }
+    let (lab, h1, h2) = two_hosts("init_v2");
+    // keepalived's defaults: no vrrp_version (2), advert_int 1.
+    let ka = start_keepalived(&lab, &h2, &KaInstance::v4(150, 0, "1"));
+    assert!(
+        wait_until(SETTLE, STEP, || h2.has_address(VIP4)),
+        "keepalived did not become master; log:\n{}",
+        ka.log()
+    );
+    let (ok, stdout, stderr, path) = init(
+        &lab,
+        &h1,
+        "h1.toml",
+        &["--vip", "192.0.2.97/24", "--secondary", "--listen", "3s"],
+    );
+    assert!(ok, "init failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("speaks VRRPv2"), "{stdout}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("\nversion = 2\n") && vrid_of(&text) == 51,
+        "{text}"
+    );
+    let n1 = Node::start_text(&lab, &h1, &text);
+    n1.wait_state("files", "BACKUP");
+    assert_sole_owner_for(&[&h1, &h2], &h2, VIP4, Duration::from_millis(4500), SAMPLE);
+    let st = n1.status("files");
+    assert!(
+        st["master"]["address"] == "192.0.2.2" && st["version"] == 2,
+        "{st:#}"
+    );
+}
+
 #[test]
 fn init_refuses_a_vip_another_host_answers_and_names_its_mac() {
     if !require_root("init_refuses_a_vip_another_host_answers_and_names_its_mac") {

@@ -83,6 +83,11 @@ pub struct Config {
     /// Before a claim after silence (master-down with no master heard, or after the master went
     /// quiet), make sure nobody still answers for the addresses: see [`Action::Probe`].
     pub probe_before_claim: bool,
+    /// An IPv4 VRRPv3 instance whose version the operator did not choose: the first VRRPv2 advert
+    /// on its VRID makes it speak VRRPv2 from then on, at that advert's interval ([`Action::SpeakV2`]).
+    /// A VRRPv2 router (keepalived's default for IPv4) drops VRRPv3 adverts, so without this both
+    /// would be master (RFC 5798 section 8.4 describes the mixed operation).
+    pub follow_v2: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -175,6 +180,13 @@ pub enum Action {
     /// nobody does. The instance stays Backup meanwhile; an advert heard ends the wait as usual.
     Probe(Vec<IpAddr>),
     Transition(Transition),
+    /// A VRRPv2 router speaks on our VRID ([`Config::follow_v2`]): from now on we send and accept
+    /// VRRPv2 adverts at `interval` (the one it advertises, as VRRPv2 requires the same on every
+    /// router). The daemon changes what it accepts and says so.
+    SpeakV2 {
+        from: IpAddr,
+        interval: Duration,
+    },
 }
 
 /// A state change with a reason a person can read at 2am.
@@ -663,11 +675,15 @@ impl Instance {
     }
 
     fn on_advert(&mut self, now: Instant, src: IpAddr, advert: &Advert) {
-        if advert.vrid != self.config.vrid
-            || advert.version != self.config.version
-            || src == self.config.primary
-        {
+        if advert.vrid != self.config.vrid || src == self.config.primary {
             return;
+        }
+        if advert.version != self.config.version {
+            if advert.version == Version::V2 && self.config.follow_v2 {
+                self.speak_v2(now, src, advert.interval());
+            } else {
+                return;
+            }
         }
         match self.state {
             State::Initialize | State::Fault => {}
@@ -1087,6 +1103,20 @@ impl Instance {
     fn send_advert_now(&mut self, now: Instant) {
         self.actions.push_back(Action::SendAdvert(self.advert()));
         self.timers.advert = Some(now + self.config.advert_interval);
+    }
+
+    /// Switches to VRRPv2 at the v2 router's interval (whole seconds, 1 s at least); a master
+    /// advertises at once in the new version, so the v2 router hears it now.
+    fn speak_v2(&mut self, now: Instant, from: IpAddr, interval: Duration) {
+        let interval = Duration::from_secs(interval.as_secs().clamp(1, 255));
+        self.config.version = Version::V2;
+        self.config.follow_v2 = false;
+        self.config.advert_interval = interval;
+        self.interval = interval;
+        self.actions.push_back(Action::SpeakV2 { from, interval });
+        if self.state == State::Master && self.handoff.is_none() {
+            self.send_advert_now(now);
+        }
     }
 
     fn advert(&self) -> Advert {

@@ -60,6 +60,9 @@ pub struct RxPolicy {
     /// Our virtual addresses: an advert that does not list every one of them is another virtual
     /// router's ([`DropReason::AddressSet`]). Empty = not compared.
     pub virtual_addresses: Vec<IpAddr>,
+    /// A VRRPv3 policy that also accepts VRRPv2 adverts, whatever their interval: the instance
+    /// follows a VRRPv2 router it hears (`machine::Config::follow_v2`). Off once it does.
+    pub follow_v2: bool,
 }
 
 /// Why a received packet was dropped. `label()` is stable (metrics label, status JSON).
@@ -127,7 +130,8 @@ pub fn peek_vrid(bytes: &[u8]) -> Option<u8> {
 /// 2. the message decodes, with its checksum verified per `policy.checksum`
 ///    ([`DropReason::Decode`]; this also covers the version and type fields being VRRP at all);
 /// 3. the VRID is ours ([`DropReason::Vrid`]);
-/// 4. the version is the instance's ([`DropReason::Version`]);
+/// 4. the version is the instance's ([`DropReason::Version`]), or v2 for a v3 instance that
+///    follows VRRPv2 routers ([`RxPolicy::follow_v2`]);
 /// 5. v2 only: the interval equals ours ([`DropReason::Interval`]); a v3 backup adopts the master's;
 /// 6. the source is not one of our own addresses ([`DropReason::Own`]);
 /// 7. unicast mode: the source is a configured peer ([`DropReason::NotAPeer`]);
@@ -174,10 +178,12 @@ fn validate_inner(
     if advert.vrid != policy.vrid {
         return Err(DropReason::Vrid(advert.vrid));
     }
-    if advert.version != policy.version {
+    let to_follow =
+        policy.follow_v2 && policy.version == Version::V3 && advert.version == Version::V2;
+    if advert.version != policy.version && !to_follow {
         return Err(DropReason::Version);
     }
-    if advert.version == Version::V2 && advert.interval_cs != policy.interval_cs {
+    if advert.version == Version::V2 && !to_follow && advert.interval_cs != policy.interval_cs {
         return Err(DropReason::Interval {
             got_cs: advert.interval_cs,
             ours_cs: policy.interval_cs,
@@ -249,6 +255,7 @@ mod tests {
             own_addresses: vec![ip("192.0.2.1")],
             unicast_peers: vec![],
             virtual_addresses: ours.iter().map(|a| ip(a)).collect(),
+            follow_v2: false,
         };
         validate(&bytes, &Received { src, dst, ttl: 255 }, &policy)
     }
@@ -286,6 +293,48 @@ mod tests {
         }
         // Without virtual addresses nothing is compared.
         assert!(check(Version::V3, 100, &["192.0.2.50"], &[]).is_ok());
+    }
+
+    #[test]
+    fn a_v3_policy_that_follows_v2_accepts_a_v2_advert_at_any_interval() {
+        let (src, dst) = (ip("192.0.2.9"), IpAddr::V4(packet::GROUP_V4));
+        let v2 = Advert {
+            version: Version::V2,
+            vrid: 51,
+            priority: 100,
+            interval_cs: 300,
+            addresses: vec![ip("192.0.2.97")].into(),
+        };
+        let bytes = packet::encode(&v2, src, dst, ChecksumMode::PseudoHeader);
+        let mut policy = RxPolicy {
+            vrid: 51,
+            version: Version::V3,
+            interval_cs: 100,
+            checksum: ChecksumMode::PseudoHeader,
+            own_addresses: vec![],
+            unicast_peers: vec![],
+            virtual_addresses: vec![ip("192.0.2.97")],
+            follow_v2: false,
+        };
+        let rx = Received { src, dst, ttl: 255 };
+        assert_eq!(validate(&bytes, &rx, &policy), Err(DropReason::Version));
+        policy.follow_v2 = true;
+        assert_eq!(
+            validate(&bytes, &rx, &policy).map(|a| a.version),
+            Ok(Version::V2)
+        );
+        // Once followed, the policy is v2 at the router's interval: the usual v2 rules.
+        policy.version = Version::V2;
+        policy.follow_v2 = false;
+        assert_eq!(
+            validate(&bytes, &rx, &policy),
+            Err(DropReason::Interval {
+                got_cs: 300,
+                ours_cs: 100
+            })
+        );
+        policy.interval_cs = 300;
+        assert!(validate(&bytes, &rx, &policy).is_ok());
     }
 
     #[test]

@@ -32,6 +32,7 @@ fn policy(a: &Advert) -> RxPolicy {
         own_addresses: vec![],
         unicast_peers: vec![],
         virtual_addresses: vec![],
+        follow_v2: false,
     }
 }
 

@@ -450,6 +450,7 @@ fn policy(version: Version) -> RxPolicy {
         own_addresses: vec![v4("192.0.2.2"), v6("fe80::2")],
         unicast_peers: vec![],
         virtual_addresses: vec![],
+        follow_v2: false,
     }
 }
 

@@ -17,6 +17,7 @@ fn cfg() -> Config {
         addresses: vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 98))],
         primary: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
         probe_before_claim: false,
+        follow_v2: false,
     }
 }
 
@@ -141,6 +142,7 @@ fn following_with_nobody_heard_waits_for_the_probe_when_probing() {
     let t0 = Instant::now();
     let mut i = Instance::new(Config {
         probe_before_claim: true,
+        follow_v2: false,
         ..cfg()
     });
     i.handle_event(t0, Event::Startup);

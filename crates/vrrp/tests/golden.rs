@@ -128,6 +128,7 @@ fn keepalived_adverts_pass_validation() {
             own_addresses: vec!["192.0.2.2".parse().unwrap(), "2001:db8::2".parse().unwrap()],
             unicast_peers: vec![],
             virtual_addresses: expected.addresses.to_vec(),
+            follow_v2: false,
         };
         let rx = Received {
             src: fx.src,

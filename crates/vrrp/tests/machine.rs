@@ -25,6 +25,7 @@ fn cfg(priority: u8, primary: u8) -> Config {
         addresses: vec![vip()],
         primary: ip(primary),
         probe_before_claim: false,
+        follow_v2: false,
     }
 }
 
@@ -730,6 +731,7 @@ fn adverts_for_other_vrids_versions_or_from_ourselves_are_ignored() {
 fn probing_cfg(priority: u8, primary: u8) -> Config {
     Config {
         probe_before_claim: true,
+        follow_v2: false,
         ..cfg(priority, primary)
     }
 }
@@ -850,4 +852,97 @@ fn an_inhibit_during_the_probe_holds_the_claim_and_probes_again_after() {
     i.handle_event(t + ms(8), Event::ProbeQuiet);
     drain(&mut i);
     assert_eq!(i.state(), State::Master);
+}
+
+fn v2_advert(src: u8, priority: u8, seconds: u16) -> Event {
+    Event::Advert {
+        src: ip(src),
+        advert: Advert {
+            version: Version::V2,
+            ..advert(priority, seconds * 100)
+        },
+    }
+}
+
+fn speaks_v2(actions: &[Action]) -> Option<(IpAddr, Duration)> {
+    actions.iter().find_map(|a| match a {
+        Action::SpeakV2 { from, interval } => Some((*from, *interval)),
+        _ => None,
+    })
+}
+
+/// RFC 5798 8.4: a VRRPv2 router cannot hear VRRPv3. A v3 backup that may follow v2 treats the v2
+/// master's adverts as its master's, and once it is master itself it advertises in VRRPv2.
+#[test]
+fn a_v3_backup_that_follows_v2_hears_a_v2_master_and_later_advertises_v2() {
+    let t0 = Instant::now();
+    let mut c = cfg(100, 1);
+    c.follow_v2 = true;
+    let mut b = backup(c, t0);
+    b.handle_event(t0 + ms(100), v2_advert(2, 200, 2));
+    let acts = drain(&mut b);
+    assert_eq!(speaks_v2(&acts), Some((ip(2), Duration::from_secs(2))));
+    assert_eq!(b.config().version, Version::V2);
+    assert_eq!(b.state(), State::Backup);
+    // The v2 master's interval (2 s): master down after 3 x 2 s + skew (7.22 s at priority 100),
+    // not 3 x 1 s.
+    b.handle_timeout(t0 + ms(100) + Duration::from_secs(4));
+    assert_eq!(
+        b.state(),
+        State::Backup,
+        "still within the v2 master's master-down interval"
+    );
+    b.handle_timeout(t0 + ms(100) + ms(7300));
+    assert_eq!(b.state(), State::Master);
+    let sent: Vec<Advert> = drain(&mut b)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::SendAdvert(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert!(!sent.is_empty());
+    assert!(
+        sent.iter()
+            .all(|a| a.version == Version::V2 && a.interval_cs == 200),
+        "{sent:?}"
+    );
+    // Only once: no second switch.
+    b.handle_event(t0 + Duration::from_secs(9), v2_advert(2, 50, 2));
+    assert_eq!(speaks_v2(&drain(&mut b)), None);
+}
+
+/// A v3 master that hears a lower-priority v2 router (which became master because it cannot hear
+/// us) answers at once in VRRPv2, so that router steps down, and stays master.
+#[test]
+fn a_v3_master_that_follows_v2_answers_a_lower_v2_router_in_v2() {
+    let t0 = Instant::now();
+    let mut c = cfg(150, 1);
+    c.follow_v2 = true;
+    let (mut m, t) = master(c, t0);
+    m.handle_event(t + ms(10), v2_advert(2, 100, 1));
+    let acts = drain(&mut m);
+    assert_eq!(speaks_v2(&acts), Some((ip(2), Duration::from_secs(1))));
+    let first = acts.iter().find_map(|a| match a {
+        Action::SendAdvert(a) => Some(a.clone()),
+        _ => None,
+    });
+    let first = first.expect("an advert at once");
+    assert_eq!(
+        (first.version, first.priority, first.interval_cs),
+        (Version::V2, 150, 100)
+    );
+    assert_eq!(m.state(), State::Master);
+}
+
+/// Without `follow_v2` (the version is chosen, or IPv6, or authenticated) a v2 advert is ignored.
+#[test]
+fn an_instance_that_does_not_follow_v2_ignores_v2_adverts() {
+    let t0 = Instant::now();
+    let mut b = backup(cfg(100, 1), t0);
+    b.handle_event(t0 + ms(100), v2_advert(2, 200, 1));
+    let acts = drain(&mut b);
+    assert_eq!(speaks_v2(&acts), None);
+    assert_eq!(b.config().version, Version::V3);
+    assert!(b.master_seen().is_none());
 }

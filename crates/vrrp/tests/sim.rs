@@ -57,6 +57,7 @@ impl Spec {
             addresses: vec![VIP],
             primary: primary(i),
             probe_before_claim: false,
+            follow_v2: false,
         }
     }
 }
@@ -251,6 +252,9 @@ impl Lan {
                     self.routers[i].told = t.to;
                     assert_eq!(t.at, self.base + now);
                     self.routers[i].transitions.push(t);
+                }
+                Action::SpeakV2 { .. } => {
+                    panic!("router {i} switched to VRRPv2, but every simulated router speaks v3")
                 }
             }
         }

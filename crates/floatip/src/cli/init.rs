@@ -156,6 +156,8 @@ pub struct Plan {
     pub vip: Vip,
     pub vrid: VridChoice,
     pub heard: String,
+    /// The other host of the pair (`vrid.pair_heard`) speaks VRRPv2: so does this one.
+    pub pair_v2: bool,
     pub secondary: bool,
     pub peer: Option<IpAddr>,
 }
@@ -224,6 +226,13 @@ pub fn render(plan: &Plan) -> String {
     let _ = writeln!(s, "vrid = {}", plan.vrid.vrid);
     let _ = writeln!(s, "# This host is {role} (the other host: {other}).");
     let _ = writeln!(s, "priority = {priority}");
+    if let (true, Some(other)) = (plan.pair_v2, plan.vrid.pair_heard) {
+        let _ = writeln!(
+            s,
+            "# The other host ({other}) speaks VRRPv2, keepalived's default for IPv4: so does this one."
+        );
+        s.push_str("version = 2\n");
+    }
     s.push_str("# The service address, with its subnet's prefix length.\n");
     let _ = writeln!(s, "addresses = [{}]", toml_str(&plan.vip.to_string()));
     match plan.peer {
@@ -391,6 +400,19 @@ pub async fn run(args: InitArgs) -> Result<ExitCode> {
         }
         (None, _) => println!("nobody answers for {addr} (3 probes)"),
     }
+    let pair_v2 = choice.pair_heard.is_some_and(|src| {
+        heard.iter().any(|h| {
+            h.src == src
+                && h.advert
+                    .as_ref()
+                    .is_ok_and(|a| a.vrid == choice.vrid && a.version == vrrp::Version::V2)
+        })
+    });
+    if pair_v2 {
+        println!(
+            "the other host speaks VRRPv2 (keepalived's default for IPv4): writing version = 2"
+        );
+    }
     let plan = Plan {
         name: args.name.clone(),
         interface: ifname,
@@ -398,6 +420,7 @@ pub async fn run(args: InitArgs) -> Result<ExitCode> {
         vip,
         vrid: choice,
         heard: summary,
+        pair_v2,
         secondary: args.secondary,
         peer: args.peer,
     };
@@ -501,6 +524,7 @@ mod tests {
                 why: "nobody was heard on VRID 51".into(),
             },
             heard: "heard no VRRP adverts in 3s".into(),
+            pair_v2: false,
             secondary,
             peer: peer.map(|p| p.parse().unwrap()),
         }
@@ -515,7 +539,19 @@ mod tests {
             assert_eq!(inst.vrid, 51);
             assert_eq!(inst.priority, if secondary { 100 } else { 150 });
             assert_eq!(inst.unicast_peers.len(), usize::from(peer.is_some()));
+            assert_eq!(
+                (inst.version, inst.version_chosen),
+                (vrrp::Version::V3, false)
+            );
         }
+        // Beside a VRRPv2 speaker (keepalived at its defaults) the file says version 2.
+        let mut p = plan(true, None);
+        p.vrid.pair_heard = Some("192.0.2.2".parse().unwrap());
+        p.pair_v2 = true;
+        let text = render(&p);
+        assert!(text.contains("(192.0.2.2) speaks VRRPv2"), "{text}");
+        let cfg = config::parse(&text, std::path::Path::new("f.toml")).unwrap();
+        assert_eq!(cfg.instances[0].version, vrrp::Version::V2);
         assert_eq!(
             mirror_command(&plan(false, None)),
             "floatip init --vip 192.0.2.97/24 --name files --vrid 51 --secondary"

@@ -94,7 +94,16 @@ fn render_one(out: &mut String, st: &InstanceStatus, now_s: f64) {
         None => line(
             out,
             "vrrp",
-            &format!("vrid {} VRRPv{} on {}", st.vrid, st.version, st.interface),
+            &format!(
+                "vrid {} VRRPv{} on {}{}",
+                st.vrid,
+                st.version,
+                st.interface,
+                st.version_why
+                    .as_deref()
+                    .map(|w| format!(" ({w})"))
+                    .unwrap_or_default()
+            ),
         ),
     }
     let p = &st.priority;

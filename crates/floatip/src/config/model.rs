@@ -135,6 +135,8 @@ pub struct InstanceConfig {
     /// 1-255; 255 = this host owns the addresses.
     pub priority: u8,
     pub version: vrrp::Version,
+    /// `version` is in the file: the instance never changes it (see [`InstanceConfig::follows_v2`]).
+    pub version_chosen: bool,
     pub advert_interval: Duration,
     pub preempt: bool,
     pub preempt_delay: Duration,
@@ -197,7 +199,18 @@ impl InstanceConfig {
             addresses: self.addresses.iter().map(|vip| vip.addr).collect(),
             primary,
             probe_before_claim: true,
+            follow_v2: self.follows_v2(),
         }
+    }
+
+    /// An IPv4 instance at the default version 3, without authentication, follows a VRRPv2 router
+    /// it hears on its VRID (keepalived's default for IPv4): it speaks VRRPv2 from then on, rather
+    /// than be a second master that router cannot hear. `version = 3` in the file keeps it at 3.
+    pub fn follows_v2(&self) -> bool {
+        !self.version_chosen
+            && self.version == vrrp::Version::V3
+            && !self.is_v6()
+            && self.auth == vrrp::auth::Auth::None
     }
 
     /// Whether a reload from `self` to `new` leaves the election alone, so it applies to the running

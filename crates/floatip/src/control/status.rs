@@ -15,8 +15,12 @@ pub struct InstanceStatus {
     pub name: String,
     pub interface: String,
     pub vrid: u8,
-    /// 2 or 3.
+    /// 2 or 3: the version spoken now.
     pub version: u8,
+    /// Why the version spoken is not the configured one (an IPv4 instance at the default version 3
+    /// that follows a VRRPv2 router it heard); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_why: Option<String>,
     /// "MASTER", "BACKUP", "FAULT" or "INIT".
     pub state: String,
     /// When the last transition happened (unix seconds); `None` before the first one.

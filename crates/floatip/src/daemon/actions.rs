@@ -176,6 +176,22 @@ impl Daemon {
                 self.publish_held();
             }
             Action::Announce(addrs) => spawn_announce(rt, addrs),
+            Action::SpeakV2 { from, interval } => {
+                rt.policy.version = vrrp::Version::V2;
+                rt.policy.interval_cs = (interval.as_millis() / 10) as u16;
+                rt.policy.follow_v2 = false;
+                let why = format!(
+                    "following the VRRPv2 router {from} heard on VRID {} (it cannot hear VRRPv3): VRRPv2 adverts every {}",
+                    rt.cfg.vrid,
+                    crate::config::format_duration(interval)
+                );
+                warn!(
+                    instance = %rt.cfg.name,
+                    "{why}; to choose, set version = 2 on this instance, or version = 3 here and on {from}"
+                );
+                rt.version_why = Some(why);
+                self.status_dirty = true;
+            }
             Action::Probe(_) => rt.start_probe(now, AfterProbe::Claim),
             Action::Transition(t) => {
                 self.status_dirty = true;

@@ -85,6 +85,8 @@ pub struct Runtime {
     pub(super) vmac: Option<super::vmac::VmacHold>,
     pub(super) announcer: Arc<dyn Announce>,
     pub(super) policy: RxPolicy,
+    /// Why the core speaks another version than the configured one (it follows a VRRPv2 router).
+    pub(super) version_why: Option<String>,
     /// Where adverts go (the group, or each unicast peer), each through its connected sender.
     pub(super) destinations: Vec<(IpAddr, Arc<dyn AdvertSender>)>,
     pub(super) send_checksum: ChecksumMode,
@@ -323,7 +325,8 @@ impl Runtime {
             name: self.cfg.name.clone(),
             interface: self.cfg.interface.clone(),
             vrid: self.cfg.vrid,
-            version: self.cfg.version.number(),
+            version: self.core.config().version.number(),
+            version_why: self.version_why.clone(),
             state: state_name(self.core.state()).to_string(),
             since: last.map(|r| unix_secs(r.at)),
             // Waiting for the interface: what is missing now (the interface, then its address).

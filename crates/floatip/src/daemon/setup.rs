@@ -78,6 +78,7 @@ impl Daemon {
             own_addresses,
             unicast_peers: inst.unicast_peers.clone(),
             virtual_addresses: vips.clone(),
+            follow_v2: inst.follows_v2(),
         };
         let send_checksum = match inst.checksum {
             ChecksumMode::MessageOnly => ChecksumMode::MessageOnly,
@@ -109,6 +110,7 @@ impl Daemon {
             vmac,
             announcer,
             policy,
+            version_why: None,
             destinations,
             send_checksum,
             auth: vrrp::auth::AuthState::new(inst.auth.clone()),

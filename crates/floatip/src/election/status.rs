@@ -133,6 +133,7 @@ impl Tracker {
                 vrrp::Version::V2 => 2,
                 vrrp::Version::V3 => 3,
             },
+            version_why: None,
             state: self.state.to_string(),
             since: self.since,
             reason: self.reason.clone(),

@@ -272,6 +272,7 @@ pub(super) mod tests {
             interface: "eth0".into(),
             vrid: 51,
             version: 3,
+            version_why: None,
             state: state.into(),
             since: None,
             reason: None,

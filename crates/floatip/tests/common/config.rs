@@ -16,7 +16,7 @@ pub struct Instance {
     pub interface: String,
     pub vrid: u8,
     priority: u8,
-    /// VRRP version, 2 or 3.
+    /// VRRP version, 2 or 3 (0: not in the file, floatip's default).
     version: u8,
     /// "100ms", "1s".
     advert_interval: String,
@@ -97,6 +97,13 @@ impl Instance {
         self
     }
 
+    /// Neither `version` nor `advert_interval` in the file: floatip's defaults.
+    pub fn defaults(mut self) -> Instance {
+        self.version = 0;
+        self.advert_interval = String::new();
+        self
+    }
+
     fn write_to(&self, s: &mut String) {
         let list = |v: &[String]| {
             v.iter()
@@ -106,14 +113,18 @@ impl Instance {
         };
         let _ = write!(
             s,
-            "\n[[instance]]\nname = \"{}\"\ninterface = \"{}\"\nvrid = {}\npriority = {}\nversion = {}\n\
-             advert_interval = \"{}\"\npreempt = {}\naddresses = [{}]\n",
-            self.name,
-            self.interface,
-            self.vrid,
-            self.priority,
-            self.version,
-            self.advert_interval,
+            "\n[[instance]]\nname = \"{}\"\ninterface = \"{}\"\nvrid = {}\npriority = {}\n",
+            self.name, self.interface, self.vrid, self.priority,
+        );
+        if self.version != 0 {
+            let _ = writeln!(s, "version = {}", self.version);
+        }
+        if !self.advert_interval.is_empty() {
+            let _ = writeln!(s, "advert_interval = \"{}\"", self.advert_interval);
+        }
+        let _ = write!(
+            s,
+            "preempt = {}\naddresses = [{}]\n",
             self.preempt,
             list(&self.addresses),
         );

@@ -20,7 +20,7 @@ pub fn require_keepalived(test_name: &str) -> bool {
 pub struct KaInstance {
     pub vrid: u8,
     pub priority: u8,
-    /// 2 or 3 (`vrrp_version` in global_defs).
+    /// 2 or 3 (`vrrp_version` in global_defs; 0: not in the file, keepalived's default, 2).
     pub version: u8,
     /// keepalived's `advert_int`, in seconds: "1", or "0.1" with VRRPv3.
     pub advert_int: String,
@@ -50,10 +50,13 @@ impl KaInstance {
 
 /// keepalived.conf text: `state BACKUP` (priority decides), interface eth0.
 pub fn keepalived_config(router_id: &str, k: &KaInstance) -> String {
+    let version = match k.version {
+        0 => String::new(),
+        v => format!("  vrrp_version {v}\n"),
+    };
     let mut s = format!(
-        "global_defs {{\n  router_id {router_id}\n  vrrp_version {}\n  vrrp_garp_master_repeat 5\n  \
+        "global_defs {{\n  router_id {router_id}\n{version}  vrrp_garp_master_repeat 5\n  \
          vrrp_garp_master_delay 1\n}}\n\n",
-        k.version
     );
     let _ = write!(
         s,

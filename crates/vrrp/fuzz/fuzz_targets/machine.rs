@@ -46,6 +46,7 @@ struct Input {
     preempt: bool,
     preempt_delay_cs: u8,
     probe_before_claim: bool,
+    follow_v2: bool,
     /// (milliseconds to advance, event)
     steps: Vec<(u16, Ev)>,
 }
@@ -123,6 +124,7 @@ fuzz_target!(|input: Input| {
         addresses: vec![addr(input.v6, 97)],
         primary: addr(input.v6, 1),
         probe_before_claim: input.probe_before_claim,
+        follow_v2: input.follow_v2 && !v2 && !input.v6,
     };
     let mut now = Instant::now();
     let mut inst = Instance::new(config.clone());

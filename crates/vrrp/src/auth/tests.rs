@@ -389,6 +389,7 @@ fn pass_and_modes_through_validate() {
         own_addresses: vec![],
         unicast_peers: vec![],
         virtual_addresses: vec![ip("192.0.2.100")],
+        follow_v2: false,
     };
     let enc = |a: &Advert, auth: TxAuth<'_>| {
         let mut out = Vec::new();

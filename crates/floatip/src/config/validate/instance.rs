@@ -131,6 +131,7 @@ pub(super) fn validate_instance(
             vrid: vrid?,
             priority: priority?,
             version: version?,
+            version_chosen: raw.version.is_some(),
             advert_interval: advert_interval?,
             preempt,
             preempt_delay: preempt_delay?,
