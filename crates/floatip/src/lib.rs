@@ -29,4 +29,5 @@ pub mod hooks;
 pub mod http;
 pub mod net;
 pub mod service;
+pub mod text;
 pub mod wakeup;

@@ -400,12 +400,6 @@ pub fn insecure_warning(instance: &str, check: &CheckConfig) -> Option<String> {
     }
 }
 
-/// Why an http check's `url` cannot be used ("does not start with http:// or https://"), read as the
-/// check reads it; `None` when it can.
-pub fn url_problem(url: &str) -> Option<String> {
-    http::parse_url(url).err()
-}
-
 /// One attempt of a check, bounded by `timeout`. `Err` carries the reason in words.
 pub async fn run_once(kind: &CheckKind, timeout: Duration) -> Result<(), String> {
     match kind {

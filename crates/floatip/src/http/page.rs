@@ -9,8 +9,8 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use crate::cli::render::{clock, etcd_lines, human_age_secs};
 use crate::control::{unix_secs, GroupStatus, InstanceStatus, OverrideMode};
+use crate::text::{clock, etcd_lines, human_age_secs};
 
 /// Seconds between the page's own reloads.
 pub const REFRESH_SECS: u32 = 5;
