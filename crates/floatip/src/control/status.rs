@@ -208,16 +208,6 @@ pub struct HistoryEntry {
     pub reason: String,
 }
 
-/// The state as status shows it: "MASTER", "BACKUP", "FAULT", "INIT".
-pub fn state_name(state: vrrp::State) -> &'static str {
-    match state {
-        vrrp::State::Initialize => "INIT",
-        vrrp::State::Backup => "BACKUP",
-        vrrp::State::Master => "MASTER",
-        vrrp::State::Fault => "FAULT",
-    }
-}
-
 /// A MAC as "02:00:00:00:00:02".
 pub fn format_mac(mac: &[u8; 6]) -> String {
     mac.iter()

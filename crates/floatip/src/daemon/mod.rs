@@ -37,6 +37,7 @@ mod events;
 #[cfg(test)]
 mod fake;
 mod groups;
+mod hold;
 pub mod kernel;
 mod operator;
 mod overrides;
@@ -59,6 +60,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::conflict::Sighting;
 use crate::control::events::EventHub;
 use crate::control::{self, ControlCall, Response};
 use crate::guard::Guard;
@@ -131,14 +133,6 @@ pub(super) trait Block: Future + Sized {
 }
 
 impl<F: Future> Block for F {}
-
-/// Someone other than us (`holder`) claimed an address on the interface: an announcement, or the
-/// answer to one of our probes. It goes to every instance with that VIP on that interface.
-pub struct Sighting {
-    ifindex: u32,
-    addr: IpAddr,
-    holder: [u8; 6],
-}
 
 /// The senders the tasks around the loop use.
 #[derive(Clone)]
@@ -299,7 +293,7 @@ impl Daemon {
     fn guard_slack(&self) -> Option<Duration> {
         self.instances
             .iter()
-            .filter(|r| r.holding)
+            .filter(|r| r.hold.held())
             .map(|r| {
                 r.core
                     .handoff_window()
@@ -315,7 +309,7 @@ impl Daemon {
             let held: Vec<_> = self
                 .instances
                 .iter()
-                .filter(|r| r.holding)
+                .filter(|r| r.hold.held())
                 .flat_map(|r| {
                     let index = r.vip_index();
                     r.cfg
