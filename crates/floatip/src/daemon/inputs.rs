@@ -1,5 +1,6 @@
-//! What happens to the loop: timers, refreshes and probes that are due, VRRP packets, link and
-//! address events, check and witness reports, and sightings of another host answering for a VIP.
+//! The loop's inputs ([`super::Input`]), one handler each: timers, refreshes and probes that are due,
+//! VRRP packets, link and address events, check and witness reports, and sightings of another host
+//! answering for a VIP. (The event stream `floatip events` is another thing: `control::events`.)
 
 use std::time::Instant;
 
