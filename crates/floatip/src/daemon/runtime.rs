@@ -1,6 +1,7 @@
 //! One instance at run time ([`Runtime`]): its core plus everything the daemon knows about it
 //! (link, VIPs held, speakers heard, checks, conflicts, counters, history), how those fold into the
-//! core's fault, priority and claim inhibit, and the instance's status as `floatip status` shows it.
+//! core's fault, priority and claim inhibit, how its VIPs go up (after a claim probe, see
+//! [`super::claim_probe`]) and are announced, and the instance's status as `floatip status` shows it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;

@@ -242,7 +242,7 @@ fn evaluate_with<'a>(
     let priority = if configured_priority == 255 {
         255
     } else {
-        (i64::from(configured_priority) + delta).clamp(1, 254) as u8
+        (i64::from(configured_priority) + delta).clamp(1, i64::from(vrrp::TAKEOVER_PRIORITY)) as u8
     };
     let fault = (!faults.is_empty()).then(|| faults.join("; "));
     (fault, priority)
