@@ -27,8 +27,18 @@ pub const CLEAR_ROUNDS: u32 = 2;
 /// At most one re-announcement per this period.
 pub const REANNOUNCE_EVERY: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One sighting: another host (`holder`, its MAC) claimed `addr` on interface `ifindex`, in an
+/// announcement or in the answer to one of our probes. The ARP/ND watch sends these to the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sighting {
+    pub ifindex: u32,
+    pub addr: IpAddr,
+    pub holder: [u8; 6],
+}
+
+/// Another MAC answering for one of our VIPs, from its first sighting on: a conflict once it persists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rival {
     pub addr: IpAddr,
     pub mac: [u8; 6],
     pub first_seen: Instant,
@@ -51,7 +61,7 @@ pub enum Verdict {
 /// Per-instance conflict state.
 #[derive(Debug, Default, Clone)]
 pub struct Conflicts {
-    pub sightings: Vec<Sighting>,
+    pub rivals: Vec<Rival>,
     /// Set while we have yielded to a higher MAC.
     pub yielded: Option<String>,
     pub total: u64,
@@ -75,13 +85,13 @@ impl Conflicts {
         self.forget(now);
         self.clear_rounds = 0;
         let idx = match self
-            .sightings
+            .rivals
             .iter()
             .position(|s| s.addr == addr && s.mac == mac)
         {
             Some(i) => i,
             None => {
-                self.sightings.push(Sighting {
+                self.rivals.push(Rival {
                     addr,
                     mac,
                     first_seen: now,
@@ -92,7 +102,7 @@ impl Conflicts {
                 return Verdict::Wait;
             }
         };
-        let s = &mut self.sightings[idx];
+        let s = &mut self.rivals[idx];
         s.last_seen = now;
         s.count += 1;
         let age = now.saturating_duration_since(s.first_seen);
@@ -133,7 +143,7 @@ impl Conflicts {
         self.clear_rounds += 1;
         if self.clear_rounds >= CLEAR_ROUNDS {
             self.yielded = None;
-            self.sightings.clear();
+            self.rivals.clear();
             self.clear_rounds = 0;
             return true;
         }
@@ -145,14 +155,14 @@ impl Conflicts {
     /// that ends, if any.
     pub fn advert_heard(&mut self) -> Option<String> {
         let ended = self.yielded.take()?;
-        self.sightings.clear();
+        self.rivals.clear();
         self.clear_rounds = 0;
         Some(ended)
     }
 
     /// What `status` shows: each confirmed sighting (reported once it persisted).
     pub fn status(&self) -> Vec<crate::control::ConflictStatus> {
-        self.sightings
+        self.rivals
             .iter()
             .filter(|s| s.reported)
             .map(|s| crate::control::ConflictStatus {
@@ -166,11 +176,11 @@ impl Conflicts {
 
     /// Sightings stop mattering once we are not master (a new master announcing is normal).
     pub fn reset_sightings(&mut self) {
-        self.sightings.clear();
+        self.rivals.clear();
     }
 
     fn forget(&mut self, now: Instant) {
-        self.sightings
+        self.rivals
             .retain(|s| now.saturating_duration_since(s.last_seen) < FORGET_AFTER);
     }
 }
@@ -196,7 +206,7 @@ mod tests {
         let v = c.sighting(t0 + Duration::from_secs(4), vip(), HIGHER, OURS);
         assert!(matches!(v, Verdict::Yield(_)));
         assert!(c.advert_heard().unwrap().contains("yielding 192.0.2.97"));
-        assert!(c.yielded.is_none() && c.sightings.is_empty());
+        assert!(c.yielded.is_none() && c.rivals.is_empty());
     }
 
     #[test]
@@ -260,7 +270,7 @@ mod tests {
         assert!(!c.quiet_round(t0 + Duration::from_secs(6)));
         assert!(c.quiet_round(t0 + Duration::from_secs(7)));
         assert!(c.yielded.is_none());
-        assert!(c.sightings.is_empty());
+        assert!(c.rivals.is_empty());
     }
 
     #[test]

@@ -69,6 +69,28 @@ pub struct Hooks {
     task: Option<JoinHandle<()>>,
 }
 
+/// A transition's new state as the hooks (`FLOATIP_STATE`) and the event stream name it: an instance
+/// that stops (back to INIT) is [`STOP`]; the others keep their name ("MASTER", "BACKUP", "FAULT").
+pub fn state_after(to: vrrp::State) -> &'static str {
+    if to == vrrp::State::Initialize {
+        STOP
+    } else {
+        to.as_str()
+    }
+}
+
+/// The state of an instance that stops, for its `stop` hook and the event stream.
+pub const STOP: &str = "STOP";
+
+/// The hook task of one instance, if it has any hook configured (none: no task at all). Must be
+/// called inside a tokio runtime.
+pub fn spawn_configured(instance_name: &str, notify: &NotifyConfig) -> Option<Hooks> {
+    [&notify.master, &notify.backup, &notify.fault, &notify.stop]
+        .iter()
+        .any(|h| h.is_some())
+        .then(|| spawn(instance_name.to_string(), notify.clone()))
+}
+
 /// Starts the hook task of one instance. Must be called inside a tokio runtime.
 pub fn spawn(instance_name: String, notify: NotifyConfig) -> Hooks {
     let shared = Arc::new(Shared::default());
@@ -93,7 +115,7 @@ impl Hooks {
             "MASTER" => ("master", &self.notify.master),
             "BACKUP" => ("backup", &self.notify.backup),
             "FAULT" => ("fault", &self.notify.fault),
-            "STOP" => ("stop", &self.notify.stop),
+            STOP => ("stop", &self.notify.stop),
             _ => {
                 warn!(instance = %self.instance, "no hook for state {state:?}");
                 return;

@@ -535,7 +535,7 @@ fn render_shows_the_key_lines() {
 
 #[test]
 fn render_shows_an_etcd_instance_by_its_lease_and_owner_not_the_wire() {
-    use floatip::election::status::{EtcdCandidate, EtcdStatus};
+    use floatip::control::status::{EtcdCandidate, EtcdStatus};
     let mut st = sample_status();
     st.master = None;
     st.speakers.clear();

@@ -16,6 +16,8 @@ pub mod machine;
 pub mod packet;
 pub mod validate;
 
-pub use machine::{Action, Config, Event, Instance, Override, State, Transition};
+pub use machine::{
+    Action, Config, Event, Instance, Override, State, Transition, TAKEOVER_PRIORITY,
+};
 pub use packet::{Advert, ChecksumMode, DecodeError, Version};
 pub use validate::{DropReason, Received, RxPolicy};

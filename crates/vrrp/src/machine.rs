@@ -99,6 +99,10 @@ pub enum State {
     Fault,
 }
 
+/// The highest priority below an address owner's (255): what an operator's takeover advertises, and
+/// the ceiling of every priority a check or the configuration gives a non-owner.
+pub const TAKEOVER_PRIORITY: u8 = 254;
+
 impl State {
     /// The name operators know from keepalived's logs: MASTER, BACKUP, FAULT, INIT.
     pub fn as_str(self) -> &'static str {
@@ -306,7 +310,7 @@ impl Instance {
         let mut config = config;
         config.priority = config.priority.max(1);
         config.advert_interval = config.advert_interval.max(MIN_INTERVAL);
-        let base_priority = config.priority.min(254);
+        let base_priority = config.priority.min(TAKEOVER_PRIORITY);
         let interval = config.advert_interval;
         let advert_addresses = config.addresses.as_slice().into();
         Self {
@@ -347,7 +351,7 @@ impl Instance {
             Event::Advert { src, advert } => self.on_advert(now, src, &advert),
             Event::SetPriority(p) => {
                 if self.config.priority != 255 {
-                    self.base_priority = p.clamp(1, 254);
+                    self.base_priority = p.clamp(1, TAKEOVER_PRIORITY);
                 }
             }
             Event::LinkDown => self.on_link_down(now),
@@ -440,7 +444,7 @@ impl Instance {
         } else if self.config.priority == 255 {
             255
         } else if self.override_mode == Some(Override::Takeover) {
-            254
+            TAKEOVER_PRIORITY
         } else {
             self.base_priority
         }
@@ -632,7 +636,7 @@ impl Instance {
             State::Backup => match o {
                 Override::Takeover => self.become_master(
                     now,
-                    "MASTER: operator takeover (priority 254 until auto)".to_string(),
+                    format!("MASTER: operator takeover (priority {TAKEOVER_PRIORITY} until auto)"),
                 ),
                 Override::Release => {}
                 Override::Auto => {
@@ -916,7 +920,7 @@ impl Instance {
         self.interval = self.config.advert_interval;
         if self.claims_at_once() {
             let who = if self.override_mode == Some(Override::Takeover) {
-                "operator takeover (priority 254 until auto)".to_string()
+                format!("operator takeover (priority {TAKEOVER_PRIORITY} until auto)")
             } else {
                 "address owner (priority 255) claims at once".to_string()
             };

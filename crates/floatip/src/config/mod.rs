@@ -15,6 +15,7 @@ mod keys;
 mod model;
 mod raw;
 mod reference;
+mod url;
 mod validate;
 mod walk;
 
@@ -24,6 +25,7 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{ConfigError, Problem};
 pub use model::*;
 pub use reference::render_reference;
+pub use url::{parse_http_url, HttpTarget};
 
 use error::Cx;
 use raw::RawFile;

@@ -58,7 +58,34 @@ pub struct InstanceStatus {
     pub history: Vec<HistoryEntry>,
     /// `election = "etcd"` only: lease, owner, candidates ([docs/etcd.md](../../../../docs/etcd.md)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etcd: Option<crate::election::status::EtcdStatus>,
+    pub etcd: Option<EtcdStatus>,
+}
+
+/// The etcd side of an instance's status (absent for VRRP instances).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EtcdStatus {
+    /// The member requests go to now ("http://192.0.2.11:2379").
+    pub endpoint: String,
+    /// Our lease (hex, as etcdctl shows it); `None` while we have none.
+    pub lease: Option<String>,
+    /// The TTL etcd granted, in seconds.
+    pub lease_ttl_s: u64,
+    /// How long the lease surely lives in etcd, by our own count.
+    pub lease_remaining_ms: Option<u64>,
+    /// The owner key's value ("host 192.0.2.1"); `None`: nobody owns the VIPs.
+    pub owner: Option<String>,
+    /// Every candidacy in etcd, best first.
+    pub candidates: Vec<EtcdCandidate>,
+    /// Since when our renewals fail (unix seconds); `None` while etcd answers.
+    pub unreachable_since: Option<f64>,
+    /// When we last let go of the VIPs because the lease could not be renewed (unix seconds).
+    pub released_at: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdCandidate {
+    pub address: IpAddr,
+    pub priority: u8,
 }
 
 /// How many transitions [`InstanceStatus::history`] carries.
@@ -210,16 +237,6 @@ pub struct HistoryEntry {
     pub from: String,
     pub to: String,
     pub reason: String,
-}
-
-/// The state as status shows it: "MASTER", "BACKUP", "FAULT", "INIT".
-pub fn state_name(state: vrrp::State) -> &'static str {
-    match state {
-        vrrp::State::Initialize => "INIT",
-        vrrp::State::Backup => "BACKUP",
-        vrrp::State::Master => "MASTER",
-        vrrp::State::Fault => "FAULT",
-    }
 }
 
 /// A MAC as "02:00:00:00:00:02".

@@ -1,10 +1,10 @@
 //! Carrying out what the cores ask, in order: adverts, adding and removing VIPs, announcements,
 //! transitions (log, counters, hooks, history); and the last-resort removal when a stop runs late.
 
+use crate::config::Vip;
 use crate::control::events::{EventKind, EventRecord};
-use crate::control::state_name;
+use crate::hooks::state_after;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use tracing::{debug, error, info, warn};
@@ -13,7 +13,7 @@ use vrrp::{Action, State};
 
 use super::attach::NO_LINK;
 use super::claim_probe::AfterProbe;
-use super::runtime::{Record, Runtime};
+use super::runtime::Record;
 use super::vmac::set_vmac_up;
 use super::{Block, Daemon, HOOK_DRAIN, PROBE_EVERY};
 
@@ -31,13 +31,13 @@ impl Daemon {
             }
             let rt = &mut self.instances[i];
             rt.drop_stale_probe();
-            let serving = rt.holding
+            let serving = rt.hold.held()
                 && rt.core.state() == State::Master
                 && rt.core.handoff().is_none()
                 && !rt.restoring();
-            rt.may_announce.store(serving, Ordering::Relaxed);
-            let probe =
-                (rt.holding && rt.core.state() == State::Master) || rt.conflicts.yielded.is_some();
+            rt.hold.allow_announcements(serving);
+            let probe = (rt.hold.held() && rt.core.state() == State::Master)
+                || rt.conflicts.yielded.is_some();
             if probe != rt.next_probe.is_some() {
                 rt.next_probe = probe.then(|| now + PROBE_EVERY);
                 rt.probed = false;
@@ -60,7 +60,7 @@ impl Daemon {
             let held = self
                 .instances
                 .iter()
-                .filter(|rt| rt.holding)
+                .filter(|rt| rt.hold.held())
                 .flat_map(|rt| {
                     rt.cfg.addresses.iter().filter_map(|v| match v.addr {
                         IpAddr::V6(a) => Some((rt.vip_index(), a)),
@@ -108,7 +108,8 @@ impl Daemon {
                     set_vmac_up(&*self.kernel, &rt.cfg.name, v, rt.primary, true);
                 }
                 // The guard hears of a VIP before the kernel has it: a crash in between leaves none.
-                rt.holding = true;
+                rt.hold.take(now, rt.refresh_period(), &rt.cfg.announce);
+                self.held_changed = true;
                 self.publish_held();
                 let rt = &mut self.instances[i];
                 if rt.claim_waits_for_release() {
@@ -116,44 +117,25 @@ impl Daemon {
                     // advert (sent with this claim): add it once nobody else answers, so the two
                     // never hold it at once.
                     info!(instance = %rt.cfg.name, "preempting: {} goes up once the old master has let go", rt.vips().join(", "));
-                    self.held_changed = true;
-                    rt.next_refresh = Some(now + rt.refresh_period());
-                    rt.next_announce_refresh = rt.cfg.announce.refresh.map(|p| now + p);
                     let vips = rt.cfg.addresses.clone();
                     rt.start_probe(now, AfterProbe::Restore(vips));
                     return;
                 }
-                for addr in addrs {
-                    let len = rt.prefix_len(addr);
-                    match self.kernel.add_address(
-                        rt.vip_index(),
+                let vips: Vec<Vip> = addrs
+                    .into_iter()
+                    .map(|addr| Vip {
                         addr,
-                        len,
-                        Some(rt.cfg.address_lifetime),
-                    ) {
-                        Ok(()) => {
-                            info!(instance = %rt.cfg.name, "added {addr}/{len} to {}", rt.vmac.as_ref().map_or(&rt.cfg.interface, |v| &v.name))
-                        }
-                        Err(err) => {
-                            error!(instance = %rt.cfg.name, "cannot add {addr}/{len}: {err:#}")
-                        }
-                    }
-                }
-                rt.holding = true;
-                self.held_changed = true;
-                rt.may_announce.store(true, Ordering::Relaxed);
-                rt.next_refresh = Some(now + rt.refresh_period());
-                rt.next_announce_refresh = rt.cfg.announce.refresh.map(|p| now + p);
+                        prefix_len: rt.prefix_len(addr),
+                    })
+                    .collect();
+                rt.put_up_vips(&*self.kernel, &vips, now, true);
             }
             Action::RemoveAddresses(addrs) => {
                 if rt.restoring() {
                     rt.probe = None;
                 }
-                rt.holding = false;
+                rt.hold.release();
                 self.held_changed = true;
-                rt.may_announce.store(false, Ordering::Relaxed);
-                rt.next_refresh = None;
-                rt.next_announce_refresh = None;
                 rt.conflicts.reset_sightings();
                 if rt.link.index == NO_LINK {
                     info!(instance = %rt.cfg.name, "{} went with interface {}", addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "), rt.cfg.interface);
@@ -175,7 +157,7 @@ impl Daemon {
                 }
                 self.publish_held();
             }
-            Action::Announce(addrs) => spawn_announce(rt, addrs),
+            Action::Announce(addrs) => rt.announce(addrs),
             Action::SpeakV2 { from, interval } => {
                 rt.policy.version = vrrp::Version::V2;
                 rt.policy.interval_cs = (interval.as_millis() / 10) as u16;
@@ -198,23 +180,13 @@ impl Daemon {
                 info!(instance = %rt.cfg.name, "{} -> {}: {}", t.from, t.to, t.reason);
                 *rt.counters.transitions.entry((t.from, t.to)).or_default() += 1;
                 if let Some(hooks) = &rt.hooks {
-                    let state = if t.to == State::Initialize {
-                        "STOP"
-                    } else {
-                        t.to.as_str()
-                    };
-                    hooks.transition(state, t.from.as_str(), &t.reason, &rt.vips());
+                    hooks.transition(state_after(t.to), t.from.as_str(), &t.reason, &rt.vips());
                 }
                 // The stream's order is the hooks' order: both are fed here, one transition at a time.
                 let mut rec =
                     EventRecord::new(EventKind::Transition, Some(&rt.cfg.name), t.reason.clone());
-                rec.from = Some(state_name(t.from).to_string());
-                // As the hooks' FLOATIP_STATE: an instance that stops becomes STOP.
-                rec.to = Some(if t.to == State::Initialize {
-                    "STOP".to_string()
-                } else {
-                    state_name(t.to).to_string()
-                });
+                rec.from = Some(t.from.as_str().to_string());
+                rec.to = Some(state_after(t.to).to_string());
                 let age = now.saturating_duration_since(t.at);
                 let at = SystemTime::now() - age;
                 // The same time as the history's.
@@ -233,7 +205,7 @@ impl Daemon {
     /// Last resort when a stop runs out of time: take every VIP we hold off the interface.
     pub(super) fn remove_all(&mut self) {
         for rt in &mut self.instances {
-            if !rt.holding {
+            if !rt.hold.held() {
                 continue;
             }
             for vip in &rt.cfg.addresses {
@@ -241,7 +213,7 @@ impl Daemon {
                     .kernel
                     .remove_address(rt.vip_index(), vip.addr, vip.prefix_len);
             }
-            rt.holding = false;
+            rt.hold.release();
         }
         self.publish_held();
     }
@@ -254,30 +226,4 @@ impl Daemon {
             }
         }
     }
-}
-
-/// The gratuitous ARP / NA burst after a claim: `count` announcements `spacing` apart, off the loop.
-pub(super) fn spawn_announce(rt: &Runtime, addrs: Vec<IpAddr>) {
-    let announcer = rt.announcer.clone();
-    let may_announce = rt.may_announce.clone();
-    let count = rt.cfg.announce.count;
-    let spacing = rt.cfg.announce.spacing;
-    let name = rt.cfg.name.clone();
-    tokio::spawn(async move {
-        for n in 0..count {
-            if n > 0 {
-                tokio::time::sleep(spacing).await;
-            }
-            // A burst ends when the claim does: announcing an address we gave up would pull clients
-            // back to a host that no longer answers.
-            if !may_announce.load(Ordering::Relaxed) {
-                return;
-            }
-            for addr in &addrs {
-                if let Err(err) = announcer.announce(*addr) {
-                    warn!(instance = %name, "cannot announce {addr}: {err}");
-                }
-            }
-        }
-    });
 }

@@ -9,17 +9,13 @@
 //! hears it, and only then is the VIP added.
 
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 use vrrp::{Event, State};
 
-use super::actions::spawn_announce;
-use super::runtime::Runtime;
 use super::Daemon;
 use crate::config::Vip;
-use crate::control::format_mac;
 
 /// How long a round waits for an answer. On a LAN a host's kernel answers an ARP probe in well under
 /// a millisecond; this is what a claim after silence costs on top of master-down when nobody answers.
@@ -56,14 +52,10 @@ pub(super) struct ClaimProbe {
     settled: bool,
 }
 
-impl Runtime {
-    /// Starts probing (or adds VIPs to a restore already running) and sends the first round. While a
-    /// VIP is being put back, nothing announces it (clients must not be sent to a host without it).
-    pub(super) fn start_probe(&mut self, now: Instant, then: AfterProbe) {
-        if matches!(then, AfterProbe::Restore(_)) {
-            self.may_announce.store(false, Ordering::Relaxed);
-        }
-        match (&mut self.probe, then) {
+impl ClaimProbe {
+    /// Starts a probe in `slot`, or adds the VIPs of a restore to the restore already running.
+    pub(super) fn start(slot: &mut Option<ClaimProbe>, now: Instant, then: AfterProbe) {
+        match (slot, then) {
             (
                 Some(ClaimProbe {
                     then: AfterProbe::Restore(vips),
@@ -89,77 +81,35 @@ impl Runtime {
                 });
             }
         }
-        self.send_probes();
     }
 
-    /// The VIPs the running probe asks about.
-    fn probed_vips(&self) -> Vec<IpAddr> {
-        match self.probe.as_ref().map(|p| &p.then) {
-            Some(AfterProbe::Claim) => self.cfg.addresses.iter().map(|v| v.addr).collect(),
-            Some(AfterProbe::Restore(vips)) => vips.iter().map(|v| v.addr).collect(),
-            None => Vec::new(),
+    /// The VIPs this probe asks about (a claim: all of the instance's, `all`).
+    pub(super) fn vips(&self, all: &[Vip]) -> Vec<IpAddr> {
+        match &self.then {
+            AfterProbe::Claim => all.iter().map(|v| v.addr).collect(),
+            AfterProbe::Restore(vips) => vips.iter().map(|v| v.addr).collect(),
         }
     }
 
-    fn send_probes(&self) {
-        for addr in self.probed_vips() {
-            if let Err(err) = self.announcer.probe(addr) {
-                warn!(instance = %self.cfg.name, "cannot probe for {addr}: {err}");
-            }
-        }
+    /// `holder` answers for `addr` in this round. True the first time anyone answers this probe.
+    pub(super) fn answered_by(&mut self, addr: IpAddr, holder: [u8; 6]) -> bool {
+        self.answered = true;
+        self.holder.replace((addr, holder)).is_none()
     }
 
-    /// A sighting of `holder` answering for `addr`: counts against a running probe. Returns whether a
-    /// probe took it (then it is not a conflict with a VIP we hold: we do not hold it now).
-    pub(super) fn probe_answered(&mut self, addr: IpAddr, holder: [u8; 6]) -> bool {
-        if !self.probed_vips().contains(&addr) {
-            return false;
-        }
-        let name = self.cfg.name.clone();
-        let Some(p) = self.probe.as_mut() else {
-            return false;
-        };
-        p.answered = true;
-        if p.holder.replace((addr, holder)).is_none() {
-            warn!(instance = %name, "{addr} is still answered by {}: waiting until it stops before {} it (a frozen or killed master's kernel keeps the address until its lifetime runs out)",
-                format_mac(&holder),
-                if p.then == AfterProbe::Claim { "claiming" } else { "putting back" });
-        }
-        true
+    /// Who answered last.
+    pub(super) fn holder(&self) -> Option<(IpAddr, [u8; 6])> {
+        self.holder
     }
 
-    /// Who keeps the running probe waiting, for `status`.
-    pub(super) fn probe_holder(&self) -> Option<String> {
-        let (addr, mac) = self.probe.as_ref()?.holder?;
-        Some(format!("{addr} is still answered by {}", format_mac(&mac)))
+    /// A probe before a claim (not a restore).
+    pub(super) fn is_claim(&self) -> bool {
+        self.then == AfterProbe::Claim
     }
 
-    /// A probe for a claim ends when the core stops waiting for it (an advert was heard, a fault).
-    pub(super) fn drop_stale_probe(&mut self) {
-        if self
-            .probe
-            .as_ref()
-            .is_some_and(|p| p.then == AfterProbe::Claim && !self.core.probing())
-        {
-            self.probe = None;
-        }
-    }
-
-    /// Whether this claim must wait until the master we take over from has let go: a preemption
-    /// (of a live master, or of one that went quiet while we waited to preempt it). Not after a
-    /// quiet probe (nobody answers: checked already), a priority-0 step-down or an operator's
-    /// takeover (planned moves stay make-before-break), nor when no master was ever heard.
-    pub(super) fn claim_waits_for_release(&mut self) -> bool {
-        !std::mem::take(&mut self.probe_cleared)
-            && self.core.override_mode() != Some(vrrp::Override::Takeover)
-            && self.core.master_seen().is_some_and(|m| m.priority > 0)
-    }
-
-    /// A restore runs: the VIPs are not in the kernel, and a lifetime refresh would add them back.
-    pub(super) fn restoring(&self) -> bool {
-        self.probe
-            .as_ref()
-            .is_some_and(|p| matches!(p.then, AfterProbe::Restore(_)))
+    /// Now the first round's end probes again rather than counting as quiet.
+    pub(super) fn probe_again(&mut self) {
+        self.unprobed_round = true;
     }
 }
 
@@ -218,25 +168,16 @@ impl Daemon {
                     rt.core.handle_event(now, Event::ProbeQuiet);
                 }
                 AfterProbe::Restore(vips) => {
-                    if !rt.holding || rt.core.state() != State::Master {
+                    if !rt.hold.held() || rt.core.state() != State::Master {
                         continue;
                     }
                     for vip in &vips {
                         info!(instance = %rt.cfg.name, vip = %vip, "nobody else answers for it: putting our VIP back and announcing it");
                         rt.counters.vip_restored += 1;
-                        if let Err(err) = self.kernel.add_address(
-                            rt.vip_index(),
-                            vip.addr,
-                            vip.prefix_len,
-                            Some(rt.cfg.address_lifetime),
-                        ) {
-                            warn!(instance = %rt.cfg.name, vip = %vip, "cannot put the VIP back: {err:#}");
-                        }
                     }
-                    rt.next_refresh = Some(now + rt.refresh_period());
                     let serving = rt.core.handoff().is_none();
-                    rt.may_announce.store(serving, Ordering::Relaxed);
-                    spawn_announce(rt, vips.iter().map(|v| v.addr).collect());
+                    rt.put_up_vips(&*self.kernel, &vips, now, serving);
+                    rt.announce(vips.iter().map(|v| v.addr).collect());
                 }
             }
         }
@@ -246,7 +187,7 @@ impl Daemon {
     /// paused): VIPs we hold may have expired, or been taken off by the guard, and another host may
     /// have claimed them meanwhile. Those missing from the kernel are put back only after a probe.
     pub(super) fn after_stall(&mut self, now: Instant, stalled: Duration) {
-        for rt in self.instances.iter_mut().filter(|r| r.holding) {
+        for rt in self.instances.iter_mut().filter(|r| r.hold.held()) {
             let present = match self.kernel.addresses(rt.vip_index()) {
                 Ok(a) => a,
                 Err(err) => {
@@ -272,7 +213,7 @@ impl Daemon {
             // so the first round's end probes again rather than counting as quiet (a lab run put
             // the VIP back 1 ms after waking, next to the host that held it by then).
             if let Some(p) = rt.probe.as_mut() {
-                p.unprobed_round = true;
+                p.probe_again();
             }
         }
     }

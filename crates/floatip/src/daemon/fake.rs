@@ -13,7 +13,7 @@ use anyhow::{anyhow, Result};
 use tokio::sync::mpsc;
 
 use super::kernel::{AdvertSender, Announce, Kernel, Receive};
-use super::Sighting;
+use crate::conflict::Sighting;
 use crate::net::netlink::{AddrDetails, LinkInfo, VmacLink};
 use crate::net::vrrp_socket::Datagram;
 

@@ -27,7 +27,7 @@ use super::operator::{Outcome, PendingRelease};
 use super::runtime::Runtime;
 use super::Daemon;
 use crate::config::GroupConfig;
-use crate::control::{state_name, ControlCall, GroupMemberStatus, GroupStatus, Request, Response};
+use crate::control::{ControlCall, GroupMemberStatus, GroupStatus, Request, Response};
 
 /// The groups of the running config and what the loop remembers about their members.
 #[derive(Default)]
@@ -423,7 +423,7 @@ impl Daemon {
                     .into_iter()
                     .map(|i| GroupMemberStatus {
                         name: self.instances[i].cfg.name.clone(),
-                        state: state_name(self.instances[i].core.state()).to_string(),
+                        state: self.instances[i].core.state().as_str().to_string(),
                     })
                     .collect();
                 GroupStatus::new(&g.name, members)

@@ -17,7 +17,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use super::{Block, Sighting};
+use super::Block;
+use crate::conflict::Sighting;
 use crate::net::announce::Announcer;
 use crate::net::netlink::{
     self, AddrDetails, LinkInfo, MonitorFilter, Netlink, Refresher, VmacLink,

@@ -18,11 +18,14 @@
 //! This file holds the loop and every message it takes ([`Input`]); the rest, one job a file:
 //! - [`kernel`]: the host as one trait (links, addresses, sockets), real or fake;
 //! - [`runtime`]: one instance at run time and its status;
+//! - [`hold`]: an instance's hold on its VIPs (held, lifetime refresh, whether it may announce);
 //! - [`setup`]: preparing and starting an instance;
 //! - [`attach`]: an instance's hold on its interface, which may come late, go and come back;
-//! - [`events`]: what happens to the loop (timers, packets, netlink, checks, sightings);
+//! - [`inputs`]: what happens to the loop (timers, packets, netlink, checks, sightings): its inputs;
 //! - [`actions`]: carrying out what the cores ask;
 //! - [`claim_probe`]: claiming (or putting back) a VIP only once nobody else answers for it;
+//! - [`clash`]: speakers on our VRID for other addresses;
+//! - [`vmac`]: the virtual MAC interfaces; [`auth`]: advert authentication's clock and log limits;
 //! - [`operator`]: status, takeover, release, auto and reload from the control socket;
 //! - [`groups`]: sync groups, whose members are MASTER on one host together;
 //! - [`reload`]: applying a new config without needless failovers;
@@ -33,10 +36,11 @@ mod attach;
 mod auth;
 mod claim_probe;
 mod clash;
-mod events;
 #[cfg(test)]
 mod fake;
 mod groups;
+mod hold;
+mod inputs;
 pub mod kernel;
 mod operator;
 mod reload;
@@ -58,6 +62,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
+use crate::conflict::Sighting;
 use crate::control::events::EventHub;
 use crate::control::{self, ControlCall, Response};
 use crate::guard::Guard;
@@ -129,14 +134,6 @@ pub(super) trait Block: Future + Sized {
 }
 
 impl<F: Future> Block for F {}
-
-/// Someone other than us (`holder`) claimed an address on the interface: an announcement, or the
-/// answer to one of our probes. It goes to every instance with that VIP on that interface.
-pub struct Sighting {
-    ifindex: u32,
-    addr: IpAddr,
-    holder: [u8; 6],
-}
 
 /// The senders the tasks around the loop use.
 #[derive(Clone)]
@@ -297,7 +294,7 @@ impl Daemon {
     fn guard_slack(&self) -> Option<Duration> {
         self.instances
             .iter()
-            .filter(|r| r.holding)
+            .filter(|r| r.hold.held())
             .map(|r| {
                 r.core
                     .handoff_window()
@@ -313,7 +310,7 @@ impl Daemon {
             let held: Vec<_> = self
                 .instances
                 .iter()
-                .filter(|r| r.holding)
+                .filter(|r| r.hold.held())
                 .flat_map(|r| {
                     let index = r.vip_index();
                     r.cfg

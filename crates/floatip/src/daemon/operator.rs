@@ -218,7 +218,7 @@ impl Daemon {
                         "{name} has priority 255 (address owner): it is always preferred already"
                     ));
                 }
-                format!("{name}: taking over {vips} now and staying preferred (priority 254) until `floatip auto {name}`")
+                format!("{name}: taking over {vips} now and staying preferred (priority {}) until `floatip auto {name}`", vrrp::TAKEOVER_PRIORITY)
             }
             Override::Release if state == State::Master && force => format!(
                 "{name}: released {vips} (--force); this host stays BACKUP until `floatip auto {name}`"

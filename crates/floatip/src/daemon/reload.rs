@@ -8,7 +8,7 @@ use tracing::{error, info, warn};
 use vrrp::Event;
 
 use super::runtime::Tracked;
-use super::{setup::spawn_hooks, Daemon, WITNESS_EVERY};
+use super::{Daemon, WITNESS_EVERY};
 use crate::config::{self, InstanceConfig};
 use crate::health::track_file::{self, TrackFileState};
 use crate::health::witness;
@@ -194,7 +194,7 @@ impl Daemon {
             what.push("track files".to_string());
         }
         if rt.cfg.notify != new.notify {
-            rt.hooks = spawn_hooks(new);
+            rt.hooks = crate::hooks::spawn_configured(&new.name, &new.notify);
             what.push("hooks".to_string());
         }
         if rt.cfg.track_interfaces != new.track_interfaces {
@@ -202,17 +202,11 @@ impl Daemon {
         }
         if rt.cfg.announce != new.announce {
             what.push("announcements".to_string());
-            rt.next_announce_refresh = if rt.holding {
-                new.announce.refresh.map(|p| now + p)
-            } else {
-                None
-            };
+            rt.hold.reschedule_announce(now, &new.announce);
         }
         if rt.cfg.address_lifetime != new.address_lifetime {
             what.push("address lifetime".to_string());
-            if rt.holding {
-                rt.next_refresh = Some(now);
-            }
+            rt.hold.refresh_now(now);
         }
         if rt.cfg.auth != new.auth {
             // New keys or modes; the sequences stay, so peers do not take our next advert for a replay.

@@ -1,26 +1,28 @@
 //! One instance at run time ([`Runtime`]): its core plus everything the daemon knows about it
 //! (link, VIPs held, speakers heard, checks, conflicts, counters, history), how those fold into the
-//! core's fault, priority and claim inhibit, and the instance's status as `floatip status` shows it.
+//! core's fault, priority and claim inhibit, how its VIPs go up (after a claim probe, see
+//! [`super::claim_probe`]) and are announced, and the instance's status as `floatip status` shows it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use tracing::{error, info, warn};
 use vrrp::validate::RxPolicy;
 use vrrp::{ChecksumMode, Event, State};
 
-use super::claim_probe::ClaimProbe;
+use super::claim_probe::{AfterProbe, ClaimProbe};
 use super::clash::Clashes;
-use super::kernel::{AdvertSender, Announce};
-use crate::config::InstanceConfig;
+use super::hold::VipHold;
+use super::kernel::{AdvertSender, Announce, Kernel};
+use crate::config::{InstanceConfig, Vip};
 use crate::conflict::Conflicts;
 use crate::control::events::{EventHub, EventKind, EventRecord};
+use crate::control::format_mac;
 use crate::control::{
-    age_ms, millis, state_name, unix_secs, CountersStatus, HistoryEntry, InstanceStatus,
-    MasterStatus, OverrideMode, PriorityStatus, SpeakerStatus, TrackFileStatus, VipStatus,
-    HISTORY_MAX,
+    age_ms, millis, unix_secs, CountersStatus, HistoryEntry, InstanceStatus, MasterStatus,
+    OverrideMode, PriorityStatus, SpeakerStatus, TrackFileStatus, VipStatus, HISTORY_MAX,
 };
 use crate::health::track_file::{self, TrackFileState};
 use crate::health::{self, CheckState, TaskSet};
@@ -96,10 +98,8 @@ pub struct Runtime {
     pub(super) auth_log: super::auth::AuthLog,
     /// Reused for every advert this instance encodes (at 10 ms adverts, 100 a second).
     pub(super) tx_buf: Vec<u8>,
-    /// Whether our VIPs are in the kernel by our hand (between AddAddresses and RemoveAddresses).
-    pub holding: bool,
-    pub(super) next_refresh: Option<Instant>,
-    pub(super) next_announce_refresh: Option<Instant>,
+    /// Our VIPs in the kernel: held or not, their lifetime refresh, announcements ([`VipHold`]).
+    pub(super) hold: VipHold,
     pub history: VecDeque<Record>,
     pub speakers: HashMap<IpAddr, Speaker>,
     pub counters: Counters,
@@ -119,8 +119,6 @@ pub struct Runtime {
     /// Why this instance's sync group says not to claim, or to be in FAULT ([`super::groups`]).
     pub(super) group_inhibit: Option<String>,
     pub(super) group_fault: Option<String>,
-    /// Announcement bursts run only while this holds (MASTER, holding, not handing over).
-    pub(super) may_announce: Arc<AtomicBool>,
     pub(super) hooks: Option<Hooks>,
     /// When to ask the LAN next who answers for our VIPs (while master, or yielded to a conflict).
     pub(super) next_probe: Option<Instant>,
@@ -180,16 +178,131 @@ impl Runtime {
     }
 
     pub(super) fn deadline(&self) -> Option<Instant> {
+        let slack = self.refresh_slack();
+        let [refresh, announce] = self.hold.deadlines(slack);
         [
             self.core.poll_timeout(),
-            self.next_refresh.map(|t| t + self.refresh_slack()),
-            self.next_announce_refresh,
-            self.next_probe.map(|t| t + self.refresh_slack()),
+            refresh,
+            announce,
+            self.next_probe.map(|t| t + slack),
             self.probe.as_ref().map(|p| p.round_ends),
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Starts probing (or adds VIPs to a restore already running) and sends the first round. While a
+    /// VIP is being put back, nothing announces it (clients must not be sent to a host without it).
+    pub(super) fn start_probe(&mut self, now: Instant, then: AfterProbe) {
+        if matches!(then, AfterProbe::Restore(_)) {
+            self.hold.allow_announcements(false);
+        }
+        ClaimProbe::start(&mut self.probe, now, then);
+        self.send_probes();
+    }
+
+    /// The VIPs the running probe asks about.
+    fn probed_vips(&self) -> Vec<IpAddr> {
+        self.probe
+            .as_ref()
+            .map_or_else(Vec::new, |p| p.vips(&self.cfg.addresses))
+    }
+
+    pub(super) fn send_probes(&self) {
+        for addr in self.probed_vips() {
+            if let Err(err) = self.announcer.probe(addr) {
+                warn!(instance = %self.cfg.name, "cannot probe for {addr}: {err}");
+            }
+        }
+    }
+
+    /// A sighting of `holder` answering for `addr`: counts against a running probe. Returns whether a
+    /// probe took it (then it is not a conflict with a VIP we hold: we do not hold it now).
+    pub(super) fn probe_answered(&mut self, addr: IpAddr, holder: [u8; 6]) -> bool {
+        if !self.probed_vips().contains(&addr) {
+            return false;
+        }
+        let name = self.cfg.name.clone();
+        let Some(p) = self.probe.as_mut() else {
+            return false;
+        };
+        if p.answered_by(addr, holder) {
+            warn!(instance = %name, "{addr} is still answered by {}: waiting until it stops before {} it (a frozen or killed master's kernel keeps the address until its lifetime runs out)",
+                format_mac(&holder),
+                if p.is_claim() { "claiming" } else { "putting back" });
+        }
+        true
+    }
+
+    /// Who keeps the running probe waiting, for `status`.
+    pub(super) fn probe_holder(&self) -> Option<String> {
+        let (addr, mac) = self.probe.as_ref()?.holder()?;
+        Some(format!("{addr} is still answered by {}", format_mac(&mac)))
+    }
+
+    /// A probe for a claim ends when the core stops waiting for it (an advert was heard, a fault).
+    pub(super) fn drop_stale_probe(&mut self) {
+        if self
+            .probe
+            .as_ref()
+            .is_some_and(|p| p.is_claim() && !self.core.probing())
+        {
+            self.probe = None;
+        }
+    }
+
+    /// Whether this claim must wait until the master we take over from has let go: a preemption
+    /// (of a live master, or of one that went quiet while we waited to preempt it). Not after a
+    /// quiet probe (nobody answers: checked already), a priority-0 step-down or an operator's
+    /// takeover (planned moves stay make-before-break), nor when no master was ever heard.
+    pub(super) fn claim_waits_for_release(&mut self) -> bool {
+        !std::mem::take(&mut self.probe_cleared)
+            && self.core.override_mode() != Some(vrrp::Override::Takeover)
+            && self.core.master_seen().is_some_and(|m| m.priority > 0)
+    }
+
+    /// A restore runs: the VIPs are not in the kernel, and a lifetime refresh would add them back.
+    pub(super) fn restoring(&self) -> bool {
+        self.probe.as_ref().is_some_and(|p| !p.is_claim())
+    }
+
+    /// Puts `vips` into the kernel with their finite lifetime and takes the hold from `now` (the
+    /// lifetime refresh and the periodic announcement start over); announcements go on while
+    /// `serving`. The one way a VIP goes up: a claim, or a restore once nobody else answers.
+    pub(super) fn put_up_vips(
+        &mut self,
+        kernel: &dyn Kernel,
+        vips: &[Vip],
+        now: Instant,
+        serving: bool,
+    ) {
+        for vip in vips {
+            match kernel.add_address(
+                self.vip_index(),
+                vip.addr,
+                vip.prefix_len,
+                Some(self.cfg.address_lifetime),
+            ) {
+                Ok(()) => {
+                    info!(instance = %self.cfg.name, "added {vip} to {}", self.vmac.as_ref().map_or(&self.cfg.interface, |v| &v.name))
+                }
+                Err(err) => error!(instance = %self.cfg.name, "cannot add {vip}: {err:#}"),
+            }
+        }
+        self.hold
+            .take(now, self.refresh_period(), &self.cfg.announce);
+        self.hold.allow_announcements(serving);
+    }
+
+    /// The gratuitous ARP / NA burst for `addrs` (after a claim, a restore, a conflict), off the loop.
+    pub(super) fn announce(&self, addrs: Vec<IpAddr>) {
+        self.hold.announce(
+            self.announcer.clone(),
+            addrs,
+            &self.cfg.announce,
+            &self.cfg.name,
+        );
     }
 
     pub(super) fn vips(&self) -> Vec<String> {
@@ -327,7 +440,7 @@ impl Runtime {
             vrid: self.cfg.vrid,
             version: self.core.config().version.number(),
             version_why: self.version_why.clone(),
-            state: state_name(self.core.state()).to_string(),
+            state: self.core.state().as_str().to_string(),
             since: last.map(|r| unix_secs(r.at)),
             // Waiting for the interface: what is missing now (the interface, then its address).
             reason: match &self.detached {
@@ -405,8 +518,8 @@ impl Runtime {
                 .iter()
                 .map(|r| HistoryEntry {
                     at: unix_secs(r.at),
-                    from: state_name(r.from).to_string(),
-                    to: state_name(r.to).to_string(),
+                    from: r.from.as_str().to_string(),
+                    to: r.to.as_str().to_string(),
                     reason: r.reason.clone(),
                 })
                 .collect(),

@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use vrrp::validate::RxPolicy;
 use vrrp::{ChecksumMode, Event};
 
 use super::attach::{Attachment, NoInterface, NO_LINK};
+use super::hold::VipHold;
 use super::runtime::{Counters, Runtime, Tracked};
 use super::{Daemon, MAX_PACKET, WITNESS_EVERY};
 use crate::config::{self, InstanceConfig};
@@ -21,7 +21,7 @@ use crate::conflict::Conflicts;
 use crate::health::track_file::{self, TrackFileState};
 use crate::health::witness;
 use crate::health::{self, CheckState};
-use crate::hooks::{self, Hooks};
+use crate::hooks;
 use crate::net::netlink;
 
 impl Daemon {
@@ -116,9 +116,7 @@ impl Daemon {
             auth: vrrp::auth::AuthState::new(inst.auth.clone()),
             auth_log: Default::default(),
             tx_buf: Vec::with_capacity(MAX_PACKET),
-            holding: false,
-            next_refresh: None,
-            next_announce_refresh: None,
+            hold: VipHold::default(),
             history: VecDeque::new(),
             speakers: HashMap::new(),
             counters: Counters::default(),
@@ -128,14 +126,13 @@ impl Daemon {
             conflicts: Conflicts::default(),
             clashes: Default::default(),
             fault_sent: None,
-            priority_sent: inst.priority.min(254),
+            priority_sent: inst.priority.min(vrrp::TAKEOVER_PRIORITY),
             inhibit_sent: None,
             group_inhibit: None,
             group_fault: None,
             witness_inhibit: (!inst.witness.is_empty())
                 .then(|| "witness: first probe pending".to_string()),
-            may_announce: Arc::new(AtomicBool::new(false)),
-            hooks: spawn_hooks(inst),
+            hooks: hooks::spawn_configured(&inst.name, &inst.notify),
             next_probe: None,
             probed: false,
             heard_since_probe: false,
@@ -271,14 +268,6 @@ impl Daemon {
         self.instances.push(rt);
         Ok(())
     }
-}
-
-pub(super) fn spawn_hooks(inst: &InstanceConfig) -> Option<Hooks> {
-    let n = &inst.notify;
-    [&n.master, &n.backup, &n.fault, &n.stop]
-        .iter()
-        .any(|h| h.is_some())
-        .then(|| hooks::spawn(inst.name.clone(), n.clone()))
 }
 
 pub(super) fn interval_cs(d: Duration) -> u16 {

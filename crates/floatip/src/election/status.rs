@@ -1,40 +1,12 @@
-//! What `floatip status` shows of an `election = "etcd"` instance: its lease, the remaining time, the
-//! member in use, the owner and the candidates ([`EtcdStatus`], inside the one status model), the
-//! status of `[[group]]`s of etcd instances, and the history of an etcd instance's states ([`Tracker`]).
+//! The status of etcd instances as their elections keep it: the history of an instance's states
+//! ([`Tracker`]) and the status of `[[group]]`s of etcd instances. The etcd part of the status model
+//! itself (`EtcdStatus`) lives with the rest of the model in `crate::control::status`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
-
+use crate::control::status::EtcdStatus;
 use crate::control::InstanceStatus;
-
-/// The etcd side of an instance's status (absent for VRRP instances).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EtcdStatus {
-    /// The member requests go to now ("http://192.0.2.11:2379").
-    pub endpoint: String,
-    /// Our lease (hex, as etcdctl shows it); `None` while we have none.
-    pub lease: Option<String>,
-    /// The TTL etcd granted, in seconds.
-    pub lease_ttl_s: u64,
-    /// How long the lease surely lives in etcd, by our own count.
-    pub lease_remaining_ms: Option<u64>,
-    /// The owner key's value ("host 192.0.2.1"); `None`: nobody owns the VIPs.
-    pub owner: Option<String>,
-    /// Every candidacy in etcd, best first.
-    pub candidates: Vec<EtcdCandidate>,
-    /// Since when our renewals fail (unix seconds); `None` while etcd answers.
-    pub unreachable_since: Option<f64>,
-    /// When we last let go of the VIPs because the lease could not be renewed (unix seconds).
-    pub released_at: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EtcdCandidate {
-    pub address: IpAddr,
-    pub priority: u8,
-}
 
 /// The `[[group]]`s of etcd instances, from their members' latest status.
 pub fn group_status(

@@ -12,91 +12,20 @@ use http_body_util::{BodyExt as _, Empty};
 use hyper::body::Body as _;
 use hyper::body::Bytes;
 use hyper::header::{ACCEPT, CONNECTION, HOST, USER_AGENT};
-use hyper::{Request, StatusCode, Uri};
+use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use super::tls;
-use crate::config::{format_duration, HttpTls};
+use crate::config::{format_duration, parse_http_url, HttpTarget, HttpTls};
 use crate::exec::io_text;
 
 /// `expect_body` is searched in the first this-many bytes of the body.
 const HTTP_MAX_BODY: usize = 64 * 1024;
 /// The status line and headers may not exceed this (hyper's smallest read buffer).
 const HTTP_MAX_HEAD: usize = 16 * 1024;
-
-/// The parts of a URL a GET needs, read by hyper's `Uri`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Target {
-    https: bool,
-    /// Host without brackets (an IP literal or a name to resolve).
-    host: String,
-    port: u16,
-    /// The Host header value (as written in the URL).
-    authority: String,
-    /// Path and query, at least "/".
-    path: String,
-}
-
-/// Reads an `http://` or `https://` URL; `Err` is the reason it cannot be used, without the URL.
-/// The config check uses the same reading ([`super::url_problem`]).
-pub(super) fn parse_url(url: &str) -> Result<Target, String> {
-    if url.contains(char::is_whitespace) {
-        return Err("contains spaces".into());
-    }
-    // A fragment is never sent; hyper's Uri does not take one.
-    let url = url.split('#').next().unwrap_or(url);
-    let https = if url.starts_with("https://") {
-        true
-    } else if url.starts_with("http://") {
-        false
-    } else {
-        return Err("does not start with http:// or https://".into());
-    };
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| format!("is not a valid URL ({e})"))?;
-    let authority = uri.authority().ok_or("has no host")?.clone();
-    if authority.as_str().contains('@') {
-        return Err("has user:password@, which is not supported".into());
-    }
-    let bracketed = authority.host();
-    let host = bracketed.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err("has no host".into());
-    }
-    // What follows the host: nothing, or ":PORT".
-    let after = authority
-        .as_str()
-        .rsplit_once(bracketed)
-        .map_or("", |(_, a)| a);
-    let port = match after.strip_prefix(':') {
-        None | Some("") => {
-            if https {
-                443
-            } else {
-                80
-            }
-        }
-        Some(p) => match p.parse::<u16>() {
-            Ok(port) if port != 0 => port,
-            _ => return Err(format!("has a bad port {p:?}")),
-        },
-    };
-    Ok(Target {
-        https,
-        host: host.to_string(),
-        port,
-        authority: authority.as_str().to_string(),
-        // `path()` is "/" when the URL has none ("http://x?q" asks for "/?q").
-        path: match uri.query() {
-            Some(q) => format!("{}?{q}", uri.path()),
-            None => uri.path().to_string(),
-        },
-    })
-}
 
 /// One GET of `url`, all of it within `timeout`. `Err` says why it is not healthy, in words.
 pub(super) async fn check(
@@ -108,7 +37,7 @@ pub(super) async fn check(
 ) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let late = || format!("no answer within {}", format_duration(timeout));
-    let target = parse_url(url).map_err(|e| format!("{url}: the url {e}"))?;
+    let target = parse_http_url(url).map_err(|e| format!("{url}: the url {e}"))?;
     let addrs: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, target.port)],
         Err(_) => timeout_at(
@@ -204,7 +133,7 @@ struct HttpResponse {
 /// passed first.
 async fn exchange<S>(
     io: S,
-    target: &Target,
+    target: &HttpTarget,
     want_body: bool,
     deadline: Instant,
 ) -> Option<Result<HttpResponse, String>>
@@ -291,36 +220,4 @@ fn hyper_text(e: &hyper::Error) -> String {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        let u = parse_url("http://127.0.0.1:8080/health?x=1").unwrap();
-        assert_eq!(
-            (
-                u.host.as_str(),
-                u.port,
-                u.path.as_str(),
-                u.authority.as_str()
-            ),
-            ("127.0.0.1", 8080, "/health?x=1", "127.0.0.1:8080")
-        );
-        let u = parse_url("http://[::1]/").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 80, "/"));
-        let u = parse_url("http://localhost?q").unwrap();
-        assert_eq!((u.host.as_str(), u.path.as_str()), ("localhost", "/?q"));
-        let u = parse_url("https://nas.home.arpa/ui#top").unwrap();
-        assert_eq!(
-            (u.https, u.host.as_str(), u.port, u.path.as_str()),
-            (true, "nas.home.arpa", 443, "/ui")
-        );
-        assert!(parse_url("ftp://x/").is_err());
-        assert!(parse_url("http://:80/").is_err());
-        assert!(parse_url("http://x:99999/").is_err());
-        assert!(parse_url("http://u:p@x/").is_err());
-    }
 }

@@ -242,7 +242,7 @@ fn evaluate_with<'a>(
     let priority = if configured_priority == 255 {
         255
     } else {
-        (i64::from(configured_priority) + delta).clamp(1, 254) as u8
+        (i64::from(configured_priority) + delta).clamp(1, i64::from(vrrp::TAKEOVER_PRIORITY)) as u8
     };
     let fault = (!faults.is_empty()).then(|| faults.join("; "));
     (fault, priority)
@@ -398,12 +398,6 @@ pub fn insecure_warning(instance: &str, check: &CheckConfig) -> Option<String> {
         )),
         _ => None,
     }
-}
-
-/// Why an http check's `url` cannot be used ("does not start with http:// or https://"), read as the
-/// check reads it; `None` when it can.
-pub fn url_problem(url: &str) -> Option<String> {
-    http::parse_url(url).err()
 }
 
 /// One attempt of a check, bounded by `timeout`. `Err` carries the reason in words.

@@ -247,7 +247,7 @@ pub fn evaluate(configured: u8, checked: i64, files: &[TrackFileState]) -> (Opti
     }
     (
         (!faults.is_empty()).then(|| faults.join("; ")),
-        total.clamp(1, 254) as u8,
+        total.clamp(1, i64::from(vrrp::TAKEOVER_PRIORITY)) as u8,
     )
 }
 

@@ -9,8 +9,8 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
-use crate::cli::render::{clock, etcd_lines, human_age_secs};
 use crate::control::{unix_secs, GroupStatus, InstanceStatus, OverrideMode};
+use crate::text::{clock, etcd_lines, human_age_secs};
 
 /// Seconds between the page's own reloads.
 pub const REFRESH_SECS: u32 = 5;
@@ -496,7 +496,7 @@ mod tests {
 
     #[test]
     fn an_etcd_instance_shows_its_lease_owner_and_candidates_instead_of_vrrp() {
-        use crate::election::status::{EtcdCandidate, EtcdStatus};
+        use crate::control::status::{EtcdCandidate, EtcdStatus};
         let mut st = status("files", "BACKUP");
         st.etcd = Some(EtcdStatus {
             endpoint: "http://192.0.2.11:2379".into(),

@@ -153,9 +153,9 @@ pub(super) fn validate_check(
                     );
                     None
                 }
-                Some(u) => match crate::health::url_problem(u.get_ref()) {
-                    None => Some(u.get_ref().clone()),
-                    Some(e) => {
+                Some(u) => match crate::config::parse_http_url(u.get_ref()) {
+                    Ok(_) => Some(u.get_ref().clone()),
+                    Err(e) => {
                         cx.at(
                             u.span(),
                             format!("check {label}: url \"{}\" {e}", u.get_ref()),

@@ -10,7 +10,7 @@ impl Harness {
         let _rt = self.runtime.enter();
         self.daemon.on_sighting(
             self.now,
-            crate::daemon::Sighting {
+            crate::conflict::Sighting {
                 ifindex: IFINDEX,
                 addr: vip(),
                 holder: OTHER_MAC,

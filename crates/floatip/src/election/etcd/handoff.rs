@@ -28,8 +28,6 @@ pub(super) const HANDOFF_WAIT: Duration = Duration::from_secs(2);
 pub(super) const ANNOUNCE_WAIT: Duration = Duration::from_secs(1);
 /// The longest a stop waits for its handoff (then it lets go and revokes the lease).
 pub(super) const STOP_WAIT: Duration = Duration::from_secs(4);
-/// The priority a `takeover` gives (as in VRRP mode: above every configured one but 255).
-const TAKEOVER_PRIORITY: u8 = 254;
 
 /// What the daemon asks of an etcd election.
 pub enum EtcdCall {
@@ -69,7 +67,7 @@ pub(super) struct Handing {
 /// The priority a candidacy carries under the override `o`, from the checks' `priority`.
 pub(super) fn priority_under(o: Override, priority: u8) -> u8 {
     match o {
-        Override::Takeover => priority.max(TAKEOVER_PRIORITY),
+        Override::Takeover => priority.max(vrrp::TAKEOVER_PRIORITY),
         _ => priority,
     }
 }
@@ -307,7 +305,7 @@ impl Elector {
                     let _ = reply_to.send(reply(format!("{name} is in FAULT ({f}); fix that first: a faulty host must not take the address"), false));
                     return;
                 }
-                (format!("{name}: taking over {vips} now (priority {TAKEOVER_PRIORITY} in etcd; the owner hands over make-before-break) and staying preferred until `floatip auto {name}`"), true)
+                (format!("{name}: taking over {vips} now (priority {} in etcd; the owner hands over make-before-break) and staying preferred until `floatip auto {name}`", vrrp::TAKEOVER_PRIORITY), true)
             }
             Override::Release if self.holding() && force => (
                 format!("{name}: released {vips} (--force); this host stays BACKUP until `floatip auto {name}`"),

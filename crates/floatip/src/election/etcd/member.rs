@@ -13,17 +13,16 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::InstanceConfig;
-use crate::conflict::{Conflicts, Verdict};
+use crate::conflict::{Conflicts, Sighting, Verdict};
 use crate::control::events::{EventHub, EventKind, EventRecord};
+use crate::control::status::EtcdStatus;
 use crate::control::{format_mac, InstanceStatus};
-use crate::election::status::{EtcdStatus, Tracker};
+use crate::election::status::Tracker;
 use crate::health::{self, CheckReport, CheckState, TaskSet};
 use crate::hooks::{self, Hooks};
 use crate::net::announce::Announcer;
 use crate::net::netlink::Netlink;
 use crate::net::probe::{self, ConflictWatch};
-
-type Sighting = (IpAddr, [u8; 6], Instant);
 
 pub(super) struct Member {
     pub(super) cfg: InstanceConfig,
@@ -56,11 +55,7 @@ impl Member {
         let vips: Vec<IpAddr> = cfg.addresses.iter().map(|v| v.addr).collect();
         let (watch, sightings) = watch(link.index, link.mac, vips)?;
         tasks.push(watch);
-        let n = &cfg.notify;
-        let hooks = [&n.master, &n.backup, &n.fault, &n.stop]
-            .iter()
-            .any(|h| h.is_some())
-            .then(|| hooks::spawn(cfg.name.clone(), n.clone()));
+        let hooks = hooks::spawn_configured(&cfg.name, &cfg.notify);
         Ok(Member {
             ifindex: link.index,
             mac: link.mac,
@@ -187,7 +182,11 @@ impl Member {
     /// Takes what the ARP/ND watch saw. While `holding`, a persisting answer from another MAC is a
     /// conflict: logged once, re-announced against at most once a second.
     pub(super) fn take_sightings(&mut self, holding: bool) {
-        while let Ok((addr, mac, at)) = self.sightings.try_recv() {
+        let at = Instant::now();
+        while let Ok(Sighting {
+            addr, holder: mac, ..
+        }) = self.sightings.try_recv()
+        {
             if !holding {
                 continue;
             }
@@ -299,7 +298,12 @@ fn watch(
             match watch.next().await {
                 Ok((addr, who)) if vips.contains(&addr) => {
                     // Full: the task is busy; later sightings say the same.
-                    if tx.try_send((addr, who, Instant::now())).is_err() && tx.is_closed() {
+                    let seen = Sighting {
+                        ifindex,
+                        addr,
+                        holder: who,
+                    };
+                    if tx.try_send(seen).is_err() && tx.is_closed() {
                         return;
                     }
                 }

@@ -394,8 +394,8 @@ impl Elector {
         let why = "STOP: the daemon is stopping";
         for m in &mut self.members {
             let from = m.tracker.state();
-            m.run_hook("STOP", from, why);
-            member::publish_transition(&self.events, &m.cfg.name, "STOP", from, why);
+            m.run_hook(crate::hooks::STOP, from, why);
+            member::publish_transition(&self.events, &m.cfg.name, crate::hooks::STOP, from, why);
         }
         for m in &mut self.members {
             m.drain_hooks(HOOK_DRAIN).await;

@@ -11,8 +11,8 @@ use super::handoff::priority_under;
 use super::Elector;
 use crate::control::events::{EventKind, EventRecord};
 use crate::control::status::OverrideMode;
+use crate::control::status::{EtcdCandidate, EtcdStatus};
 use crate::election::lease;
-use crate::election::status::{EtcdCandidate, EtcdStatus};
 
 impl Elector {
     /// The state while we do not hold the VIPs: FAULT while we may not, else BACKUP.

@@ -10,8 +10,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::{labels, Labels};
+use crate::control::status::EtcdStatus;
 use crate::control::InstanceStatus;
-use crate::election::status::EtcdStatus;
 
 /// Adds the etcd families to `reg` for the instances that have an `etcd` status (none at all when no
 /// instance has one).
@@ -86,8 +86,8 @@ pub(super) fn register(reg: &mut Registry, instances: &[InstanceStatus]) {
 pub(in crate::http) mod tests {
     use super::super::render;
     use super::super::tests::status;
+    use crate::control::status::{EtcdCandidate, EtcdStatus};
     use crate::control::InstanceStatus;
-    use crate::election::status::{EtcdCandidate, EtcdStatus};
 
     /// An etcd instance as its task publishes it: `lease` holds 3.2 s of a 5 s lease; `cut_off`:
     /// renewals fail since unix 1700000040 and the VIPs went at 1700000043.5.

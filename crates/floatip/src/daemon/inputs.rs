@@ -1,5 +1,6 @@
-//! What happens to the loop: timers, refreshes and probes that are due, VRRP packets, link and
-//! address events, check and witness reports, and sightings of another host answering for a VIP.
+//! The loop's inputs ([`super::Input`]), one handler each: timers, refreshes and probes that are due,
+//! VRRP packets, link and address events, check and witness reports, and sightings of another host
+//! answering for a VIP. (The event stream `floatip events` is another thing: `control::events`.)
 
 use std::time::Instant;
 
@@ -7,12 +8,12 @@ use tracing::{debug, info, warn};
 use vrrp::validate::{self, DropReason, Received};
 use vrrp::{Event, State};
 
-use super::actions::spawn_announce;
 use super::attach::NO_LINK;
 use super::claim_probe::AfterProbe;
 use super::clash;
 use super::runtime::{SockKey, Speaker};
-use super::{Daemon, Sighting, PROBE_EVERY};
+use super::{Daemon, PROBE_EVERY};
+use crate::conflict::Sighting;
 use crate::conflict::Verdict;
 use crate::control;
 use crate::control::events::{EventKind, EventRecord};
@@ -51,11 +52,8 @@ impl Daemon {
                     }
                 }
             }
-            if rt
-                .next_refresh
-                .is_some_and(|t| t <= now + rt.refresh_slack())
-            {
-                rt.next_refresh = Some(now + rt.refresh_period());
+            let (slack, every) = (rt.refresh_slack(), rt.refresh_period());
+            if rt.hold.refresh_due(now, slack, every) {
                 // While a VIP is being put back, a refresh would add it before the probe says it may
                 // (the kernel creates a missing address on a refresh).
                 for vip in rt.cfg.addresses.iter().filter(|_| !rt.restoring()) {
@@ -69,8 +67,7 @@ impl Daemon {
                     }
                 }
             }
-            if rt.next_announce_refresh.is_some_and(|t| t <= now) {
-                rt.next_announce_refresh = rt.cfg.announce.refresh.map(|p| now + p);
+            if rt.hold.announce_refresh_due(now, &rt.cfg.announce) {
                 for vip in &rt.cfg.addresses {
                     if let Err(err) = rt.announcer.announce(vip.addr) {
                         debug!(instance = %rt.cfg.name, "periodic announcement failed: {err}");
@@ -268,7 +265,7 @@ impl Daemon {
             }
             NetEvent::AddressRemoved { index, addr, .. } => {
                 for rt in self.instances.iter_mut().filter(|r| r.vip_index() == index) {
-                    if !rt.holding || rt.core.state() != State::Master {
+                    if !rt.hold.held() || rt.core.state() != State::Master {
                         continue;
                     }
                     let Some(vip) = rt.cfg.addresses.iter().find(|v| v.addr == addr) else {
@@ -292,7 +289,7 @@ impl Daemon {
                 // Our VIP appearing while we do not hold it is the two-owner mistake (an `ip addr add` by
                 // hand on the backup): the daemon manages this address, so it takes the copy away.
                 for rt in self.instances.iter_mut().filter(|r| r.vip_index() == index) {
-                    if rt.holding || rt.retiring {
+                    if rt.hold.held() || rt.retiring {
                         continue;
                     }
                     let Some(vip) = rt.cfg.addresses.iter().find(|v| v.addr == addr) else {
@@ -421,7 +418,7 @@ impl Daemon {
                 continue;
             }
             // A backup hearing the master announce is normal; so is the successor announcing during a handoff.
-            if !rt.holding || rt.core.state() != State::Master || rt.core.handoff().is_some() {
+            if !rt.hold.held() || rt.core.state() != State::Master || rt.core.handoff().is_some() {
                 if rt.conflicts.yielded.is_some() {
                     rt.conflicts.sighting(now, s.addr, mac, rt.link.mac);
                 }
@@ -443,7 +440,7 @@ impl Daemon {
                             text,
                         ));
                     }
-                    spawn_announce(rt, rt.cfg.addresses.iter().map(|v| v.addr).collect());
+                    rt.announce(rt.cfg.addresses.iter().map(|v| v.addr).collect());
                 }
                 Verdict::Yield(reason) => {
                     warn!(instance = %rt.cfg.name, "conflict: {reason}");
