@@ -15,7 +15,8 @@ use super::attach::NO_LINK;
 use super::claim_probe::AfterProbe;
 use super::runtime::Record;
 use super::vmac::set_vmac_up;
-use super::{Block, Daemon, HOOK_DRAIN, PROBE_EVERY};
+use super::{Daemon, HOOK_DRAIN, PROBE_EVERY};
+use crate::net::kernel::Block;
 
 impl Daemon {
     /// Execute everything the cores asked for, in order.

@@ -15,11 +15,11 @@ use tracing::{info, warn};
 use vrrp::packet::{GROUP_V4, GROUP_V6};
 use vrrp::Event;
 
-use super::kernel::{AdvertSender, Announce};
 use super::runtime::{Runtime, SockKey};
 use super::vmac::{VmacAnnouncer, VmacHold};
 use super::Daemon;
 use crate::config::InstanceConfig;
+use crate::net::kernel::{AdvertSender, Announce};
 use crate::net::netlink::LinkInfo;
 
 /// The index an instance holds while its interface does not exist (the kernel never uses 0).

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::kernel::Announce;
 use crate::config::AnnounceConfig;
+use crate::net::kernel::Announce;
 
 /// One instance's hold on its VIPs.
 #[derive(Debug, Default)]

@@ -36,12 +36,9 @@ mod attach;
 mod auth;
 mod claim_probe;
 mod clash;
-#[cfg(test)]
-mod fake;
 mod groups;
 mod hold;
 mod inputs;
-pub mod kernel;
 mod operator;
 mod reload;
 mod runtime;
@@ -73,7 +70,7 @@ use crate::net::netlink::NetEvent;
 use crate::wakeup::{Bell, Wakeup};
 use vrrp::{Event, Override};
 
-use kernel::{AdvertSender, Announce, Kernel, Receive};
+use crate::net::kernel::{AdvertSender, Announce, Kernel, Receive};
 use operator::PendingRelease;
 use runtime::SockKey;
 pub use runtime::{Counters, Record, Runtime, Speaker};
@@ -123,17 +120,6 @@ enum Input {
     Hup,
     Shutdown,
 }
-
-/// Runs an async operation (netlink, hooks) to completion from the loop's thread; the runtime's thread
-/// drives its I/O meanwhile. The loop does these one at a time, in the order the core asked for them,
-/// as it did when it awaited them.
-pub(super) trait Block: Future + Sized {
-    fn block(self) -> Self::Output {
-        tokio::runtime::Handle::current().block_on(self)
-    }
-}
-
-impl<F: Future> Block for F {}
 
 /// The senders the tasks around the loop use.
 #[derive(Clone)]
@@ -369,7 +355,7 @@ pub async fn run(mut cfg: Config, shutdown: impl Future<Output = ()>, guard: Gua
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    let (host, events) = kernel::open_host()?;
+    let (host, events) = crate::net::kernel::open_host()?;
     let listener = control::bind(&cfg.daemon.socket)?;
     let metrics_listener = cfg.daemon.http.map(crate::http::bind).transpose()?;
     let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

@@ -15,7 +15,6 @@ use vrrp::{ChecksumMode, Event, State};
 use super::claim_probe::{AfterProbe, ClaimProbe};
 use super::clash::Clashes;
 use super::hold::VipHold;
-use super::kernel::{AdvertSender, Announce, Kernel};
 use crate::config::{InstanceConfig, Vip};
 use crate::conflict::Conflicts;
 use crate::control::events::{EventHub, EventKind, EventRecord};
@@ -27,6 +26,7 @@ use crate::control::{
 use crate::health::track_file::{self, TrackFileState};
 use crate::health::{self, CheckState, TaskSet};
 use crate::hooks::Hooks;
+use crate::net::kernel::{AdvertSender, Announce, Kernel};
 use crate::net::netlink::LinkInfo;
 
 /// One transition as `status` shows it.

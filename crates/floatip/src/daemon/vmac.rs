@@ -14,10 +14,10 @@ use std::sync::Arc;
 use anyhow::Result;
 use tracing::{info, warn};
 
-use super::kernel::{Announce, Kernel};
 use super::Daemon;
 use crate::config::InstanceConfig;
 use crate::control::format_mac;
+use crate::net::kernel::{Announce, Kernel};
 use crate::net::netlink::LinkInfo;
 use crate::net::sysctl;
 

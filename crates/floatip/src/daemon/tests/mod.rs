@@ -14,10 +14,10 @@ use tokio::sync::{mpsc, oneshot};
 use vrrp::packet::{self, Advert, Version, GROUP_V4};
 use vrrp::{ChecksumMode, State};
 
-use super::fake::{Call, FakeHost};
 use super::{Channels, Daemon, Record};
 use crate::config;
 use crate::control::{ControlCall, Request, Response, HISTORY_MAX};
+use crate::net::fake::{Call, FakeHost};
 use crate::net::vrrp_socket::Datagram;
 use crate::wakeup::Wakeup;
 

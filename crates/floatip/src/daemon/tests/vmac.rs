@@ -4,7 +4,7 @@
 //! left by a killed run is taken over.
 
 use super::*;
-use crate::daemon::kernel::Kernel;
+use crate::net::kernel::Kernel;
 
 fn vmac_instance(priority: u8) -> String {
     format!("{}vmac = true\n", instance(51, priority))

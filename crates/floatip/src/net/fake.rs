@@ -13,9 +13,9 @@ use anyhow::{anyhow, Result};
 use tokio::sync::mpsc;
 
 use super::kernel::{AdvertSender, Announce, Kernel, Receive};
+use super::netlink::{AddrDetails, LinkInfo, VmacLink};
+use super::vrrp_socket::Datagram;
 use crate::conflict::Sighting;
-use crate::net::netlink::{AddrDetails, LinkInfo, VmacLink};
-use crate::net::vrrp_socket::Datagram;
 
 /// What the daemon did to the fake host, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

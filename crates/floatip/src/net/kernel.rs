@@ -1,7 +1,7 @@
 //! The daemon's kernel edge as one trait: everything the loop asks of the host (links, addresses,
 //! lifetime refreshes, VRRP sockets, announcements, the ARP/ND watch). [`Host`] is the real one,
 //! over `crate::net` (netlink and raw sockets); the daemon's unit tests drive it with a fake one
-//! (`daemon::fake`), so its event handling is tested without root.
+//! ([`super::fake`]), so its event handling is tested without root.
 //!
 //! Everything here is called from the protocol loop's thread, in the order the cores asked for it.
 
@@ -17,14 +17,24 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use super::Block;
 use crate::conflict::Sighting;
-use crate::net::announce::Announcer;
-use crate::net::netlink::{
-    self, AddrDetails, LinkInfo, MonitorFilter, Netlink, Refresher, VmacLink,
-};
-use crate::net::probe::ConflictWatch;
-use crate::net::vrrp_socket::{Datagram, VrrpSender, VrrpSocket};
+use std::future::Future;
+
+use super::announce::Announcer;
+use super::netlink::{self, AddrDetails, LinkInfo, MonitorFilter, Netlink, Refresher, VmacLink};
+use super::probe::ConflictWatch;
+use super::vrrp_socket::{Datagram, VrrpSender, VrrpSocket};
+
+/// Runs an async operation (netlink, hooks) to completion from the loop's thread; the runtime's thread
+/// drives its I/O meanwhile. The loop does these one at a time, in the order the core asked for them,
+/// as it did when it awaited them.
+pub trait Block: Future + Sized {
+    fn block(self) -> Self::Output {
+        tokio::runtime::Handle::current().block_on(self)
+    }
+}
+
+impl<F: Future> Block for F {}
 
 /// What the daemon needs from the host.
 pub trait Kernel {
