@@ -42,6 +42,21 @@ fn local_time(secs: i64) -> Option<libc::tm> {
     Some(unsafe { tm.assume_init() })
 }
 
+/// A duration for people, rounded to what matters: "850us", "833ms", "4.94s", "3m12s", "2h03m".
+pub fn duration(d: std::time::Duration) -> String {
+    let us = d.as_micros();
+    if us < 1000 {
+        format!("{us}us")
+    } else if us < 1_000_000 {
+        format!("{}ms", (us + 500) / 1000)
+    } else if us < 60_000_000 {
+        let s = format!("{:.2}", d.as_secs_f64());
+        format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
+    } else {
+        human_age_secs(d.as_secs_f64())
+    }
+}
+
 /// "0.4s", "12.3s", "3m12s", "2h03m", "3d04h".
 pub fn human_age_secs(secs: f64) -> String {
     let secs = secs.max(0.0);
@@ -91,6 +106,17 @@ pub fn etcd_lines(e: &EtcdStatus, now_s: f64) -> Vec<(&'static str, String)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_for_people() {
+        use std::time::Duration;
+        assert_eq!(duration(Duration::from_micros(850)), "850us");
+        assert_eq!(duration(Duration::from_nanos(833_333_333)), "833ms");
+        assert_eq!(duration(Duration::from_nanos(4_941_339_143)), "4.94s");
+        assert_eq!(duration(Duration::from_secs(3)), "3s");
+        assert_eq!(duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(duration(Duration::from_secs(192)), "3m12s");
+    }
+
     use super::*;
 
     #[test]

@@ -51,6 +51,8 @@ struct State {
     admin_up: HashMap<u32, bool>,
     /// Kernel parameters; a key never written reads as "0".
     sysctls: HashMap<String, String>,
+    /// Addresses another host answers for on the LAN, with its MAC (what a probe hears).
+    answered: HashMap<IpAddr, [u8; 6]>,
 }
 
 /// The fake host; clones share it, so a test keeps one to look at while the daemon owns another.
@@ -72,6 +74,15 @@ impl FakeHost {
             st.addresses.insert(index, vec![own]);
         }
         host
+    }
+
+    /// Another host answers for `addr` on the LAN from `mac` (`None`: nobody does any more).
+    pub fn answer_for(&self, addr: IpAddr, mac: Option<[u8; 6]>) {
+        let mut st = self.0.lock().unwrap();
+        match mac {
+            Some(m) => st.answered.insert(addr, m),
+            None => st.answered.remove(&addr),
+        };
     }
 
     /// Another interface (up), without addresses: one to track.
@@ -349,6 +360,17 @@ impl Kernel for FakeHost {
         st.log
             .push(Call::Sysctl(key.to_string(), value.to_string()));
         Ok(())
+    }
+
+    fn who_answers(
+        &mut self,
+        _index: u32,
+        _mac: [u8; 6],
+        addr: IpAddr,
+        _wait: Duration,
+    ) -> Result<Option<[u8; 6]>> {
+        self.log(Call::Probe(addr));
+        Ok(self.0.lock().unwrap().answered.get(&addr).copied())
     }
 
     fn watch_conflicts(

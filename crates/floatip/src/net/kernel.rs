@@ -22,7 +22,7 @@ use std::future::Future;
 
 use super::announce::Announcer;
 use super::netlink::{self, AddrDetails, LinkInfo, MonitorFilter, Netlink, Refresher, VmacLink};
-use super::probe::ConflictWatch;
+use super::probe::{self, ConflictWatch};
 use super::vrrp_socket::{Datagram, VrrpSender, VrrpSocket};
 
 /// Runs an async operation (netlink, hooks) to completion from the loop's thread; the runtime's thread
@@ -94,6 +94,15 @@ pub trait Kernel {
     fn read_sysctl(&self, key: &str) -> io::Result<String>;
     /// Writes `/proc/sys/{key}`.
     fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()>;
+    /// Asks the LAN once whether another host answers for `addr` (an ARP probe, or a duplicate
+    /// address detection neighbour solicitation), waiting `wait` for the answer: its MAC.
+    fn who_answers(
+        &mut self,
+        index: u32,
+        mac: [u8; 6],
+        addr: IpAddr,
+        wait: Duration,
+    ) -> Result<Option<[u8; 6]>>;
     /// Reports every ARP/NA on the interface that claims an address from a MAC other than ours.
     fn watch_conflicts(
         &mut self,
@@ -129,9 +138,10 @@ pub trait Announce: Send + Sync {
 pub struct Host {
     netlink: Netlink,
     /// VIP lifetime refreshes, sent from the loop without waiting (see [`Refresher`]).
-    refresher: Refresher,
+    /// `None` for a host without the loop's machinery ([`Host::without_loop`]).
+    refresher: Option<Refresher>,
     /// Keeps the notifications of our own refreshes away from the monitor.
-    monitor_filter: MonitorFilter,
+    monitor_filter: Option<MonitorFilter>,
     /// The ARP/ND watch tasks, by interface (ended when the interface goes).
     watches: HashMap<u32, Vec<JoinHandle<()>>>,
 }
@@ -140,8 +150,22 @@ impl Host {
     pub fn new(netlink: Netlink, refresher: Refresher, monitor_filter: MonitorFilter) -> Host {
         Host {
             netlink,
-            refresher,
-            monitor_filter,
+            refresher: Some(refresher),
+            monitor_filter: Some(monitor_filter),
+            watches: HashMap::new(),
+        }
+    }
+}
+
+impl Host {
+    /// The host as a task that is not the protocol loop sees it (an etcd election): addresses,
+    /// links, announcements, probes and the ARP/ND watch, without lifetime refreshes sent unawaited
+    /// or a link monitor (it adds its VIPs with [`Kernel::add_address`] and asks for links).
+    pub fn without_loop(netlink: Netlink) -> Host {
+        Host {
+            netlink,
+            refresher: None,
+            monitor_filter: None,
             watches: HashMap::new(),
         }
     }
@@ -193,19 +217,28 @@ impl Kernel for Host {
         prefix_len: u8,
         lifetime: Duration,
     ) -> io::Result<()> {
-        self.refresher.refresh(index, addr, prefix_len, lifetime)
+        match &mut self.refresher {
+            Some(r) => r.refresh(index, addr, prefix_len, lifetime),
+            None => Err(io::Error::other("this host sends no unawaited refreshes")),
+        }
     }
 
     fn refresh_fd(&self) -> Option<RawFd> {
-        Some(self.refresher.fd())
+        self.refresher.as_ref().map(Refresher::fd)
     }
 
     fn refresh_errors(&mut self) -> Vec<(Option<IpAddr>, io::Error)> {
-        self.refresher.errors()
+        self.refresher
+            .as_mut()
+            .map(|r| r.errors())
+            .unwrap_or_default()
     }
 
     fn ignore_added_v6(&mut self, held: Vec<(u32, Ipv6Addr)>) -> io::Result<()> {
-        self.monitor_filter.ignore_added_v6(held)
+        match &mut self.monitor_filter {
+            Some(f) => f.ignore_added_v6(held),
+            None => Ok(()),
+        }
     }
 
     fn open_receiver(&mut self, ifname: &str, index: u32, v6: bool) -> Result<Arc<dyn Receive>> {
@@ -248,6 +281,19 @@ impl Kernel for Host {
 
     fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()> {
         crate::net::sysctl::write(key, value)
+    }
+
+    fn who_answers(
+        &mut self,
+        index: u32,
+        mac: [u8; 6],
+        addr: IpAddr,
+        wait: Duration,
+    ) -> Result<Option<[u8; 6]>> {
+        match addr {
+            IpAddr::V4(a) => probe::arp_probe(index, mac, a, 1, Duration::ZERO, wait).block(),
+            IpAddr::V6(a) => probe::ndp_probe(index, mac, a, 1, Duration::ZERO, wait).block(),
+        }
     }
 
     fn watch_conflicts(

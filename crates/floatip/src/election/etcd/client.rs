@@ -10,11 +10,11 @@ use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
 
 use super::decide::{Candidate, CandidateRecord, Handoff, Owner, View};
-use super::gateway::Endpoint;
 use super::wire::{Answer, Compare, Failure, Op, Request};
 use super::{log_time, Elector, Lease};
-use crate::config::format_duration;
 use crate::election::lease::{self, LeaseClock};
+use crate::text::duration;
+use futures::future::BoxFuture;
 
 /// The first rest of a member that failed; each failure in a row doubles it, up to [`MAX_REST`].
 /// Short enough that a cluster that comes back (a resumed member, quorum regained) is used again
@@ -25,6 +25,19 @@ const MAX_REST: Duration = Duration::from_secs(1);
 /// doubling up to [`MAX_REFUSED_WAIT`] while etcd keeps refusing.
 const FIRST_REFUSED_WAIT: Duration = Duration::from_secs(1);
 const MAX_REFUSED_WAIT: Duration = Duration::from_secs(30);
+
+/// One member as the cluster reaches it: over etcd's HTTP gateway (`gateway::Endpoint`), or the
+/// tests' in-memory etcd.
+pub(super) trait Transport: Send + Sync {
+    /// The member's URL, for people.
+    fn url(&self) -> &str;
+    /// One request, answered within `timeout` or failed.
+    fn call<'a>(
+        &'a mut self,
+        req: &'a Request,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Answer, Failure>>;
+}
 
 /// The members of `[etcd] endpoints`, the one in use, and which ones rest after failing.
 pub(super) struct Cluster {
@@ -39,7 +52,7 @@ pub(super) struct Cluster {
 }
 
 struct Member {
-    endpoint: Endpoint,
+    endpoint: Box<dyn Transport>,
     /// Not used before this (`lease::now`) after failing; the next rest; why it failed.
     rest_until: Duration,
     rest: Duration,
@@ -47,7 +60,7 @@ struct Member {
 }
 
 impl Cluster {
-    pub fn new(endpoints: Vec<Endpoint>, ttl: Duration) -> Cluster {
+    pub fn new(endpoints: Vec<Box<dyn Transport>>, ttl: Duration) -> Cluster {
         Cluster {
             members: endpoints
                 .into_iter()
@@ -66,7 +79,7 @@ impl Cluster {
 
     /// The member requests go to now, for `status`.
     pub fn endpoint(&self) -> &str {
-        &self.members[self.current].endpoint.url
+        self.members[self.current].endpoint.url()
     }
 
     pub fn len(&self) -> usize {
@@ -96,11 +109,15 @@ impl Cluster {
                 .unwrap_or(now);
             return Err(Failure::Member(format!(
                 "every member failed just now; the next try in {}",
-                format_duration(next.saturating_sub(now))
+                duration(next.saturating_sub(now))
             )));
         };
         if pick != self.current {
-            info!(instance, "etcd: using {}", self.members[pick].endpoint.url);
+            info!(
+                instance,
+                "etcd: using {}",
+                self.members[pick].endpoint.url()
+            );
             self.current = pick;
         }
         let timeout = self.timeout;
@@ -111,7 +128,8 @@ impl Cluster {
                 if let Some(why) = member.failing.take() {
                     info!(
                         instance,
-                        "etcd member {} answers again (it failed: {why})", member.endpoint.url
+                        "etcd member {} answers again (it failed: {why})",
+                        member.endpoint.url()
                     );
                 }
                 member.rest = FIRST_REST;
@@ -121,7 +139,8 @@ impl Cluster {
                 if member.failing.is_none() {
                     warn!(
                         instance,
-                        "etcd member {} failed: {why}", member.endpoint.url
+                        "etcd member {} failed: {why}",
+                        member.endpoint.url()
                     );
                 }
                 member.failing = Some(why.clone());
@@ -135,7 +154,7 @@ impl Cluster {
                     warn!(
                         instance,
                         "etcd refused a request: {why}; trying again in {}",
-                        format_duration(wait)
+                        duration(wait)
                     );
                 }
                 self.refused = Some((

@@ -18,8 +18,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 
+use super::client::Transport;
 use super::wire::{self, Answer, Failure, Request};
-use crate::config::{format_duration, EtcdConfig};
+use crate::config::EtcdConfig;
+use crate::text::duration;
+use futures::future::BoxFuture;
 
 /// An answer larger than this is not etcd's (a prefix read of one instance's keys is a few KiB).
 const MAX_ANSWER: usize = 4 << 20;
@@ -27,7 +30,7 @@ const MAX_ANSWER: usize = 4 << 20;
 /// One member: where it is, and the connection to it while one is open.
 pub(super) struct Endpoint {
     /// The URL as configured ("http://192.0.2.11:2379"), for people.
-    pub url: String,
+    url: String,
     host: String,
     port: u16,
     /// The Host header.
@@ -39,7 +42,7 @@ pub(super) struct Endpoint {
 impl Endpoint {
     /// Every `[etcd] endpoints` entry. The TLS files are read here: an unreadable one stops the
     /// start with the reason. Nothing connects yet.
-    pub fn all(etcd: &EtcdConfig) -> Result<Vec<Endpoint>> {
+    pub fn all(etcd: &EtcdConfig) -> Result<Vec<Box<dyn Transport>>> {
         let tls = if etcd.endpoints.iter().any(|e| e.starts_with("https://")) {
             Some(tls_config(etcd)?)
         } else {
@@ -47,7 +50,7 @@ impl Endpoint {
         };
         etcd.endpoints
             .iter()
-            .map(|url| Endpoint::new(url, tls.clone()))
+            .map(|url| Ok(Box::new(Endpoint::new(url, tls.clone())?) as Box<dyn Transport>))
             .collect()
     }
 
@@ -88,12 +91,12 @@ impl Endpoint {
 
     /// One request, answered within `timeout` or failed. A failure of the member (or a timeout)
     /// drops the connection: the next request opens a new one.
-    pub async fn call(&mut self, req: &Request, timeout: Duration) -> Result<Answer, Failure> {
+    async fn request(&mut self, req: &Request, timeout: Duration) -> Result<Answer, Failure> {
         let result = match tokio::time::timeout(timeout, self.exchange(req)).await {
             Ok(r) => r,
             Err(_) => Err(Failure::Member(format!(
                 "no answer within {}",
-                format_duration(timeout)
+                duration(timeout)
             ))),
         };
         if matches!(result, Err(Failure::Member(_))) {
@@ -154,6 +157,20 @@ impl Endpoint {
                 handshake(tls).await
             }
         }
+    }
+}
+
+impl Transport for Endpoint {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn call<'a>(
+        &'a mut self,
+        req: &'a Request,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Answer, Failure>> {
+        Box::pin(self.request(req, timeout))
     }
 }
 

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
+
+use super::host::HostAccess;
 
 use crate::config::InstanceConfig;
 use crate::conflict::{Conflicts, Sighting, Verdict};
@@ -20,16 +21,15 @@ use crate::control::{format_mac, InstanceStatus};
 use crate::election::status::Tracker;
 use crate::health::{self, CheckReport, CheckState, TaskSet};
 use crate::hooks::{self, Hooks};
-use crate::net::announce::Announcer;
-use crate::net::netlink::Netlink;
-use crate::net::probe::{self, ConflictWatch};
+use crate::net::kernel::Announce;
+use crate::net::netlink::pick_primary;
 
 pub(super) struct Member {
     pub(super) cfg: InstanceConfig,
     ifindex: u32,
     mac: [u8; 6],
-    announcer: Arc<Announcer>,
-    /// The checks and the ARP/ND watch; they stop when the member is dropped.
+    announcer: Arc<dyn Announce>,
+    /// The checks; they stop when the member is dropped (the ARP/ND watch, when `sightings` is).
     _tasks: TaskSet,
     check_reports: mpsc::Receiver<CheckReport>,
     check_states: Vec<CheckState>,
@@ -44,17 +44,21 @@ pub(super) struct Member {
 
 impl Member {
     /// Resolves the interface and starts the checks and the ARP/ND watch.
-    pub(super) async fn prepare(cfg: InstanceConfig, netlink: &Netlink) -> Result<Member> {
-        let link = netlink
-            .link_by_name(&cfg.interface)
-            .await
-            .with_context(|| format!("instance {}", cfg.name))?;
-        let announcer = Arc::new(Announcer::open(link.index, link.mac)?);
+    pub(super) async fn prepare(cfg: InstanceConfig, host: &HostAccess) -> Result<Member> {
+        let (name, interface, v6) = (cfg.name.clone(), cfg.interface.clone(), cfg.is_v6());
+        let (sighted, sightings) = mpsc::channel(64);
+        let (link, announcer) = host
+            .run(move |k| -> Result<_> {
+                let link = k
+                    .link_by_name(&interface)
+                    .with_context(|| format!("instance {name}"))?;
+                let announcer = k.open_announcer(link.index, link.mac)?;
+                k.watch_conflicts(link.index, link.mac, v6, sighted)?;
+                Ok((link, announcer))
+            })
+            .await?;
         let (tx, check_reports) = mpsc::channel(64);
-        let mut tasks = health::spawn(0, &cfg.name, &cfg.checks, tx);
-        let vips: Vec<IpAddr> = cfg.addresses.iter().map(|v| v.addr).collect();
-        let (watch, sightings) = watch(link.index, link.mac, vips)?;
-        tasks.push(watch);
+        let tasks = health::spawn(0, &cfg.name, &cfg.checks, tx);
         let hooks = hooks::spawn_configured(&cfg.name, &cfg.notify);
         Ok(Member {
             ifindex: link.index,
@@ -72,49 +76,48 @@ impl Member {
     }
 
     /// Our own address on the interface (not a VIP): how this host is named in etcd.
-    pub(super) async fn own_address(&self, netlink: &Netlink) -> Result<IpAddr> {
+    pub(super) async fn own_address(&self, host: &HostAccess) -> Result<IpAddr> {
         let vips: Vec<IpAddr> = self.cfg.addresses.iter().map(|v| v.addr).collect();
-        netlink
-            .primary_address(self.ifindex, self.cfg.is_v6(), &vips)
-            .await?
-            .with_context(|| {
-                format!(
-                    "instance {}: {} has no address of its own to name this host in etcd",
-                    self.cfg.name, self.cfg.interface
-                )
-            })
+        let (index, v6) = (self.ifindex, self.cfg.is_v6());
+        let all = host.run(move |k| k.address_details(index)).await?;
+        pick_primary(&all, v6, &vips).with_context(|| {
+            format!(
+                "instance {}: {} has no address of its own to name this host in etcd",
+                self.cfg.name, self.cfg.interface
+            )
+        })
     }
 
     /// Adds (or refreshes) the VIPs with `lifetime`; `new`: a claim, logged.
-    pub(super) async fn add(&self, netlink: &Netlink, lifetime: Duration, new: bool) {
+    pub(super) async fn add(&self, host: &HostAccess, lifetime: Duration, new: bool) {
         for vip in &self.cfg.addresses {
-            if let Err(err) = netlink
-                .add_address(self.ifindex, vip.addr, vip.prefix_len, Some(lifetime))
-                .await
-            {
+            let (index, addr, len) = (self.ifindex, vip.addr, vip.prefix_len);
+            let added = host
+                .run(move |k| k.add_address(index, addr, len, Some(lifetime)))
+                .await;
+            if let Err(err) = added {
                 warn!(instance = %self.cfg.name, "cannot add {}: {err:#}", vip.addr);
             } else if new {
-                info!(instance = %self.cfg.name, "added {}/{} to {} (kernel lifetime {})", vip.addr, vip.prefix_len, self.cfg.interface, crate::config::format_duration(lifetime));
+                info!(instance = %self.cfg.name, "added {}/{} to {} (kernel lifetime {})", vip.addr, vip.prefix_len, self.cfg.interface, crate::text::duration(lifetime));
             }
         }
     }
 
-    pub(super) async fn remove(&self, netlink: &Netlink) {
-        self.remove_except(netlink, &[]).await;
+    pub(super) async fn remove(&self, host: &HostAccess) {
+        self.remove_except(host, &[]).await;
     }
 
     /// Removes the VIPs not in `kept` (a reload dropped them).
-    pub(super) async fn remove_except(&self, netlink: &Netlink, kept: &[IpAddr]) {
+    pub(super) async fn remove_except(&self, host: &HostAccess, kept: &[IpAddr]) {
         for vip in self
             .cfg
             .addresses
             .iter()
             .filter(|v| !kept.contains(&v.addr))
         {
-            if let Err(err) = netlink
-                .remove_address(self.ifindex, vip.addr, vip.prefix_len)
-                .await
-            {
+            let (index, addr, len) = (self.ifindex, vip.addr, vip.prefix_len);
+            let removed = host.run(move |k| k.remove_address(index, addr, len)).await;
+            if let Err(err) = removed {
                 warn!(instance = %self.cfg.name, "cannot remove {}: {err:#}", vip.addr);
             }
         }
@@ -158,16 +161,16 @@ impl Member {
 
     /// Asks the LAN whether another host answers for one of the VIPs (an ARP probe / neighbour
     /// solicitation each, answers awaited for `wait`): the first that does, with its MAC.
-    pub(super) async fn answered(&self, wait: Duration) -> Option<(IpAddr, [u8; 6])> {
+    pub(super) async fn answered(
+        &self,
+        host: &HostAccess,
+        wait: Duration,
+    ) -> Option<(IpAddr, [u8; 6])> {
         for vip in &self.cfg.addresses {
-            let found = match vip.addr {
-                IpAddr::V4(a) => {
-                    probe::arp_probe(self.ifindex, self.mac, a, 1, Duration::ZERO, wait).await
-                }
-                IpAddr::V6(a) => {
-                    probe::ndp_probe(self.ifindex, self.mac, a, 1, Duration::ZERO, wait).await
-                }
-            };
+            let (index, mac, addr) = (self.ifindex, self.mac, vip.addr);
+            let found = host
+                .run(move |k| k.who_answers(index, mac, addr, wait))
+                .await;
             match found {
                 Ok(Some(mac)) => return Some((vip.addr, mac)),
                 Ok(None) => {}
@@ -187,7 +190,8 @@ impl Member {
             addr, holder: mac, ..
         }) = self.sightings.try_recv()
         {
-            if !holding {
+            // The watch reports every address on the interface: only ours count.
+            if !holding || !self.cfg.addresses.iter().any(|v| v.addr == addr) {
                 continue;
             }
             // `never_yielding`: no `Yield` comes back.
@@ -203,19 +207,26 @@ impl Member {
     }
 
     /// The interface's carrier and the tracked interfaces: the first one down, as a fault.
-    pub(super) async fn link_fault(&self, netlink: &Netlink) -> Option<String> {
-        match netlink.link_by_index(self.ifindex).await {
-            Ok(l) if !l.up => return Some(format!("{} is down (no carrier)", self.cfg.interface)),
-            Ok(_) => {}
-            Err(err) => return Some(format!("{}: {err:#}", self.cfg.interface)),
-        }
-        for name in &self.cfg.track_interfaces {
-            match netlink.find_link(name).await {
-                Ok(Some(l)) if l.up => {}
-                _ => return Some(format!("tracked interface {name} is down")),
+    pub(super) async fn link_fault(&self, host: &HostAccess) -> Option<String> {
+        let (interface, tracked) = (
+            self.cfg.interface.clone(),
+            self.cfg.track_interfaces.clone(),
+        );
+        host.run(move |k| {
+            match k.find_link(&interface) {
+                Ok(Some(l)) if !l.up => return Some(format!("{interface} is down (no carrier)")),
+                Ok(Some(_)) => {}
+                Ok(None) => return Some(format!("{interface} is gone")),
+                Err(err) => return Some(format!("{interface}: {err:#}")),
             }
-        }
-        None
+            tracked
+                .into_iter()
+                .find_map(|name| match k.find_link(&name) {
+                    Ok(Some(l)) if l.up => None,
+                    _ => Some(format!("tracked interface {name} is down")),
+                })
+        })
+        .await
     }
 
     /// Takes the checks' reports; returns their fault and the priority their weights give.
@@ -261,9 +272,10 @@ impl Member {
     }
 
     /// The status model of this member: the kernel's VIPs now, the checks, the conflicts.
-    pub(super) async fn status(&self, netlink: &Netlink, etcd: EtcdStatus) -> InstanceStatus {
-        let present: Vec<IpAddr> = netlink
-            .addresses(self.ifindex)
+    pub(super) async fn status(&self, host: &HostAccess, etcd: EtcdStatus) -> InstanceStatus {
+        let index = self.ifindex;
+        let present: Vec<IpAddr> = host
+            .run(move |k| k.addresses(index))
             .await
             .map(|a| a.into_iter().map(|(ip, _)| ip).collect())
             .unwrap_or_default();
@@ -281,39 +293,4 @@ pub(super) fn publish_transition(events: &EventHub, name: &str, to: &str, from: 
     rec.from = Some(from.to_string());
     rec.to = Some(to.to_string());
     events.publish(rec);
-}
-
-/// The ARP/ND watch of an interface: a task that reports every other MAC answering for one of
-/// `vips`.
-fn watch(
-    ifindex: u32,
-    mac: [u8; 6],
-    vips: Vec<IpAddr>,
-) -> Result<(JoinHandle<()>, mpsc::Receiver<Sighting>)> {
-    let v6 = vips.first().is_some_and(IpAddr::is_ipv6);
-    let watch = ConflictWatch::open(ifindex, mac, v6)?;
-    let (tx, rx) = mpsc::channel(64);
-    let task = tokio::spawn(async move {
-        loop {
-            match watch.next().await {
-                Ok((addr, who)) if vips.contains(&addr) => {
-                    // Full: the task is busy; later sightings say the same.
-                    let seen = Sighting {
-                        ifindex,
-                        addr,
-                        holder: who,
-                    };
-                    if tx.try_send(seen).is_err() && tx.is_closed() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    warn!("the ARP/ND watch stopped: {err}");
-                    return;
-                }
-            }
-        }
-    });
-    Ok((task, rx))
 }

@@ -21,11 +21,16 @@ use super::lease::{self, LeaseClock};
 
 mod client;
 pub mod decide;
+#[cfg(test)]
+mod fake;
 mod gateway;
 mod handoff;
+pub mod host;
 mod member;
 pub mod reload;
 mod report;
+#[cfg(test)]
+mod tests;
 mod vips;
 pub mod wire;
 
@@ -34,9 +39,11 @@ pub use handoff::EtcdCall;
 use crate::config::{EtcdConfig, GroupConfig, InstanceConfig};
 use crate::control::events::EventHub;
 use crate::control::InstanceStatus;
+use crate::net::kernel::Host;
 use crate::net::netlink::Netlink;
 use decide::{Me, Step, View};
 use handoff::Handing;
+use host::HostAccess;
 use member::Member;
 
 /// How often a task reads its instance's keys (a free owner key is claimed within this).
@@ -86,7 +93,7 @@ impl Elections {
     ) -> Result<(Elections, Handles)> {
         // Read the TLS files once, before anything runs: an unreadable one stops the start.
         gateway::Endpoint::all(etcd)?;
-        let netlink = Netlink::new()?;
+        let host = HostAccess::new(Box::new(Host::without_loop(Netlink::new()?)));
         let units = reload::units(instances, &groups);
         let mut electors = Vec::new();
         let mut handles = Handles {
@@ -109,7 +116,7 @@ impl Elections {
                 .unwrap_or(vrrp::Override::Auto);
             let shared = Shared {
                 cluster: client::Cluster::new(gateway::Endpoint::all(etcd)?, etcd.lease_ttl),
-                netlink: netlink.clone(),
+                host: host.clone(),
                 events: events.clone(),
                 state_dir: state_dir.to_path_buf(),
             };
@@ -134,7 +141,7 @@ impl Elections {
 /// What every instance's task gets from the daemon.
 struct Shared {
     cluster: client::Cluster,
-    netlink: Netlink,
+    host: HostAccess,
     events: Arc<EventHub>,
     state_dir: std::path::PathBuf,
 }
@@ -158,7 +165,8 @@ struct Elector {
     preempt: bool,
     /// The `[etcd] endpoints`, the member in use, and which ones rest after failing.
     etcd: client::Cluster,
-    netlink: Netlink,
+    /// The host (the `Kernel` trait): addresses, links, announcements, probes.
+    host: HostAccess,
     /// Our own address on the (first member's) interface: the candidate key's name and the tie-break.
     me: IpAddr,
     /// The owner key's value when we hold it: host name and address.
@@ -218,14 +226,14 @@ impl Elector {
         (calls, status): (mpsc::Receiver<EtcdCall>, watch::Sender<Vec<InstanceStatus>>),
         override_mode: vrrp::Override,
     ) -> Result<Elector> {
-        let netlink = shared.netlink;
+        let host = shared.host;
         let mut prepared = Vec::new();
         for cfg in members {
-            prepared.push(Member::prepare(cfg, &netlink).await?);
+            prepared.push(Member::prepare(cfg, &host).await?);
         }
         let first = prepared.first().context("an election without instances")?;
-        let me = first.own_address(&netlink).await?;
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        let me = first.own_address(&host).await?;
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_default();
         let dir = format!("{}{name}/", etcd.prefix);
@@ -237,10 +245,10 @@ impl Elector {
             preempt: prepared.iter().all(|m| m.cfg.preempt),
             members: prepared,
             ttl: etcd.lease_ttl,
-            node: format!("{host} {me}"),
+            node: format!("{hostname} {me}"),
             me,
             etcd: shared.cluster,
-            netlink,
+            host,
             priority: 0,
             lease: None,
             lease_gone: false,
@@ -433,19 +441,4 @@ fn log_time(t: SystemTime) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02} {clock}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_times_are_times() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_686_628_631);
-        assert_eq!(log_time(t), "2026-12-07 23:37:08.631 UTC");
-        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(log_time(leap), "2000-02-29 00:00:00.000 UTC");
-        let today = log_time(SystemTime::now());
-        assert!(today.len() == "00:00:00.000 UTC".len(), "{today}");
-    }
 }

@@ -130,7 +130,7 @@ impl Elector {
                 fresh.push(None);
                 continue;
             }
-            match Member::prepare(new, &self.netlink).await {
+            match Member::prepare(new, &self.host).await {
                 Ok(m) => fresh.push(Some(m)),
                 Err(err) => {
                     error!(instance = %self.name, "reload not applied, the running settings stay: {err:#}");
@@ -149,12 +149,12 @@ impl Elector {
             let member = &self.members[i];
             if holding {
                 if let Some(lifetime) = clock.and_then(|c| c.vip_lifetime(lease::now())) {
-                    member.add(&self.netlink, lifetime, true).await;
+                    member.add(&self.host, lifetime, true).await;
                     member.announce_once();
                     member.spawn_announcements(self.holding.clone());
                 }
                 let kept: Vec<IpAddr> = member.cfg.addresses.iter().map(|v| v.addr).collect();
-                old.remove_except(&self.netlink, &kept).await;
+                old.remove_except(&self.host, &kept).await;
             }
             info!(instance = %member.cfg.name, "reloaded in place");
         }

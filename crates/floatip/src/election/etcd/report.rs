@@ -62,7 +62,7 @@ impl Elector {
         let grouped = self.members.len() > 1;
         for m in &mut self.members {
             let (check_fault, _) = m.checks();
-            let own = m.link_fault(&self.netlink).await.or(check_fault);
+            let own = m.link_fault(&self.host).await.or(check_fault);
             if fault.is_none() {
                 // A member's fault is the group's: it names the member.
                 fault = own.map(|f| {
@@ -164,7 +164,7 @@ impl Elector {
             .or_else(|| self.claim_inhibit.clone());
         let mut all = Vec::with_capacity(self.members.len());
         for m in &self.members {
-            let mut st = m.status(&self.netlink, etcd.clone()).await;
+            let mut st = m.status(&self.host, etcd.clone()).await;
             st.priority.effective = self.priority;
             if self.priority != m.cfg.priority {
                 st.priority.why_different = Some(

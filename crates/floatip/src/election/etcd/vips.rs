@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
 
 use super::{log_time, Elector};
-use crate::config::format_duration;
 use crate::control::format_mac;
 use crate::election::lease::{self, LeaseClock};
+use crate::text::duration;
 
 /// How long a claim's probe waits for an answer (a LAN host answers in well under a millisecond).
 const PROBE_WAIT: Duration = Duration::from_millis(20);
@@ -28,7 +28,7 @@ impl Elector {
             format!("MASTER: we hold the owner key {}", self.owner_key),
         );
         for m in &self.members {
-            m.add(&self.netlink, lifetime, announce).await;
+            m.add(&self.host, lifetime, announce).await;
         }
         // Stopped (or slow) between the reading of the clock and the kernel's answer: the lease may
         // have lapsed meanwhile, so check again after the fact.
@@ -46,7 +46,7 @@ impl Elector {
 
     pub(super) async fn remove_vips(&self) {
         for m in &self.members {
-            m.remove(&self.netlink).await;
+            m.remove(&self.host).await;
         }
     }
 
@@ -73,7 +73,7 @@ impl Elector {
         };
         let mut answered = None;
         for m in &self.members {
-            answered = m.answered(PROBE_WAIT).await;
+            answered = m.answered(&self.host, PROBE_WAIT).await;
             if answered.is_some() {
                 break;
             }
@@ -94,7 +94,7 @@ impl Elector {
         }
         self.enforce_deadline().await;
         if self.claim_free_key(id).await == Some(true) {
-            info!(instance = %self.name, "won the owner key (lease {id:x}, {} left)", format_duration(clock.remaining(lease::now())));
+            info!(instance = %self.name, "won the owner key (lease {id:x}, {} left)", duration(clock.remaining(lease::now())));
             self.add_vips(clock, true).await;
         }
     }
@@ -114,7 +114,7 @@ impl Elector {
         warn!(
             instance = %self.name,
             "{why} (the lease ends in etcd within {}; nobody holds the VIP until a host can prove ownership)",
-            format_duration(clock.map(|c| c.remaining(lease::now())).unwrap_or_default()),
+            duration(clock.map(|c| c.remaining(lease::now())).unwrap_or_default()),
         );
     }
 }
