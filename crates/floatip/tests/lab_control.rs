@@ -744,3 +744,34 @@ fn reload_of_changed_master_instance_does_not_fight_over_vip() {
         fights.iter().take(4).copied().collect::<Vec<_>>().join("\n")
     );
 }
+
+/// `floatip doctor` on a host with a config and no daemon: a problem (exit 1) with the fix, not a
+/// warning (issue 26: "0 problems and 2 warnings", exit 0). The socket comes from the config's
+/// `[daemon] socket`, as for every command.
+#[test]
+fn doctor_without_a_daemon_is_a_problem() {
+    if !require_root("doctor_without_a_daemon_is_a_problem") {
+        return;
+    }
+    let (lab, h1, _h2) = two_hosts("ctldoctordead");
+    let socket = lab.path("h1-files.sock");
+    let conf = write_file(
+        &lab,
+        "h1.toml",
+        &config_text(
+            &lab.path("h1-state"),
+            &format!("socket = \"{}\"\n", path_str(&socket)),
+            &[Instance::v4(150)],
+        ),
+    );
+    let out = h1
+        .output(&[floatip_bin(), "doctor", "--config", path_str(&conf)])
+        .expect("run floatip doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "doctor exits 1:\n{text}");
+    assert!(
+        text.contains(&format!("✗ no daemon answers on {}", socket.display()))
+            && text.contains("fix: start it: `systemctl start floatip`"),
+        "{text}"
+    );
+}
