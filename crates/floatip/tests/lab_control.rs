@@ -775,3 +775,38 @@ fn doctor_without_a_daemon_is_a_problem() {
         "{text}"
     );
 }
+
+/// `floatip check` on h1 (192.0.2.1) warns about what it used to pass in silence: the page served
+/// on every interface, a unicast peer that is another instance's VIP, and one that is h1 itself.
+#[test]
+fn check_warns_about_an_exposed_page_and_misplaced_peers() {
+    if !require_root("check_warns_about_an_exposed_page_and_misplaced_peers") {
+        return;
+    }
+    let (lab, h1, _h2) = two_hosts("ctlcheckwarn");
+    let conf = write_file(
+        &lab,
+        "h1.toml",
+        &config_text(
+            &lab.path("h1-state"),
+            "http = \"0.0.0.0:9797\"\n",
+            &[
+                Instance::v4(150).unicast(&["192.0.2.2", "192.0.2.98", "192.0.2.1"]),
+                web(150),
+            ],
+        ),
+    );
+    let out = h1
+        .output(&[floatip_bin(), "check", "--config", path_str(&conf)])
+        .expect("run floatip check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "warnings do not fail check:\n{text}");
+    for needle in [
+        "warning: [daemon] http = \"0.0.0.0:9797\" serves the status page",
+        "warning: instance files: unicast_peers lists 192.0.2.98, a VIP of instance web",
+        "warning: instance files: unicast_peers lists 192.0.2.1, an address of this host",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+    assert!(!text.contains("lists 192.0.2.2"), "{text}");
+}
