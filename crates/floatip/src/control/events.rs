@@ -312,7 +312,7 @@ impl EventHub {
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         tracing::warn!(
                             "events: a `floatip events` stream fell behind ({QUEUE} events unread); \
-                             it is no longer fed, and gets a lag record and is closed once it reads again"
+                             it is no longer fed: it gets a lag record and is closed, whether it reads or not"
                         );
                         s.lag.dropped.fetch_add(1, Ordering::Relaxed);
                         // Closing the queue and the signal: the connection finds out even while it
