@@ -290,6 +290,38 @@ fn bare_number_duration_in_the_file_points_at_the_value() {
     assert_eq!(p.column, 19);
 }
 
+/// A number without a unit is answered with the readings the key can take: `advert_interval = 1`
+/// is "1s" (VRRPv3's minimum is 10 ms, so never "1ms"), `100` is "100ms" (100 s is past 40.95 s),
+/// and a VRRPv2 interval is whole seconds.
+#[test]
+fn a_bare_number_suggests_only_the_readings_the_key_takes() {
+    let hint = |line: &str, at: usize| {
+        let text = with(line);
+        problem_at(&text, at, "has no unit", "durations are quoted strings").hint
+    };
+    let one = hint("advert_interval = 1", 6);
+    assert!(one.contains("advert_interval = \"1s\""), "{one}");
+    assert!(!one.contains("1ms"), "1 ms is below VRRPv3's 10 ms: {one}");
+    let quoted = hint("advert_interval = \"1\"", 6);
+    assert!(
+        quoted.contains("\"1s\"") && !quoted.contains("1ms"),
+        "{quoted}"
+    );
+    let hundred = hint("advert_interval = 100", 6);
+    assert!(
+        hundred.contains("\"100ms\"") && !hundred.contains("\"100s\""),
+        "{hundred}"
+    );
+    let v2 = hint("version = 2\nadvert_interval = 2", 7);
+    assert!(v2.contains("\"2s\"") && !v2.contains("2ms"), "{v2}");
+    // A key without such limits keeps both readings.
+    let both = hint("preempt_delay = 5", 6);
+    assert!(
+        both.contains("\"5s\"") && both.contains("\"5ms\""),
+        "{both}"
+    );
+}
+
 // ---- single rules, each at its line with its hint ---------------------------------------------------
 
 #[test]

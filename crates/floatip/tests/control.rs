@@ -599,3 +599,91 @@ fn status_groups_are_optional_on_the_wire() {
                 {"name": "files-v6", "state": "BACKUP"}], "split": true}])
     );
 }
+
+/// Every command that talks to the daemon finds its socket as `doctor` does: from `--config`'s
+/// `[daemon] socket` when no `--socket` is given (issue 26: they all looked at the default socket).
+#[tokio::test]
+async fn every_command_finds_the_socket_named_in_the_config() {
+    let dir = TempDir::new("cfgsocket");
+    let path = dir.dir().join("run/files.sock");
+    let conf = dir.dir().join("floatip.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "[daemon]\nsocket = \"{}\"\n\n[[instance]]\nname = \"files\"\ninterface = \"eth0\"\n\
+             vrid = 51\naddresses = [\"192.0.2.97/24\"]\n",
+            path.display()
+        ),
+    )
+    .unwrap();
+    let (tx, rx) = mpsc::channel(8);
+    let listener = control::bind(&path).unwrap();
+    let server = tokio::spawn(accept_loop(listener, tx));
+    let fake = fake_loop(rx);
+
+    let commands: [&[&str]; 6] = [
+        &["status", "--json"],
+        &["takeover", "files"],
+        &["release", "files"],
+        &["auto", "files"],
+        &["reload"],
+        &["events"],
+    ];
+    for args in commands {
+        let conf = conf.clone();
+        let argv: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let out = blocking(move || {
+            std::process::Command::new(common::floatip_bin())
+                .args(&argv)
+                .arg("--config")
+                .arg(&conf)
+                .env_remove("FLOATIP_SOCKET")
+                .output()
+                .unwrap()
+        })
+        .await;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            !stderr.contains("no floatip daemon") && !stderr.contains("error:"),
+            "{args:?}: {stderr}"
+        );
+        let reached = match args[0] {
+            "status" => stdout.contains("\"files\""),
+            "takeover" => stdout.contains("files: taking over"),
+            // The stand-in refuses the rest; its message proves they reached it.
+            "events" => stderr.contains("this control socket has no event stream"),
+            _ => stderr.contains("refused: no peer heard recently"),
+        };
+        assert!(
+            reached,
+            "{args:?} did not reach {}: {stdout}{stderr}",
+            path.display()
+        );
+    }
+    // --socket still overrides the config.
+    let other = dir.dir().join("other.sock");
+    let (c, o) = (conf.clone(), other.clone());
+    let out = blocking(move || {
+        std::process::Command::new(common::floatip_bin())
+            .arg("--socket")
+            .arg(&o)
+            .args(["status", "--config"])
+            .arg(&c)
+            .output()
+            .unwrap()
+    })
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "no floatip daemon is listening on {}",
+            other.display()
+        )),
+        "{stderr}"
+    );
+    server.abort();
+    fake.abort();
+}

@@ -744,3 +744,69 @@ fn reload_of_changed_master_instance_does_not_fight_over_vip() {
         fights.iter().take(4).copied().collect::<Vec<_>>().join("\n")
     );
 }
+
+/// `floatip doctor` on a host with a config and no daemon: a problem (exit 1) with the fix, not a
+/// warning (issue 26: "0 problems and 2 warnings", exit 0). The socket comes from the config's
+/// `[daemon] socket`, as for every command.
+#[test]
+fn doctor_without_a_daemon_is_a_problem() {
+    if !require_root("doctor_without_a_daemon_is_a_problem") {
+        return;
+    }
+    let (lab, h1, _h2) = two_hosts("ctldoctordead");
+    let socket = lab.path("h1-files.sock");
+    let conf = write_file(
+        &lab,
+        "h1.toml",
+        &config_text(
+            &lab.path("h1-state"),
+            &format!("socket = \"{}\"\n", path_str(&socket)),
+            &[Instance::v4(150)],
+        ),
+    );
+    let out = h1
+        .output(&[floatip_bin(), "doctor", "--config", path_str(&conf)])
+        .expect("run floatip doctor");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "doctor exits 1:\n{text}");
+    assert!(
+        text.contains(&format!("✗ no daemon answers on {}", socket.display()))
+            && text.contains("fix: start it: `systemctl start floatip`"),
+        "{text}"
+    );
+}
+
+/// `floatip check` on h1 (192.0.2.1) warns about what it used to pass in silence: the page served
+/// on every interface, a unicast peer that is another instance's VIP, and one that is h1 itself.
+#[test]
+fn check_warns_about_an_exposed_page_and_misplaced_peers() {
+    if !require_root("check_warns_about_an_exposed_page_and_misplaced_peers") {
+        return;
+    }
+    let (lab, h1, _h2) = two_hosts("ctlcheckwarn");
+    let conf = write_file(
+        &lab,
+        "h1.toml",
+        &config_text(
+            &lab.path("h1-state"),
+            "http = \"0.0.0.0:9797\"\n",
+            &[
+                Instance::v4(150).unicast(&["192.0.2.2", "192.0.2.98", "192.0.2.1"]),
+                web(150),
+            ],
+        ),
+    );
+    let out = h1
+        .output(&[floatip_bin(), "check", "--config", path_str(&conf)])
+        .expect("run floatip check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "warnings do not fail check:\n{text}");
+    for needle in [
+        "warning: [daemon] http = \"0.0.0.0:9797\" serves the status page",
+        "warning: instance files: unicast_peers lists 192.0.2.98, a VIP of instance web",
+        "warning: instance files: unicast_peers lists 192.0.2.1, an address of this host",
+    ] {
+        assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+    }
+    assert!(!text.contains("lists 192.0.2.2"), "{text}");
+}

@@ -4,6 +4,8 @@
 //! consumer frozen with SIGSTOP delays nothing (floatip stays master and keeps advertising, keepalived
 //! stays backup) and is cut off with a lag record.
 //!
+//! And readers that never read: refused past the daemon's limit, closed once behind (needs only root).
+//!
 //! Needs root and /usr/sbin/keepalived (`.ci/run` installs it); without them every test prints
 //! SKIPPED and passes, unless CI=true.
 
@@ -256,4 +258,89 @@ fn events_consumer_frozen_by_sigstop_delays_nothing_and_is_cut_off_with_a_lag_re
         recs.len() - 1,
         last["dropped"]
     );
+}
+
+/// Open file descriptors and resident memory (KiB) of process `pid`.
+fn fds_and_rss(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    (fds, rss)
+}
+
+/// One request line on the control socket; returns the first answer line.
+fn ask(socket: &Path, request: &str) -> (std::os::unix::net::UnixStream, String) {
+    use std::io::{BufRead, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("{request}\n").as_bytes()).unwrap();
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(&s).read_line(&mut line);
+    (s, line)
+}
+
+/// 50 `floatip events` readers that never read (issue 26: they took the daemon from 23 to 294 open
+/// files): the daemon serves 32 streams and refuses the rest with a reason, and once the events they
+/// do not read pass the lag bound, every stream is closed while its reader lives, so the daemon's
+/// open files come back to where they were. Prints the numbers.
+#[test]
+fn readers_that_never_read_are_refused_past_the_limit_and_closed_once_behind() {
+    let name = "readers_that_never_read_are_refused_past_the_limit_and_closed_once_behind";
+    if !require_root(name) {
+        return;
+    }
+    let (lab, h1, _h2) = two_hosts("events_silent");
+    let f = Node::start(&lab, &h1, &[Instance::v4(150)]);
+    f.wait_state("files", "MASTER");
+    let pid = f.proc.pid();
+    let before = fds_and_rss(pid);
+
+    let events = r#"{"version":1,"request":{"type":"events","name":null}}"#;
+    let mut readers = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..50 {
+        let (s, first) = ask(&f.socket, events);
+        if first.contains("\"error\"") {
+            refused.push(first);
+        } else {
+            readers.push(s);
+        }
+    }
+    let open = fds_and_rss(pid);
+    // Operator commands: one event each for every stream, far past what a stream may leave unread.
+    let auto = r#"{"version":1,"request":{"type":"auto","instance":"files"}}"#;
+    for _ in 0..1500 {
+        let (_s, answer) = ask(&f.socket, auto);
+        assert!(answer.contains("\"done\""), "{answer}");
+    }
+    let closed = wait_until(SETTLE, POLL, || fds_and_rss(pid).0 <= before.0 + 2);
+    let after = fds_and_rss(pid);
+    eprintln!(
+        "daemon (open files, RSS KiB): before {before:?}; with {} silent readers ({} refused) {open:?}; \
+         after 1500 events {after:?}",
+        readers.len(),
+        refused.len()
+    );
+    assert_eq!(readers.len(), 32, "{refused:?}");
+    assert!(
+        refused[0].contains("32 `floatip events` streams are open"),
+        "{}",
+        refused[0]
+    );
+    assert!(
+        closed,
+        "the daemon still holds the streams of readers that never read: {after:?} (before {before:?})"
+    );
+    // What a reader finds when it reads at last ends with the lag record.
+    let mut text = String::new();
+    let mut r = readers.pop().unwrap();
+    let _ = std::io::Read::read_to_string(&mut r, &mut text);
+    let last: Value = serde_json::from_str(text.lines().last().unwrap_or("{}")).unwrap();
+    assert_eq!(last["kind"], "lagged", "{text}");
 }

@@ -266,7 +266,7 @@ fn doctor_names_firewall_and_interface_faults() -> anyhow::Result<()> {
     assert!(
         before
             .items()
-            .any(|i| i.mark == Mark::Warn && i.text.contains("no daemon answers")),
+            .any(|i| i.mark == Mark::Fail && i.text.contains("no daemon answers")),
         "{text}"
     );
 

@@ -23,7 +23,7 @@ pub mod init;
 pub mod manual;
 pub mod render;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -39,7 +39,7 @@ use crate::service::LogFormat;
     about = "Keep a service IP on exactly one healthy host of a LAN (VRRP, keepalived-compatible)"
 )]
 pub struct Cli {
-    /// Control socket of the daemon to talk to (overrides [daemon] socket).
+    /// Control socket of the daemon to talk to (overrides the config file's [daemon] socket).
     #[arg(long, global = true, env = "FLOATIP_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
@@ -49,6 +49,15 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The config file a command that talks to the daemon reads its `[daemon] socket` from.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DaemonConfig {
+    /// The daemon's configuration file, to find its control socket ([daemon] socket); default
+    /// /etc/floatip/floatip.toml when it exists. --socket overrides it.
+    #[arg(long, short, value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,20 +79,37 @@ pub enum Command {
         /// Machine-readable output (documented in docs/status-json.md).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        daemon: DaemonConfig,
     },
     /// Become master of NAME now and stay preferred until `auto`.
-    Takeover { name: String },
+    Takeover {
+        name: String,
+        #[command(flatten)]
+        daemon: DaemonConfig,
+    },
     /// Step down from NAME (make-before-break) and never claim it until `auto`.
     Release {
         name: String,
         /// Release even when no other router was heard (the VIP is left unowned).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        daemon: DaemonConfig,
     },
     /// Return NAME to the configured behaviour.
-    Auto { name: String },
+    Auto {
+        name: String,
+        #[command(flatten)]
+        daemon: DaemonConfig,
+    },
     /// Re-read the configuration file (like SIGHUP); a bad file is refused and the running one stays.
-    Reload,
+    ///
+    /// The daemon re-reads the file it was started with; --config only says where its socket is.
+    Reload {
+        #[command(flatten)]
+        daemon: DaemonConfig,
+    },
     /// Stream every transition, priority change, conflict, clash and operator command as it happens,
     /// in order (the notify hooks' order), one line each, until the daemon stops or Ctrl-C.
     ///
@@ -96,6 +122,8 @@ pub enum Command {
         /// One JSON object per line (kind, instance, group, from, to, priority, reason; see README).
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        daemon: DaemonConfig,
     },
     /// Add an address by hand, safely: refuse if anyone answers for it, else add and announce it.
     Up {
@@ -106,6 +134,8 @@ pub enum Command {
         /// Gratuitous ARPs (or NAs) to send after adding it.
         #[arg(long, default_value_t = 3)]
         count: u32,
+        #[command(flatten)]
+        daemon: DaemonConfig,
     },
     /// Remove an address added by hand.
     Down {
@@ -113,6 +143,8 @@ pub enum Command {
         address: String,
         #[arg(long, value_name = "IF")]
         dev: String,
+        #[command(flatten)]
+        daemon: DaemonConfig,
     },
     /// Check this host's setup and explain each failure with a fix: interfaces, adverts on the wire,
     /// who answers ARP for each VIP, sysctls, firewall rules.
@@ -199,27 +231,43 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let socket = cli
-        .socket
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_SOCKET));
+    let flag = cli.socket.as_deref();
     match cli.command {
-        Command::Status { name, json } => commands::cmd_status(&socket, name.as_deref(), json),
-        Command::Takeover { name } => commands::cmd_takeover(&socket, &name),
-        Command::Release { name, force } => commands::cmd_release(&socket, &name, force),
-        Command::Auto { name } => commands::cmd_auto(&socket, &name),
-        Command::Reload => commands::cmd_reload(&socket),
-        Command::Events { name, json } => commands::cmd_events(&socket, name.as_deref(), json),
+        Command::Status { name, json, daemon } => {
+            commands::cmd_status(&control_socket(flag, &daemon)?, name.as_deref(), json)
+        }
+        Command::Takeover { name, daemon } => {
+            commands::cmd_takeover(&control_socket(flag, &daemon)?, &name)
+        }
+        Command::Release {
+            name,
+            force,
+            daemon,
+        } => commands::cmd_release(&control_socket(flag, &daemon)?, &name, force),
+        Command::Auto { name, daemon } => {
+            commands::cmd_auto(&control_socket(flag, &daemon)?, &name)
+        }
+        Command::Reload { daemon } => commands::cmd_reload(&control_socket(flag, &daemon)?),
+        Command::Events { name, json, daemon } => {
+            commands::cmd_events(&control_socket(flag, &daemon)?, name.as_deref(), json)
+        }
         Command::Up {
             address,
             dev,
             count,
+            daemon,
         } => {
             let (addr, len) = manual::parse_cidr(&address)?;
+            let socket = control_socket(flag, &daemon)?;
             block_on(manual::up(addr, len, &dev, count, &socket))
         }
-        Command::Down { address, dev } => {
+        Command::Down {
+            address,
+            dev,
+            daemon,
+        } => {
             let (addr, len) = manual::parse_cidr(&address)?;
+            let socket = control_socket(flag, &daemon)?;
             block_on(manual::down(addr, len, &dev, &socket))
         }
         Command::Check { config } => check::check(&config),
@@ -253,10 +301,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            let socket = cli
-                .socket
-                .clone()
-                .unwrap_or_else(|| cfg.daemon.socket.clone());
+            let socket = control_socket(
+                cli.socket.as_deref(),
+                &DaemonConfig {
+                    config: Some(config),
+                },
+            )?;
             block_on(doctor::doctor(&cfg, &socket))
         }
         Command::Demo => demo::run(),
@@ -286,6 +336,49 @@ fn run(cli: Cli) -> Result<ExitCode> {
             config_id,
             force,
         }) => import::run(&file, output.as_ref(), config_id.as_deref(), force),
+    }
+}
+
+/// Where every command finds the daemon's control socket: `--socket` (or `FLOATIP_SOCKET`); else the
+/// `[daemon] socket` of the config file (`--config`, or the default file when it exists); else the
+/// default socket. Only that key is read, so a file with an unrelated mistake (being edited, say)
+/// still finds its daemon.
+pub fn control_socket(flag: Option<&Path>, daemon: &DaemonConfig) -> Result<PathBuf> {
+    if let Some(socket) = flag {
+        return Ok(socket.to_path_buf());
+    }
+    let path = daemon
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && daemon.config.is_none() => {
+            return Ok(PathBuf::from(config::DEFAULT_SOCKET));
+        }
+        Err(e) => anyhow::bail!(
+            "cannot read {} to find the daemon's control socket: {e}; pass --socket PATH",
+            path.display()
+        ),
+    };
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        anyhow::anyhow!(
+            "cannot find the daemon's control socket in {}: it is not valid TOML ({}); \
+             `floatip check --config {}` explains, or pass --socket PATH",
+            path.display(),
+            e.message(),
+            path.display()
+        )
+    })?;
+    match table.get("daemon").and_then(|d| d.get("socket")) {
+        None => Ok(PathBuf::from(config::DEFAULT_SOCKET)),
+        Some(toml::Value::String(s)) if s.starts_with('/') => Ok(PathBuf::from(s)),
+        Some(other) => anyhow::bail!(
+            "{}: [daemon] socket = {other} is not an absolute path; fix it (`floatip check --config {}`) \
+             or pass --socket PATH",
+            path.display(),
+            path.display()
+        ),
     }
 }
 

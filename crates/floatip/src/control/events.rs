@@ -10,26 +10,39 @@
 //! subscribes it first (so nothing is missed), answers one response line (`done`, or `error` for an
 //! unknown name), then writes one [`EventRecord`] per line until the daemon stops, the client goes, or
 //! the client falls behind: a subscriber whose queue ([`QUEUE`] records) is full is not waited for;
-//! the events it misses are counted, and once it has read what was queued it gets one final `lagged`
-//! record ("lagged: N events dropped") and the connection is closed. Reconnect to go on.
+//! the events it misses are counted, and it gets one final `lagged` record ("lagged: N events
+//! dropped") and the connection is closed. What was queued is still written if the client takes it
+//! within [`DRAIN_TIMEOUT`], else it counts as dropped too: a reader that never reads costs the daemon
+//! nothing once it has lagged (its socket is closed; the lines already in the socket, then the lag
+//! record, stay readable on its side). Reconnect to go on.
+//!
+//! At most [`MAX_STREAMS`] streams at once; one more is refused with a message that says so.
 
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::protocol::{Request, Response, IO_TIMEOUT};
 use super::status::unix_secs;
 
 /// Records queued per subscriber before it counts as fallen behind.
 pub const QUEUE: usize = 256;
+/// Event streams served at once (each holds a socket and its queue); one more is refused.
+pub const MAX_STREAMS: usize = 32;
+/// How long a stream that fell behind may take to read what was queued for it before the daemon
+/// writes the lag record and closes it.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// The socket buffer of a stream (the kernel doubles it): small, so that a reader that stops falls
+/// behind within a few hundred events, and so the lag record still fits once the daemon doubles it.
+const STREAM_SNDBUF: usize = 32 * 1024;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +168,9 @@ pub struct Lag {
     dropped: AtomicU64,
     /// The connection has ended: the hub forgets the subscriber.
     gone: AtomicBool,
+    /// Signalled once when the subscriber falls behind, so a connection stuck writing to a reader
+    /// that does not read finds out.
+    fell_behind: Notify,
 }
 
 impl Lag {
@@ -196,15 +212,48 @@ impl EventHub {
 
     /// A new subscriber to the events of `filter` (an instance or a group; `None`: all).
     pub fn subscribe(&self, filter: Option<String>) -> (mpsc::Receiver<Arc<str>>, Arc<Lag>) {
+        match self.add(filter, usize::MAX) {
+            Ok(sub) => sub,
+            Err(_) => unreachable!("no limit"),
+        }
+    }
+
+    /// A subscriber, unless `limit` are subscribed (`Err(how many)`).
+    fn add(
+        &self,
+        filter: Option<String>,
+        limit: usize,
+    ) -> Result<(mpsc::Receiver<Arc<str>>, Arc<Lag>), usize> {
+        let mut inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Also those whose connection dropped its queue without saying so.
+        inner.subscribers.retain(|s| {
+            !s.lag.gone.load(Ordering::Relaxed) && !s.tx.as_ref().is_some_and(|t| t.is_closed())
+        });
+        if inner.subscribers.len() >= limit {
+            return Err(inner.subscribers.len());
+        }
         let (tx, rx) = mpsc::channel(QUEUE);
         let lag = Arc::new(Lag::default());
-        let mut inner = self.0.lock().unwrap_or_else(|p| p.into_inner());
         inner.subscribers.push(Subscriber {
             filter,
             tx: Some(tx),
             lag: lag.clone(),
         });
-        (rx, lag)
+        Ok((rx, lag))
+    }
+
+    /// [`EventHub::subscribe`] for a connection: refused while [`MAX_STREAMS`] streams are open.
+    pub fn try_subscribe(
+        &self,
+        filter: Option<String>,
+    ) -> Result<(mpsc::Receiver<Arc<str>>, Arc<Lag>), String> {
+        self.add(filter, MAX_STREAMS).map_err(|open| {
+            format!(
+                "{open} `floatip events` streams are open, the most this daemon serves; close one \
+                 (a stopped or never-reading `floatip events` holds its stream until it falls behind \
+                 or exits) and try again"
+            )
+        })
     }
 
     /// The `[[group]]`s of the running config (`(group, members)`), so each event names its group.
@@ -263,11 +312,13 @@ impl EventHub {
                     Err(mpsc::error::TrySendError::Full(_)) => {
                         tracing::warn!(
                             "events: a `floatip events` stream fell behind ({QUEUE} events unread); \
-                             it is no longer fed, and gets a lag record and is closed once it reads again"
+                             it is no longer fed: it gets a lag record and is closed, whether it reads or not"
                         );
                         s.lag.dropped.fetch_add(1, Ordering::Relaxed);
-                        // Closing the queue lets the connection find out once it has sent the rest.
+                        // Closing the queue and the signal: the connection finds out even while it
+                        // waits on a socket its reader does not read.
                         s.tx = None;
+                        s.lag.fell_behind.notify_one();
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => {
                         s.lag.gone.store(true, Ordering::Relaxed);
@@ -301,8 +352,13 @@ impl EventHub {
     }
 }
 
-/// The daemon's side of a stream: writes each queued record as a line until the queue closes (the
-/// subscriber fell behind: then the `lagged` record), the client goes, or a write fails.
+/// The daemon's side of a stream: writes each queued record as a line until the client goes, a write
+/// fails, the daemon stops (the queue closes), or the subscriber falls behind: then what is queued
+/// is written if the client takes it within [`DRAIN_TIMEOUT`] (the rest counts as dropped), the
+/// `lagged` record follows, and the connection is closed, whether the client reads or not.
+///
+/// A line is written whole or not at all: a Unix stream socket takes a write shorter than half its
+/// buffer in one piece, so a write given up on leaves no half line in front of the lag record.
 pub async fn serve_stream(
     mut read: tokio::net::unix::OwnedReadHalf,
     mut write: tokio::net::unix::OwnedWriteHalf,
@@ -310,44 +366,101 @@ pub async fn serve_stream(
     lag: Arc<Lag>,
     hub: Arc<EventHub>,
 ) {
+    let _ = socket2::SockRef::from(write.as_ref()).set_send_buffer_size(STREAM_SNDBUF);
     let mut probe = [0u8; 64];
+    let mut behind = false;
     loop {
         tokio::select! {
+            biased;
+            _ = lag.fell_behind.notified() => {
+                behind = true;
+                break;
+            }
             line = rx.recv() => match line {
-                Some(line) => {
-                    let mut bytes = Vec::with_capacity(line.len() + 1);
-                    bytes.extend_from_slice(line.as_bytes());
-                    bytes.push(b'\n');
-                    if write.write_all(&bytes).await.is_err() {
+                Some(line) => tokio::select! {
+                    biased;
+                    w = write_line(&mut write, &line) => if w.is_err() {
+                        lag.end();
+                        return;
+                    },
+                    // Stuck on a reader that does not read: this line is lost, like the rest.
+                    _ = lag.fell_behind.notified() => {
+                        lag.dropped.fetch_add(1, Ordering::Relaxed);
+                        behind = true;
                         break;
                     }
-                }
-                None => {
-                    let dropped = lag.dropped();
-                    if dropped > 0 {
-                        let mut rec = EventRecord::new(
-                            EventKind::Lagged,
-                            None,
-                            format!("lagged: {dropped} events dropped; this stream fell behind and is closed (reconnect to go on)"),
-                        );
-                        rec.seq = hub.seq();
-                        rec.dropped = Some(dropped);
-                        let line = format!("{}\n", rec.to_json());
-                        let _ = tokio::time::timeout(IO_TIMEOUT, write.write_all(line.as_bytes())).await;
-                    }
-                    break;
-                }
+                },
+                // The daemon is stopping: what was queued has been written.
+                None => break,
             },
             // The client closed its side (or sent something, which a stream does not take).
             n = read.read(&mut probe) => {
                 if !matches!(n, Ok(n) if n > 0) {
-                    break;
+                    lag.end();
+                    return;
                 }
             }
         }
     }
+    if behind {
+        // The hub has closed the queue: what is in it, if the client takes it soon.
+        let mut in_flight = false;
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while let Some(line) = rx.recv().await {
+                in_flight = true;
+                write_line(&mut write, &line).await?;
+                in_flight = false;
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+        match drained {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                lag.end();
+                return;
+            }
+            Err(_) => {
+                let mut unsent = u64::from(in_flight);
+                while rx.try_recv().is_ok() {
+                    unsent += 1;
+                }
+                lag.dropped.fetch_add(unsent, Ordering::Relaxed);
+            }
+        }
+        let dropped = lag.dropped();
+        let mut rec = EventRecord::new(
+            EventKind::Lagged,
+            None,
+            format!("lagged: {dropped} events dropped; this stream fell behind and is closed (reconnect to go on)"),
+        );
+        rec.seq = hub.seq();
+        rec.dropped = Some(dropped);
+        // The reader may not be reading: the buffer doubles so the record fits behind what is
+        // there, and it is sent at once (the runtime would wait for the socket to be reported
+        // writable, which for a Unix socket means three quarters of its buffer free).
+        let line = format!("{}\n", rec.to_json());
+        let sock = socket2::SockRef::from(write.as_ref());
+        if let Ok(size) = sock.send_buffer_size() {
+            let _ = sock.set_send_buffer_size(size);
+        }
+        if sock.send(line.as_bytes()).is_err() {
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, write.write_all(line.as_bytes())).await;
+        }
+    }
     lag.end();
-    let _ = write.shutdown().await;
+    let _ = tokio::time::timeout(IO_TIMEOUT, write.shutdown()).await;
+}
+
+/// One record and its newline, in one write.
+async fn write_line(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    line: &str,
+) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    write.write_all(&bytes).await
 }
 
 /// The CLI's side: subscribes to `name`'s events (all without) and hands each record to `each` (the

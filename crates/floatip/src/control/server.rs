@@ -194,18 +194,20 @@ async fn handle_connection(
             None => Response::Error {
                 message: "this control socket has no event stream".to_string(),
             },
-            Some(hub) => {
-                // Subscribed before the daemon answers, so nothing between the two is missed.
-                let (rx, lag) = hub.subscribe(name.clone());
-                let response = dispatch(Request::Events { name }, &calls).await;
-                if matches!(response, Response::Done { .. }) {
-                    stream = Some((rx, lag, hub.clone()));
-                } else {
-                    lag.end();
-                    drop(rx);
+            // Subscribed before the daemon answers, so nothing between the two is missed.
+            Some(hub) => match hub.try_subscribe(name.clone()) {
+                Err(message) => Response::Error { message },
+                Ok((rx, lag)) => {
+                    let response = dispatch(Request::Events { name }, &calls).await;
+                    if matches!(response, Response::Done { .. }) {
+                        stream = Some((rx, lag, hub.clone()));
+                    } else {
+                        lag.end();
+                        drop(rx);
+                    }
+                    response
                 }
-                response
-            }
+            },
         },
         Ok(Ok(request)) => dispatch(request, &calls).await,
     };

@@ -10,8 +10,9 @@
 //! on `up == 0` catches.
 //!
 //! Bounds: one request per connection (no keep-alive), request heads at most [`MAX_REQUEST_HEAD`]
-//! (hyper answers 431 past it, 400 to what is not HTTP), a deadline per connection, a bounded number of
-//! connections at once; errors never reach the daemon.
+//! (hyper answers 431 past it, 400 to what is not HTTP) within [`IO_TIMEOUT`], a deadline per
+//! connection, a bounded number of connections at once, where slow clients (slowloris) make room for
+//! new ones instead of keeping them waiting; errors never reach the daemon.
 
 pub mod metrics;
 pub mod page;
@@ -19,9 +20,11 @@ pub mod page;
 #[cfg(test)]
 mod grafana_tests;
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -30,7 +33,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::control::{status_document, ControlCall, GroupStatus, InstanceStatus};
@@ -44,8 +47,9 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 pub const LOOP_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one connection may last from accept to close, whatever the client does.
 pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
-/// Connections served at once; more wait in the kernel's accept queue.
-pub const MAX_CONNECTIONS: usize = 16;
+/// Connections open at once; past it, a new one takes the place of the oldest that has not sent its
+/// request head yet (see [`Connections::admit`]). Each costs a file descriptor and a few KiB.
+pub const MAX_CONNECTIONS: usize = 64;
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
@@ -63,44 +67,25 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
 
 /// Serves the page, `/status.json` and `/metrics` on `listener` until the daemon loop drops its
 /// receiver of `calls`. Errors on single connections are logged at debug level and never end the server.
+///
+/// Every connection is accepted at once (a full table never leaves a new client in the kernel's accept
+/// queue); at [`MAX_CONNECTIONS`] the new one takes the place of the oldest that has not sent its
+/// request head yet ([`Connections::admit`]), so slow clients cannot keep a quick one out.
 pub async fn serve(
     listener: std::net::TcpListener,
     calls: mpsc::Sender<ControlCall>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)
         .context("cannot register the http socket with the runtime")?;
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Connections::new(MAX_CONNECTIONS);
     let mut errors = 0u64;
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return Ok(()),
-            },
-            _ = calls.closed() => return Ok(()),
-        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let (slot, shed) = connections.admit();
                     let calls = calls.clone();
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        let service = hyper::service::service_fn(move |req| {
-                            let calls = calls.clone();
-                            async move { Ok::<_, Infallible>(answer(&req, &calls).await) }
-                        });
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(IO_TIMEOUT)
-                            .keep_alive(false)
-                            .max_buf_size(MAX_REQUEST_HEAD)
-                            .serve_connection(TokioIo::new(stream), service);
-                        match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(err)) => debug!("http: connection from {peer}: {err}"),
-                            Err(_) => debug!("http: connection from {peer}: closed after {}s", CONNECTION_TIMEOUT.as_secs()),
-                        }
-                    });
+                    tokio::spawn(serve_connection(stream, peer, calls, slot, shed));
                 }
                 Err(err) => {
                     errors += 1;
@@ -112,6 +97,120 @@ pub async fn serve(
             },
             _ = calls.closed() => return Ok(()),
         }
+    }
+}
+
+/// One connection: at most one request, its head within [`IO_TIMEOUT`], the whole within
+/// [`CONNECTION_TIMEOUT`], and closed early if the table sheds it.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    calls: mpsc::Sender<ControlCall>,
+    slot: Slot,
+    shed: oneshot::Receiver<()>,
+) {
+    let head_read = slot.head_read.clone();
+    let service = hyper::service::service_fn(move |req| {
+        // hyper calls this once the whole request head is in: from now on the connection is a
+        // client being answered, not a slow one.
+        head_read.store(true, Ordering::Relaxed);
+        let calls = calls.clone();
+        async move { Ok::<_, Infallible>(answer(&req, &calls).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(IO_TIMEOUT)
+        .keep_alive(false)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        done = tokio::time::timeout(CONNECTION_TIMEOUT, conn) => match done {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => debug!("http: connection from {peer}: {err}"),
+            Err(_) => debug!("http: connection from {peer}: closed after {}s", CONNECTION_TIMEOUT.as_secs()),
+        },
+        _ = shed => debug!(
+            "http: connection from {peer}: closed to make room ({MAX_CONNECTIONS} connections open, this one the oldest without a complete request)"
+        ),
+    }
+    drop(slot);
+}
+
+/// The open connections, oldest first, and who makes room when all [`MAX_CONNECTIONS`] are taken.
+#[derive(Clone)]
+pub struct Connections(Arc<Mutex<Table>>);
+
+struct Table {
+    max: usize,
+    next: u64,
+    /// By accept order: (has sent its request head, drop to close the connection).
+    open: BTreeMap<u64, (Arc<AtomicBool>, oneshot::Sender<()>)>,
+}
+
+/// A connection's place in [`Connections`]; dropping it frees the place.
+pub struct Slot {
+    id: u64,
+    table: Arc<Mutex<Table>>,
+    /// Set once the request head is read.
+    pub head_read: Arc<AtomicBool>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.table
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .open
+            .remove(&self.id);
+    }
+}
+
+impl Connections {
+    pub fn new(max: usize) -> Connections {
+        Connections(Arc::new(Mutex::new(Table {
+            max: max.max(1),
+            next: 0,
+            open: BTreeMap::new(),
+        })))
+    }
+
+    /// A place for a new connection, and the signal that closes it early (it resolves when the
+    /// connection is shed). When all places are taken, the oldest connection that has not sent its
+    /// request head is shed (slowloris clients hold only the places nobody else needs); when every
+    /// one has, the oldest of all (each is bounded by [`CONNECTION_TIMEOUT`] anyway).
+    pub fn admit(&self) -> (Slot, oneshot::Receiver<()>) {
+        let mut table = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        while table.open.len() >= table.max {
+            let victim = table
+                .open
+                .iter()
+                .find(|(_, (head_read, _))| !head_read.load(Ordering::Relaxed))
+                .or_else(|| table.open.iter().next())
+                .map(|(id, _)| *id);
+            match victim {
+                // Dropping its sender wakes the connection, which closes.
+                Some(id) => drop(table.open.remove(&id)),
+                None => break,
+            }
+        }
+        let id = table.next;
+        table.next += 1;
+        let head_read = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = oneshot::channel();
+        table.open.insert(id, (head_read.clone(), tx));
+        (
+            Slot {
+                id,
+                table: self.0.clone(),
+                head_read,
+            },
+            rx,
+        )
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).open.len()
     }
 }
 
@@ -244,6 +343,43 @@ mod tests {
         assert_eq!(route(&Method::GET, "/nope"), Route::NotFound);
         assert_eq!(route(&Method::POST, "/metrics"), Route::MethodNotAllowed);
         assert_eq!(route(&Method::DELETE, "/"), Route::MethodNotAllowed);
+    }
+
+    /// At the cap, the oldest connection without a request head makes room; one that is being
+    /// answered is shed only when every connection is.
+    #[test]
+    fn a_full_table_sheds_the_oldest_slow_connection() {
+        let table = Connections::new(3);
+        let (a, mut a_shed) = table.admit();
+        let (b, mut b_shed) = table.admit();
+        let (_c, mut c_shed) = table.admit();
+        a.head_read.store(true, Ordering::Relaxed);
+        let (_d, mut d_shed) = table.admit();
+        assert_eq!(table.open(), 3);
+        assert_eq!(a_shed.try_recv(), Err(oneshot::error::TryRecvError::Empty));
+        assert_eq!(
+            b_shed.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed),
+            "b: the oldest without a request head"
+        );
+        drop(b);
+        let (_e, _) = table.admit();
+        assert_eq!(c_shed.try_recv(), Err(oneshot::error::TryRecvError::Closed));
+        assert_eq!(d_shed.try_recv(), Err(oneshot::error::TryRecvError::Empty));
+        // Only answered connections left: the oldest of them goes.
+        let full = Connections::new(1);
+        let (f, mut f_shed) = full.admit();
+        f.head_read.store(true, Ordering::Relaxed);
+        let (_g, _) = full.admit();
+        assert_eq!(f_shed.try_recv(), Err(oneshot::error::TryRecvError::Closed));
+        drop(f);
+        assert_eq!(
+            full.open(),
+            1,
+            "a shed slot's drop frees nothing of the newcomer's"
+        );
+        drop(a);
+        assert_eq!(table.open(), 2);
     }
 
     /// Serves on a free loopback port; returns its address and the loop's end of the calls.

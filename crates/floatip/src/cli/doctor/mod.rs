@@ -182,12 +182,13 @@ pub async fn run(config: &Config, socket: &Path) -> Report {
             ));
             None
         }
+        // A host with a config and no daemon has nobody keeping its VIPs: a problem, not a remark.
         Ok(Err(e)) => {
-            daemon_section.items.push(warn(
+            daemon_section.items.push(fail(
                 format!("no daemon answers on {}: {e:#}", socket.display()),
                 &[
-                    "start it: `systemctl start floatip` (logs: `journalctl -u floatip`)",
-                    "or point doctor at its socket: --socket PATH",
+                    "start it: `systemctl start floatip` (why it stopped: `journalctl -u floatip`)",
+                    "or, if it runs with another socket, point doctor at it: --socket PATH",
                 ],
             ));
             None

@@ -297,7 +297,7 @@ fn advert_interval(
 ) -> Option<Duration> {
     match &raw.advert_interval {
         None => Some(DEFAULT_ADVERT_INTERVAL),
-        Some(v) => cx.any_duration(v, "advert_interval").and_then(|d| {
+        Some(v) => cx.any_duration_where(v, "advert_interval", &|d| advert_interval_fits(d, version)).and_then(|d| {
             let problem = match version {
                 Some(vrrp::Version::V3) | None => {
                     if d < Duration::from_millis(10) || d > Duration::from_millis(40_950) {
@@ -324,6 +324,19 @@ fn advert_interval(
                 None => Some(d),
             }
         }),
+    }
+}
+
+/// Whether `version` carries `d` as an advert interval (v3: 10 ms steps up to 40.95 s; v2: 1 to 255
+/// whole seconds).
+fn advert_interval_fits(d: Duration, version: Option<vrrp::Version>) -> bool {
+    match version {
+        Some(vrrp::Version::V3) | None => {
+            d >= Duration::from_millis(10)
+                && d <= Duration::from_millis(40_950)
+                && d.as_nanos() % 10_000_000 == 0
+        }
+        Some(vrrp::Version::V2) => d.subsec_nanos() == 0 && !d.is_zero() && d.as_secs() <= 255,
     }
 }
 

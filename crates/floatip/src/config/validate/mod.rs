@@ -40,7 +40,7 @@ impl Cx<'_> {
         let Some(value) = value else {
             return Some(default);
         };
-        let d = self.any_duration(value, key)?;
+        let d = self.any_duration_where(value, key, &|d| d >= min && d <= max)?;
         if d < min || d > max {
             self.at(
                 value.span(),
@@ -61,25 +61,50 @@ impl Cx<'_> {
         value: &Spanned<RawDuration>,
         key: &str,
     ) -> Option<Duration> {
-        match value.get_ref() {
-            RawDuration::Number(n) => {
-                self.at(
-                    value.span(),
-                    format!("{key} = {n} has no unit"),
-                    format!(
-                        "durations are quoted strings with a unit: {key} = \"{n}s\" or {key} = \"{n}ms\""
-                    ),
-                );
-                None
+        self.any_duration_where(value, key, &|_| true)
+    }
+
+    /// [`Cx::any_duration`] for a key that takes only the durations `fits` accepts: a number
+    /// without a unit (`1`, or `"1"`) is answered with the readings of it that are valid values
+    /// (`advert_interval = 1` suggests "1s", not "1ms", which is below VRRPv3's 10 ms).
+    pub(super) fn any_duration_where(
+        &mut self,
+        value: &Spanned<RawDuration>,
+        key: &str,
+        fits: &dyn Fn(Duration) -> bool,
+    ) -> Option<Duration> {
+        let (what, n) = match value.get_ref() {
+            RawDuration::Number(n) => (format!("{key} = {n} has no unit"), n.trim()),
+            RawDuration::Text(s) if s.trim().parse::<f64>().is_ok() => {
+                (format!("{key} = \"{s}\" has no unit"), s.trim())
             }
-            RawDuration::Text(s) => match parse_duration(s) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    self.at(value.span(), format!("{key}: {e}"), DURATION_HINT);
-                    None
-                }
-            },
-        }
+            RawDuration::Text(s) => {
+                return match parse_duration(s) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        self.at(value.span(), format!("{key}: {e}"), DURATION_HINT);
+                        None
+                    }
+                };
+            }
+        };
+        let readings: Vec<String> = ["s", "ms"]
+            .iter()
+            .map(|unit| format!("{n}{unit}"))
+            .filter(|text| parse_duration(text).is_ok_and(fits))
+            .map(|text| format!("{key} = \"{text}\""))
+            .collect();
+        let hint = if readings.is_empty() {
+            "durations are quoted strings with a unit (ms, s, m, h), e.g. \"1s\" or \"250ms\""
+                .to_string()
+        } else {
+            format!(
+                "durations are quoted strings with a unit: {}",
+                readings.join(" or ")
+            )
+        };
+        self.at(value.span(), what, hint);
+        None
     }
 
     pub(super) fn int_in(
