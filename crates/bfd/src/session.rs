@@ -15,7 +15,8 @@
 //! - **Reception** follows 6.8.6 step by step: the packet alone is checked by
 //!   [`crate::packet::decode`]; here a non-zero Your Discriminator must be ours, then the remote's
 //!   variables are taken, a Final ends our Poll Sequence, and a session in AdminDown discards the
-//!   packet (after those updates, as the RFC orders them). The state table is 6.2's three-way
+//!   packet (after those updates, as the RFC orders them; it also restarts the Detection Time, whose
+//!   only use in AdminDown is to forget a remote that went silent). The state table is 6.2's three-way
 //!   handshake: Down + Down -> Init, Down + Init -> Up, Init + Init/Up -> Up, Up + Down -> Down
 //!   (diag 3), anything + AdminDown -> Down (diag 3). A packet with P is answered at once with F
 //!   (and never P and F together, 6.5).
@@ -369,7 +370,7 @@ impl Session {
         config.check()?;
         self.fire_expired(now);
         self.config = config;
-        self.retime();
+        self.retime(now);
         self.flush(now);
         Ok(())
     }
@@ -451,9 +452,12 @@ impl Session {
             detect_mult: p.detect_mult,
         };
         if p.final_ {
-            self.end_poll();
+            self.end_poll(now);
         }
         if self.state == State::AdminDown {
+            // Discarded (6.8.6), but the remote is alive: keep its values rather than forget them
+            // a Detection Time from now and learn them again from its next packet.
+            self.heard(now);
             return Err(DropReason::AdminDown);
         }
         let peer = self.config.peer;
@@ -491,9 +495,13 @@ impl Session {
         if p.poll {
             self.final_due = true;
         }
-        self.last_heard = Some(now);
-        self.timers.detect = self.detection_time().map(|d| now + d);
+        self.heard(now);
         Ok(())
+    }
+
+    fn heard(&mut self, now: Instant) {
+        self.last_heard = Some(now);
+        self.rearm_detect(now);
     }
 
     // ---- timer changes (6.8.3, 6.5) -------------------------------------------------------
@@ -512,7 +520,7 @@ impl Session {
     }
 
     /// Bring the advertised values in line with the state and configuration (see the module docs).
-    fn retime(&mut self) {
+    fn retime(&mut self, now: Instant) {
         let wanted = self.wanted();
         if self.state != State::Up {
             self.poll = None;
@@ -527,11 +535,11 @@ impl Session {
                 self.poll = Some(wanted);
             }
         }
-        self.rearm_detect();
+        self.rearm_detect(now);
     }
 
     /// A Final arrived: the remote has seen the polled values, or (after a second change) newer ones.
-    fn end_poll(&mut self) {
+    fn end_poll(&mut self, now: Instant) {
         let Some(polled) = self.poll.take() else {
             return;
         };
@@ -541,12 +549,15 @@ impl Session {
         if self.advertised != polled && self.state == State::Up {
             self.poll = Some(self.advertised);
         }
-        self.rearm_detect();
+        self.rearm_detect(now);
     }
 
-    fn rearm_detect(&mut self) {
+    /// The Detection Time counts from the last packet heard, with the values in force now. A
+    /// shorter Detection Time (a smaller Required Min RX while not Up) may already have run out:
+    /// then it is due now, never in the past.
+    fn rearm_detect(&mut self, now: Instant) {
         self.timers.detect = match (self.last_heard, self.detection_time()) {
-            (Some(at), Some(d)) => Some(at + d),
+            (Some(at), Some(d)) => Some((at + d).max(now)),
             _ => None,
         };
     }
@@ -572,7 +583,7 @@ impl Session {
             diag,
             reason,
         }));
-        self.retime();
+        self.retime(now);
     }
 
     fn fire_expired(&mut self, now: Instant) {
@@ -602,7 +613,7 @@ impl Session {
         }
         // 6.8.1 / 6.8.18: after a Detection Time of silence the remote is forgotten.
         self.remote = Remote::UNKNOWN;
-        self.retime();
+        self.retime(now);
     }
 
     /// 6.8.7: periodic packets are not sent while the remote asks for none (Required Min RX 0)
