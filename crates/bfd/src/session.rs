@@ -313,12 +313,14 @@ impl Session {
             detect_mult,
             ..self.config.clone()
         };
-        config.check()?;
+        // Time passes whatever the answer: timers due at `now` fire first.
         self.fire_expired(now);
-        self.config = config;
-        self.retime(now);
+        let result = config.check().map(|()| {
+            self.config = config;
+            self.retime(now);
+        });
         self.flush(now);
-        Ok(())
+        result
     }
 
     pub fn state(&self) -> State {

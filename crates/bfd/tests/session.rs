@@ -1,91 +1,14 @@
-//! One test per session rule of RFC 5880 (6.2, 6.5, 6.8.x): a session driven by hand-made peer
-//! packets on a virtual clock.
+//! One test per session rule of RFC 5880 (6.2, 6.8.4, 6.8.6, 6.8.16): a session driven by
+//! hand-made peer packets on a virtual clock. Timing rules (P/F, slow start, jitter, timer
+//! changes) are in `tests/timing.rs`.
 
-use std::net::{IpAddr, Ipv4Addr};
+mod common;
+
 use std::time::{Duration, Instant};
 
 use bfd::packet::{ControlPacket, DecodeError, Diag, State};
-use bfd::{check_ttl, Action, Config, ConfigError, DropReason, Session, StateChange};
-
-const OURS: u32 = 0x1111;
-const THEIRS: u32 = 0x2222;
-const PEER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn config() -> Config {
-    Config {
-        peer: PEER,
-        local_discriminator: OURS,
-        desired_min_tx: ms(50),
-        required_min_rx: ms(50),
-        detect_mult: 3,
-    }
-}
-
-/// What the peer sends: slow start (1 s) unless Up, 50 ms otherwise.
-fn from_peer(state: State, your: u32) -> ControlPacket {
-    let tx = if state == State::Up {
-        50_000
-    } else {
-        1_000_000
-    };
-    ControlPacket {
-        diag: Diag::NoDiagnostic,
-        state,
-        poll: false,
-        final_: false,
-        control_plane_independent: false,
-        demand: false,
-        detect_mult: 3,
-        my_discriminator: THEIRS,
-        your_discriminator: your,
-        desired_min_tx_us: tx,
-        required_min_rx_us: 50_000,
-        required_min_echo_rx_us: 0,
-    }
-}
-
-fn drain(s: &mut Session) -> Vec<Action> {
-    std::iter::from_fn(|| s.poll_action()).collect()
-}
-
-fn sent(actions: &[Action]) -> Vec<ControlPacket> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Transmit(p) => Some(*p),
-            _ => None,
-        })
-        .collect()
-}
-
-fn changes(actions: &[Action]) -> Vec<StateChange> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::StateChange(c) => Some(c.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn feed(s: &mut Session, now: Instant, p: ControlPacket) -> Vec<Action> {
-    s.handle_packet(now, &p.encode()).expect("packet taken");
-    drain(s)
-}
-
-/// A session brought Up by the three-way handshake at `t0` (Down -> Init -> Up), actions drained.
-fn up_session(t0: Instant) -> Session {
-    let mut s = Session::new(t0, config(), 1).unwrap();
-    drain(&mut s);
-    feed(&mut s, t0, from_peer(State::Down, 0));
-    feed(&mut s, t0, from_peer(State::Up, OURS));
-    assert_eq!(s.state(), State::Up);
-    s
-}
+use bfd::{check_ttl, Config, ConfigError, DropReason, Session};
+use common::*;
 
 #[test]
 fn a_new_session_sends_down_at_once_with_slow_start() {
@@ -289,172 +212,6 @@ fn undecodable_bytes_and_wrong_ttl_are_named() {
 }
 
 #[test]
-fn a_poll_is_answered_at_once_with_final_in_any_state() {
-    let t0 = Instant::now();
-    for up in [false, true] {
-        let mut s = if up {
-            up_session(t0)
-        } else {
-            let mut s = Session::new(t0, config(), 1).unwrap();
-            drain(&mut s);
-            s
-        };
-        let state = if up { State::Up } else { State::AdminDown };
-        let p = ControlPacket {
-            poll: true,
-            ..from_peer(state, OURS)
-        };
-        let out = sent(&feed(&mut s, t0 + ms(1), p));
-        assert_eq!(out.len(), 1, "{up}");
-        assert!(
-            out[0].final_ && !out[0].poll,
-            "F, and never P with it: {:?}",
-            out[0]
-        );
-    }
-}
-
-#[test]
-fn a_final_ends_our_poll() {
-    let t0 = Instant::now();
-    let mut s = up_session(t0);
-    assert!(s.polling());
-    let p = ControlPacket {
-        final_: true,
-        ..from_peer(State::Up, OURS)
-    };
-    feed(&mut s, t0 + ms(5), p);
-    assert!(!s.polling());
-    let next = s.poll_timeout().unwrap();
-    s.handle_timeout(next);
-    let out = sent(&drain(&mut s));
-    assert!(!out[0].poll, "periodic packets without P after the Final");
-}
-
-#[test]
-fn the_poll_rides_on_periodic_packets_until_final() {
-    let t0 = Instant::now();
-    let mut s = up_session(t0);
-    let mut t = t0;
-    for _ in 0..5 {
-        t = s.poll_timeout().unwrap();
-        s.handle_timeout(t);
-        let out = sent(&drain(&mut s));
-        assert_eq!(out.len(), 1);
-        assert!(out[0].poll);
-        // Keep the session alive: the peer answers without F (its Final was lost).
-        feed(&mut s, t, from_peer(State::Up, OURS));
-    }
-    assert!(t - t0 < ms(300), "at the fast rate, not 1 s");
-}
-
-#[test]
-fn periodic_packets_are_jittered_within_75_to_100_percent() {
-    for (mult, top) in [(3u8, 100u64), (1, 90)] {
-        let t0 = Instant::now();
-        let c = Config {
-            detect_mult: mult,
-            ..config()
-        };
-        let mut s = Session::new(t0, c, 7).unwrap();
-        drain(&mut s);
-        let (mut t, mut seen_low, mut seen_high) = (t0, false, false);
-        for _ in 0..200 {
-            let next = s.poll_timeout().unwrap();
-            let gap = next - t;
-            assert!(gap >= ms(750) && gap < ms(10 * top), "mult {mult}: {gap:?}");
-            seen_low |= gap < ms(800);
-            seen_high |= gap > ms(10 * top - 50);
-            s.handle_timeout(next);
-            assert_eq!(sent(&drain(&mut s)).len(), 1);
-            t = next;
-        }
-        assert!(seen_low && seen_high, "jitter spreads over the range");
-    }
-}
-
-#[test]
-fn the_same_seed_sends_at_the_same_times() {
-    let times = |seed| {
-        let t0 = Instant::now();
-        let mut s = Session::new(t0, config(), seed).unwrap();
-        (0..10)
-            .map(|_| {
-                let t = s.poll_timeout().unwrap();
-                s.handle_timeout(t);
-                t - t0
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(times(3), times(3));
-    assert_ne!(times(3), times(4));
-}
-
-#[test]
-fn slow_start_holds_until_up_and_returns_after() {
-    let t0 = Instant::now();
-    let mut s = Session::new(t0, config(), 1).unwrap();
-    assert_eq!(s.transmit_interval(), ms(1000));
-    feed(&mut s, t0, from_peer(State::Down, 0));
-    assert_eq!(s.transmit_interval(), ms(1000), "Init is not Up");
-    feed(&mut s, t0, from_peer(State::Up, OURS));
-    assert_eq!(s.transmit_interval(), ms(50));
-    feed(&mut s, t0, from_peer(State::Down, OURS));
-    assert_eq!(s.transmit_interval(), ms(1000));
-}
-
-#[test]
-fn the_peer_slows_our_sending_with_its_required_min_rx() {
-    let t0 = Instant::now();
-    let mut s = up_session(t0);
-    let p = ControlPacket {
-        required_min_rx_us: 300_000,
-        ..from_peer(State::Up, OURS)
-    };
-    feed(&mut s, t0, p);
-    assert_eq!(s.transmit_interval(), ms(300));
-}
-
-#[test]
-fn required_min_rx_zero_stops_periodic_packets_but_not_finals() {
-    let t0 = Instant::now();
-    let mut s = up_session(t0);
-    let p = ControlPacket {
-        required_min_rx_us: 0,
-        ..from_peer(State::Up, OURS)
-    };
-    feed(&mut s, t0, p);
-    let detect = s.poll_timeout().unwrap();
-    assert_eq!(detect - t0, ms(150), "only the detection timer is left");
-    let out = sent(&feed(
-        &mut s,
-        t0 + ms(10),
-        ControlPacket { poll: true, ..p },
-    ));
-    assert!(out.len() == 1 && out[0].final_);
-}
-
-#[test]
-fn a_remote_in_demand_mode_stops_our_periodic_packets() {
-    let t0 = Instant::now();
-    let mut s = up_session(t0);
-    feed(
-        &mut s,
-        t0,
-        ControlPacket {
-            final_: true,
-            ..from_peer(State::Up, OURS)
-        },
-    );
-    let d = ControlPacket {
-        demand: true,
-        ..from_peer(State::Up, OURS)
-    };
-    feed(&mut s, t0 + ms(1), d);
-    assert_eq!(s.poll_timeout().unwrap() - t0, ms(151), "detection only");
-}
-
-#[test]
 fn detection_time_expiry_takes_the_session_down_on_the_dot() {
     let t0 = Instant::now();
     let mut s = up_session(t0);
@@ -573,107 +330,6 @@ fn admin_down_tells_the_peer_and_discards_its_packets() {
 }
 
 #[test]
-fn a_slower_tx_waits_for_the_final() {
-    let t0 = Instant::now();
-    let mut s = up_session(t0);
-    feed(
-        &mut s,
-        t0,
-        ControlPacket {
-            final_: true,
-            ..from_peer(State::Up, OURS)
-        },
-    );
-    s.set_timers(t0, ms(200), ms(50), 3).unwrap();
-    let out = sent(&drain(&mut s));
-    assert!(out[0].poll && out[0].desired_min_tx_us == 200_000);
-    assert_eq!(
-        s.transmit_interval(),
-        ms(50),
-        "the old rate until the peer has seen the new one"
-    );
-    feed(
-        &mut s,
-        t0 + ms(10),
-        ControlPacket {
-            final_: true,
-            ..from_peer(State::Up, OURS)
-        },
-    );
-    assert_eq!(s.transmit_interval(), ms(200));
-    assert!(!s.polling());
-}
-
-#[test]
-fn a_smaller_rx_counts_for_detection_only_after_the_final() {
-    let t0 = Instant::now();
-    let mut s = up_session(t0);
-    feed(
-        &mut s,
-        t0,
-        ControlPacket {
-            final_: true,
-            ..from_peer(State::Up, OURS)
-        },
-    );
-    s.set_timers(t0, ms(50), ms(20), 3).unwrap();
-    let p = ControlPacket {
-        desired_min_tx_us: 10_000,
-        ..from_peer(State::Up, OURS)
-    };
-    feed(&mut s, t0, p);
-    assert_eq!(s.detection_time(), Some(ms(150)), "still 3 x 50 ms");
-    feed(&mut s, t0, ControlPacket { final_: true, ..p });
-    assert_eq!(s.detection_time(), Some(ms(60)), "now 3 x 20 ms");
-}
-
-#[test]
-fn a_change_during_a_poll_gets_its_own_poll() {
-    let t0 = Instant::now();
-    let mut s = up_session(t0);
-    assert!(s.polling());
-    s.set_timers(t0, ms(100), ms(50), 3).unwrap();
-    let fin = ControlPacket {
-        final_: true,
-        ..from_peer(State::Up, OURS)
-    };
-    feed(&mut s, t0 + ms(1), fin);
-    assert!(s.polling(), "the second change is polled too");
-    assert_eq!(
-        s.transmit_interval(),
-        ms(50),
-        "not slower before its own Final"
-    );
-    feed(&mut s, t0 + ms(2), fin);
-    assert!(!s.polling());
-    assert_eq!(s.transmit_interval(), ms(100));
-}
-
-#[test]
-fn timers_set_while_down_apply_at_once_without_poll() {
-    let t0 = Instant::now();
-    let mut s = Session::new(t0, config(), 1).unwrap();
-    drain(&mut s);
-    s.set_timers(t0, ms(2000), ms(70), 5).unwrap();
-    let out = sent(&drain(&mut s));
-    assert_eq!(out.len(), 1, "new values go out at once");
-    assert!(!out[0].poll);
-    assert_eq!(
-        (
-            out[0].desired_min_tx_us,
-            out[0].required_min_rx_us,
-            out[0].detect_mult
-        ),
-        (2_000_000, 70_000, 5)
-    );
-    assert_eq!(s.transmit_interval(), ms(2000));
-    assert_eq!(
-        s.set_timers(t0, ms(0), ms(70), 5),
-        Err(ConfigError::DesiredMinTxZero)
-    );
-}
-
-#[test]
 fn poll_timeout_is_never_in_the_past() {
     let t0 = Instant::now();
     let mut s = up_session(t0);
@@ -689,4 +345,21 @@ fn poll_timeout_is_never_in_the_past() {
             assert!(t >= now);
         }
     }
+}
+
+#[test]
+fn a_refused_timer_change_still_lets_time_pass() {
+    let t0 = Instant::now();
+    let mut s = up_session(t0);
+    let late = t0 + ms(1000);
+    assert_eq!(
+        s.set_timers(late, ms(50), ms(50), 0),
+        Err(ConfigError::DetectMultZero)
+    );
+    assert_eq!(
+        s.state(),
+        State::Down,
+        "the detection time ran out before the call"
+    );
+    assert!(s.poll_timeout().unwrap() >= late);
 }
