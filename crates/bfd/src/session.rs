@@ -40,7 +40,8 @@
 //!   its Desired Min TX), counted from the last accepted packet. When it runs out in Init or Up:
 //!   Down with diag 1. In any state it also forgets the remote (discriminator 0, Required Min RX
 //!   back to 1 us: 6.8.1, 6.8.18).
-//! - **Diagnostics**: set with the state change that has a reason (1, 3, 7); reaching Up clears it.
+//! - **Diagnostics**: set with the state change that has a reason (1, 3, 7), kept through Init so
+//!   the peer still reads why we went down (as FRR does); reaching Up, or `admin_up`, clears it.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -420,7 +421,7 @@ impl Session {
                     "Init: heard peer {peer} (discriminator {}) in Down",
                     p.my_discriminator
                 );
-                self.set_state(now, State::Init, Diag::NoDiagnostic, reason);
+                self.set_state(now, State::Init, self.diag, reason);
             }
             (State::Down, State::Init) => {
                 let reason = format!("Up: peer {peer} answered in Init (three-way handshake)");

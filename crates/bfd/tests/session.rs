@@ -363,3 +363,17 @@ fn a_refused_timer_change_still_lets_time_pass() {
     );
     assert!(s.poll_timeout().unwrap() >= late);
 }
+
+#[test]
+fn the_diagnostic_stays_through_init_and_clears_at_up() {
+    let t0 = Instant::now();
+    let mut s = up_session(t0);
+    s.handle_timeout(t0 + ms(150));
+    assert_eq!(s.diag(), Diag::ControlDetectionTimeExpired);
+    let a = feed(&mut s, t0 + ms(200), from_peer(State::Down, 0));
+    assert_eq!(s.state(), State::Init);
+    assert_eq!(sent(&a)[0].diag, Diag::ControlDetectionTimeExpired);
+    let a = feed(&mut s, t0 + ms(201), from_peer(State::Init, OURS));
+    assert_eq!(s.state(), State::Up);
+    assert_eq!(sent(&a)[0].diag, Diag::NoDiagnostic);
+}
