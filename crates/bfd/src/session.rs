@@ -61,7 +61,8 @@ pub struct Config {
     pub local_discriminator: u32,
     /// bfd.DesiredMinTxInterval once Up (1 us ..= u32::MAX us); before Up at least 1 s.
     pub desired_min_tx: Duration,
-    /// bfd.RequiredMinRxInterval (0 ..= u32::MAX us; 0 asks the peer to send nothing).
+    /// bfd.RequiredMinRxInterval (1 us ..= u32::MAX us). 0, which asks the peer to send nothing
+    /// (6.8.18's hold-down), is refused: such a session could detect nothing.
     pub required_min_rx: Duration,
     /// bfd.DetectMult, 1..=255.
     pub detect_mult: u8,
@@ -74,6 +75,8 @@ pub enum ConfigError {
     DetectMultZero,
     /// Desired Min TX must be at least 1 us (0 is reserved, 4.1).
     DesiredMinTxZero,
+    /// Required Min RX must be at least 1 us: 0 asks for no packets, so nothing could be detected.
+    RequiredMinRxZero,
     /// An interval beyond what the wire carries (u32 microseconds, about 71 minutes).
     IntervalTooLong,
 }
@@ -84,6 +87,7 @@ impl fmt::Display for ConfigError {
             ConfigError::LocalDiscriminatorZero => "the local discriminator must not be 0",
             ConfigError::DetectMultZero => "the detect multiplier must be at least 1",
             ConfigError::DesiredMinTxZero => "the transmit interval must be at least 1 us",
+            ConfigError::RequiredMinRxZero => "the receive interval must be at least 1 us",
             ConfigError::IntervalTooLong => "an interval is longer than BFD can carry (71 min)",
         })
     }
@@ -100,6 +104,8 @@ impl Config {
             Err(ConfigError::DetectMultZero)
         } else if self.desired_min_tx < Duration::from_micros(1) {
             Err(ConfigError::DesiredMinTxZero)
+        } else if self.required_min_rx < Duration::from_micros(1) {
+            Err(ConfigError::RequiredMinRxZero)
         } else if self.desired_min_tx > max || self.required_min_rx > max {
             Err(ConfigError::IntervalTooLong)
         } else {

@@ -58,6 +58,13 @@ fn bad_configurations_are_refused() {
         ),
         (
             Config {
+                required_min_rx: Duration::ZERO,
+                ..config()
+            },
+            ConfigError::RequiredMinRxZero,
+        ),
+        (
+            Config {
                 required_min_rx: Duration::from_secs(5000),
                 ..config()
             },
