@@ -272,6 +272,8 @@ impl Elector {
         // Copies left by an earlier run (killed, or stopped while etcd was unreachable) go first: we
         // do not own anything until etcd says so.
         elector.remove_vips().await;
+        // `status` knows the instance from the daemon's start on (INIT until the first tick).
+        elector.publish().await;
         Ok(elector)
     }
 
