@@ -684,6 +684,49 @@ fn check_values_are_validated() {
 }
 
 #[test]
+fn a_process_check_counts_processes_within_bounds() {
+    let check = |body: &str| with(&format!("[[instance.check]]\nname = \"c\"\n{body}"));
+    let cfg = floatip::config::parse(
+        &check("kind = \"process\"\nprocess = \"smbd\"\nargs = \"--foreground\"\nmax = 2"),
+        std::path::Path::new("p.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.instances[0].checks[0].kind,
+        floatip::config::CheckKind::Process {
+            name: "smbd".into(),
+            args: Some("--foreground".into()),
+            min: 1,
+            max: Some(2),
+        }
+    );
+    problem_at(
+        &check("kind = \"process\""),
+        6,
+        "no `process`",
+        "process = \"smbd\"",
+    );
+    problem_at(
+        &check("kind = \"process\"\nprocess = \"/usr/sbin/smbd\""),
+        9,
+        "not a process name",
+        "without a path",
+    );
+    problem_at(
+        &check("kind = \"process\"\nprocess = \"smbd\"\nmin = 2\nmax = 1"),
+        11,
+        "below min",
+        "at least min",
+    );
+    problem_at(
+        &check("kind = \"process\"\nprocess = \"smbd\"\ncommand = [\"/bin/true\"]"),
+        10,
+        "does not apply",
+        "a process check takes",
+    );
+}
+
+#[test]
 fn duplicate_check_names_in_one_instance() {
     let check = "[[instance.check]]\nname = \"smb\"\nkind = \"icmp\"\ntarget = \"192.0.2.254\"\n";
     problem_at(

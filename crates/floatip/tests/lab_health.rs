@@ -195,6 +195,46 @@ fn tcp_check_failure_moves_vip_and_recovery_brings_it_back() {
     d2.wait_state(NAME, "BACKUP");
 }
 
+/// A process check (keepalived's `track_process`): the master's process dies, it is FAULT and the VIP
+/// moves; the process is back, it takes the VIP back. Processes are not per network namespace, so
+/// the watched process has an argument no other test's process has.
+#[test]
+fn process_check_failure_moves_vip_and_recovery_brings_it_back() {
+    if !require_root("process_check_failure_moves_vip_and_recovery_brings_it_back") {
+        return;
+    }
+    let (lab, h1, h2) = two_hosts("healthproc");
+    let hosts = [&h1, &h2];
+    let arg = format!("{}.25", 100_000 + std::process::id());
+    let check = format!(
+        "[[instance.check]]\nname = \"svc\"\nkind = \"process\"\nprocess = \"sleep\"\n\
+         args = \"{arg}\"\ninterval = \"200ms\"\nfall = 1\nrise = 1\n"
+    );
+    let sleeper = h1.spawn(&["sleep", &arg], None).expect("sleep");
+    let d1 = Node::start(&lab, &h1, &[files(150, "100ms", "", &check)]);
+    let d2 = Node::start(&lab, &h2, &[files(100, "100ms", "", "")]);
+    wait_holder(&hosts, &h1, "the process runs");
+    d2.wait_state(NAME, "BACKUP");
+    d1.wait_status(NAME, "check svc healthy", |s| {
+        s["checks"][0]["healthy"] == Value::Bool(true)
+    });
+
+    assert!(sleeper.kill9());
+    wait_holder(&hosts, &h2, "h1's process killed");
+    let s1 = d1.wait_state(NAME, "FAULT");
+    let err = s1["checks"][0]["last_error"].as_str().unwrap_or_default();
+    assert!(
+        err.contains("none is running") && err.contains(&arg),
+        "last_error: {err:?}"
+    );
+    let reason = s1["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("check svc failing"), "{reason:?}");
+
+    let _sleeper = h1.spawn(&["sleep", &arg], None).expect("sleep");
+    wait_holder(&hosts, &h1, "h1's process restarted");
+    d1.wait_state(NAME, "MASTER");
+}
+
 /// docs/checks.md, "Rise, fall, and the first result": a host whose service is down at boot is failing
 /// after its first attempt, so it never claims the VIP, even with nobody else around.
 #[test]

@@ -300,6 +300,16 @@ pub enum CheckKind {
         /// argv, no shell; `command[0]` is an absolute path.
         command: Vec<String>,
     },
+    /// keepalived's `track_process`: how many running processes match.
+    Process {
+        /// The kernel's name for it (`comm`) or its `argv[0]`'s file name.
+        name: String,
+        /// A piece of the command line (after `argv[0]`) it must contain.
+        args: Option<String>,
+        /// At least this many (default 1) and, if set, at most `max`.
+        min: u32,
+        max: Option<u32>,
+    },
 }
 
 /// One `[[instance.track_file]]` (keepalived's `track_file`): the number in the file times `weight` is

@@ -50,7 +50,7 @@ fn render_table(id: &str) -> Result<String, String> {
         }
         s.push_str("| Kind | Key | Type | Default | Range / rule | Meaning |\n");
         s.push_str("|---|---|---|---|---|---|\n");
-        for kind in ["icmp", "tcp", "http", "exec"] {
+        for kind in ["icmp", "tcp", "http", "exec", "process"] {
             for key in table.keys.iter().filter(|k| k.kinds.contains(&kind)) {
                 s.push_str(&row([vec![format!("`{kind}`")], key_cells(key)].concat()));
             }

@@ -2,7 +2,8 @@
 //! loop), the witness, and the track files ([`track_file`]).
 //!
 //! Owns: starting and stopping the check tasks ([`spawn`], [`TaskSet`]), one attempt of a check
-//! ([`run_once`], each kind in its own file: `tcp.rs`, `http.rs`, `exec.rs`, `icmp.rs`), rise/fall counting
+//! ([`run_once`], each kind in its own file: `tcp.rs`, `http.rs`, `exec.rs`, `icmp.rs`,
+//! `process.rs`), rise/fall counting
 //! ([`RiseFall`]), what the daemon keeps per check for `status` ([`CheckState`]), and turning check
 //! health into what the VRRP core understands ([`evaluate`]: a fault reason and an effective priority).
 //! Nothing here can delay the protocol loop: every check runs in its own task, every attempt is bounded
@@ -16,6 +17,7 @@
 mod exec;
 mod http;
 mod icmp;
+mod process;
 mod tcp;
 mod tls;
 pub mod track_file;
@@ -186,6 +188,23 @@ pub fn describe(kind: &CheckKind) -> String {
         CheckKind::Tcp { target } => format!("tcp {target}"),
         CheckKind::Http { url, .. } => format!("http {url}"),
         CheckKind::Exec { command } => format!("exec {}", command.join(" ")),
+        CheckKind::Process {
+            name,
+            args,
+            min,
+            max,
+        } => {
+            let args = args
+                .as_ref()
+                .map(|a| format!(" \"{a}\""))
+                .unwrap_or_default();
+            let bounds = match max {
+                Some(m) if m == min => format!("{min}"),
+                Some(m) => format!("{min}-{m}"),
+                None => format!("{min}+"),
+            };
+            format!("process {name}{args} x{bounds}")
+        }
     }
 }
 
@@ -416,6 +435,28 @@ pub async fn run_once(kind: &CheckKind, timeout: Duration) -> Result<(), String>
             expect_body,
             tls,
         } => http::check(url, *expect_status, expect_body.as_deref(), tls, timeout).await,
+        // A walk of /proc: off the runtime's thread, bounded like any attempt.
+        CheckKind::Process {
+            name,
+            args,
+            min,
+            max,
+        } => {
+            let (name, args, min, max) = (name.clone(), args.clone(), *min, *max);
+            let walk = tokio::task::spawn_blocking(move || {
+                process::check(process::Want {
+                    name: &name,
+                    args: args.as_deref(),
+                    min,
+                    max,
+                })
+            });
+            bounded(timeout, "read /proc".into(), async move {
+                walk.await
+                    .map_err(|e| format!("the /proc walk failed: {e}"))?
+            })
+            .await
+        }
     }
 }
 

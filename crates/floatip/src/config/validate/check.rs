@@ -45,7 +45,7 @@ pub(super) fn validate_check(
     let label = name.clone().unwrap_or_else(|| "this check".into());
 
     // Which optional keys each kind takes; the rest are errors (a key that silently does nothing misleads).
-    let present: [(&str, Option<Range<usize>>); 8] = [
+    let present: [(&str, Option<Range<usize>>); 12] = [
         ("target", raw.target.as_ref().map(|v| v.span())),
         ("url", raw.url.as_ref().map(|v| v.span())),
         (
@@ -54,6 +54,10 @@ pub(super) fn validate_check(
         ),
         ("expect_body", raw.expect_body.as_ref().map(|v| v.span())),
         ("command", raw.command.as_ref().map(|v| v.span())),
+        ("process", raw.process.as_ref().map(|v| v.span())),
+        ("args", raw.args.as_ref().map(|v| v.span())),
+        ("min", raw.min.as_ref().map(|v| v.span())),
+        ("max", raw.max.as_ref().map(|v| v.span())),
         ("ca_file", raw.ca_file.as_ref().map(|v| v.span())),
         (
             "tls_server_name",
@@ -70,6 +74,7 @@ pub(super) fn validate_check(
         Some("tcp") => "a tcp check takes target = \"127.0.0.1:445\"",
         Some("http") => "an http check takes url = \"http://127.0.0.1:8080/health\" (or https://), and optionally expect_status, expect_body, and for https ca_file, tls_server_name, insecure_skip_verify",
         Some("exec") => "an exec check takes command = [\"/usr/local/bin/check-nfs\", \"--quick\"]",
+        Some("process") => "a process check takes process = \"smbd\", and optionally args, min, max",
         _ => "",
     };
     let allowed = keys::check_kind_keys(kind_name.unwrap_or_default());
@@ -94,7 +99,7 @@ pub(super) fn validate_check(
                 table.clone(),
                 "kind",
                 &format!("check {label}"),
-                "kind = \"tcp\" (one of icmp, tcp, http, exec)",
+                "kind = \"tcp\" (one of icmp, tcp, http, exec, process)",
             );
             None
         }
@@ -211,11 +216,12 @@ pub(super) fn validate_check(
                 .argv(c, "command")
                 .map(|command| CheckKind::Exec { command }),
         },
+        (Some(_), Some("process")) => process_kind(cx, raw, table.clone(), &label),
         (Some(k), Some(other)) => {
             cx.at(
                 k.span(),
                 format!("check {label}: kind \"{other}\" is not a check kind"),
-                "kind is one of \"icmp\" (ping target), \"tcp\" (connect to target), \"http\" (GET url), \"exec\" (run command)",
+                "kind is one of \"icmp\" (ping target), \"tcp\" (connect to target), \"http\" (GET url), \"exec\" (run command), \"process\" (count running processes)",
             );
             None
         }
@@ -374,4 +380,87 @@ fn validate_tls(
         }
     }
     ok.then_some(tls)
+}
+
+/// `kind = "process"`: `process` (required, not empty), `args` (not empty), `min` and `max`.
+fn process_kind(
+    cx: &mut Cx<'_>,
+    raw: &RawCheck,
+    table: Range<usize>,
+    label: &str,
+) -> Option<CheckKind> {
+    let name = match &raw.process {
+        None => {
+            cx.missing(
+                table,
+                "process",
+                &format!("process check {label}"),
+                "process = \"smbd\"",
+            );
+            None
+        }
+        Some(p) if p.get_ref().trim().is_empty() || p.get_ref().contains('/') => {
+            cx.at(
+                p.span(),
+                format!(
+                    "check {label}: process \"{}\" is not a process name",
+                    p.get_ref()
+                ),
+                "give the name `ps -e` shows (e.g. process = \"smbd\"), without a path",
+            );
+            None
+        }
+        Some(p) => Some(p.get_ref().clone()),
+    };
+    let args = match &raw.args {
+        Some(a) if a.get_ref().is_empty() => {
+            cx.at(
+                a.span(),
+                "args is empty, so it matches every command line",
+                "give a piece of the command line, e.g. args = \"--foreground\", or remove the key",
+            );
+            None
+        }
+        other => Some(other.as_ref().map(|a| a.get_ref().clone())),
+    };
+    let min = match &raw.min {
+        None => Some(1),
+        Some(m) => cx
+            .int_in(
+                m,
+                "min",
+                0..=65535,
+                "min is how many matching processes at least, 0-65535",
+            )
+            .map(|m| m as u32),
+    };
+    let max = match &raw.max {
+        None => Some(None),
+        Some(m) => cx
+            .int_in(
+                m,
+                "max",
+                0..=65535,
+                "max is how many matching processes at most, 0-65535",
+            )
+            .and_then(|v| match min {
+                Some(lo) if (v as u32) < lo => {
+                    cx.at(
+                        m.span(),
+                        format!(
+                            "check {label}: max {v} is below min {lo}, so it can never be healthy"
+                        ),
+                        "set max at least min, or remove one of them",
+                    );
+                    None
+                }
+                _ => Some(Some(v as u32)),
+            }),
+    };
+    Some(CheckKind::Process {
+        name: name?,
+        args: args?,
+        min: min?,
+        max: max?,
+    })
 }
