@@ -25,8 +25,9 @@ use tracing_subscriber::{EnvFilter, Layer};
 // ---------------------------------------------------------------------------------------------------
 
 /// Log format for `run` (`--log-format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    #[default]
     Text,
     Json,
 }

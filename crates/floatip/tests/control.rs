@@ -533,6 +533,20 @@ fn render_shows_the_key_lines() {
     assert!(render(&[missing]).contains("192.0.2.97/24 MISSING"));
 }
 
+/// On a master no backup advertises: `speakers: none heard` is normal there and says so; on a
+/// backup it is the symptom of a firewall or a VRID mismatch.
+#[test]
+fn render_says_silent_backups_are_normal_on_a_master() {
+    let mut master = sample_status();
+    master.speakers.clear();
+    assert!(render(&[master.clone()]).contains(
+        "  speakers:  none heard (as it should be on a master: backups send no adverts)"
+    ));
+    master.state = "BACKUP".into();
+    let out = render(&[master]);
+    assert!(out.contains("  speakers:  none heard\n"), "{out}");
+}
+
 #[test]
 fn render_shows_an_etcd_instance_by_its_lease_and_owner_not_the_wire() {
     use floatip::control::status::{EtcdCandidate, EtcdStatus};

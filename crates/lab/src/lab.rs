@@ -372,6 +372,15 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Keeps the lab's folder (configs and logs) when it is dropped, as `FLOATIP_LAB_KEEP=1` does:
+    /// for a failure whose message points a person at the logs. Returns the folder.
+    pub fn keep_logs(&mut self) -> &Path {
+        self.keep = true;
+        &self.shared.dir
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         let panicking = std::thread::panicking();

@@ -1,6 +1,7 @@
-//! `floatip demo`: the seed's file server, failing over live between two hosts in network namespaces.
+//! `floatip demo`: a file server's service address, failing over live between two hosts in network
+//! namespaces.
 //!
-//! A switch, two file servers named after the seed's (araman, eldamar) and a client, all in namespaces
+//! A switch, two file servers (araman and eldamar) and a client, all in namespaces
 //! this run creates and removes (also on Ctrl-C). Both run this very binary as a daemon; the client
 //! pings the service IP every 2 ms, so the gap it sees is what a user would feel.
 
@@ -72,7 +73,7 @@ pub fn run() -> Result<ExitCode> {
 fn demo(show: &Show, exe: &Path) -> Result<()> {
     let b = show.paint(BOLD);
     let r = show.paint(RESET);
-    println!("{b}floatip demo{r}: the seed's file server, failing over live between two hosts\n");
+    println!("{b}floatip demo{r}: a file server's address, failing over live between two hosts\n");
     let mut lab = Lab::new("fipdemo")?;
     let araman = lab.add_host("araman", "192.0.2.253/24", None)?;
     let eldamar = lab.add_host("eldamar", "192.0.2.254/24", None)?;
@@ -120,7 +121,7 @@ fn demo(show: &Show, exe: &Path) -> Result<()> {
     if !pinger.wait_replies(50, Duration::from_secs(5)) {
         bail!(
             "the client gets no replies from {VIP}; see the logs in {}",
-            lab.dir().display()
+            lab.keep_logs().display()
         );
     }
     show.step(&format!(
@@ -171,7 +172,7 @@ fn demo(show: &Show, exe: &Path) -> Result<()> {
         if Instant::now() > deadline {
             bail!(
                 "araman did not take {VIP} back within 10 s; logs in {}",
-                lab.dir().display()
+                lab.keep_logs().display()
             );
         }
         pause(Duration::from_millis(20))?;
@@ -217,10 +218,11 @@ fn demo(show: &Show, exe: &Path) -> Result<()> {
         "  planned stop      {:>9}   (keepalived here: ~0.6 s)",
         ms(gap_stop)
     );
-    println!(
-        "  logs: {}  (set FLOATIP_LAB_KEEP=1 to keep them)",
-        lab.dir().display()
-    );
+    if std::env::var("FLOATIP_LAB_KEEP").is_ok_and(|v| v == "1") {
+        println!("  logs: kept in {}", lab.dir().display());
+    } else {
+        println!("  logs: removed with the lab (FLOATIP_LAB_KEEP=1 keeps them)");
+    }
     drop(daemons);
     drop(lab);
     Ok(())

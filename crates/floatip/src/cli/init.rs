@@ -156,6 +156,8 @@ pub struct Plan {
     pub vip: Vip,
     pub vrid: VridChoice,
     pub heard: String,
+    /// Where the file goes (`--output`).
+    pub output: std::path::PathBuf,
     /// The other host of the pair (`vrid.pair_heard`) speaks VRRPv2: so does this one.
     pub pair_v2: bool,
     pub secondary: bool,
@@ -203,7 +205,11 @@ pub fn render(plan: &Plan) -> String {
         plan.vip
     );
     let _ = writeln!(s, "# On the other host, run:   {}", mirror_command(plan));
-    s.push_str("# Check it without touching the network:   floatip check --config PATH\n");
+    let _ = writeln!(
+        s,
+        "# Check it without touching the network:   floatip check --config {}",
+        plan.output.display()
+    );
     s.push_str("# Then start floatip on both hosts (`systemctl enable --now floatip`, or `floatip run`).\n");
     s.push_str(
         "# Every key, and the optional ones (checks, hooks, announcements): docs/config.md.\n\n",
@@ -420,6 +426,7 @@ pub async fn run(args: InitArgs) -> Result<ExitCode> {
         vip,
         vrid: choice,
         heard: summary,
+        output: args.output.clone(),
         pair_v2,
         secondary: args.secondary,
         peer: args.peer,
@@ -524,6 +531,7 @@ mod tests {
                 why: "nobody was heard on VRID 51".into(),
             },
             heard: "heard no VRRP adverts in 3s".into(),
+            output: "/etc/floatip/floatip.toml".into(),
             pair_v2: false,
             secondary,
             peer: peer.map(|p| p.parse().unwrap()),
@@ -550,6 +558,10 @@ mod tests {
         p.pair_v2 = true;
         let text = render(&p);
         assert!(text.contains("(192.0.2.2) speaks VRRPv2"), "{text}");
+        assert!(
+            text.contains("floatip check --config /etc/floatip/floatip.toml"),
+            "the file names itself: {text}"
+        );
         let cfg = config::parse(&text, std::path::Path::new("f.toml")).unwrap();
         assert_eq!(cfg.instances[0].version, vrrp::Version::V2);
         assert_eq!(

@@ -128,7 +128,8 @@ pub async fn up(
         };
         eprintln!(
             "floatip: {addr} is answered by {} ({host}); not adding it. Take it off that host \
-             first (`floatip down {addr}/{prefix_len} --dev IF` there), then try again",
+             first, then try again: if floatip manages it there, `floatip release NAME` there (a \
+             planned move); if it was added by hand, `floatip down {addr}/{prefix_len} --dev IF` there",
             format_mac(&mac)
         );
         return Ok(ExitCode::FAILURE);

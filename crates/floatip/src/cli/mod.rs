@@ -43,9 +43,9 @@ pub struct Cli {
     #[arg(long, global = true, env = "FLOATIP_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
-    /// Log format for `run`: "text" (default) or "json".
-    #[arg(long, global = true, default_value = "text", value_name = "FORMAT")]
-    pub log_format: LogFormat,
+    /// Log format for `run`: "text" (default) or "json" (also `floatip run --log-format`).
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -66,6 +66,9 @@ pub enum Command {
     Run {
         #[arg(long, short, default_value = config::DEFAULT_PATH, value_name = "PATH")]
         config: PathBuf,
+        /// Log format: "text" (default) or "json", for log shippers.
+        #[arg(long, value_name = "FORMAT")]
+        log_format: Option<LogFormat>,
     },
     /// Validate a configuration file and explain every error; touches nothing.
     Check {
@@ -271,7 +274,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             block_on(manual::down(addr, len, &dev, &socket))
         }
         Command::Check { config } => check::check(&config),
-        Command::Run { config } => {
+        Command::Run { config, log_format } => {
+            let log_format = log_format.or(cli.log_format).unwrap_or_default();
             let mut cfg = match config::load(&config) {
                 Ok(cfg) => cfg,
                 Err(err) => {
@@ -283,9 +287,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // Before any thread (the runtime's) and before the daemon's own logging: see crate::guard.
             let level = cfg.daemon.log_level.clone();
             let guard = crate::guard::Guard::start(|| {
-                crate::service::init_logging(cli.log_format, level.as_deref());
+                crate::service::init_logging(log_format, level.as_deref());
             })?;
-            crate::service::init_logging(cli.log_format, cfg.daemon.log_level.as_deref());
+            crate::service::init_logging(log_format, cfg.daemon.log_level.as_deref());
             if let Some(socket) = cli.socket {
                 cfg.daemon.socket = socket;
             }
@@ -399,4 +403,28 @@ fn block_on<T>(fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         .build()
         .context("cannot start the async runtime")?
         .block_on(fut)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::{Cli, Command};
+    use crate::service::LogFormat;
+
+    #[test]
+    fn log_format_belongs_to_run_only() {
+        let before = Cli::try_parse_from(["floatip", "--log-format", "json", "run"]).unwrap();
+        assert_eq!(before.log_format, Some(LogFormat::Json));
+        let after = Cli::try_parse_from(["floatip", "run", "--log-format", "json"]).unwrap();
+        assert!(matches!(
+            after.command,
+            Command::Run {
+                log_format: Some(LogFormat::Json),
+                ..
+            }
+        ));
+        // Not an option of the other commands (it did nothing there).
+        assert!(Cli::try_parse_from(["floatip", "status", "--log-format", "json"]).is_err());
+    }
 }

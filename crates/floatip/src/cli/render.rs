@@ -264,7 +264,12 @@ fn render_wire(out: &mut String, st: &InstanceStatus) {
     };
     line(out, "master", &master);
     if st.speakers.is_empty() {
-        line(out, "speakers", "none heard");
+        let why = if st.state == "MASTER" {
+            "none heard (as it should be on a master: backups send no adverts)"
+        } else {
+            "none heard"
+        };
+        line(out, "speakers", why);
     }
     for (i, s) in st.speakers.iter().enumerate() {
         let mut text = format!(
