@@ -24,7 +24,7 @@ fn flush_for(name: &str, flushed: Duration) {
     }
     let (lab, h1, h2) = two_hosts(name);
     let n1 = Node::start(&lab, &h1, &[Instance::v4(150).interval("1s")]);
-    let _n2 = Node::start(&lab, &h2, &[Instance::v4(100).interval("1s")]);
+    let n2 = Node::start(&lab, &h2, &[Instance::v4(100).interval("1s")]);
     let hosts = [&h1, &h2];
     wait_sole_owner(&hosts, &h1, VIP4, SETTLE);
     let w1 = AddrWatch::start(&h1, VIP4).expect("watch h1");
@@ -48,9 +48,10 @@ fn flush_for(name: &str, flushed: Duration) {
     let own = ownership(&[t1.clone(), t2.clone()], t1.since, unix_now(), false);
     assert!(
         own.shared.is_empty(),
-        "two owners during {:?}\n{t1:?}\n{t2:?}\nh1 log:\n{}",
+        "two owners during {:?}\n{t1:?}\n{t2:?}\nh1 log:\n{}\nh2 log:\n{}",
         own.shared,
-        n1.log()
+        n1.log(),
+        n2.log()
     );
 }
 

@@ -116,6 +116,21 @@ impl ClaimProbe {
 impl Daemon {
     /// Rounds that ended: another one while anyone answered, else the claim or restore goes ahead.
     pub(super) fn probe_rounds(&mut self, now: Instant) {
+        // Answers the watch's task has not handed over yet count for the round that ends now: a
+        // round lasts 4 ms, and that task runs late on a loaded host (a restore was seen to put the
+        // VIP back next to a host that still answered, whose answer was still queued).
+        let mut ended: Vec<u32> = self
+            .instances
+            .iter()
+            .filter(|r| r.probe.as_ref().is_some_and(|p| p.round_ends <= now))
+            .map(|r| r.link.index)
+            .collect();
+        ended.dedup();
+        for index in ended {
+            for s in self.kernel.queued_sightings(index) {
+                self.on_sighting(now, s);
+            }
+        }
         for rt in &mut self.instances {
             let Some(p) = rt.probe.as_mut() else {
                 continue;

@@ -103,6 +103,11 @@ pub trait Kernel {
         addr: IpAddr,
         wait: Duration,
     ) -> Result<Option<[u8; 6]>>;
+    /// The sightings on the interface's ARP/ND watches that are queued but not yet reported (the
+    /// watch's task may run late under load): a probe round that ends counts them too.
+    fn queued_sightings(&mut self, _index: u32) -> Vec<Sighting> {
+        Vec::new()
+    }
     /// Reports every ARP/NA on the interface that claims an address from a MAC other than ours.
     fn watch_conflicts(
         &mut self,
@@ -142,8 +147,8 @@ pub struct Host {
     refresher: Option<Refresher>,
     /// Keeps the notifications of our own refreshes away from the monitor.
     monitor_filter: Option<MonitorFilter>,
-    /// The ARP/ND watch tasks, by interface (ended when the interface goes).
-    watches: HashMap<u32, Vec<JoinHandle<()>>>,
+    /// The ARP/ND watch tasks and their sockets, by interface (ended when the interface goes).
+    watches: HashMap<u32, Vec<(JoinHandle<()>, Arc<ConflictWatch>)>>,
 }
 
 impl Host {
@@ -181,7 +186,7 @@ impl Kernel for Host {
     }
 
     fn forget_link(&mut self, index: u32) {
-        for task in self.watches.remove(&index).unwrap_or_default() {
+        for (task, _) in self.watches.remove(&index).unwrap_or_default() {
             task.abort();
         }
     }
@@ -303,10 +308,24 @@ impl Kernel for Host {
         v6: bool,
         tx: mpsc::Sender<Sighting>,
     ) -> Result<()> {
-        let watch = ConflictWatch::open(index, mac, v6).context("ARP/ND watch")?;
-        let task = spawn_conflict_watch(index, watch, tx);
-        self.watches.entry(index).or_default().push(task);
+        let watch = Arc::new(ConflictWatch::open(index, mac, v6).context("ARP/ND watch")?);
+        let task = spawn_conflict_watch(index, watch.clone(), tx);
+        self.watches.entry(index).or_default().push((task, watch));
         Ok(())
+    }
+
+    fn queued_sightings(&mut self, index: u32) -> Vec<Sighting> {
+        self.watches
+            .get(&index)
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, w)| w.drain())
+            .map(|(addr, holder)| Sighting {
+                ifindex: index,
+                addr,
+                holder,
+            })
+            .collect()
     }
 }
 
@@ -339,7 +358,7 @@ impl Announce for Announcer {
 /// Passive: every ARP/NA on the interface that claims an address from a MAC other than ours.
 fn spawn_conflict_watch(
     ifindex: u32,
-    watch: ConflictWatch,
+    watch: Arc<ConflictWatch>,
     tx: mpsc::Sender<Sighting>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {

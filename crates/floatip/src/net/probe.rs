@@ -209,6 +209,23 @@ impl ConflictWatch {
     }
 }
 
+impl ConflictWatch {
+    /// The conflict candidates already queued on the socket, without waiting: for a caller that
+    /// must not miss an answer the watch's own task has not read yet (it may run late under load).
+    pub fn drain(&self) -> Vec<(IpAddr, [u8; 6])> {
+        let mut buf = [0u8; 2048];
+        let mut out = Vec::new();
+        loop {
+            match self.fd.get_ref().try_recv(&mut buf) {
+                Ok((_, pkttype)) if pkttype == PACKET_OUTGOING => {}
+                Ok((n, _)) => out.extend(classify(&buf[..n], self.mac)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return out,
+            }
+        }
+    }
+}
+
 /// Pure part of [`ConflictWatch::next`]: what (address, MAC) claim does this frame make, if any, from
 /// a MAC other than `ours`?
 pub fn classify(frame: &[u8], ours: [u8; 6]) -> Option<(IpAddr, [u8; 6])> {
