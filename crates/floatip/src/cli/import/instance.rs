@@ -31,7 +31,19 @@ const SAME: &[&str] = &[
     "timer_expired_backup",
 ];
 
-pub(super) fn instance(cx: &mut Ctx, node: &Node, out: &mut Out) -> Result<(), ImportError> {
+/// One mapped instance, written once the rules across instances ([`super::map`]) have run.
+pub(super) struct Mapped {
+    pub node: Node,
+    pub kname: String,
+    pub inst: Inst,
+    pub interface: String,
+    pub vrid: u8,
+    pub v6: bool,
+    pub peers: Vec<IpAddr>,
+}
+
+/// The instance `node`, or `None` when keepalived ignores it (a second definition of a name).
+pub(super) fn instance(cx: &mut Ctx, node: &Node) -> Result<Option<Mapped>, ImportError> {
     let kname = node.arg(0).ok_or_else(|| {
         ImportError::at(
             &node.pos,
@@ -39,6 +51,21 @@ pub(super) fn instance(cx: &mut Ctx, node: &Node, out: &mut Out) -> Result<(), I
             "write vrrp_instance NAME { ... }",
         )
     })?;
+    if let Some(first) = cx.instance_pos.get(kname) {
+        // keepalived -t: "vrrp instance C already defined"; it runs the first one.
+        let text = format!(
+            "vrrp instance {kname} already defined (at {first}): keepalived ignores this second definition, and so does this import"
+        );
+        cx.notes.push(Note {
+            pos: node.pos.clone(),
+            text: flat(&text),
+            needs_person: false,
+        });
+        cx.dropped
+            .push(format!("# note ({}): {}", node.pos, flat(&text)));
+        return Ok(None);
+    }
+    cx.instance_pos.insert(kname.to_string(), node.pos.clone());
     let name = cx.unique_name(kname, &node.pos);
     cx.instance_names.insert(kname.to_string(), name.clone());
     let mut inst = Inst::new(name.clone());
@@ -114,7 +141,8 @@ pub(super) fn instance(cx: &mut Ctx, node: &Node, out: &mut Out) -> Result<(), I
     let (family, other): (Vec<_>, Vec<_>) =
         addrs.into_iter().partition(|(v, _)| v.addr.is_ipv6() == v6);
     for (v, pos) in &other {
-        inst.needs(cx, pos, format!("{v}: a floatip instance holds one address family; add a second [[instance]] (its own vrid) for it"));
+        // keepalived -t: "(VI_1): address family must match VRRP instance [2001:db8::51/64] - ignoring".
+        inst.note(cx, pos, format!("{v}: keepalived ignores an address of the other family than the instance's first (\"address family must match VRRP instance [{v}] - ignoring\"), and so does this import; to move it, add an [[instance]] of its own"));
     }
     if let Some(block) = find("virtual_ipaddress_excluded") {
         for a in block.children() {
@@ -147,6 +175,8 @@ pub(super) fn instance(cx: &mut Ctx, node: &Node, out: &mut Out) -> Result<(), I
         find("version").map_or(&node.pos, |n| &n.pos),
         if find("version").is_some() {
             "version"
+        } else if v6 {
+            "IPv6: keepalived speaks VRRPv3 for it"
         } else if cx.vrrp_version == 3 {
             "global vrrp_version"
         } else {
@@ -181,13 +211,27 @@ pub(super) fn instance(cx: &mut Ctx, node: &Node, out: &mut Out) -> Result<(), I
         inst.line("advert_interval", q(&shown), pos, "advert_int");
     }
 
-    let nopreempt = find("nopreempt");
+    // keepalived: `state MASTER` anywhere in the block wins over `state BACKUP`.
+    let state_master = kids
+        .iter()
+        .any(|n| n.keyword() == "state" && n.arg(0) == Some("MASTER"));
+    let mut nopreempt = find("nopreempt");
     if let Some(n) = nopreempt {
-        inst.line("preempt", "false".into(), &n.pos, "nopreempt");
+        if priority == 255 {
+            inst.note(cx, &n.pos, "nopreempt with priority 255: keepalived resets it (\"nopreempt is incompatible with priority 255. resetting nopreempt\"): an address owner always preempts; imported with preempt, as keepalived runs it");
+            nopreempt = None;
+        } else if state_master {
+            inst.note(cx, &n.pos, "nopreempt with state MASTER: keepalived clears it (\"Warning - nopreempt will not work with initial state MASTER - clearing\") and preempts; imported with preempt, as keepalived runs it. To stop preempting, use state BACKUP with nopreempt on every host");
+            nopreempt = None;
+        } else {
+            inst.line("preempt", "false".into(), &n.pos, "nopreempt");
+        }
     }
     if let Some(n) = find("preempt_delay") {
         let d = seconds(n, 0)?;
-        if nopreempt.is_some() {
+        if state_master {
+            inst.note(cx, &n.pos, "preempt_delay with state MASTER: keepalived clears it (\"Warning - preempt delay will not work with initial state MASTER - clearing\"); left out, as keepalived runs it");
+        } else if nopreempt.is_some() {
             inst.note(cx, &n.pos, "preempt_delay with nopreempt does nothing in keepalived; left out (floatip refuses the pair)");
         } else {
             inst.line(
@@ -198,23 +242,25 @@ pub(super) fn instance(cx: &mut Ctx, node: &Node, out: &mut Out) -> Result<(), I
             );
         }
     }
-    if !family.is_empty() {
-        let list: Vec<String> = family.iter().map(|(v, _)| q(&v.to_string())).collect();
-        inst.line(
-            "addresses",
-            format!("[{}]", list.join(", ")),
-            &family[0].1,
-            "virtual_ipaddress",
-        );
-    } else {
-        inst.needs(cx, &node.pos, "no virtual_ipaddress: a floatip instance moves at least one address; the instance is left commented out".to_string());
+    // Written with the instance: the rules across instances may still take some out.
+    inst.addresses_at = inst.lines.len();
+    if family.is_empty() {
+        // keepalived -t: "(NAME) No VIP specified; at least one is sensible".
+        inst.needs(cx, &node.pos, "no virtual_ipaddress: keepalived runs an instance without addresses (\"No VIP specified; at least one is sensible\"), a floatip instance moves at least one address; the instance is left commented out".to_string());
         inst.disabled = true;
     }
+    inst.addresses = family;
+    let mut peer_addrs: Vec<IpAddr> = Vec::new();
     if let Some(block) = find("unicast_peer") {
         let mut peers = Vec::new();
         for p in block.children() {
             match p.keyword().parse::<IpAddr>() {
-                Ok(a) if a.is_ipv6() == v6 => peers.push(q(&a.to_string())),
+                Ok(a) if a.is_ipv6() == v6 => {
+                    if !peer_addrs.contains(&a) {
+                        peer_addrs.push(a);
+                        peers.push(q(&a.to_string()));
+                    }
+                }
                 Ok(a) => inst.needs(
                     cx,
                     &p.pos,
@@ -272,6 +318,17 @@ pub(super) fn instance(cx: &mut Ctx, node: &Node, out: &mut Out) -> Result<(), I
             inst.line("vmac_interface", q(ifname), &n.pos, "use_vmac NAME");
         }
     }
+    // keepalived drops the weights of what an address owner or a sync group member tracks.
+    cx.weightless = if priority == 255 {
+        Some("an address owner (priority 255): keepalived clears it".to_string())
+    } else {
+        match cx.sync_member.get(kname) {
+            Some((group, false)) => Some(format!(
+                "sync group {group}: keepalived ignores it (\"... due to SYNC group\")"
+            )),
+            _ => None,
+        }
+    };
     super::track::interfaces(cx, find("track_interface"), &interface, &mut inst);
     super::track::scripts(cx, find("track_script"), &mut inst);
     super::track::files(cx, find("track_file"), &mut inst);
@@ -312,6 +369,7 @@ pub(super) fn instance(cx: &mut Ctx, node: &Node, out: &mut Out) -> Result<(), I
         }
         let text = n.words.join(" ");
         match k {
+            "state" if state_master && n.arg(0) != Some("MASTER") => inst.note(cx, &n.pos, format!("{text}: keepalived ignores it, the block also says state MASTER")),
             "state" if n.arg(0) == Some("MASTER") && priority < 255 => inst.note(cx, &n.pos, "state MASTER: floatip starts every instance as BACKUP and claims once no better master is heard (priority 255 claims at once)"),
             "state" => inst.note(cx, &n.pos, format!("{text}: floatip starts every instance as BACKUP")),
             "smtp_alert" => inst.needs(cx, &n.pos, "smtp_alert: floatip sends no e-mail; a notify hook can (see docs/hooks.md)".into()),
@@ -323,8 +381,15 @@ pub(super) fn instance(cx: &mut Ctx, node: &Node, out: &mut Out) -> Result<(), I
             _ => inst.needs(cx, &n.pos, format!("{text}: no floatip equivalent; not imported")),
         }
     }
-    inst.write(node, kname, out);
-    Ok(())
+    Ok(Some(Mapped {
+        node: node.clone(),
+        kname: kname.to_string(),
+        inst,
+        interface,
+        vrid,
+        v6,
+        peers: peer_addrs,
+    }))
 }
 
 fn vip(
@@ -438,6 +503,9 @@ pub(super) struct Inst {
     pub checks: Vec<String>,
     pub track_files: Vec<String>,
     pub notify: Vec<String>,
+    /// The VIPs, written at `addresses_at` among `lines`.
+    pub addresses: Vec<(Vip, Pos)>,
+    pub addresses_at: usize,
     pub disabled: bool,
 }
 
@@ -453,6 +521,8 @@ impl Inst {
             checks: Vec::new(),
             track_files: Vec::new(),
             notify: Vec::new(),
+            addresses: Vec::new(),
+            addresses_at: 0,
             disabled: false,
         }
     }
@@ -485,8 +555,22 @@ impl Inst {
         });
     }
 
-    fn write(self, node: &Node, kname: &str, out: &mut Out) {
+    pub fn write(mut self, node: &Node, kname: &str, out: &mut Out) {
         let kname = flat(kname);
+        if let Some((_, pos)) = self.addresses.first() {
+            let list: Vec<String> = self
+                .addresses
+                .iter()
+                .map(|(v, _)| q(&v.to_string()))
+                .collect();
+            let line = format!(
+                "addresses = [{}]   # {}",
+                list.join(", "),
+                flat(&format!("virtual_ipaddress ({pos})"))
+            );
+            let at = self.addresses_at.min(self.lines.len());
+            self.lines.insert(at, line);
+        }
         let mut body = Vec::new();
         body.push("[[instance]]".to_string());
         body.push(format!(

@@ -23,11 +23,15 @@ pub struct Note {
 pub struct Imported {
     pub toml: String,
     pub notes: Vec<Note>,
+    /// Why `toml` must not be written, when it must not: it does not pass `floatip check` (no
+    /// instance floatip can run, or a fault of the import's own).
+    pub unwritable: Option<String>,
 }
 
 impl Imported {
+    /// The output behaves as the input, and passes `floatip check`.
     pub fn complete(&self) -> bool {
-        !self.notes.iter().any(|n| n.needs_person)
+        self.unwritable.is_none() && !self.notes.iter().any(|n| n.needs_person)
     }
 }
 
@@ -46,6 +50,15 @@ pub(super) struct Ctx<'a> {
     pub used_files: BTreeSet<String>,
     /// keepalived instance name -> floatip name.
     pub instance_names: HashMap<String, String>,
+    /// keepalived instance name -> where it is defined (a second definition is ignored, as keepalived does).
+    pub instance_pos: HashMap<String, Pos>,
+    /// Comments for the statements keepalived ignores altogether.
+    pub dropped: Vec<String>,
+    /// keepalived instance name -> its sync group, and whether that group keeps tracking weights
+    /// (`sync_group_tracking_weight`).
+    pub sync_member: HashMap<String, (String, bool)>,
+    /// While one instance is mapped: why keepalived ignores its tracking weights, if it does.
+    pub weightless: Option<String>,
     taken: BTreeSet<String>,
     pub exists: &'a dyn Fn(&Path) -> bool,
 }
@@ -232,6 +245,10 @@ pub fn map(
         used_scripts: BTreeSet::new(),
         used_files: BTreeSet::new(),
         instance_names: HashMap::new(),
+        instance_pos: HashMap::new(),
+        dropped: Vec::new(),
+        sync_member: HashMap::new(),
+        weightless: None,
         taken: BTreeSet::new(),
         exists,
     };
@@ -244,15 +261,17 @@ pub fn map(
             "track_file" | "vrrp_track_file" if n.block.is_some() && n.arg(0).is_some() => {
                 define(&mut cx, n, false)?
             }
+            "vrrp_sync_group" => members(&mut cx, n),
             _ => {}
         }
     }
     let mut body = String::new();
     let mut groups = Vec::new();
+    let mut instances = Vec::new();
     for n in nodes {
         match n.keyword() {
             "global_defs" | "vrrp_script" | "track_file" | "vrrp_track_file" => {}
-            "vrrp_instance" => super::instance::instance(&mut cx, n, &mut body)?,
+            "vrrp_instance" => instances.extend(super::instance::instance(&mut cx, n)?),
             "vrrp_sync_group" => groups.push(n),
             k => {
                 let (why, person) = match k {
@@ -273,8 +292,24 @@ pub fn map(
             }
         }
     }
+    let had_instances = !instances.is_empty();
+    across(&mut cx, &mut instances)?;
+    let enabled: BTreeSet<String> = instances
+        .iter()
+        .filter(|m| !m.inst.disabled)
+        .map(|m| m.kname.clone())
+        .collect();
+    for c in std::mem::take(&mut cx.dropped) {
+        body.push('\n');
+        body.push_str(&c);
+        body.push('\n');
+    }
+    for m in instances {
+        m.inst.write(&m.node, &m.kname, &mut body);
+    }
+    let mut grouped = BTreeSet::new();
     for g in groups {
-        sync_group(&mut cx, g, &mut body);
+        sync_group(&mut cx, g, &enabled, &mut grouped, &mut body);
     }
     for (name, def) in cx.scripts.clone() {
         if !cx.used_scripts.contains(&name) {
@@ -293,12 +328,17 @@ pub fn map(
     }
     out.push_str(&body);
     if !out.contains("\n[[instance]]") {
+        let text = if had_instances {
+            "no vrrp_instance that floatip can run (each one is left out, see above)"
+        } else {
+            "no vrrp_instance: nothing for floatip to run"
+        };
         cx.note(
             &Pos {
                 file: std::rc::Rc::from(Path::new(source)),
                 line: 0,
             },
-            "no vrrp_instance: nothing for floatip to run".into(),
+            text.into(),
             true,
         );
     }
@@ -307,6 +347,7 @@ pub fn map(
     Ok(Imported {
         toml: out,
         notes: cx.notes,
+        unwritable: None,
     })
 }
 
@@ -383,17 +424,122 @@ fn globals(cx: &mut Ctx, n: &Node, top: &mut String) -> Result<(), ImportError> 
     Ok(())
 }
 
-fn sync_group(cx: &mut Ctx, g: &Node, out: &mut Out) {
+/// Which instances a sync group holds, for the rules keepalived applies to its members' tracking
+/// weights (read before the instances are mapped). An instance already in a group stays there.
+fn members(cx: &mut Ctx, g: &Node) {
+    let name = g.arg(0).unwrap_or("group").to_string();
+    let keep_weights = g
+        .children()
+        .iter()
+        .any(|c| c.keyword() == "sync_group_tracking_weight");
+    for c in g.children().iter().filter(|c| c.keyword() == "group") {
+        for m in c.children().iter().flat_map(|m| m.words.iter()) {
+            cx.sync_member
+                .entry(m.clone())
+                .or_insert_with(|| (name.clone(), keep_weights));
+        }
+    }
+}
+
+/// The rules floatip checks across instances that keepalived does not (or checks otherwise): one
+/// virtual router per VRID, interface and family; one instance per address. What keepalived refuses
+/// is refused with keepalived's words; what it runs and floatip cannot is left out and said.
+fn across(cx: &mut Ctx, instances: &mut [super::instance::Mapped]) -> Result<(), ImportError> {
+    for i in 0..instances.len() {
+        let (before, rest) = instances.split_at_mut(i);
+        let m = &mut rest[0];
+        if m.inst.disabled {
+            continue;
+        }
+        for o in before.iter().filter(|o| !o.inst.disabled) {
+            if o.interface != m.interface || o.vrid != m.vrid || o.v6 != m.v6 {
+                continue;
+            }
+            let family = if m.v6 { 6 } else { 4 };
+            if o.peers.is_empty() && m.peers.is_empty() {
+                return Err(ImportError::at(
+                    &m.node.pos,
+                    format!(
+                        "{} and {} both use VRID {} with IPv{family} on interface {}",
+                        o.kname, m.kname, m.vrid, m.interface
+                    ),
+                    "keepalived refuses this too (keepalived -t says the same): give each instance on one interface its own virtual_router_id",
+                ));
+            }
+            if o.peers.iter().any(|p| m.peers.contains(p)) {
+                return Err(ImportError::at(
+                    &m.node.pos,
+                    format!(
+                        "({}) duplicate VRID conflict with {} VRID {}",
+                        o.kname, m.kname, m.vrid
+                    ),
+                    "keepalived refuses this too (keepalived -t says the same): two instances with one VRID on one interface need unicast peers of their own; give one its own virtual_router_id",
+                ));
+            }
+            let how = if o.peers.is_empty() || m.peers.is_empty() {
+                "one of them multicast, the other unicast"
+            } else {
+                "each with unicast peers of its own"
+            };
+            let text = format!("vrrp_instance {}: VRID {} on {} for IPv{family} is also vrrp_instance {}'s ({}), {how}; keepalived runs both, floatip runs one virtual router per VRID, interface and family, so this instance is left commented out: give it a virtual_router_id of its own on every host (keepalived's too), then uncomment it", m.kname, m.vrid, m.interface, o.kname, o.node.pos);
+            m.inst.needs(cx, &m.node.pos, text);
+            m.inst.disabled = true;
+            break;
+        }
+        if m.inst.disabled {
+            continue;
+        }
+        let mut kept = Vec::new();
+        for (vip, pos) in std::mem::take(&mut m.inst.addresses) {
+            let owner = before
+                .iter()
+                .filter(|o| !o.inst.disabled)
+                .find(|o| o.inst.addresses.iter().any(|(v, _)| v.addr == vip.addr));
+            match owner {
+                Some(o) => {
+                    let text = format!("{} is also in vrrp_instance {} ({}): keepalived runs both instances with it (two owners whenever they disagree), floatip keeps an address in one instance: it stays in {} only", vip.addr, o.kname, o.node.pos, o.kname);
+                    m.inst.needs(cx, &pos, text);
+                }
+                None => kept.push((vip, pos)),
+            }
+        }
+        if kept.is_empty() {
+            let text = format!("vrrp_instance {}: every address is another instance's; the instance is left commented out", m.kname);
+            m.inst.needs(cx, &m.node.pos, text);
+            m.inst.disabled = true;
+        }
+        m.inst.addresses = kept;
+    }
+    Ok(())
+}
+
+fn sync_group(
+    cx: &mut Ctx,
+    g: &Node,
+    enabled: &BTreeSet<String>,
+    grouped: &mut BTreeSet<String>,
+    out: &mut Out,
+) {
     let kname_raw = g.arg(0).unwrap_or("group");
     let kname = &flat(kname_raw);
     let mut members = Vec::new();
     let mut comments = Vec::new();
     for c in g.children() {
         match c.keyword() {
+            "sync_group_tracking_weight" => cx.note(&c.pos, format!("vrrp_sync_group {kname} sync_group_tracking_weight: the members' tracking weights are kept, as keepalived does with it"), false),
             "group" => {
                 for m in c.children().iter().flat_map(|m| m.words.iter()) {
                     match cx.instance_names.get(m) {
-                        Some(name) if !members.contains(name) => members.push(name.clone()),
+                        Some(_) if grouped.contains(m) && !members.contains(&cx.instance_names[m]) => {
+                            cx.note(&c.pos, format!("vrrp_sync_group {kname}: {m} is already in another sync group; keepalived leaves it there (\"Virtual router {m} cannot exist in more than one sync group\"), and so does this import"), false);
+                        }
+                        Some(_) if !enabled.contains(m) => {
+                            cx.note(&c.pos, format!("vrrp_sync_group {kname}: {m} is left commented out above, so it is no member here"), true);
+                        }
+                        Some(name) if !members.contains(name) => {
+                            grouped.insert(m.clone());
+                            members.push(name.clone());
+                        }
                         Some(_) => {}
                         None => {
                             cx.note(&c.pos, format!("vrrp_sync_group {kname}: no vrrp_instance {m} (keepalived ignores it too)"), false);

@@ -7,10 +7,16 @@
 //! - [`tree`]: words and `{ }` blocks.
 //! - [`map`], [`instance`], [`settings`], [`track`], [`script`]: keepalived's keywords to floatip's keys.
 //!
-//! Exit status: [`EXIT_COMPLETE`] (0) the output behaves as the input; [`EXIT_NEEDS_PERSON`] (3) it
-//! was written, but something in it needs a person (see stderr and the `NEEDS A PERSON` comments);
-//! [`EXIT_REFUSED`] (2) the input is one keepalived itself would refuse (file:line on stderr), nothing
-//! was written; 1 anything else (e.g. the output file exists).
+//! Every output goes through floatip's own config parser before it is written: what does not pass
+//! `floatip check` is never written (a key file not yet in place on this host is the one thing the
+//! parser finds that is said, needs a person, and does not stop the writing: it is the host's state).
+//!
+//! Exit status: [`EXIT_COMPLETE`] (0) the output behaves as the input and passes `floatip check`;
+//! [`EXIT_NEEDS_PERSON`] (3) something needs a person (see stderr): either the output was written,
+//! passes `floatip check` as it is, and says what in `NEEDS A PERSON` comments, or nothing was written
+//! (no instance floatip can run) and stderr says why; [`EXIT_REFUSED`] (2) the input has an error
+//! keepalived itself reports (file:line on stderr), nothing was written; 1 anything else (no such input
+//! file, the output file exists).
 
 mod glob;
 pub mod instance;
@@ -54,6 +60,7 @@ pub fn import_file(path: &Path, config_id: &str) -> Result<Imported, ImportError
         config_id,
         &script::is_executable,
     )
+    .map(|i| verify(i, path))
 }
 
 /// Imports `text` as if it were the file `path`; `exists` answers "is this program installed".
@@ -65,7 +72,47 @@ pub fn import_text(
 ) -> Result<Imported, ImportError> {
     let lines = reader::read_text(path, text, config_id)?;
     let nodes = tree::parse(&lines)?;
-    map::map(&nodes, &path.display().to_string(), config_id, exists)
+    map::map(&nodes, &path.display().to_string(), config_id, exists).map(|i| verify(i, path))
+}
+
+/// The output through floatip's own config parser: what does not pass it is marked unwritable. A key
+/// file is the host's state, not the file's: a key that is not in place yet (or a systemd credential,
+/// readable only inside the unit) is said, needs a person, and does not stop the writing.
+fn verify(mut imported: Imported, source: &Path) -> Imported {
+    let runnable = imported.toml.lines().any(|l| l == "[[instance]]");
+    let Err(e) = crate::config::parse(&imported.toml, Path::new("(the imported configuration)"))
+    else {
+        return imported;
+    };
+    if !runnable {
+        imported.unwritable = Some(
+            "no instance that floatip can run, so no floatip configuration (see above)".into(),
+        );
+        return imported;
+    }
+    let host_state = |p: &crate::config::Problem| {
+        p.what.contains("key file \"") && !p.what.contains("is not an absolute path")
+    };
+    if e.problems.iter().all(host_state) {
+        for p in &e.problems {
+            imported.notes.push(Note {
+                pos: reader::Pos {
+                    file: std::rc::Rc::from(source),
+                    line: 0,
+                },
+                text: map::flat(&format!(
+                    "floatip check on this host: {} ({}); the configuration is written as it should be, and passes floatip check once the key is in place",
+                    p.what, p.hint
+                )),
+                needs_person: true,
+            });
+        }
+        return imported;
+    }
+    imported.unwritable = Some(format!(
+        "the result does not pass floatip check (a fault of the import: please report it with the keepalived file):\n{e}"
+    ));
+    imported
 }
 
 /// The command.
@@ -78,12 +125,23 @@ pub fn run(
     let id = config_id.map_or_else(default_config_id, str::to_string);
     let imported = match import_file(file, &id) {
         Ok(i) => i,
+        // No position: the input itself could not be read (no such file, permissions).
+        Err(e) if e.pos.is_none() => {
+            eprintln!("floatip: {e}");
+            eprintln!("floatip: nothing was written");
+            return Ok(ExitCode::from(1));
+        }
         Err(e) => {
             eprintln!("{e}");
-            eprintln!("floatip: keepalived would refuse this configuration; nothing was written");
+            eprintln!("floatip: keepalived reports this as an error too (keepalived -t); nothing was written");
             return Ok(ExitCode::from(EXIT_REFUSED));
         }
     };
+    if let Some(why) = &imported.unwritable {
+        eprint!("{}", summary(&imported));
+        eprintln!("floatip: nothing was written: {why}");
+        return Ok(ExitCode::from(EXIT_NEEDS_PERSON));
+    }
     match output {
         Some(path) => {
             if path.exists() && !force {
@@ -121,7 +179,11 @@ pub fn summary(imported: &Imported) -> String {
             s.push_str(&format!("  {}: {}\n", n.pos, n.text));
         }
     }
-    if person.is_empty() {
+    if imported.unwritable.is_some() {
+        s.push_str(&format!(
+            "import NOT complete: nothing to write (exit status {EXIT_NEEDS_PERSON})\n"
+        ));
+    } else if person.is_empty() {
         s.push_str("import complete: the floatip configuration behaves as the keepalived one\n");
     } else {
         s.push_str(&format!(

@@ -72,7 +72,11 @@ const MAX_LINE_BYTES: usize = 64 * 1024;
 pub fn read(path: &Path, config_id: &str) -> Result<Vec<Line>, ImportError> {
     let text = std::fs::read(path).map_err(|e| ImportError {
         pos: None,
-        what: format!("cannot read {}: {e}", path.display()),
+        what: if e.kind() == std::io::ErrorKind::NotFound {
+            format!("no such file: {}", path.display())
+        } else {
+            format!("cannot read {}: {e}", path.display())
+        },
         hint: "pass the keepalived configuration file, e.g. floatip import keepalived /etc/keepalived/keepalived.conf".into(),
     })?;
     let mut reader = Reader::new(config_id);

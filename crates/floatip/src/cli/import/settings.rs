@@ -26,10 +26,34 @@ pub(super) fn auth(
                 .and_then(|c| c.arg(0))
         };
         match get("auth_type") {
+            Some("PASS") if version == 2 && get("auth_pass").is_none_or(str::is_empty) => inst.note(
+                cx,
+                &n.pos,
+                "authentication PASS without auth_pass: keepalived ignores it (\"Authentication specified but no password given. Ignoring\"); so does this import",
+            ),
             Some("PASS") if version == 2 => {
-                let pw: String = get("auth_pass").unwrap_or("").chars().take(8).collect();
+                let full = get("auth_pass").unwrap_or("");
+                // keepalived keeps the first 8 bytes; a character cut in two is not a string.
+                let mut cut = full.len().min(8);
+                while !full.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let pw = &full[..cut];
+                if full.len() > 8 {
+                    let at = n
+                        .children()
+                        .iter()
+                        .rev()
+                        .find(|c| c.keyword() == "auth_pass")
+                        .map_or(&n.pos, |c| &c.pos);
+                    if cut == 8 {
+                        inst.note(cx, at, format!("auth_pass is {} characters: keepalived cuts it to 8 (\"Truncating auth_pass to 8 characters\"); so does floatip (the password line holds the 8 that are sent)", full.len()));
+                    } else {
+                        inst.needs(cx, at, "auth_pass: keepalived cuts it to its first 8 bytes, which splits a non-ASCII character; floatip's password is text: give both hosts an ASCII password of at most 8 characters".into());
+                    }
+                }
                 inst.auth.push(format!("type = \"pass\"            # authentication {{ auth_type PASS }} ({})", n.pos));
-                inst.auth.push(format!("password = {}", q(&pw)));
+                inst.auth.push(format!("password = {}", q(pw)));
             }
             Some("PASS") => inst.note(cx, &n.pos, "authentication PASS with VRRPv3: keepalived ignores it (v3 has no authentication); so does this import"),
             Some("AH") => inst.needs(cx, &n.pos, "authentication AH (IPsec AH): floatip does not implement it; the pair cannot talk until both sides drop it or move to auth_hmac. Needs a person".into()),

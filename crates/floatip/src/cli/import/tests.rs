@@ -297,11 +297,15 @@ vrrp_instance VI_1 {
     ] {
         assert!(hmac.toml.contains(want), "{want} missing:\n{}", hmac.toml);
     }
+    assert!(hmac.unwritable.is_none(), "{:?}", hmac.unwritable);
+    let mapping: Vec<String> = person(&hmac)
+        .into_iter()
+        .filter(|p| !p.contains("floatip check on this host"))
+        .collect();
     assert_eq!(
-        person(&hmac).len(),
+        mapping.len(),
         1,
-        "a key written inline must be moved to a file: {:?}",
-        person(&hmac)
+        "a key written inline must be moved to a file: {mapping:?}"
     );
 }
 
@@ -358,5 +362,264 @@ fn an_hmac_key_from_a_systemd_credential_keeps_its_reference() {
         "{}",
         i.toml
     );
+    // Outside the unit floatip check cannot read the credential: written, and said.
+    assert!(i.unwritable.is_none(), "{:?}", i.unwritable);
+    assert_eq!(person(&i).len(), 1, "{:?}", person(&i));
+    assert!(
+        person(&i)[0].contains("CREDENTIALS_DIRECTORY"),
+        "{:?}",
+        person(&i)
+    );
+}
+
+fn notes(imported: &Imported) -> String {
+    imported
+        .notes
+        .iter()
+        .map(|n| format!("{}: {}\n", n.pos.line, n.text))
+        .collect()
+}
+
+#[test]
+fn nopreempt_with_state_master_preempts_as_keepalived_runs_it() {
+    // keepalived -t: "(A) Warning - nopreempt will not work with initial state MASTER - clearing",
+    // and the same for preempt_delay.
+    let i = import("vrrp_instance A {\n state MASTER\n nopreempt\n preempt_delay 30\n interface eth0\n virtual_router_id 5\n priority 150\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n");
     assert!(i.complete(), "{:?}", person(&i));
+    let inst = &valid(&i).instances[0];
+    assert!(inst.preempt, "{}", i.toml);
+    assert!(!i.toml.contains("preempt_delay ="), "{}", i.toml);
+    let n = notes(&i);
+    assert!(
+        n.contains("nopreempt will not work with initial state MASTER"),
+        "{n}"
+    );
+    assert!(
+        n.contains("preempt delay will not work with initial state MASTER"),
+        "{n}"
+    );
+    // With state BACKUP, nopreempt stays.
+    let b = import("vrrp_instance A {\n state BACKUP\n nopreempt\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\n");
+    assert!(!valid(&b).instances[0].preempt);
+}
+
+#[test]
+fn tracking_weights_in_a_sync_group_are_dropped_as_keepalived_does() {
+    let text = "\
+vrrp_script chk {
+    script \"/usr/bin/pidof haproxy\"
+    weight -20
+}
+vrrp_sync_group G {
+    group {
+        A
+        B
+    }
+}
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {
+        192.0.2.97/24
+    }
+    track_script {
+        chk
+    }
+    track_interface {
+        eth1 weight -10
+    }
+}
+vrrp_instance B {
+    interface eth0
+    virtual_router_id 52
+    virtual_ipaddress {
+        2001:db8::97/64
+    }
+}
+";
+    let i = import(text);
+    assert!(i.complete(), "{:?}", person(&i));
+    let cfg = valid(&i);
+    let a = &cfg.instances[0];
+    assert_eq!(a.checks.len(), 1, "{}", i.toml);
+    assert_eq!(
+        a.checks[0].weight, None,
+        "a failing script means FAULT, as in keepalived"
+    );
+    assert_eq!(a.track_interfaces, ["eth1"]);
+    let n = notes(&i);
+    assert!(n.contains("track_script chk: weight -20 of a script tracked by sync group G: keepalived ignores it (\"... due to SYNC group\")"), "{n}");
+    assert!(
+        n.contains(
+            "track_interface eth1 weight -10: the weight of an interface tracked by sync group G"
+        ),
+        "{n}"
+    );
+    // sync_group_tracking_weight keeps them.
+    let kept = import(&text.replace(
+        "    group {\n",
+        "    sync_group_tracking_weight\n    group {\n",
+    ));
+    let weights: Vec<(String, Option<i32>)> = valid(&kept).instances[0]
+        .checks
+        .iter()
+        .map(|c| (c.name.clone(), c.weight))
+        .collect();
+    assert_eq!(
+        weights,
+        [
+            ("link-eth1".to_string(), Some(-10)),
+            ("chk".to_string(), Some(-20))
+        ]
+    );
+}
+
+#[test]
+fn a_long_auth_pass_is_cut_to_8_and_said() {
+    let i = import("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n 192.0.2.5/24\n }\n authentication {\n auth_type PASS\n auth_pass 0123456789abc\n }\n}\n");
+    assert!(i.complete(), "{:?}", person(&i));
+    assert!(i.toml.contains("password = \"01234567\""), "{}", i.toml);
+    let n = notes(&i);
+    assert!(
+        n.contains("9: auth_pass is 13 characters")
+            && n.contains("Truncating auth_pass to 8 characters"),
+        "{n}"
+    );
+    assert!(
+        !n.contains("0123456789abc"),
+        "the password is not repeated on stderr: {n}"
+    );
+}
+
+const PAIR: &str = "vrrp_instance A {\n interface eth0\n virtual_router_id 51\n PEERS_A\n virtual_ipaddress {\n 192.0.2.50/24\n }\n}\nvrrp_instance B {\n interface eth0\n virtual_router_id 51\n PEERS_B\n virtual_ipaddress {\n ADDR_B\n }\n}\n";
+
+fn pair(a: &str, b: &str, addr_b: &str) -> String {
+    PAIR.replace("PEERS_A", a)
+        .replace("PEERS_B", b)
+        .replace("ADDR_B", addr_b)
+}
+
+#[test]
+fn one_vrid_twice_on_an_interface_is_refused_or_left_out_with_the_reason() {
+    let err = |text: &str| import_text(Path::new("/k.conf"), text, "h", &|_| false).unwrap_err();
+    // keepalived refuses both of these (keepalived -t says so, in these words).
+    let e = err(&pair("", "", "192.0.2.51/24"));
+    assert!(
+        e.what
+            .contains("A and B both use VRID 51 with IPv4 on interface eth0"),
+        "{e}"
+    );
+    assert_eq!(e.pos.unwrap().line, 9);
+    let e = err(&pair(
+        "unicast_peer {\n 192.0.2.2\n }",
+        "unicast_peer {\n 192.0.2.2\n }",
+        "192.0.2.51/24",
+    ));
+    assert!(
+        e.what
+            .contains("(A) duplicate VRID conflict with B VRID 51"),
+        "{e}"
+    );
+    // keepalived runs these two; floatip one: the second is left commented out, and said.
+    for (a, b) in [
+        (
+            "unicast_peer {\n 192.0.2.2\n }",
+            "unicast_peer {\n 192.0.2.3\n }",
+        ),
+        ("unicast_peer {\n 192.0.2.2\n }", ""),
+    ] {
+        let i = import(&pair(a, b, "192.0.2.51/24"));
+        assert!(!i.complete());
+        let cfg = valid(&i);
+        assert_eq!(cfg.instances.len(), 1, "{}", i.toml);
+        assert!(i.toml.contains("# name = \"b\""), "{}", i.toml);
+        assert!(
+            person(&i)[0].contains("also vrrp_instance A's"),
+            "{:?}",
+            person(&i)
+        );
+    }
+}
+
+#[test]
+fn an_address_in_two_instances_stays_in_the_first() {
+    let text = pair("", "", "192.0.2.50/24\n 192.0.2.52/24")
+        .replacen("virtual_router_id 51", "virtual_router_id 52", 2)
+        .replacen("virtual_router_id 52", "virtual_router_id 51", 1);
+    let i = import(&text);
+    let cfg = valid(&i);
+    let b: Vec<String> = cfg.instances[1]
+        .addresses
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    assert_eq!(b, ["192.0.2.52/24"]);
+    assert!(
+        person(&i)[0].contains("192.0.2.50 is also in vrrp_instance A"),
+        "{:?}",
+        person(&i)
+    );
+    // Nothing left: the instance is commented out.
+    let only = pair("", "", "192.0.2.50/24")
+        .replacen("virtual_router_id 51", "virtual_router_id 52", 2)
+        .replacen("virtual_router_id 52", "virtual_router_id 51", 1);
+    let i = import(&only);
+    assert_eq!(valid(&i).instances.len(), 1, "{}", i.toml);
+}
+
+#[test]
+fn comments_say_where_the_version_comes_from() {
+    let v6 = import("vrrp_instance B {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n 2001:db8::9/64\n }\n}\n");
+    assert!(
+        v6.toml
+            .contains("version = 3   # IPv6: keepalived speaks VRRPv3 for it"),
+        "{}",
+        v6.toml
+    );
+    assert!(!v6.toml.contains("default for IPv4"), "{}", v6.toml);
+    let v4 = import(BASIC);
+    assert!(
+        v4.toml
+            .contains("version = 2   # keepalived's default for IPv4"),
+        "{}",
+        v4.toml
+    );
+}
+
+#[test]
+fn without_an_instance_floatip_can_run_nothing_is_written() {
+    let lvs = import("virtual_server 192.0.2.100 80 {\n lb_algo rr\n}\n");
+    assert!(lvs.unwritable.is_some() && !lvs.complete());
+    assert!(
+        summary(&lvs).contains("nothing to write"),
+        "{}",
+        summary(&lvs)
+    );
+    let empty = import("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n}\n");
+    assert!(empty.unwritable.is_some(), "{}", empty.toml);
+}
+
+#[test]
+fn a_second_definition_of_an_instance_is_ignored_as_keepalived_does() {
+    let i = import("vrrp_instance A {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n 192.0.2.5/24\n }\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 6\n virtual_ipaddress {\n 192.0.2.6/24\n }\n}\n");
+    assert!(i.complete(), "{:?}", person(&i));
+    let cfg = valid(&i);
+    assert_eq!(cfg.instances.len(), 1);
+    assert_eq!(cfg.instances[0].vrid, 5);
+    assert!(
+        notes(&i).contains("8: vrrp instance A already defined"),
+        "{}",
+        notes(&i)
+    );
+}
+
+#[test]
+fn a_missing_file_is_no_such_file() {
+    let e = import_file(Path::new("/nonexistent/keepalived.conf"), "h").unwrap_err();
+    assert!(e.pos.is_none());
+    assert!(
+        e.what
+            .starts_with("no such file: /nonexistent/keepalived.conf"),
+        "{e}"
+    );
 }

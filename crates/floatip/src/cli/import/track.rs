@@ -29,6 +29,14 @@ pub(super) fn interfaces(cx: &mut Ctx, block: Option<&Node>, own: &str, inst: &m
             );
             continue;
         }
+        let weight = match (weight, &cx.weightless) {
+            (Some(w), Some(why)) if w != 0 => {
+                let why = why.clone();
+                inst.note(cx, &t.pos, format!("track_interface {shown} weight {w}: the weight of an interface tracked by {why}; the link going down puts the instance in FAULT; imported so, without the weight"));
+                None
+            }
+            (w, _) => w,
+        };
         match weight {
             None | Some(0) if ifname == own => inst.note(
                 cx,
@@ -100,6 +108,12 @@ pub(super) fn scripts(cx: &mut Ctx, block: Option<&Node>, inst: &mut Inst) {
         if let (Some("weight"), Some(w)) = (t.arg(0), t.arg(1)) {
             weight = w.parse().unwrap_or(weight);
             reverse = t.words.iter().any(|w| w == "reverse");
+        }
+        if weight != 0 {
+            if let Some(why) = cx.weightless.clone() {
+                inst.note(cx, &t.pos, format!("track_script {sname}: weight {weight} of a script tracked by {why}; a failing script puts the instance in FAULT; imported so, without the weight"));
+                weight = 0;
+            }
         }
         let count = |k: &str| {
             get(k)
@@ -222,6 +236,12 @@ pub(super) fn files(cx: &mut Ctx, block: Option<&Node>, inst: &mut Inst) {
                     "track_file {fname}: `reverse` has no floatip equivalent; imported without it"
                 ),
             );
+        }
+        if weight != 0 {
+            if let Some(why) = cx.weightless.clone() {
+                inst.note(cx, &t.pos, format!("track_file {fname}: weight {weight} of a file tracked by {why}; a non-zero number in the file puts the instance in FAULT; imported so, with weight 0"));
+                weight = 0;
+            }
         }
         if !(-254..=254).contains(&weight) {
             inst.needs(
