@@ -139,6 +139,10 @@ pub trait Announce: Send + Sync {
     fn probe(&self, addr: IpAddr) -> io::Result<()>;
 }
 
+/// One ARP/ND watch: its task, and its socket (read by the task, and drained by
+/// [`Kernel::queued_sightings`]).
+type Watch = (JoinHandle<()>, Arc<ConflictWatch>);
+
 /// The real host: netlink for links and addresses, raw sockets for VRRP and ARP/NDP.
 pub struct Host {
     netlink: Netlink,
@@ -148,7 +152,7 @@ pub struct Host {
     /// Keeps the notifications of our own refreshes away from the monitor.
     monitor_filter: Option<MonitorFilter>,
     /// The ARP/ND watch tasks and their sockets, by interface (ended when the interface goes).
-    watches: HashMap<u32, Vec<(JoinHandle<()>, Arc<ConflictWatch>)>>,
+    watches: HashMap<u32, Vec<Watch>>,
 }
 
 impl Host {
