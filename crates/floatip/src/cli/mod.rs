@@ -204,8 +204,9 @@ pub enum ImportFrom {
     ///
     /// Reads the file as keepalived does (includes, `@` lines, `$` definitions, `~SEQ`). Everything without an exact
     /// equivalent is a `NEEDS A PERSON` comment in the output and a line on stderr with keepalived's
-    /// file:line. Exit status: 0 complete, 3 written but needs a person, 2 keepalived would refuse
-    /// the input (nothing written), 1 other errors.
+    /// file:line. Exit status: 0 complete (the output passes `floatip check`), 3 needs a person
+    /// (written, or nothing to write), 2 an error keepalived reports too (nothing written), 1 other
+    /// errors (no such file).
     Keepalived {
         /// The keepalived configuration.
         #[arg(default_value = import::DEFAULT_KEEPALIVED_CONF, value_name = "FILE")]
